@@ -1,0 +1,200 @@
+// Our own metrics: per-worker shards written without locks, merged into Prometheus text on scrape.
+//
+// Thread affinity: a Shard has exactly one writer (its worker thread, or the main thread for
+// shard 0 of main-thread stats) and any number of readers (the scrape on the main thread).
+// Cells are std::atomic with relaxed load+store (no read-modify-write), so a write is a plain
+// add on x86 and a scrape never tears a value. Ids are handed out by the Registry on the main
+// thread, never reused, and bounded (kMax*), so label cardinality is bounded by construction.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace outrigger::stats {
+
+class Counter {
+ public:
+  void inc(uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t value() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+// Per-shard gauges are summed on scrape, so a worker adds and subtracts only its own share.
+class Gauge {
+ public:
+  void add(int64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(int64_t n = 1) noexcept { add(-n); }
+  void set(int64_t n) noexcept { v_.store(n, std::memory_order_relaxed); }
+  int64_t value() const noexcept { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> v_{0};
+};
+
+// Latency histogram in seconds with fixed bucket bounds (le) shared by every histogram.
+class Histogram {
+ public:
+  static constexpr std::array<double, 16> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                     0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                                     5,      10,    30,     60};
+  void observe(std::chrono::nanoseconds d) noexcept;
+  // Non-cumulative bucket counts; index kBounds.size() is the +Inf overflow bucket.
+  uint64_t bucket(size_t i) const noexcept { return buckets_[i].value(); }
+  uint64_t count() const noexcept { return count_.value(); }
+  uint64_t sum_ns() const noexcept { return sum_ns_.value(); }
+
+ private:
+  std::array<Counter, kBounds.size() + 1> buckets_;
+  Counter count_;
+  Counter sum_ns_;
+};
+
+enum class CodeClass : uint8_t { k1xx, k2xx, k3xx, k4xx, k5xx, kCount };
+constexpr CodeClass code_class(int status) noexcept {
+  return status < 200 ? CodeClass::k1xx
+         : status < 300 ? CodeClass::k2xx
+         : status < 400 ? CodeClass::k3xx
+         : status < 500 ? CodeClass::k4xx
+                        : CodeClass::k5xx;
+}
+constexpr size_t kCodeClasses = static_cast<size_t>(CodeClass::kCount);
+
+// Limit hits; label limit="<name>" with the names in limit_name().
+enum class Limit : uint8_t {
+  kHeaderBytes,        // 431
+  kHeaderCount,        // 431
+  kBodyBytes,          // 413
+  kHeaderTimeout,      // 408
+  kIdleTimeout,        // keep-alive downstream closed
+  kMaxConnections,     // listener accept paused
+  kUpstreamHeaderBytes,// upstream response head too large -> 502
+  kPoolWait,           // request waited for a pooled connection (cluster max_connections)
+  kCount
+};
+std::string_view limit_name(Limit l) noexcept;
+
+// Upstream errors; label reason="<name>" with the names in upstream_error_name().
+enum class UpstreamError : uint8_t {
+  kConnectTimeout,   // 503
+  kConnectRefused,   // 502
+  kConnectFailed,    // other connect errors, 502
+  kReset,            // reset/EOF before a complete response, 502
+  kResponseTimeout,  // 504
+  kProtocol,         // malformed response, 502
+  kPoolTimeout,      // no connection within connect_timeout at max_connections, 503
+  kNoEndpoint,       // cluster has no resolved endpoint, 503
+  kCount
+};
+std::string_view upstream_error_name(UpstreamError e) noexcept;
+
+// Bad downstream requests answered 400 (smuggling shapes and other malformed input).
+enum class BadRequest : uint8_t {
+  kMalformed, kSmuggling, kBadVersion, kCount
+};
+std::string_view bad_request_name(BadRequest b) noexcept;
+
+struct ListenerStats {
+  Gauge cx_active;
+  Counter cx_total;
+  Counter no_route;                        // 404 for lack of a route
+  std::array<Counter, static_cast<size_t>(BadRequest::kCount)> bad_requests;
+};
+
+// Keyed by (listener, route): downstream requests and their latency.
+struct RouteStats {
+  std::array<Counter, kCodeClasses> rq;
+  Histogram duration;                      // first byte of request head to last byte of response
+};
+
+struct ClusterStats {
+  std::array<Counter, kCodeClasses> rq;    // upstream responses by class
+  Counter rq_total;                        // upstream requests sent
+  Counter cx_total;                        // connections opened
+  Gauge cx_active;                         // open connections (busy + idle)
+  Gauge cx_idle;                           // idle pooled connections
+  Counter cx_reused;                       // requests sent on a reused connection
+  Gauge rq_pending;                        // requests waiting for a connection
+  std::array<Counter, static_cast<size_t>(UpstreamError::kCount)> errors;
+  Histogram duration;                      // request sent to last byte of response
+};
+
+constexpr uint32_t kMaxListeners = 256;
+constexpr uint32_t kMaxRoutes = 4096;      // (listener, route) pairs
+constexpr uint32_t kMaxClusters = 1024;
+
+// One worker's cells. Arrays are sized to the kMax* bounds up front; untouched pages cost no RSS.
+class Shard {
+ public:
+  Shard();
+  ListenerStats& listener(uint32_t id) noexcept { return listeners_[id]; }
+  RouteStats& route(uint32_t id) noexcept { return routes_[id]; }
+  ClusterStats& cluster(uint32_t id) noexcept { return clusters_[id]; }
+  Counter& limit(Limit l) noexcept { return limits_[static_cast<size_t>(l)]; }
+  const ListenerStats& listener(uint32_t id) const noexcept { return listeners_[id]; }
+  const RouteStats& route(uint32_t id) const noexcept { return routes_[id]; }
+  const ClusterStats& cluster(uint32_t id) const noexcept { return clusters_[id]; }
+  const Counter& limit(Limit l) const noexcept { return limits_[static_cast<size_t>(l)]; }
+
+ private:
+  std::unique_ptr<ListenerStats[]> listeners_;
+  std::unique_ptr<RouteStats[]> routes_;
+  std::unique_ptr<ClusterStats[]> clusters_;
+  std::array<Counter, static_cast<size_t>(Limit::kCount)> limits_;
+};
+
+// Stats written by the main thread only (reloads, DNS, drain).
+struct MainStats {
+  Counter config_reloads_ok;
+  Counter config_reloads_failed;
+  Counter dns_resolutions_ok;     // summed over clusters; per-cluster below
+  Counter dns_resolutions_failed;
+  Gauge draining;                 // 1 while draining
+  Counter access_log_dropped;     // lines dropped because the log sink was full
+};
+
+// Owns the shards and the name -> id tables. id functions are main-thread only; a name keeps its
+// id for the life of the process (a reload that keeps a route keeps its series).
+// Returns UINT32_MAX when the bound is reached (config validation keeps configs below it).
+class Registry {
+ public:
+  explicit Registry(uint32_t workers);
+  uint32_t listener_id(std::string_view listener);
+  uint32_t route_id(std::string_view listener, std::string_view route);
+  uint32_t cluster_id(std::string_view cluster);
+
+  uint32_t shard_count() const noexcept { return static_cast<uint32_t>(shards_.size()); }
+  Shard& shard(uint32_t worker) noexcept { return *shards_[worker]; }
+  MainStats& main() noexcept { return main_; }
+
+  // Prometheus text exposition format 0.0.4 of every series, shards summed, plus
+  // outrigger_build_info, process_* (resident memory, cpu seconds, open fds, start time).
+  std::string render_prometheus() const;
+
+ private:
+  struct Names {
+    std::unordered_map<std::string, uint32_t> ids;
+    std::vector<std::vector<std::string>> labels;  // id -> label values in order
+  };
+  uint32_t intern(Names& names, uint32_t max, std::vector<std::string> labels);
+
+  mutable std::mutex names_mu_;  // guards the name tables against a concurrent scrape
+  Names listeners_, routes_, clusters_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  MainStats main_;
+};
+
+}  // namespace outrigger::stats
