@@ -1,0 +1,221 @@
+# Shared helpers for bench/run.sh and bench/footprint.sh: a private temp folder, processes started
+# pinned to a CPU and stopped by PID, template rendering, readiness polling and /proc accounting.
+# Sourced (not executed) by bash scripts that run with `set -euo pipefail`; single-threaded.
+
+BENCH_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+BENCH_DIR="$(cd "$BENCH_LIB_DIR/.." && pwd)"
+BENCH_PEERS_DIR="$BENCH_DIR/peers"
+
+BENCH_TMP=""          # private folder for configs, pid files, logs; see bench_make_tmp
+BENCH_KEEP_TMP=0      # 1: leave BENCH_TMP in place at exit (for debugging)
+BENCH_PIDS=()         # every process this script started (plus their children), in start order
+BENCH_CLEANED=0
+BENCH_CLK_TCK="$(getconf CLK_TCK)"
+
+bench_log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+bench_die() { bench_log "error: $*"; exit 1; }
+
+bench_require() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || bench_die "'$tool' not found (run scripts/install-deps.sh)"
+  done
+}
+
+bench_make_tmp() {
+  BENCH_TMP="$(mktemp -d "${TMPDIR:-/tmp}/outrigger-bench.XXXXXX")"
+}
+
+# Prints N distinct free TCP ports on 127.0.0.1 (bound together, so they cannot repeat).
+bench_free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# bench_render TEMPLATE OUT KEY=VALUE... : replaces every @KEY@ and refuses leftovers.
+bench_render() {
+  local template="$1" out="$2" kv key value
+  shift 2
+  [[ -f "$template" ]] || bench_die "missing template $template"
+  cp "$template" "$out"
+  for kv in "$@"; do
+    key="${kv%%=*}"
+    value="${kv#*=}"
+    sed -i "s|@${key}@|${value//|/\\|}|g" "$out"
+  done
+  if grep -q '@[A-Z_]*@' "$out"; then
+    bench_die "unfilled placeholder in $out: $(grep -o '@[A-Z_]*@' "$out" | head -1)"
+  fi
+}
+
+# bench_spawn VAR CPU LOG CMD... : starts CMD pinned to CPU (taskset execs, so $! is CMD's own
+# PID), stdout+stderr to LOG, records the PID for cleanup and stores it in the variable VAR.
+bench_spawn() {
+  local __var="$1" cpu="$2" log="$3"
+  shift 3
+  taskset -c "$cpu" "$@" >"$log" 2>&1 </dev/null &
+  local pid=$!
+  BENCH_PIDS+=("$pid")
+  printf -v "$__var" '%s' "$pid"
+}
+
+bench_alive() { [[ -n "$1" && -d /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
+# Prints PID and all its live descendants, one per line (single /proc scan, then a walk).
+bench_tree() {
+  local root="$1" f line rest pid ppid
+  declare -A children=()
+  for f in /proc/[0-9]*/stat; do
+    line="$(<"$f")" 2>/dev/null || continue
+    pid="${line%% *}"
+    rest="${line##*) }"          # fields from "state" on; comm may hold spaces or ')'
+    read -r _ ppid _ <<<"$rest"
+    children[$ppid]+="$pid "
+  done 2>/dev/null
+  local queue=("$root") out=() i=0 p c
+  while ((i < ${#queue[@]} && i < 4096)); do
+    p="${queue[$i]}"
+    i=$((i + 1))
+    bench_alive "$p" || continue
+    out+=("$p")
+    for c in ${children[$p]:-}; do queue+=("$c"); done
+  done
+  printf '%s\n' "${out[@]}"
+}
+
+# Adds the children of an already started process (nginx workers, nghttpx's worker) to cleanup.
+bench_track_tree() {
+  local p
+  for p in $(bench_tree "$1"); do
+    [[ " ${BENCH_PIDS[*]} " == *" $p "* ]] || BENCH_PIDS+=("$p")
+  done
+}
+
+# Sum of utime+stime clock ticks of the given PIDs (each PID's stat covers all its threads).
+bench_cpu_ticks() {
+  local sum=0 pid line rest
+  local -a f
+  for pid in "$@"; do
+    line="$(<"/proc/$pid/stat")" || bench_die "process $pid vanished while measuring"
+    rest="${line##*) }"
+    read -r -a f <<<"$rest"
+    # rest starts at field 3 (state); utime is field 14, stime field 15.
+    sum=$((sum + f[11] + f[12]))
+  done
+  echo "$sum"
+}
+
+# Sum of VmRSS (KiB) of the given PIDs.
+bench_rss_kib() {
+  local sum=0 pid v
+  for pid in "$@"; do
+    v="$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null)"
+    sum=$((sum + ${v:-0}))
+  done
+  echo "$sum"
+}
+
+# bench_stop PID... : SIGTERM, wait (bounded, 5 s), then SIGKILL. Only PIDs we started.
+bench_stop() {
+  local pid i
+  for pid in "$@"; do
+    bench_alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "$@"; do
+    for ((i = 0; i < 100; i++)); do
+      bench_alive "$pid" || break
+      sleep 0.05
+    done
+    if bench_alive "$pid"; then
+      bench_log "pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+  done
+}
+
+# Stops PID and its descendants, and forgets them.
+bench_stop_tree() {
+  local tree p
+  mapfile -t tree < <(bench_tree "$1")
+  ((${#tree[@]})) && bench_stop "${tree[@]}"
+  local keep=()
+  for p in "${BENCH_PIDS[@]}"; do
+    [[ " ${tree[*]} $1 " == *" $p "* ]] || keep+=("$p")
+  done
+  BENCH_PIDS=("${keep[@]}")
+}
+
+bench_cleanup() {
+  ((BENCH_CLEANED)) && return 0
+  BENCH_CLEANED=1
+  local i pids=()
+  # Children first would race with masters respawning them; stop newest first instead.
+  for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do pids+=("${BENCH_PIDS[$i]}"); done
+  ((${#pids[@]})) && bench_stop "${pids[@]}"
+  BENCH_PIDS=()
+  if [[ -n "$BENCH_TMP" && -d "$BENCH_TMP" ]]; then
+    if ((BENCH_KEEP_TMP)); then
+      bench_log "kept temp folder $BENCH_TMP"
+    else
+      rm -rf "$BENCH_TMP"
+    fi
+  fi
+}
+
+bench_install_traps() {
+  trap 'bench_cleanup' EXIT
+  trap 'bench_log "interrupted"; bench_cleanup; exit 130' INT
+  trap 'bench_log "terminated"; bench_cleanup; exit 143' TERM
+}
+
+# bench_wait_http URL TIMEOUT_S PID [CURL_ARGS...] : polls every 20 ms until URL answers 200.
+# Fails early when PID dies. Returns 1 on timeout.
+bench_wait_http() {
+  local url="$1" timeout_s="$2" pid="$3" i code
+  shift 3
+  local tries=$((timeout_s * 50))
+  for ((i = 0; i < tries; i++)); do
+    bench_alive "$pid" || { bench_log "pid $pid exited before answering $url"; return 1; }
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$@" "$url" 2>/dev/null)" || true
+    [[ "$code" == 200 ]] && return 0
+    sleep 0.02
+  done
+  bench_log "$url did not answer 200 within ${timeout_s}s (last status: ${code:-none})"
+  return 1
+}
+
+# Raises the soft open-files limit as far as the hard limit allows (at most 65536).
+bench_raise_nofile() {
+  local hard
+  hard="$(ulimit -Hn)"
+  [[ "$hard" == unlimited ]] && hard=65536
+  ((hard > 65536)) && hard=65536
+  ulimit -n "$hard"
+}
+
+bench_tail_log() {
+  [[ -f "$1" ]] || return 0
+  bench_log "last lines of $1:"
+  tail -n "${2:-15}" "$1" | sed 's/^/    /' >&2
+}
+
+# Reads the BENCH_RESULT line that wrk_report.lua appends to a wrk output file and prints the
+# fields every case's load hook returns. Socket errors and non-2xx/3xx answers all count as errors.
+bench_wrk_result() {
+  local line kv
+  local -A r=()
+  line="$(grep '^BENCH_RESULT ' "$1" | tail -1)"
+  [[ -n "$line" ]] || return 1
+  for kv in ${line#BENCH_RESULT }; do r[${kv%%=*}]="${kv#*=}"; done
+  local errors=$((r[err_connect] + r[err_read] + r[err_write] + r[err_status] + r[err_timeout]))
+  echo "requests=${r[requests]} duration_us=${r[duration_us]} p50_us=${r[p50_us]}" \
+    "p99_us=${r[p99_us]} errors=$errors"
+}

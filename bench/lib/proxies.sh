@@ -1,0 +1,38 @@
+# Starting the proxies under test (and the nginx backend) the same way in every case: pinned to a
+# CPU, in the foreground (no daemonizing, so the PID we hold is the master), logs in BENCH_TMP.
+# Sourced after common.sh; single-threaded.
+
+BENCH_PEERS=(haproxy nginx nghttpx)
+BENCH_ALL_PROXIES=(outrigger "${BENCH_PEERS[@]}")
+
+# bench_start_nginx VAR CPU CONF NAME : nginx with its prefix inside BENCH_TMP; -e keeps the
+# start-up error log out of /var/log.
+bench_start_nginx() {
+  bench_spawn "$1" "$2" "$BENCH_TMP/$4.log" \
+    nginx -p "$BENCH_TMP/" -c "$3" -e "$BENCH_TMP/$4-startup-error.log"
+}
+
+# bench_start_peer VAR PROXY CONF : one of BENCH_PEERS, on the proxy CPU.
+bench_start_peer() {
+  local var="$1" proxy="$2" conf="$3"
+  case "$proxy" in
+    nginx) bench_start_nginx "$var" "$BENCH_PROXY_CPU" "$conf" nginx ;;
+    # -db: stay in the foreground, one process (no master-worker).
+    haproxy) bench_spawn "$var" "$BENCH_PROXY_CPU" "$BENCH_TMP/haproxy.log" haproxy -db -f "$conf" ;;
+    # No -D: stays in the foreground; the worker process is a child of the PID we hold.
+    nghttpx) bench_spawn "$var" "$BENCH_PROXY_CPU" "$BENCH_TMP/nghttpx.log" nghttpx --conf="$conf" ;;
+    *) bench_die "unknown peer '$proxy'" ;;
+  esac
+}
+
+# Prints "name version" per line for the report.
+bench_versions() {
+  local bin="${1:-}"
+  echo "haproxy $(haproxy -v 2>&1 | awk 'NR==1 {print $3}')"
+  echo "nginx $(nginx -v 2>&1 | sed 's|.*nginx/||')"
+  echo "nghttpx $(nghttpx --version 2>&1 | sed 's|.*nghttp2/||')"
+  echo "wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
+  if [[ -n "$bin" && -x "$bin" ]]; then
+    echo "outrigger $(timeout 5 "$bin" --version 2>/dev/null | head -1 | tr -d '\n' || true)"
+  fi
+}

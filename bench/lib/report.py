@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's per-round CSV into the median table (stdout + results.md), results.csv and
+one gnuplot PNG per case. Single-threaded; standard library only."""
+
+import argparse
+import csv
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+
+PEERS = ("haproxy", "nginx", "nghttpx")
+METRICS = ("rps", "p50_us", "p99_us", "cpu_us_per_req", "proxy_cpu_pct", "errors")
+
+
+def fmt_latency(us):
+    if us is None:
+        return "-"
+    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
+
+
+def fmt_num(v, digits=0):
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def load_rounds(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def medians(rows, cases, proxies):
+    """Returns {(case, proxy): {metric: median or None, 'ok': n, 'failed': n}}."""
+    out = {}
+    for case in cases:
+        for proxy in proxies:
+            mine = [r for r in rows if r["case"] == case and r["proxy"] == proxy]
+            ok = [r for r in mine if r["status"] == "ok"]
+            entry = {"ok": len(ok), "failed": len(mine) - len(ok)}
+            for m in METRICS:
+                vals = [float(r[m]) for r in ok]
+                entry[m] = statistics.median(vals) if vals else None
+            cpu = [float(r["cpu_us_per_req"]) for r in ok]
+            entry["cpu_min"] = min(cpu) if cpu else None
+            entry["cpu_max"] = max(cpu) if cpu else None
+            out[(case, proxy)] = entry
+    return out
+
+
+def best_peer(med, case, proxies):
+    vals = [(med[(case, p)]["cpu_us_per_req"], p) for p in proxies
+            if p in PEERS and med[(case, p)]["cpu_us_per_req"] is not None]
+    return min(vals) if vals else (None, None)
+
+
+def table(med, case, proxies):
+    best, best_name = best_peer(med, case, proxies)
+    lines = [
+        "| proxy | req/s | p50 | p99 | CPU-µs/req | ratio to best peer | proxy CPU | rounds ok |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for p in proxies:
+        e = med[(case, p)]
+        total = e["ok"] + e["failed"]
+        if e["ok"] == 0:
+            lines.append(f"| {p} | FAILED | - | - | - | - | - | 0/{total} |")
+            continue
+        ratio = "-" if best is None else f"{e['cpu_us_per_req'] / best:.2f}×"
+        errs = "" if not e["errors"] else f" ({e['errors']:.0f} errors)"
+        lines.append(
+            f"| {p} | {fmt_num(e['rps'])}{errs} | {fmt_latency(e['p50_us'])} | "
+            f"{fmt_latency(e['p99_us'])} | {e['cpu_us_per_req']:.2f} | {ratio} | "
+            f"{e['proxy_cpu_pct']:.0f}% | {e['ok']}/{total} |")
+    note = (f"Ratio = CPU-µs/req ÷ that of the best peer ({best_name}, {best:.2f}); below 1.00 "
+            "means less proxy CPU per request than every peer." if best is not None
+            else "No peer finished, so there is no ratio.")
+    return "\n".join(lines), note
+
+
+def write_csv(med, cases, proxies, path):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["case", "proxy", "rounds_ok", "rounds_failed", "rps", "p50_us", "p99_us",
+                    "cpu_us_per_req", "cpu_us_per_req_min", "cpu_us_per_req_max",
+                    "ratio_to_best_peer", "proxy_cpu_pct", "errors"])
+        for case in cases:
+            best, _ = best_peer(med, case, proxies)
+            for p in proxies:
+                e = med[(case, p)]
+                ratio = (e["cpu_us_per_req"] / best
+                         if best and e["cpu_us_per_req"] is not None else None)
+
+                def c(v, d=2):
+                    return "" if v is None else f"{v:.{d}f}"
+                w.writerow([case, p, e["ok"], e["failed"], c(e["rps"], 0), c(e["p50_us"], 0),
+                            c(e["p99_us"], 0), c(e["cpu_us_per_req"]), c(e["cpu_min"]),
+                            c(e["cpu_max"]), c(ratio, 3), c(e["proxy_cpu_pct"], 1),
+                            c(e["errors"], 0)])
+
+
+def chart(med, case, proxies, out_dir):
+    """One PNG per case: CPU-µs/req (bars, min..max of rounds as error bars) and req/s."""
+    gnuplot = shutil.which("gnuplot")
+    rows = [(p, med[(case, p)]) for p in proxies if med[(case, p)]["ok"]]
+    if not gnuplot or not rows:
+        return None
+    dat = os.path.join(out_dir, f"{case}.dat")
+    png = os.path.join(out_dir, f"{case}.png")
+    with open(dat, "w") as f:
+        f.write("# proxy cpu_us_per_req cpu_min cpu_max rps color\n")
+        for p, e in rows:
+            color = 14034728 if p == "outrigger" else 2062260  # 0xd62728, 0x1f77b4
+            f.write(f"{p} {e['cpu_us_per_req']:.3f} {e['cpu_min']:.3f} {e['cpu_max']:.3f} "
+                    f"{e['rps']:.0f} {color}\n")
+    terms = subprocess.run([gnuplot, "-e", "set terminal"], capture_output=True, text=True)
+    term = "pngcairo" if "pngcairo" in (terms.stdout + terms.stderr) else "png"
+    script = f"""
+set terminal {term} size 1000,460
+set output '{png}'
+set multiplot layout 1,2 title "{case}: median of rounds (outrigger in red)"
+set style fill solid 0.8 border -1
+set boxwidth 0.6
+set grid ytics
+set yrange [0:*]
+set xrange [-0.6:{len(rows) - 0.4}]
+unset key
+set title "proxy CPU-µs per request (lower is better; bars: min..max)"
+plot '{dat}' using 0:2:6:xtic(1) with boxes lc rgb variable, \\
+     '' using 0:2:3:4 with yerrorbars lc rgb 'black' pt 0, \\
+     '' using 0:2:(sprintf('%.2f', $2)) with labels offset 0,1.2
+set title "requests per second (higher is better)"
+plot '{dat}' using 0:5:6:xtic(1) with boxes lc rgb variable, \\
+     '' using 0:5:(sprintf('%.0f', $5)) with labels offset 0,1.2
+unset multiplot
+"""
+    res = subprocess.run([gnuplot], input=script, capture_output=True, text=True, timeout=60)
+    if res.returncode != 0:
+        print(f"report: gnuplot failed: {res.stderr.strip()}", file=sys.stderr)
+        return None
+    return png
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds-csv", required=True)
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--cases", required=True, help="comma-separated, in order")
+    ap.add_argument("--proxies", required=True, help="comma-separated, in order")
+    ap.add_argument("--meta", help="file of 'key: value' lines for the report header")
+    ap.add_argument("--describe", action="append", default=[], help="case=one-line description")
+    args = ap.parse_args()
+
+    cases = args.cases.split(",")
+    proxies = args.proxies.split(",")
+    described = dict(d.split("=", 1) for d in args.describe)
+    med = medians(load_rounds(args.rounds_csv), cases, proxies)
+
+    md = ["# Outrigger side-by-side benchmark", ""]
+    if args.meta and os.path.exists(args.meta):
+        with open(args.meta) as f:
+            md += [f"- {line.rstrip()}" for line in f if line.strip()]
+        md.append("")
+    for case in cases:
+        body, note = table(med, case, proxies)
+        md += [f"## {case}", ""]
+        if case in described:
+            md += [described[case], ""]
+        md += [body, "", note, ""]
+        png = chart(med, case, proxies, args.out_dir)
+        if png:
+            md += [f"![{case}]({os.path.basename(png)})", ""]
+    text = "\n".join(md)
+    with open(os.path.join(args.out_dir, "results.md"), "w") as f:
+        f.write(text)
+    write_csv(med, cases, proxies, os.path.join(args.out_dir, "results.csv"))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: outrigger vs HAProxy, nginx and nghttpx as reverse proxies, each with one
+# worker pinned alone on one CPU while the load generator and the backend share the other.
+# Measures proxy CPU-µs per request (from /proc/<pid>/stat), req/s and p50/p99 latency; several
+# interleaved rounds, median per proxy. See bench/README.md.
+set -euo pipefail
+
+usage() {
+  cat <<EOF
+usage: bench/run.sh [options] [OUTRIGGER_BINARY]
+
+  OUTRIGGER_BINARY        path to outrigger (or env OUTRIGGER_BIN); needed only when the
+                          proxy list includes outrigger
+  -d, --duration SEC      measured run per proxy and round      (BENCH_DURATION, default 10)
+  -w, --warmup SEC        warm-up before each measured run      (BENCH_WARMUP, default 2)
+  -r, --rounds N          interleaved rounds (A B C D A B C D..) (BENCH_ROUNDS, default 3)
+  -c, --connections N     load-generator connections            (BENCH_CONNECTIONS, default 32)
+  -t, --threads N         load-generator threads                (BENCH_THREADS, default 1)
+  -p, --proxies LIST      comma-separated subset of: ${BENCH_ALL_PROXIES[*]}
+                          (BENCH_PROXIES, default all of them)
+      --case LIST         comma-separated cases (BENCH_CASES, default h1-keepalive);
+                          known: ${BENCH_CASES_KNOWN[*]}
+  -o, --out DIR           output folder (BENCH_OUT, default bench/out)
+      --proxy-cpu N       CPU for the proxy under test          (BENCH_PROXY_CPU, default 1)
+      --load-cpu N        CPU for load generator + backend      (BENCH_LOAD_CPU, default 0)
+      --keep-tmp          keep the temp folder (configs, logs) for debugging
+  -h, --help
+
+Outputs: a table on stdout and in OUT/results.md, OUT/results.csv (medians), OUT/rounds.csv
+(every run), OUT/<case>.png (gnuplot), OUT/raw/ (load-generator output of every run).
+Exit status: 0 when every selected proxy completed every round, 1 otherwise.
+EOF
+}
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib/common.sh
+source "$HERE/lib/common.sh"
+# shellcheck source=lib/proxies.sh
+source "$HERE/lib/proxies.sh"
+BENCH_CASES_KNOWN=()
+for f in "$HERE"/lib/case_*.sh; do
+  # shellcheck disable=SC1090
+  source "$f"
+done
+
+BENCH_DURATION="${BENCH_DURATION:-10}"
+BENCH_WARMUP="${BENCH_WARMUP:-2}"
+BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
+BENCH_CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+BENCH_THREADS="${BENCH_THREADS:-1}"
+BENCH_PROXIES="${BENCH_PROXIES:-$(IFS=,; echo "${BENCH_ALL_PROXIES[*]}")}"
+BENCH_CASES="${BENCH_CASES:-h1-keepalive}"
+BENCH_OUT="${BENCH_OUT:-$HERE/out}"
+BENCH_PROXY_CPU="${BENCH_PROXY_CPU:-1}"
+BENCH_LOAD_CPU="${BENCH_LOAD_CPU:-0}"
+OUTRIGGER_BIN="${OUTRIGGER_BIN:-}"
+
+while (($#)); do
+  case "$1" in
+    -d | --duration) BENCH_DURATION="$2"; shift 2 ;;
+    -w | --warmup) BENCH_WARMUP="$2"; shift 2 ;;
+    -r | --rounds) BENCH_ROUNDS="$2"; shift 2 ;;
+    -c | --connections) BENCH_CONNECTIONS="$2"; shift 2 ;;
+    -t | --threads) BENCH_THREADS="$2"; shift 2 ;;
+    -p | --proxies) BENCH_PROXIES="$2"; shift 2 ;;
+    --case | --cases) BENCH_CASES="$2"; shift 2 ;;
+    -o | --out) BENCH_OUT="$2"; shift 2 ;;
+    --proxy-cpu) BENCH_PROXY_CPU="$2"; shift 2 ;;
+    --load-cpu) BENCH_LOAD_CPU="$2"; shift 2 ;;
+    --keep-tmp) BENCH_KEEP_TMP=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
+    *) OUTRIGGER_BIN="$1"; shift ;;
+  esac
+done
+
+for v in BENCH_DURATION BENCH_WARMUP BENCH_ROUNDS BENCH_CONNECTIONS BENCH_THREADS \
+  BENCH_PROXY_CPU BENCH_LOAD_CPU; do
+  [[ "${!v}" =~ ^[0-9]+$ ]] || bench_die "$v must be a whole number (got '${!v}')"
+done
+((BENCH_DURATION >= 1 && BENCH_DURATION <= 3600)) || bench_die "duration must be 1..3600 s"
+((BENCH_WARMUP <= 600)) || bench_die "warm-up must be at most 600 s"
+((BENCH_ROUNDS >= 1 && BENCH_ROUNDS <= 50)) || bench_die "rounds must be 1..50"
+((BENCH_CONNECTIONS >= 1 && BENCH_CONNECTIONS <= 10000)) || bench_die "connections must be 1..10000"
+((BENCH_THREADS >= 1 && BENCH_THREADS <= BENCH_CONNECTIONS)) ||
+  bench_die "threads must be 1..connections"
+
+IFS=, read -r -a PROXIES <<<"$BENCH_PROXIES"
+IFS=, read -r -a CASES <<<"$BENCH_CASES"
+for p in "${PROXIES[@]}"; do
+  [[ " ${BENCH_ALL_PROXIES[*]} " == *" $p "* ]] || bench_die "unknown proxy '$p'"
+done
+for c in "${CASES[@]}"; do
+  [[ " ${BENCH_CASES_KNOWN[*]} " == *" $c "* ]] || bench_die "unknown case '$c'"
+done
+if [[ " ${PROXIES[*]} " == *" outrigger "* ]]; then
+  [[ -n "$OUTRIGGER_BIN" ]] || bench_die "outrigger selected but no binary given (see --help)"
+  [[ -x "$OUTRIGGER_BIN" ]] || bench_die "outrigger binary '$OUTRIGGER_BIN' is not executable"
+  OUTRIGGER_BIN="$(cd "$(dirname "$OUTRIGGER_BIN")" && pwd)/$(basename "$OUTRIGGER_BIN")"
+fi
+cpus="$(nproc --all)"
+((BENCH_PROXY_CPU < cpus && BENCH_LOAD_CPU < cpus)) ||
+  bench_die "CPUs $BENCH_PROXY_CPU/$BENCH_LOAD_CPU do not exist (nproc: $cpus)"
+((BENCH_PROXY_CPU != BENCH_LOAD_CPU)) || bench_log "warning: proxy and load share CPU $BENCH_PROXY_CPU"
+bench_require taskset curl python3
+for p in "${PROXIES[@]}"; do [[ "$p" == outrigger ]] || bench_require "$p"; done
+
+bench_make_tmp
+bench_install_traps
+bench_raise_nofile
+mkdir -p "$BENCH_OUT/raw"
+ROUNDS_CSV="$BENCH_OUT/rounds.csv"
+echo "case,round,proxy,status,requests,duration_s,rps,p50_us,p99_us,errors,cpu_ticks,cpu_us_per_req,proxy_cpu_pct,processes" \
+  >"$ROUNDS_CSV"
+
+# run_one CASE ID PROXY ROUND : one start/probe/warm-up/measure/stop cycle; appends to ROUNDS_CSV.
+run_one() {
+  local case="$1" id="$2" proxy="$3" round="$4" port raw pids result t0 t1 w0 w1 p
+  port="$(bench_free_ports 1)"
+  raw="$BENCH_OUT/raw/$case-$proxy-r$round.txt"
+  PROXY_PID=""
+  "case_${id}_start_proxy" "$proxy" "$port"
+  if ! "case_${id}_probe" "$port" "$PROXY_PID"; then
+    bench_tail_log "$BENCH_TMP/$proxy.log"
+    bench_tail_log "$BENCH_TMP/$proxy-error.log"
+    bench_stop_tree "$PROXY_PID"
+    return 1
+  fi
+  bench_track_tree "$PROXY_PID"
+
+  if ((BENCH_WARMUP > 0)); then
+    "case_${id}_load" "$port" "$BENCH_WARMUP" "$BENCH_TMP/warmup.txt" >/dev/null || {
+      bench_log "$proxy: warm-up failed"; bench_tail_log "$BENCH_TMP/warmup.txt"
+      bench_stop_tree "$PROXY_PID"; return 1; }
+  fi
+  # Taken after the warm-up so processes a proxy spawns lazily are accounted too.
+  mapfile -t pids < <(bench_tree "$PROXY_PID")
+  t0="$(bench_cpu_ticks "${pids[@]}")"
+  w0="$(date +%s%N)"
+  if ! result="$("case_${id}_load" "$port" "$BENCH_DURATION" "$raw")"; then
+    bench_log "$proxy: load run failed"; bench_tail_log "$raw"
+    bench_stop_tree "$PROXY_PID"; return 1
+  fi
+  t1="$(bench_cpu_ticks "${pids[@]}")"
+  w1="$(date +%s%N)"
+  for p in "${pids[@]}"; do
+    bench_alive "$p" || { bench_log "$proxy: process $p died during the run"; return 1; }
+  done
+  bench_stop_tree "$PROXY_PID"
+
+  local -A r=()
+  local kv
+  for kv in $result; do r[${kv%%=*}]="${kv#*=}"; done
+  ((r[requests] > 0)) || { bench_log "$proxy: no request completed"; return 1; }
+  python3 - "$case" "$round" "$proxy" "${r[requests]}" "${r[duration_us]}" "${r[p50_us]}" \
+    "${r[p99_us]}" "${r[errors]}" "$((t1 - t0))" "$BENCH_CLK_TCK" "$((w1 - w0))" \
+    "${#pids[@]}" >>"$ROUNDS_CSV" <<'EOF'
+import sys
+case, rnd, proxy, req, dur_us, p50, p99, errors, ticks, hz, wall_ns, nproc = sys.argv[1:]
+req, dur_s = int(req), int(dur_us) / 1e6
+cpu_us = int(ticks) * 1e6 / int(hz)
+print(f"{case},{rnd},{proxy},ok,{req},{dur_s:.3f},{req / dur_s:.1f},{p50},{p99},{errors},"
+      f"{ticks},{cpu_us / req:.4f},{100 * cpu_us / (int(wall_ns) / 1e3):.1f},{nproc}")
+EOF
+  tail -1 "$ROUNDS_CSV" | awk -F, -v p="$proxy" -v r="$round" \
+    '{printf "  round %s %-9s %10.0f req/s  p50 %s µs  p99 %s µs  %.2f CPU-µs/req  (proxy CPU %s%%, errors %s)\n", r, p, $7, $8, $9, $12, $13, $10}' >&2
+}
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "machine: $(nproc --all) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
+  echo "settings: ${BENCH_DURATION} s measured + ${BENCH_WARMUP} s warm-up per run, ${BENCH_ROUNDS} interleaved round(s), ${BENCH_CONNECTIONS} connections, ${BENCH_THREADS} load thread(s); proxy on CPU ${BENCH_PROXY_CPU}, load generator + backend on CPU ${BENCH_LOAD_CPU}"
+  echo "versions: $(bench_versions "$OUTRIGGER_BIN" | paste -sd ';' | sed 's/;/, /g')"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$BENCH_TMP/meta.txt"
+cat "$BENCH_TMP/meta.txt" >&2
+
+describe_args=()
+any_failed=0
+for case in "${CASES[@]}"; do
+  id="${case//-/_}"
+  describe_args+=(--describe "$case=$("case_${id}_describe")")
+  bench_log "case $case: $("case_${id}_describe")"
+  "case_${id}_setup" || bench_die "case $case: backend setup failed"
+  declare -A failed=()
+  for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+    for proxy in "${PROXIES[@]}"; do
+      if [[ -n "${failed[$proxy]:-}" ]]; then
+        echo "$case,$round,$proxy,skipped,,,,,,,,,," >>"$ROUNDS_CSV"
+        continue
+      fi
+      if ! run_one "$case" "$id" "$proxy" "$round"; then
+        # A proxy that fails once is not retried: a broken build should not stall the run.
+        bench_log "case $case round $round: $proxy FAILED; skipping it in later rounds"
+        echo "$case,$round,$proxy,failed,,,,,,,,,," >>"$ROUNDS_CSV"
+        failed[$proxy]=1
+        any_failed=1
+      fi
+    done
+  done
+  unset failed
+  "case_${id}_teardown"
+done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$BENCH_TMP/meta.txt"
+
+python3 "$HERE/lib/report.py" --rounds-csv "$ROUNDS_CSV" --out-dir "$BENCH_OUT" \
+  --cases "$BENCH_CASES" --proxies "$BENCH_PROXIES" --meta "$BENCH_TMP/meta.txt" \
+  "${describe_args[@]}"
+bench_log "wrote $BENCH_OUT/results.md, results.csv, rounds.csv and the chart(s)"
+exit "$any_failed"
