@@ -1,7 +1,7 @@
 // Our own metrics: per-worker shards written without locks, merged into Prometheus text on scrape.
 //
 // Thread affinity: a Shard has exactly one writer (its worker thread, or the main thread for
-// shard 0 of main-thread stats) and any number of readers (the scrape on the main thread).
+// Registry::main_shard()) and any number of readers (the scrape on the main thread).
 // Cells are std::atomic with relaxed load+store (no read-modify-write), so a write is a plain
 // add on x86 and a scrape never tears a value. Ids are handed out by the Registry on the main
 // thread, never reused, and bounded (kMax*), so label cardinality is bounded by construction.
@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -48,24 +49,25 @@ class Gauge {
 // Latency histogram in seconds with fixed bucket bounds (le) shared by every histogram.
 class Histogram {
  public:
-  static constexpr std::array<double, 16> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                     0.05,   0.1,   0.25,   0.5,   1,    2.5,
-                                                     5,      10,    30,     60};
+  static constexpr std::array<double, 16> kBounds = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  // Negative durations count as zero.
   void observe(std::chrono::nanoseconds d) noexcept;
   // Non-cumulative bucket counts; index kBounds.size() is the +Inf overflow bucket.
   uint64_t bucket(size_t i) const noexcept { return buckets_[i].value(); }
-  uint64_t count() const noexcept { return count_.value(); }
+  // The sum of the buckets rather than a separate cell: one store less per observation, and a
+  // scrape taken mid-observe still shows _count equal to the +Inf bucket.
+  uint64_t count() const noexcept;
   uint64_t sum_ns() const noexcept { return sum_ns_.value(); }
 
  private:
   std::array<Counter, kBounds.size() + 1> buckets_;
-  Counter count_;
   Counter sum_ns_;
 };
 
 enum class CodeClass : uint8_t { k1xx, k2xx, k3xx, k4xx, k5xx, kCount };
 constexpr CodeClass code_class(int status) noexcept {
-  return status < 200 ? CodeClass::k1xx
+  return status < 200   ? CodeClass::k1xx
          : status < 300 ? CodeClass::k2xx
          : status < 400 ? CodeClass::k3xx
          : status < 500 ? CodeClass::k4xx
@@ -75,14 +77,14 @@ constexpr size_t kCodeClasses = static_cast<size_t>(CodeClass::kCount);
 
 // Limit hits; label limit="<name>" with the names in limit_name().
 enum class Limit : uint8_t {
-  kHeaderBytes,        // 431
-  kHeaderCount,        // 431
-  kBodyBytes,          // 413
-  kHeaderTimeout,      // 408
-  kIdleTimeout,        // keep-alive downstream closed
-  kMaxConnections,     // listener accept paused
-  kUpstreamHeaderBytes,// upstream response head too large -> 502
-  kPoolWait,           // request waited for a pooled connection (cluster max_connections)
+  kHeaderBytes,          // 431
+  kHeaderCount,          // 431
+  kBodyBytes,            // 413
+  kHeaderTimeout,        // 408
+  kIdleTimeout,          // keep-alive downstream closed
+  kMaxConnections,       // listener accept paused
+  kUpstreamHeaderBytes,  // upstream response head too large -> 502
+  kPoolWait,             // request waited for a pooled connection (cluster max_connections)
   kCount
 };
 std::string_view limit_name(Limit l) noexcept;
@@ -102,39 +104,65 @@ enum class UpstreamError : uint8_t {
 std::string_view upstream_error_name(UpstreamError e) noexcept;
 
 // Bad downstream requests answered 400 (smuggling shapes and other malformed input).
-enum class BadRequest : uint8_t {
-  kMalformed, kSmuggling, kBadVersion, kCount
-};
+enum class BadRequest : uint8_t { kMalformed, kSmuggling, kBadVersion, kCount };
 std::string_view bad_request_name(BadRequest b) noexcept;
 
 struct ListenerStats {
   Gauge cx_active;
   Counter cx_total;
-  Counter no_route;                        // 404 for lack of a route
+  Counter no_route;  // 404 for lack of a route
   std::array<Counter, static_cast<size_t>(BadRequest::kCount)> bad_requests;
 };
 
 // Keyed by (listener, route): downstream requests and their latency.
 struct RouteStats {
   std::array<Counter, kCodeClasses> rq;
-  Histogram duration;                      // first byte of request head to last byte of response
+  Histogram duration;  // first byte of request head to last byte of response
 };
 
 struct ClusterStats {
-  std::array<Counter, kCodeClasses> rq;    // upstream responses by class
-  Counter rq_total;                        // upstream requests sent
-  Counter cx_total;                        // connections opened
-  Gauge cx_active;                         // open connections (busy + idle)
-  Gauge cx_idle;                           // idle pooled connections
-  Counter cx_reused;                       // requests sent on a reused connection
-  Gauge rq_pending;                        // requests waiting for a connection
+  std::array<Counter, kCodeClasses> rq;  // upstream responses by class
+  Counter rq_total;                      // upstream requests sent
+  Counter cx_total;                      // connections opened
+  Gauge cx_active;                       // open connections (busy + idle)
+  Gauge cx_idle;                         // idle pooled connections
+  Counter cx_reused;                     // requests sent on a reused connection
+  Gauge rq_pending;                      // requests waiting for a connection
   std::array<Counter, static_cast<size_t>(UpstreamError::kCount)> errors;
-  Histogram duration;                      // request sent to last byte of response
+  Histogram duration;  // request sent to last byte of response
 };
 
 constexpr uint32_t kMaxListeners = 256;
-constexpr uint32_t kMaxRoutes = 4096;      // (listener, route) pairs
+constexpr uint32_t kMaxRoutes = 4096;  // (listener, route) pairs
 constexpr uint32_t kMaxClusters = 1024;
+
+namespace detail {
+// Anonymous private mapping: the kernel hands out zero-filled pages on first touch. Throws
+// std::bad_alloc on failure.
+void* map_zero_pages(size_t bytes);
+void unmap_pages(void* p, size_t bytes) noexcept;
+
+// A fixed array whose untouched pages cost no RSS. `new T[n]()` would run T's constructor over
+// every element, writing zeros and faulting in the whole array (~1.1 MiB per shard, measured with
+// mincore). The cells are lock-free atomics whose value-initialised state is all-zero bytes and
+// whose destructor is trivial (static_asserts in stats.cc), so fresh zero pages already hold
+// that state and no constructor runs (C++23 std::start_lifetime_as_array, which states this
+// formally, is not in libstdc++ 12).
+template <class T>
+class ZeroPageArray {
+ public:
+  explicit ZeroPageArray(size_t n) : data_(static_cast<T*>(map_zero_pages(n * sizeof(T)))), n_(n) {}
+  ~ZeroPageArray() { unmap_pages(data_, n_ * sizeof(T)); }
+  ZeroPageArray(const ZeroPageArray&) = delete;
+  ZeroPageArray& operator=(const ZeroPageArray&) = delete;
+  T& operator[](size_t i) noexcept { return data_[i]; }
+  const T& operator[](size_t i) const noexcept { return data_[i]; }
+
+ private:
+  T* data_;
+  size_t n_;
+};
+}  // namespace detail
 
 // One worker's cells. Arrays are sized to the kMax* bounds up front; untouched pages cost no RSS.
 class Shard {
@@ -150,9 +178,9 @@ class Shard {
   const Counter& limit(Limit l) const noexcept { return limits_[static_cast<size_t>(l)]; }
 
  private:
-  std::unique_ptr<ListenerStats[]> listeners_;
-  std::unique_ptr<RouteStats[]> routes_;
-  std::unique_ptr<ClusterStats[]> clusters_;
+  detail::ZeroPageArray<ListenerStats> listeners_;
+  detail::ZeroPageArray<RouteStats> routes_;
+  detail::ZeroPageArray<ClusterStats> clusters_;
   std::array<Counter, static_cast<size_t>(Limit::kCount)> limits_;
 };
 
@@ -160,15 +188,17 @@ class Shard {
 struct MainStats {
   Counter config_reloads_ok;
   Counter config_reloads_failed;
-  Counter dns_resolutions_ok;     // summed over clusters; per-cluster below
+  Counter dns_resolutions_ok;  // summed over clusters
   Counter dns_resolutions_failed;
-  Gauge draining;                 // 1 while draining
-  Counter access_log_dropped;     // lines dropped because the log sink was full
+  Gauge draining;              // 1 while draining
+  Counter access_log_dropped;  // lines dropped because the log sink was full
 };
 
 // Owns the shards and the name -> id tables. id functions are main-thread only; a name keeps its
 // id for the life of the process (a reload that keeps a route keeps its series).
 // Returns UINT32_MAX when the bound is reached (config validation keeps configs below it).
+// Shards 0..workers-1 belong to the workers; one more, main_shard(), to the main thread (health
+// checks, DNS), so that every shard keeps a single writer.
 class Registry {
  public:
   explicit Registry(uint32_t workers);
@@ -176,8 +206,10 @@ class Registry {
   uint32_t route_id(std::string_view listener, std::string_view route);
   uint32_t cluster_id(std::string_view cluster);
 
+  // workers + 1 (the main thread's shard is last).
   uint32_t shard_count() const noexcept { return static_cast<uint32_t>(shards_.size()); }
   Shard& shard(uint32_t worker) noexcept { return *shards_[worker]; }
+  Shard& main_shard() noexcept { return *shards_.back(); }
   MainStats& main() noexcept { return main_; }
 
   // Prometheus text exposition format 0.0.4 of every series, shards summed, plus
