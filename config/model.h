@@ -51,40 +51,40 @@ struct RouteMatch {
 struct Route {
   std::string name;
   RouteMatch match;
-  std::string cluster;              // validated to exist
-  Duration timeout{15'000};         // upstream response timeout (first byte of response head) -> 504
+  std::string cluster;       // validated to exist
+  Duration timeout{15'000};  // upstream response timeout (first byte of response head) -> 504
   SourceLoc loc;
 };
 
 struct Listener {
   std::string name;
-  HostPort address;                 // host must be an IP literal
+  HostPort address;  // host must be an IP literal
   ListenerRole role = ListenerRole::kOutbound;
   Limits limits;
-  std::vector<Route> routes;        // first match wins
+  std::vector<Route> routes;  // first match wins
   SourceLoc loc;
 };
 
 enum class ClusterType { kStatic, kDns };
 
 struct Endpoint {
-  HostPort address;                 // IP literal for static clusters, DNS name for dns clusters
+  HostPort address;  // IP literal for static clusters, DNS name for dns clusters
 };
 
 struct DnsRefresh {
-  Duration min_ttl{5'000};          // floor on the record TTL before re-resolving
-  Duration max_ttl{300'000};        // ceiling
+  Duration min_ttl{5'000};    // floor on the record TTL before re-resolving
+  Duration max_ttl{300'000};  // ceiling
 };
 
 struct Cluster {
   std::string name;
   ClusterType type = ClusterType::kStatic;
   std::vector<Endpoint> endpoints;
-  std::optional<std::string> host_rewrite;   // sets Host on requests to this cluster
-  Duration connect_timeout{5'000};           // -> 503 with x-outrigger-reason
-  Duration idle_timeout{60'000};             // pooled idle upstream connections are closed after
-  uint32_t max_connections = 1024;           // per worker; requests wait (connect_timeout) beyond
-  DnsRefresh dns;                            // dns clusters only
+  std::optional<std::string> host_rewrite;  // sets Host on requests to this cluster
+  Duration connect_timeout{5'000};          // -> 503 with x-outrigger-reason
+  Duration idle_timeout{60'000};            // pooled idle upstream connections are closed after
+  uint32_t max_connections = 1024;          // per worker; requests wait (connect_timeout) beyond
+  DnsRefresh dns;                           // dns clusters only
   SourceLoc loc;
 };
 
@@ -92,32 +92,32 @@ enum class AccessLogMode { kOff, kStdout, kFile };
 
 struct AccessLog {
   AccessLogMode mode = AccessLogMode::kStdout;
-  std::string path;                          // kFile only
+  std::string path;  // kFile only
 };
 
 struct Dns {
-  std::vector<HostPort> resolvers;           // empty = system resolv.conf
+  std::vector<HostPort> resolvers;  // empty = system resolv.conf
   Duration timeout{2'000};
-  DnsRefresh refresh;                        // default for dns clusters
+  DnsRefresh refresh;  // default for dns clusters
 };
 
 struct Drain {
-  Duration delay{0};                         // /ready is 503 at once; listeners close after delay
-  Duration timeout{30'000};                  // then exit even if requests remain
+  Duration delay{0};         // /ready is 503 at once; listeners close after delay
+  Duration timeout{30'000};  // then exit even if requests remain
 };
 
 struct Admin {
-  std::optional<HostPort> address;           // no admin listener when absent
+  std::optional<HostPort> address;  // no admin listener when absent
 };
 
 struct Config {
-  std::string source;                        // file path, or "<flags>" for quick mode
-  uint32_t workers = 0;                      // 0 = CPUs the process may use (cgroup cpu.max aware)
+  std::string source;    // file path, or "<flags>" for quick mode
+  uint32_t workers = 0;  // 0 = CPUs the process may use (cgroup cpu.max aware)
   Admin admin;
   AccessLog access_log;
   Dns dns;
   Drain drain;
-  Limits limits;                             // defaults for listeners that set none
+  Limits limits;  // defaults for listeners that set none
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
 
