@@ -209,7 +209,8 @@ class Dnsmasq {
         "--bind-interfaces",
         "--no-resolv",
         "--no-hosts",
-        "--no-daemon",
+        // Not --no-daemon: that debug mode answers TCP inline and stops serving UDP meanwhile.
+        "--keep-in-foreground",
         "--pid-file=",
         "--local=/test/",
         "--log-queries",
@@ -322,9 +323,53 @@ TEST_F(ResolverTest, BothFamiliesAndSeveralRecordsSortedWithMinimumTtl) {
   EXPECT_EQ(res->ttl, 7s);
 }
 
+// 120 A records do not fit 512 bytes of UDP: c-ares retries over TCP, so this also covers the
+// connect (writable) path of the socket watching. Many names at once share the sockets.
+TEST_F(ResolverTest, TruncatedAnswerRetriedOverTcpAndConcurrentQueries) {
+  std::string hosts;
+  std::vector<asio::ip::address> big;
+  for (int i = 1; i <= 120; ++i) {
+    std::string a = "10.1.0." + std::to_string(i);
+    hosts += a + " big.test\n";
+    big.push_back(ip(a.c_str()));
+  }
+  for (int i = 0; i < 20; ++i)
+    hosts += "10.2.0." + std::to_string(i) + " n" + std::to_string(i) + ".test\n";
+  std::sort(big.begin(), big.end());
+  Dnsmasq dns(30, hosts);
+  ASSERT_TRUE(dns.start());
+  auto r = make_resolver(dns.address());
+
+  std::optional<ResolveResult> big_res;
+  std::vector<std::optional<ResolveResult>> small(20);
+  r->resolve("big.test", [&](ResolveResult x) { big_res = std::move(x); });
+  for (int i = 0; i < 20; ++i) {
+    r->resolve("n" + std::to_string(i) + ".test",
+               [&, i](ResolveResult x) { small[i] = std::move(x); });
+  }
+  ASSERT_TRUE(run_until(
+      [&] {
+        return big_res.has_value() &&
+               std::ranges::all_of(small, [](const auto& s) { return s.has_value(); });
+      },
+      5s));
+  ASSERT_TRUE(big_res->has_value()) << big_res->error();
+  EXPECT_EQ((*big_res)->addresses, big);
+  EXPECT_EQ(dns.queries("A", "big.test"), 2);  // truncated over UDP, then again over TCP
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_TRUE(small[i]->has_value()) << small[i]->error();
+    if (!small[i]->has_value()) continue;
+    std::string want = "10.2.0." + std::to_string(i);
+    EXPECT_EQ((*small[i])->addresses, std::vector{ip(want.c_str())});
+  }
+  EXPECT_EQ(r->in_flight(), 0u);
+}
+
 TEST_F(ResolverTest, IpLiteralNeedsNoQuery) {
-  SilentServer silent;
-  auto r = make_resolver(silent.address());
+  // No servers: c-ares reads /etc/resolv.conf, which a literal never needs.
+  auto created = Resolver::create(io_, ResolverOptions{});
+  ASSERT_TRUE(created.has_value()) << created.error();
+  auto& r = *created;
   auto v4 = resolve(*r, "192.0.2.7");
   auto v6 = resolve(*r, "2001:db8::1");
   ASSERT_TRUE(v4.has_value()) << v4.error();
