@@ -1,0 +1,41 @@
+# Outputs of the networking root (`terraform output`), filled in after it is applied.
+transit_gateway_id             = "tgw-0323456789abcdef0"
+transit_gateway_route_table_id = "tgw-rtb-0323456789abcdef0"
+service_network_arn            = "arn:aws:vpc-lattice:us-east-1:130000000001:servicenetwork/sn-0323456789abcdef0"
+shared_endpoint_zone_ids = {
+  "ecr.api"      = "Z03000000000000000001"
+  "ecr.dkr"      = "Z03000000000000000002"
+  logs           = "Z03000000000000000003"
+  sts            = "Z03000000000000000004"
+  secretsmanager = "Z03000000000000000005"
+}
+
+# Outputs of the shared-services root.
+issuing_ca_arn   = "arn:aws:acm-pca:us-east-1:130000000003:certificate-authority/03234567-89ab-cdef-0123-456789abcdef"
+trust_bundle_pem = <<-EOT
+  -----BEGIN CERTIFICATE-----
+  (shared-services output trust_bundle_pem)
+  -----END CERTIFICATE-----
+EOT
+outrigger_image  = "130000000003.dkr.ecr.us-east-1.amazonaws.com/outrigger:0.1.0"
+app_image        = "130000000003.dkr.ecr.us-east-1.amazonaws.com/checkout:0.1.0"
+
+account_id      = "330000000001"
+service_name    = "checkout"
+vpc_cidr_block  = "10.32.0.0/16"
+internal_domain = "prod.outrigger.internal"
+
+# Outputs of the provider root for orders.
+privatelink_upstreams = {
+  orders = {
+    endpoint_service_name = "com.amazonaws.vpce.us-east-1.vpce-svc-0323456789abcdef0"
+  }
+}
+
+lattice_upstreams = {
+  inventory = {
+    custom_domain_name = "inventory.lattice.prod.outrigger.internal"
+    dns_name           = "outrigger-prod-inventory-0323456789abcdef.7d67968.vpc-lattice-svcs.us-east-1.on.aws"
+    service_arn        = "arn:aws:vpc-lattice:us-east-1:230000000001:service/svc-0323456789abcdef0"
+  }
+}
