@@ -110,12 +110,12 @@ bench_install_traps
 bench_raise_nofile
 mkdir -p "$BENCH_OUT/raw"
 ROUNDS_CSV="$BENCH_OUT/rounds.csv"
-echo "case,round,proxy,status,requests,duration_s,rps,p50_us,p99_us,errors,cpu_ticks,cpu_us_per_req,proxy_cpu_pct,processes" \
+echo "case,round,proxy,status,requests,duration_s,rps,p50_us,p99_us,errors,cpu_ticks,cpu_us_per_req,proxy_cpu_pct,processes,proxy_cpu_other_pct" \
   >"$ROUNDS_CSV"
 
 # run_one CASE ID PROXY ROUND : one start/probe/warm-up/measure/stop cycle; appends to ROUNDS_CSV.
 run_one() {
-  local case="$1" id="$2" proxy="$3" round="$4" port raw pids result t0 t1 w0 w1 p
+  local case="$1" id="$2" proxy="$3" round="$4" port raw pids result t0 t1 c0 c1 w0 w1
   port="$(bench_free_ports 1)"
   raw="$BENCH_OUT/raw/$case-$proxy-r$round.txt"
   PROXY_PID=""
@@ -135,17 +135,21 @@ run_one() {
   fi
   # Taken after the warm-up so processes a proxy spawns lazily are accounted too.
   mapfile -t pids < <(bench_tree "$PROXY_PID")
-  t0="$(bench_cpu_ticks "${pids[@]}")"
+  if [[ "${pids[0]:-}" != "$PROXY_PID" ]]; then
+    bench_log "$proxy: process $PROXY_PID is gone"; bench_stop_tree "$PROXY_PID"; return 1
+  fi
+  t0="$(bench_cpu_ticks "${pids[@]}")" || { bench_stop_tree "$PROXY_PID"; return 1; }
+  c0="$(bench_cpu_busy_ticks "$BENCH_PROXY_CPU")"
   w0="$(date +%s%N)"
   if ! result="$("case_${id}_load" "$port" "$BENCH_DURATION" "$raw")"; then
     bench_log "$proxy: load run failed"; bench_tail_log "$raw"
     bench_stop_tree "$PROXY_PID"; return 1
   fi
-  t1="$(bench_cpu_ticks "${pids[@]}")"
+  t1="$(bench_cpu_ticks "${pids[@]}")" || {
+    bench_log "$proxy: one of its processes (${pids[*]}) died during the run"
+    bench_stop_tree "$PROXY_PID"; return 1; }
+  c1="$(bench_cpu_busy_ticks "$BENCH_PROXY_CPU")"
   w1="$(date +%s%N)"
-  for p in "${pids[@]}"; do
-    bench_alive "$p" || { bench_log "$proxy: process $p died during the run"; return 1; }
-  done
   bench_stop_tree "$PROXY_PID"
 
   local -A r=()
@@ -154,16 +158,18 @@ run_one() {
   ((r[requests] > 0)) || { bench_log "$proxy: no request completed"; return 1; }
   python3 - "$case" "$round" "$proxy" "${r[requests]}" "${r[duration_us]}" "${r[p50_us]}" \
     "${r[p99_us]}" "${r[errors]}" "$((t1 - t0))" "$BENCH_CLK_TCK" "$((w1 - w0))" \
-    "${#pids[@]}" >>"$ROUNDS_CSV" <<'EOF'
+    "${#pids[@]}" "$((c1 - c0))" >>"$ROUNDS_CSV" <<'EOF'
 import sys
-case, rnd, proxy, req, dur_us, p50, p99, errors, ticks, hz, wall_ns, nproc = sys.argv[1:]
-req, dur_s = int(req), int(dur_us) / 1e6
+case, rnd, proxy, req, dur_us, p50, p99, errors, ticks, hz, wall_ns, nproc, cpu_busy = sys.argv[1:]
+req, dur_s, wall_us = int(req), int(dur_us) / 1e6, int(wall_ns) / 1e3
 cpu_us = int(ticks) * 1e6 / int(hz)
+# Whatever else ran on the proxy's CPU during the run (other users' builds, kernel work).
+other_pct = max(0.0, 100 * (int(cpu_busy) - int(ticks)) * 1e6 / int(hz) / wall_us)
 print(f"{case},{rnd},{proxy},ok,{req},{dur_s:.3f},{req / dur_s:.1f},{p50},{p99},{errors},"
-      f"{ticks},{cpu_us / req:.4f},{100 * cpu_us / (int(wall_ns) / 1e3):.1f},{nproc}")
+      f"{ticks},{cpu_us / req:.4f},{100 * cpu_us / wall_us:.1f},{nproc},{other_pct:.1f}")
 EOF
   tail -1 "$ROUNDS_CSV" | awk -F, -v p="$proxy" -v r="$round" \
-    '{printf "  round %s %-9s %10.0f req/s  p50 %s µs  p99 %s µs  %.2f CPU-µs/req  (proxy CPU %s%%, errors %s)\n", r, p, $7, $8, $9, $12, $13, $10}' >&2
+    '{printf "  round %s %-9s %10.0f req/s  p50 %s µs  p99 %s µs  %.2f CPU-µs/req  (proxy CPU %s%%, others on its CPU %s%%, errors %s)\n", r, p, $7, $8, $9, $12, $13, $15, $10}' >&2
 }
 
 {
@@ -186,13 +192,13 @@ for case in "${CASES[@]}"; do
   for ((round = 1; round <= BENCH_ROUNDS; round++)); do
     for proxy in "${PROXIES[@]}"; do
       if [[ -n "${failed[$proxy]:-}" ]]; then
-        echo "$case,$round,$proxy,skipped,,,,,,,,,," >>"$ROUNDS_CSV"
+        echo "$case,$round,$proxy,skipped,,,,,,,,,,," >>"$ROUNDS_CSV"
         continue
       fi
       if ! run_one "$case" "$id" "$proxy" "$round"; then
         # A proxy that fails once is not retried: a broken build should not stall the run.
         bench_log "case $case round $round: $proxy FAILED; skipping it in later rounds"
-        echo "$case,$round,$proxy,failed,,,,,,,,,," >>"$ROUNDS_CSV"
+        echo "$case,$round,$proxy,failed,,,,,,,,,,," >>"$ROUNDS_CSV"
         failed[$proxy]=1
         any_failed=1
       fi

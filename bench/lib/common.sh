@@ -55,30 +55,61 @@ bench_render() {
   fi
 }
 
+# Processes are remembered as "PID:STARTTIME" (field 22 of /proc/PID/stat), and signalled only
+# while that PID still has that start time, so a PID recycled by someone else is never touched.
+bench_starttime() {
+  local line rest
+  local -a f
+  { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+  [[ -n "$line" ]] || return 1
+  rest="${line##*) }"
+  read -r -a f <<<"$rest"
+  echo "${f[19]}" # rest starts at field 3 (state); starttime is field 22
+}
+
+# True while ENTRY ("PID:STARTTIME") is the same live, non-zombie process.
+bench_owned_alive() {
+  local pid="${1%%:*}" start="${1#*:}" now
+  [[ -n "$pid" ]] || return 1
+  now="$(bench_starttime "$pid")" || return 1
+  [[ "$now" == "$start" ]] || return 1
+  ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null
+}
+
+bench_alive() {
+  [[ -n "$1" && -d /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
+bench_remember() {
+  local entry
+  entry="$1:$(bench_starttime "$1")" || return 0
+  [[ " ${BENCH_PIDS[*]} " == *" $entry "* ]] || BENCH_PIDS+=("$entry")
+}
+
 # bench_spawn VAR CPU LOG CMD... : starts CMD pinned to CPU (taskset execs, so $! is CMD's own
-# PID), stdout+stderr to LOG, records the PID for cleanup and stores it in the variable VAR.
+# PID), stdout+stderr to LOG, remembers it for cleanup and stores the PID in the variable VAR.
 bench_spawn() {
   local __var="$1" cpu="$2" log="$3"
   shift 3
   taskset -c "$cpu" "$@" >"$log" 2>&1 </dev/null &
   local pid=$!
-  BENCH_PIDS+=("$pid")
+  bench_remember "$pid"
   printf -v "$__var" '%s' "$pid"
 }
 
-bench_alive() { [[ -n "$1" && -d /proc/$1 ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
-
-# Prints PID and all its live descendants, one per line (single /proc scan, then a walk).
+# Prints PID and all its live descendants, one per line (one /proc scan, then a bounded walk).
+# Processes that come and go during the scan (other users' builds) are skipped.
 bench_tree() {
-  local root="$1" f line rest pid ppid
-  declare -A children=()
+  local root="$1" f line rest pid ppid state
+  local -A children=()
   for f in /proc/[0-9]*/stat; do
-    line="$(<"$f")" 2>/dev/null || continue
+    { read -r line <"$f"; } 2>/dev/null || continue
     pid="${line%% *}"
-    rest="${line##*) }"          # fields from "state" on; comm may hold spaces or ')'
-    read -r _ ppid _ <<<"$rest"
+    rest="${line##*) }" # fields from "state" on; comm may hold spaces or ')'
+    read -r state ppid _ <<<"$rest" || continue
+    [[ "$pid" =~ ^[0-9]+$ && "$ppid" =~ ^[0-9]+$ ]] || continue
     children[$ppid]+="$pid "
-  done 2>/dev/null
+  done
   local queue=("$root") out=() i=0 p c
   while ((i < ${#queue[@]} && i < 4096)); do
     p="${queue[$i]}"
@@ -87,23 +118,89 @@ bench_tree() {
     out+=("$p")
     for c in ${children[$p]:-}; do queue+=("$c"); done
   done
-  printf '%s\n' "${out[@]}"
+  ((${#out[@]})) && printf '%s\n' "${out[@]}"
+  return 0
 }
 
-# Adds the children of an already started process (nginx workers, nghttpx's worker) to cleanup.
+# Remembers the children of an already started process (nginx workers, nghttpx's worker).
 bench_track_tree() {
   local p
-  for p in $(bench_tree "$1"); do
-    [[ " ${BENCH_PIDS[*]} " == *" $p "* ]] || BENCH_PIDS+=("$p")
-  done
+  for p in $(bench_tree "$1"); do bench_remember "$p"; done
 }
 
-# Sum of utime+stime clock ticks of the given PIDs (each PID's stat covers all its threads).
+# bench_stop_entries ENTRY... : SIGTERM to the first entry only (a master stops its own workers;
+# signalling workers too makes masters respawn them or leaves zombies), then waits up to 5 s for
+# every entry to be gone, then SIGTERM/SIGKILL to whatever is left. Reaps our direct children.
+bench_stop_entries() {
+  local e i left
+  (($#)) || return 0
+  bench_owned_alive "$1" && kill -TERM "${1%%:*}" 2>/dev/null
+  for ((i = 0; i < 100; i++)); do
+    left=0
+    for e in "$@"; do bench_owned_alive "$e" && left=1; done
+    ((left)) || break
+    ((i == 60)) && for e in "$@"; do bench_owned_alive "$e" && kill -TERM "${e%%:*}" 2>/dev/null; done
+    sleep 0.05
+  done
+  for e in "$@"; do
+    if bench_owned_alive "$e"; then
+      bench_log "pid ${e%%:*} did not stop within 5 s; sending SIGKILL"
+      kill -KILL "${e%%:*}" 2>/dev/null || true
+    fi
+  done
+  for e in "$@"; do wait "${e%%:*}" 2>/dev/null || true; done
+  return 0
+}
+
+bench_forget() {
+  local keep=() e
+  for e in "${BENCH_PIDS[@]}"; do
+    [[ " $* " == *" $e "* ]] || keep+=("$e")
+  done
+  BENCH_PIDS=("${keep[@]}")
+}
+
+# Stops PID (one we started) and its descendants, and forgets them.
+bench_stop_tree() {
+  local p entry entries=()
+  [[ -n "$1" ]] || return 0
+  for p in $(bench_tree "$1"); do
+    entry="$p:$(bench_starttime "$p")" && entries+=("$entry")
+  done
+  bench_stop_entries "${entries[@]}"
+  # Entries remembered earlier (e.g. a worker that was replaced since) go too, if still ours.
+  local stale=() e
+  for e in "${BENCH_PIDS[@]}"; do
+    [[ "${e%%:*}" == "$1" ]] && stale+=("$e")
+  done
+  bench_forget "${entries[@]}" "${stale[@]}"
+}
+
+bench_cleanup() {
+  ((BENCH_CLEANED)) && return 0
+  BENCH_CLEANED=1
+  local e
+  # Oldest first: masters before the workers they stop themselves; every entry is waited for.
+  for e in "${BENCH_PIDS[@]}"; do
+    bench_owned_alive "$e" && bench_stop_entries "$e"
+  done
+  BENCH_PIDS=()
+  if [[ -n "$BENCH_TMP" && -d "$BENCH_TMP" ]]; then
+    if ((BENCH_KEEP_TMP)); then
+      bench_log "kept temp folder $BENCH_TMP"
+    else
+      rm -rf "$BENCH_TMP"
+    fi
+  fi
+}
+
+# Sum of utime+stime clock ticks of the given PIDs (each PID's stat covers all its threads);
+# fails when one of them is gone.
 bench_cpu_ticks() {
   local sum=0 pid line rest
   local -a f
   for pid in "$@"; do
-    line="$(<"/proc/$pid/stat")" || bench_die "process $pid vanished while measuring"
+    { read -r line <"/proc/$pid/stat"; } 2>/dev/null || return 1
     rest="${line##*) }"
     read -r -a f <<<"$rest"
     # rest starts at field 3 (state); utime is field 14, stime field 15.
@@ -120,54 +217,6 @@ bench_rss_kib() {
     sum=$((sum + ${v:-0}))
   done
   echo "$sum"
-}
-
-# bench_stop PID... : SIGTERM, wait (bounded, 5 s), then SIGKILL. Only PIDs we started.
-bench_stop() {
-  local pid i
-  for pid in "$@"; do
-    bench_alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "$@"; do
-    for ((i = 0; i < 100; i++)); do
-      bench_alive "$pid" || break
-      sleep 0.05
-    done
-    if bench_alive "$pid"; then
-      bench_log "pid $pid ignored SIGTERM for 5 s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-  done
-}
-
-# Stops PID and its descendants, and forgets them.
-bench_stop_tree() {
-  local tree p
-  mapfile -t tree < <(bench_tree "$1")
-  ((${#tree[@]})) && bench_stop "${tree[@]}"
-  local keep=()
-  for p in "${BENCH_PIDS[@]}"; do
-    [[ " ${tree[*]} $1 " == *" $p "* ]] || keep+=("$p")
-  done
-  BENCH_PIDS=("${keep[@]}")
-}
-
-bench_cleanup() {
-  ((BENCH_CLEANED)) && return 0
-  BENCH_CLEANED=1
-  local i pids=()
-  # Children first would race with masters respawning them; stop newest first instead.
-  for ((i = ${#BENCH_PIDS[@]} - 1; i >= 0; i--)); do pids+=("${BENCH_PIDS[$i]}"); done
-  ((${#pids[@]})) && bench_stop "${pids[@]}"
-  BENCH_PIDS=()
-  if [[ -n "$BENCH_TMP" && -d "$BENCH_TMP" ]]; then
-    if ((BENCH_KEEP_TMP)); then
-      bench_log "kept temp folder $BENCH_TMP"
-    else
-      rm -rf "$BENCH_TMP"
-    fi
-  fi
 }
 
 bench_install_traps() {
@@ -218,4 +267,17 @@ bench_wrk_result() {
   local errors=$((r[err_connect] + r[err_read] + r[err_write] + r[err_status] + r[err_timeout]))
   echo "requests=${r[requests]} duration_us=${r[duration_us]} p50_us=${r[p50_us]}" \
     "p99_us=${r[p99_us]} errors=$errors"
+}
+
+# Busy clock ticks of one CPU so far (user+nice+system+irq+softirq+steal from /proc/stat):
+# compared with the proxy's own ticks it shows how much else ran on the proxy's CPU.
+bench_cpu_busy_ticks() {
+  local name user nice system idle iowait irq softirq steal _
+  while read -r name user nice system idle iowait irq softirq steal _; do
+    if [[ "$name" == "cpu$1" ]]; then
+      echo $((user + nice + system + irq + softirq + steal))
+      return 0
+    fi
+  done </proc/stat
+  bench_die "cpu$1 not in /proc/stat"
 }

@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 PEERS = ("haproxy", "nginx", "nghttpx")
-METRICS = ("rps", "p50_us", "p99_us", "cpu_us_per_req", "proxy_cpu_pct", "errors")
+METRICS = ("rps", "p50_us", "p99_us", "cpu_us_per_req", "proxy_cpu_pct", "proxy_cpu_other_pct",
+           "errors")
 
 
 def fmt_latency(us):
@@ -56,24 +57,28 @@ def best_peer(med, case, proxies):
 def table(med, case, proxies):
     best, best_name = best_peer(med, case, proxies)
     lines = [
-        "| proxy | req/s | p50 | p99 | CPU-µs/req | ratio to best peer | proxy CPU | rounds ok |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| proxy | req/s | p50 | p99 | CPU-µs/req | ratio to best peer | proxy CPU | "
+        "other load on proxy CPU | rounds ok |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in proxies:
         e = med[(case, p)]
         total = e["ok"] + e["failed"]
         if e["ok"] == 0:
-            lines.append(f"| {p} | FAILED | - | - | - | - | - | 0/{total} |")
+            lines.append(f"| {p} | FAILED | - | - | - | - | - | - | 0/{total} |")
             continue
         ratio = "-" if best is None else f"{e['cpu_us_per_req'] / best:.2f}×"
         errs = "" if not e["errors"] else f" ({e['errors']:.0f} errors)"
         lines.append(
             f"| {p} | {fmt_num(e['rps'])}{errs} | {fmt_latency(e['p50_us'])} | "
             f"{fmt_latency(e['p99_us'])} | {e['cpu_us_per_req']:.2f} | {ratio} | "
-            f"{e['proxy_cpu_pct']:.0f}% | {e['ok']}/{total} |")
+            f"{e['proxy_cpu_pct']:.0f}% | {e['proxy_cpu_other_pct']:.0f}% | {e['ok']}/{total} |")
     note = (f"Ratio = CPU-µs/req ÷ that of the best peer ({best_name}, {best:.2f}); below 1.00 "
             "means less proxy CPU per request than every peer." if best is not None
             else "No peer finished, so there is no ratio.")
+    note += (" 'proxy CPU' is the proxy's share of its CPU during the run (about 100% means the proxy"
+             " was the bottleneck); 'other load' is time on that CPU not charged to the proxy (other"
+             " processes, interrupts) and should be near 0 for clean numbers.")
     return "\n".join(lines), note
 
 
@@ -82,7 +87,7 @@ def write_csv(med, cases, proxies, path):
         w = csv.writer(f)
         w.writerow(["case", "proxy", "rounds_ok", "rounds_failed", "rps", "p50_us", "p99_us",
                     "cpu_us_per_req", "cpu_us_per_req_min", "cpu_us_per_req_max",
-                    "ratio_to_best_peer", "proxy_cpu_pct", "errors"])
+                    "ratio_to_best_peer", "proxy_cpu_pct", "proxy_cpu_other_pct", "errors"])
         for case in cases:
             best, _ = best_peer(med, case, proxies)
             for p in proxies:
@@ -95,7 +100,7 @@ def write_csv(med, cases, proxies, path):
                 w.writerow([case, p, e["ok"], e["failed"], c(e["rps"], 0), c(e["p50_us"], 0),
                             c(e["p99_us"], 0), c(e["cpu_us_per_req"]), c(e["cpu_min"]),
                             c(e["cpu_max"]), c(ratio, 3), c(e["proxy_cpu_pct"], 1),
-                            c(e["errors"], 0)])
+                            c(e["proxy_cpu_other_pct"], 1), c(e["errors"], 0)])
 
 
 def chart(med, case, proxies, out_dir):
