@@ -1,1 +1,4 @@
-int main() { return 0; }
+// outrigger: see proxy/cli/cli.h for the commands.
+#include "proxy/cli/cli.h"
+
+int main(int argc, char** argv) { return outrigger::cli::main(argc, argv); }

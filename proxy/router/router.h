@@ -1,0 +1,44 @@
+// Routing: picks the first route of a listener whose host pattern and path prefix match.
+//
+// Thread affinity: immutable and shared (part of a Snapshot).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/model.h"
+
+namespace outrigger::router {
+
+struct HostPattern {
+  enum class Kind : uint8_t { kAny, kExact, kSuffix } kind = Kind::kAny;
+  std::string text;  // lower-case; for kSuffix the part after '*', e.g. ".example.com"
+};
+
+struct CompiledRoute {
+  const config::Route* route = nullptr;
+  uint32_t index = 0;          // position in the listener's route list
+  uint32_t cluster = 0;        // index into Snapshot::clusters
+  uint32_t stats_id = 0;       // stats::RouteStats id
+  std::vector<HostPattern> hosts;  // empty = any
+  std::string path_prefix;
+};
+
+class RouteTable {
+ public:
+  void add(CompiledRoute r) { routes_.push_back(std::move(r)); }
+  // authority may carry a port ("host:8080", "[::1]:8080"); matching ignores it and case.
+  const CompiledRoute* match(std::string_view authority, std::string_view path) const noexcept;
+  const std::vector<CompiledRoute>& routes() const noexcept { return routes_; }
+
+ private:
+  std::vector<CompiledRoute> routes_;
+};
+
+HostPattern compile_host_pattern(std::string_view pattern);
+// "Host:port" -> "host" (brackets of an IPv6 literal removed), not lower-cased.
+std::string_view strip_port(std::string_view authority) noexcept;
+
+}  // namespace outrigger::router

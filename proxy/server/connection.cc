@@ -1,0 +1,980 @@
+#include "proxy/server/connection.h"
+
+#include <netinet/tcp.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <charconv>
+#include <cstring>
+#include <functional>
+#include <span>
+
+#include "proxy/server/worker.h"
+
+namespace outrigger::server {
+
+namespace asio = boost::asio;
+using std::chrono::milliseconds;
+namespace {
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+// An idle keep-alive connection keeps its read buffer this long, so a busy client never pays for
+// re-registering interest; after that the buffer goes back to the pool (10k idle clients ~ 0 B).
+constexpr auto kLeanAfter = std::chrono::seconds(2);
+// How long we wait for an upstream's "100 Continue" before sending the body anyway (as curl does).
+constexpr milliseconds kExpectWait{1000};
+// While draining, an idle keep-alive connection is closed once it has been quiet this long.
+constexpr auto kDrainIdleGrace = std::chrono::milliseconds(500);
+
+std::string_view status_text(int status) {
+  switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+  }
+}
+
+void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+// Appends the header lines of a message that may be forwarded (no hop-by-hop, no framing we redo).
+void append_forwardable(std::string& out, const http::MessageHead& h, bool skip_xff_xfp) {
+  for (size_t i = 0; i < h.header_count; ++i) {
+    const http::Header& f = h.headers[i];
+    if (f.hop) continue;
+    if (skip_xff_xfp &&
+        (f.kind == http::HeaderKind::kXForwardedFor || f.kind == http::HeaderKind::kXForwardedProto ||
+         f.kind == http::HeaderKind::kHost)) {
+      continue;
+    }
+    out.append(f.name);
+    out.append(": ");
+    out.append(f.value);
+    out.append("\r\n");
+  }
+}
+
+void format_request_id(uint64_t a, uint64_t b, char out[36]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  // UUID version 4 layout: xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx
+  b = (b & ~(0xfull << 60)) | (0x8ull << 60);
+  a = (a & ~(0xfull << 12)) | (0x4ull << 12);
+  int k = 0;
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) out[k++] = '-';
+    const uint64_t word = i < 16 ? a : b;
+    const int shift = 60 - 4 * (i % 16);
+    out[k++] = kHex[(word >> shift) & 0xf];
+  }
+}
+
+}  // namespace
+
+// Per-request state, taken from a small free list so an idle connection holds none of it.
+struct Exchange {
+  http::HeadParser parser;
+  http::RequestHead req;
+  http::ResponseHead resp;
+  http::ChunkedDecoder chunked;
+  std::string out;        // the head we write (upstream request, then downstream response)
+  std::string scratch;    // chunk framing
+  char request_id[36];
+  std::string_view request_id_view;
+  bool generated_id = false;
+  // response side
+  base::Buffer* ubuf = nullptr;
+  size_t ubeg = 0, uend = 0;
+  // accounting
+  int status = 0;
+  uint64_t bytes_received = 0, bytes_sent = 0;
+  std::string_view route_name = "";
+  std::string upstream_name;
+  const router::CompiledRoute* route = nullptr;
+};
+
+namespace {
+thread_local std::vector<std::unique_ptr<Exchange>> t_exchanges;
+
+std::unique_ptr<Exchange> take_exchange() {
+  if (t_exchanges.empty()) return std::make_unique<Exchange>();
+  auto e = std::move(t_exchanges.back());
+  t_exchanges.pop_back();
+  return e;
+}
+void give_exchange(std::unique_ptr<Exchange> e) {
+  e->upstream_name.clear();
+  e->route = nullptr;
+  e->route_name = "";
+  e->status = 0;
+  e->bytes_received = e->bytes_sent = 0;
+  e->generated_id = false;
+  if (t_exchanges.size() < 64) t_exchanges.push_back(std::move(e));
+}
+}  // namespace
+
+DownstreamConnection::DownstreamConnection(Worker& worker, size_t listener_index, tcp::socket socket)
+    : worker_(worker), listener_index_(listener_index), socket_(std::move(socket)) {
+  boost::system::error_code ec;
+  socket_.set_option(tcp::no_delay(true), ec);
+  auto ep = socket_.remote_endpoint(ec);
+  if (!ec) {
+    auto addr = ep.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());  // dual-stack
+    client_ip_ = addr.to_string();
+  }
+  worker_.link(this);
+}
+
+DownstreamConnection::~DownstreamConnection() {
+  release_buffer();
+  worker_.unlink(this);
+}
+
+asio::awaitable<void> DownstreamConnection::serve(std::unique_ptr<DownstreamConnection> self) {
+  co_await self->run();
+  boost::system::error_code ec;
+  self->socket_.shutdown(tcp::socket::shutdown_send, ec);
+  self->socket_.close(ec);
+}
+
+void DownstreamConnection::arm(Timeout kind, milliseconds d) {
+  timeout_ = kind;
+  timed_out_ = false;
+  deadline_ = Clock::now() + d;
+}
+
+void DownstreamConnection::cancel_io() {
+  boost::system::error_code ec;
+  socket_.cancel(ec);
+  if (active_upstream_ != nullptr) active_upstream_->socket.cancel(ec);
+  if (wait_timer_ != nullptr) wait_timer_->cancel();
+}
+
+void DownstreamConnection::on_tick(Clock::time_point now) {
+  if (timeout_ != Timeout::kNone && now >= deadline_ && !timed_out_) {
+    timed_out_ = true;
+    cancel_io();
+    return;
+  }
+  if (idle_ && rbuf_ != nullptr && !lean_requested_ && now - idle_since_ >= kLeanAfter) {
+    lean_requested_ = true;
+    boost::system::error_code ec;
+    socket_.cancel(ec);
+  } else if (idle_ && close_ && now - idle_since_ >= kDrainIdleGrace) {
+    boost::system::error_code ec;
+    socket_.cancel(ec);  // wait_for_request sees close_ and ends the connection
+  }
+}
+
+void DownstreamConnection::on_drain() { close_ = true; }
+
+void DownstreamConnection::compact() noexcept {
+  if (rbeg_ == rend_) {
+    rbeg_ = rend_ = 0;
+  } else if (rbeg_ > 0) {
+    std::memmove(rbuf_->data, rbuf_->data + rbeg_, rend_ - rbeg_);
+    rend_ -= rbeg_;
+    rbeg_ = 0;
+  }
+}
+
+void DownstreamConnection::release_buffer() noexcept {
+  if (rbuf_ != nullptr) {
+    worker_.buffers().put(rbuf_);
+    rbuf_ = nullptr;
+    rbeg_ = rend_ = 0;
+  }
+}
+
+// Reads more request bytes into rbuf_; false on EOF, error or the given deadline.
+asio::awaitable<bool> DownstreamConnection::read_downstream(Timeout kind, milliseconds d) {
+  if (rbuf_ == nullptr) rbuf_ = worker_.buffers().get();
+  compact();
+  if (rend_ == base::kBufferSize) co_return true;  // caller decides (head too large)
+  arm(kind, d);
+  auto [ec, n] = co_await socket_.async_read_some(
+      asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_), use_nothrow);
+  disarm();
+  if (ec || n == 0) co_return false;
+  rend_ += n;
+  co_return true;
+}
+
+// Waits until request bytes are buffered (true) or the connection should end (false).
+asio::awaitable<bool> DownstreamConnection::wait_for_request() {
+  const auto& ls = worker_.snapshot()->listeners[listener_index_];
+  idle_ = true;
+  idle_since_ = Clock::now();
+  lean_requested_ = false;
+  arm(Timeout::kIdle, ls.listener->limits.idle_timeout);
+  bool ok = false;
+  for (int spins = 0; spins < 4; ++spins) {
+    if (close_ && requests_ > 0 && Clock::now() - idle_since_ >= kDrainIdleGrace) break;
+    if (rbuf_ != nullptr && !lean_requested_) {
+      compact();
+      auto [ec, n] = co_await socket_.async_read_some(
+          asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_), use_nothrow);
+      if (!ec && n > 0) {
+        rend_ += n;
+        ok = true;
+        break;
+      }
+      if (ec != asio::error::operation_aborted || timed_out_) break;
+      continue;  // cancelled by the tick: lean or drain, look again
+    }
+    // Lean wait: no buffer while nothing arrives.
+    release_buffer();
+    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
+    if (ec) {
+      if (ec != asio::error::operation_aborted || timed_out_) break;
+      continue;
+    }
+    rbuf_ = worker_.buffers().get();
+    lean_requested_ = false;
+    auto [ec2, n] = co_await socket_.async_read_some(
+        asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_), use_nothrow);
+    if (!ec2 && n > 0) {
+      rend_ += n;
+      ok = true;
+    }
+    break;
+  }
+  disarm();
+  idle_ = false;
+  if (timed_out_ && !ok) worker_.stats().limit(stats::Limit::kIdleTimeout).inc();
+  co_return ok;
+}
+
+asio::awaitable<void> DownstreamConnection::run() {
+  for (;;) {
+    if (rbeg_ == rend_) {
+      if (close_ && requests_ > 0) co_return;
+      if (!co_await wait_for_request()) co_return;
+    }
+    std::shared_ptr<const Snapshot> snap = worker_.snapshot();  // kept for the whole request
+    auto ex = take_exchange();
+    const bool keep = co_await proxy(*ex, *snap);
+    give_exchange(std::move(ex));
+    ++requests_;
+    if (!keep) co_return;
+  }
+}
+
+asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
+                                                       std::string_view reason, bool close) {
+  const std::string body = "outrigger: " + std::string(reason) + "\n";
+  std::string& o = ex.out;
+  o.clear();
+  o += "HTTP/1.1 ";
+  append_uint(o, static_cast<uint64_t>(status));
+  o += ' ';
+  o += status_text(status);
+  o += "\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ";
+  append_uint(o, body.size());
+  o += "\r\nx-outrigger-reason: ";
+  o += reason;
+  if (!ex.request_id_view.empty()) {
+    o += "\r\nx-request-id: ";
+    o += ex.request_id_view;
+  }
+  if (close) o += "\r\nconnection: close";
+  o += "\r\n\r\n";
+  if (!ex.req.is_head) o += body;
+  ex.status = status;
+  arm(Timeout::kStream, worker_.snapshot()->listeners[listener_index_].listener->limits.idle_timeout);
+  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(o), use_nothrow);
+  disarm();
+  ex.bytes_sent += n;
+  if (close) close_ = true;
+}
+
+}  // namespace outrigger::server
+
+namespace outrigger::server {
+
+namespace {
+
+enum class ReadHead : uint8_t { kGot, kTimeout, kClosed, kMalformed, kTooLarge };
+
+struct ChunkFrame {
+  char hdr[24];
+  size_t hdr_len = 0;
+  void set(size_t n) {
+    auto [end, ec] = std::to_chars(hdr, hdr + 16, n, 16);
+    end[0] = '\r';
+    end[1] = '\n';
+    hdr_len = static_cast<size_t>(end - hdr) + 2;
+  }
+};
+
+}  // namespace
+
+// The request head is parsed; route it and forward it.
+asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& snap) {
+  const ListenerState& ls = snap.listeners[listener_index_];
+  const config::Limits& limits = ls.listener->limits;
+  stats::ListenerStats& lstats = worker_.stats().listener(ls.stats_id);
+  const auto start = Clock::now();
+  ex.request_id_view = {};
+  ex.parser.set_limits(ls.head_limits);
+  ex.parser.reset();
+  ex.req.is_head = false;
+  ex.req.method = ex.req.path = ex.req.authority = {};
+
+  auto finish = [&](bool keep) {
+    if (ex.route != nullptr) {
+      auto& rs = worker_.stats().route(ex.route->stats_id);
+      rs.rq[static_cast<size_t>(stats::code_class(ex.status))].inc();
+      rs.duration.observe(Clock::now() - start);
+    }
+    if (worker_.access_log().enabled()) {
+      AccessLogEntry e;
+      e.listener = ls.listener->name;
+      e.route = ex.route != nullptr ? std::string_view(ex.route->route->name) : std::string_view();
+      e.method = ex.req.method;
+      e.authority = ex.req.authority;
+      e.path = ex.req.target;
+      e.protocol = ex.req.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+      e.upstream = ex.upstream_name;
+      e.request_id = ex.request_id_view;
+      e.status = ex.status;
+      e.bytes_received = ex.bytes_received;
+      e.bytes_sent = ex.bytes_sent;
+      e.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+      worker_.access_log().append(e);
+    }
+    return keep && !close_;
+  };
+
+  // 1. The head, bounded in size and time (the header timeout runs from the first byte).
+  const auto head_deadline = start + limits.header_timeout;
+  for (;;) {
+    const auto r = ex.parser.parse_request({rbuf_->data + rbeg_, rend_ - rbeg_}, &ex.req);
+    if (r == http::ParseResult::kDone) break;
+    http::Error err = ex.parser.error();
+    if (r == http::ParseResult::kNeedMore && rend_ - rbeg_ >= base::kBufferSize) {
+      err = http::Error::kHeadTooLarge;
+    }
+    if (r == http::ParseResult::kNeedMore && err == http::Error::kNone) {
+      const auto left = std::chrono::duration_cast<milliseconds>(head_deadline - Clock::now());
+      const bool ok = left.count() > 0 &&
+                      co_await read_downstream(Timeout::kHeader, std::max(left, milliseconds(1)));
+      if (ok) continue;
+      if (timed_out_ || left.count() <= 0) {
+        worker_.stats().limit(stats::Limit::kHeaderTimeout).inc();
+        co_await send_local(ex, 408, "request header timeout", true);
+        co_return finish(false);
+      }
+      co_return false;  // the client went away mid-head: nothing to answer
+    }
+    int status = 400;
+    if (err == http::Error::kHeadTooLarge || err == http::Error::kTooManyHeaders) {
+      status = 431;
+      worker_.stats()
+          .limit(err == http::Error::kHeadTooLarge ? stats::Limit::kHeaderBytes
+                                                   : stats::Limit::kHeaderCount)
+          .inc();
+    } else if (err == http::Error::kBadVersion) {
+      status = 505;
+      lstats.bad_requests[static_cast<size_t>(stats::BadRequest::kBadVersion)].inc();
+    } else {
+      lstats.bad_requests[static_cast<size_t>(http::is_smuggling_shape(err)
+                                                  ? stats::BadRequest::kSmuggling
+                                                  : stats::BadRequest::kMalformed)]
+          .inc();
+    }
+    ex.req.method = ex.req.path = ex.req.authority = ex.req.target = {};
+    co_await send_local(ex, status, http::error_reason(err), true);
+    co_return finish(false);
+  }
+  const http::RequestHead& rq = ex.req;
+  ex.bytes_received = rq.head_bytes;
+  const bool has_body = rq.body != http::BodyKind::kNone;
+
+  // 2. Request id: a sane incoming one is kept, otherwise we mint one.
+  if (const http::Header* h = rq.find(http::HeaderKind::kXRequestId);
+      h != nullptr && !h->value.empty() && h->value.size() <= 200) {
+    ex.request_id_view = h->value;
+  } else {
+    format_request_id(worker_.random(), worker_.random(), ex.request_id);
+    ex.request_id_view = {ex.request_id, 36};
+    ex.generated_id = true;
+  }
+
+  // 3. Limits that need no upstream, then the route.
+  if (limits.max_request_body_bytes != 0 && rq.body == http::BodyKind::kContentLength &&
+      rq.content_length > limits.max_request_body_bytes) {
+    worker_.stats().limit(stats::Limit::kBodyBytes).inc();
+    co_await send_local(ex, 413, "request body too large", true);
+    co_return finish(false);
+  }
+  ex.route = ls.routes.match(rq.authority, rq.path);
+  if (ex.route == nullptr) {
+    lstats.no_route.inc();
+    rbeg_ += rq.head_bytes;
+    co_await send_local(ex, 404, "no route for host and path", has_body);
+    co_return finish(!has_body);
+  }
+  const bool keep = co_await forward(ex, snap, ls, snap.clusters[ex.route->cluster]);
+  co_return finish(keep);
+}
+
+asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot& snap,
+                                                    const ListenerState& ls,
+                                                    const ClusterState& cluster) {
+  const http::RequestHead& rq = ex.req;
+  const config::Cluster& cc = *cluster.cluster;
+  const config::Limits& limits = ls.listener->limits;
+  upstream::ClusterPool& pool = worker_.pool(cluster);
+  stats::ClusterStats& cs = pool.stats();
+  const size_t head_end = rbeg_ + rq.head_bytes;
+  const bool has_body = rq.body != http::BodyKind::kNone;
+  auto count_error = [&](stats::UpstreamError e) { cs.errors[static_cast<size_t>(e)].inc(); };
+  // A local answer before any body byte was read: the connection survives only without a body.
+  auto fail_early = [&](int status, std::string_view reason) -> asio::awaitable<bool> {
+    rbeg_ = head_end;
+    co_await send_local(ex, status, reason, has_body);
+    co_return !has_body;
+  };
+
+  if (cluster.endpoints.empty()) {
+    count_error(stats::UpstreamError::kNoEndpoint);
+    co_return co_await fail_early(503, "no upstream endpoint");
+  }
+
+  // The upstream request head.
+  std::string& o = ex.out;
+  o.clear();
+  o += rq.method;
+  o += ' ';
+  o += rq.target;
+  o += " HTTP/1.1\r\nhost: ";
+  o += cc.host_rewrite ? std::string_view(*cc.host_rewrite) : rq.authority;
+  o += "\r\n";
+  for (size_t i = 0; i < rq.header_count; ++i) {
+    const http::Header& f = rq.headers[i];
+    if (f.hop || f.kind == http::HeaderKind::kHost || f.kind == http::HeaderKind::kXForwardedFor ||
+        f.kind == http::HeaderKind::kXForwardedProto ||
+        (ex.generated_id && f.kind == http::HeaderKind::kXRequestId)) {
+      continue;
+    }
+    o += f.name;
+    o += ": ";
+    o += f.value;
+    o += "\r\n";
+  }
+  o += "x-forwarded-for: ";
+  for (size_t i = 0; i < rq.header_count; ++i) {
+    if (rq.headers[i].kind == http::HeaderKind::kXForwardedFor && !rq.headers[i].value.empty()) {
+      o += rq.headers[i].value;
+      o += ", ";
+    }
+  }
+  o += client_ip_;
+  o += "\r\nx-forwarded-proto: ";
+  o += ls.scheme;
+  o += "\r\n";
+  if (ex.generated_id) {
+    o += "x-request-id: ";
+    o.append(ex.request_id, 36);
+    o += "\r\n";
+  }
+  if (rq.body == http::BodyKind::kChunked) o += "transfer-encoding: chunked\r\n";
+  o += "\r\n";
+
+  // A connection: pooled, or new within the cluster's bound and connect timeout.
+  std::unique_ptr<upstream::Connection> up;
+  bool reused = false;
+  int fail_status = 0;
+  std::string_view fail_reason;
+  auto drop_upstream = [&](bool reusable) {
+    if (up) pool.release(std::move(up), reusable, Clock::now());
+  };
+  auto acquire = [&](bool allow_idle) -> asio::awaitable<bool> {
+    const tcp::endpoint ep = pool.pick(cluster.endpoints);
+    if (allow_idle) {
+      up = pool.take_idle(ep, Clock::now());
+      reused = up != nullptr;
+      if (up) {
+        cs.cx_reused.inc();
+        co_return true;
+      }
+    }
+    reused = false;
+    if (!pool.reserve_new()) {
+      worker_.stats().limit(stats::Limit::kPoolWait).inc();
+      cs.rq_pending.add();
+      asio::steady_timer t(worker_.io());
+      wait_timer_ = &t;
+      arm(Timeout::kPoolWait, cc.connect_timeout);
+      bool got = false;
+      for (int spins = 0; spins < 1'000'000 && !timed_out_; ++spins) {
+        t.expires_at(Clock::time_point::max());
+        pool.add_waiter(&t);
+        co_await t.async_wait(use_nothrow);
+        pool.remove_waiter(&t);
+        if (timed_out_) break;
+        if (pool.reserve_new()) {
+          got = true;
+          break;
+        }
+      }
+      wait_timer_ = nullptr;
+      disarm();
+      cs.rq_pending.sub();
+      if (!got) {
+        count_error(stats::UpstreamError::kPoolTimeout);
+        fail_status = 503;
+        fail_reason = "upstream connection pool timeout";
+        co_return false;
+      }
+    }
+    up = pool.make_connection();
+    up->endpoint = ep;
+    active_upstream_ = up.get();
+    arm(Timeout::kConnect, cc.connect_timeout);
+    auto [ec] = co_await up->socket.async_connect(ep, use_nothrow);
+    disarm();
+    active_upstream_ = nullptr;
+    if (ec) {
+      const bool to = timed_out_;
+      up.reset();
+      pool.unreserve();
+      ex.upstream_name = ep.address().to_string() + ":" + std::to_string(ep.port());
+      if (to) {
+        count_error(stats::UpstreamError::kConnectTimeout);
+        fail_status = 503;
+        fail_reason = "upstream connect timeout";
+        co_return false;
+      }
+      const bool refused = ec == asio::error::connection_refused;
+      count_error(refused ? stats::UpstreamError::kConnectRefused
+                          : stats::UpstreamError::kConnectFailed);
+      fail_status = 502;
+      fail_reason = refused ? "upstream connection refused" : "upstream connect error";
+      co_return false;
+    }
+    boost::system::error_code ignored;
+    up->socket.set_option(tcp::no_delay(true), ignored);
+    cs.cx_total.inc();
+    co_return true;
+  };
+  if (!co_await acquire(true)) co_return co_await fail_early(fail_status, fail_reason);
+  ex.upstream_name = up->endpoint.address().to_string() + ":" + std::to_string(up->endpoint.port());
+  active_upstream_ = up.get();
+  cs.rq_total.inc();
+  const auto sent_at = Clock::now();
+  ++up->requests;
+
+  // Common exits once an upstream connection is held.
+  auto upstream_fail = [&](int status, std::string_view reason, stats::UpstreamError e,
+                           bool may_keep) -> asio::awaitable<bool> {
+    count_error(e);
+    active_upstream_ = nullptr;
+    drop_upstream(false);
+    co_await send_local(ex, status, reason, !may_keep);
+    co_return may_keep;
+  };
+
+  // 4. Send the head and stream the request body.
+  uint64_t body_left = rq.body == http::BodyKind::kContentLength ? rq.content_length : 0;
+  bool body_done = !has_body;
+  uint64_t body_total = 0;
+  if (rq.body == http::BodyKind::kChunked) ex.chunked.reset();
+  size_t pos = head_end;
+  ChunkFrame frame;
+  bool skip_body = false;   // the upstream answered before we sent the body (Expect)
+  bool upstream_write_failed = false;
+
+  // Body bytes buffered at rbuf_[pos, rend_) become up to three write buffers.
+  auto take_body = [&](std::array<asio::const_buffer, 4>& bufs, size_t& nb) -> int {
+    const size_t avail = rend_ - pos;
+    if (rq.body == http::BodyKind::kContentLength) {
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(avail, body_left));
+      if (k > 0) bufs[nb++] = asio::buffer(rbuf_->data + pos, k);
+      pos += k;
+      body_left -= k;
+      body_total += k;
+      body_done = body_left == 0;
+    } else if (rq.body == http::BodyKind::kChunked && avail > 0) {
+      char* p = rbuf_->data + pos;
+      const auto r = ex.chunked.decode(p, avail);
+      if (r.status == http::ChunkedDecoder::Status::kError) return -1;
+      if (r.data > 0) {
+        frame.set(r.data);
+        bufs[nb++] = asio::buffer(frame.hdr, frame.hdr_len);
+        bufs[nb++] = asio::buffer(p, r.data);
+      }
+      pos += r.consumed;
+      body_total += r.data;
+      ex.scratch.clear();
+      if (r.data > 0) ex.scratch += "\r\n";
+      if (r.status == http::ChunkedDecoder::Status::kDone) {
+        body_done = true;
+        ex.scratch += "0\r\n";
+        ex.scratch += ex.chunked.trailers();
+        ex.scratch += "\r\n";
+      }
+      if (!ex.scratch.empty()) bufs[nb++] = asio::buffer(ex.scratch);
+    }
+    if (limits.max_request_body_bytes != 0 && body_total > limits.max_request_body_bytes) return -2;
+    return 0;
+  };
+  auto body_error = [&](int rc) -> asio::awaitable<bool> {
+    rbeg_ = rend_;
+    if (rc == -2) {
+      worker_.stats().limit(stats::Limit::kBodyBytes).inc();
+      active_upstream_ = nullptr;
+      drop_upstream(false);
+      co_await send_local(ex, 413, "request body too large", true);
+      co_return false;
+    }
+    worker_.stats().listener(ls.stats_id).bad_requests[static_cast<size_t>(stats::BadRequest::kSmuggling)].inc();
+    active_upstream_ = nullptr;
+    drop_upstream(false);
+    co_await send_local(ex, 400, "malformed chunked body", true);
+    co_return false;
+  };
+
+  const bool expect_wait = rq.expect_continue && has_body && rend_ == head_end;
+  {
+    std::array<asio::const_buffer, 4> bufs;
+    size_t nb = 0;
+    if (!o.empty()) bufs[nb++] = asio::buffer(o);
+    if (!expect_wait) {
+      const int rc = take_body(bufs, nb);
+      if (rc != 0) co_return co_await body_error(rc);
+    }
+    if (nb > 0) {
+      arm(Timeout::kStream, limits.idle_timeout);
+      auto [ec, n] = co_await asio::async_write(up->socket, std::span(bufs.data(), nb), use_nothrow);
+      disarm();
+      if (ec) upstream_write_failed = true;
+    }
+    rbeg_ = pos;
+    ex.bytes_received += pos - head_end;
+  }
+
+  // Reads the next response head from the upstream into ex.resp.
+  auto read_head = [&](Timeout kind, milliseconds d) -> asio::awaitable<ReadHead> {
+    if (ex.ubuf == nullptr) {
+      ex.ubuf = worker_.buffers().get();
+      ex.ubeg = ex.uend = 0;
+    }
+    ex.parser.reset();
+    ex.parser.set_limits({base::kBufferSize, http::kMaxHeaders});
+    const auto deadline = Clock::now() + d;
+    for (;;) {
+      if (ex.uend > ex.ubeg) {
+        const auto r = ex.parser.parse_response({ex.ubuf->data + ex.ubeg, ex.uend - ex.ubeg},
+                                                rq.is_head, &ex.resp);
+        if (r == http::ParseResult::kDone) co_return ReadHead::kGot;
+        if (r == http::ParseResult::kError) {
+          co_return ex.parser.error() == http::Error::kHeadTooLarge ? ReadHead::kTooLarge
+                                                                    : ReadHead::kMalformed;
+        }
+      }
+      if (ex.ubeg > 0) {
+        std::memmove(ex.ubuf->data, ex.ubuf->data + ex.ubeg, ex.uend - ex.ubeg);
+        ex.uend -= ex.ubeg;
+        ex.ubeg = 0;
+      }
+      if (ex.uend == base::kBufferSize) co_return ReadHead::kTooLarge;
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) co_return ReadHead::kTimeout;
+      arm(kind, left);
+      auto [ec, n] = co_await up->socket.async_read_some(
+          asio::buffer(ex.ubuf->data + ex.uend, base::kBufferSize - ex.uend), use_nothrow);
+      disarm();
+      if (ec || n == 0) co_return timed_out_ ? ReadHead::kTimeout : ReadHead::kClosed;
+      ex.uend += n;
+    }
+  };
+  auto release_ubuf = [&] {
+    worker_.buffers().put(ex.ubuf);
+    ex.ubuf = nullptr;
+  };
+  struct UbufGuard {
+    std::function<void()> f;
+    ~UbufGuard() { f(); }
+  } ubuf_guard{[&] {
+    if (ex.ubuf != nullptr) release_ubuf();
+  }};
+
+  // 5. Expect: 100-continue: let the upstream decide before the client sends its body.
+  bool have_head = false;
+  if (expect_wait && !upstream_write_failed) {
+    const ReadHead rh = co_await read_head(Timeout::kExpect, kExpectWait);
+    if (rh == ReadHead::kGot && ex.resp.status == 100) {
+      ex.ubeg += ex.resp.head_bytes;
+    } else if (rh == ReadHead::kGot && ex.resp.status >= 200) {
+      have_head = true;
+      skip_body = true;
+    } else if (rh == ReadHead::kGot) {
+      ex.ubeg += ex.resp.head_bytes;  // another 1xx: keep waiting like a timeout
+    } else if (rh != ReadHead::kTimeout) {
+      co_return co_await upstream_fail(502, "upstream closed before continue",
+                                       stats::UpstreamError::kReset, false);
+    }
+    if (!skip_body) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      arm(Timeout::kStream, limits.idle_timeout);
+      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(kContinue), use_nothrow);
+      disarm();
+      if (ec) {
+        active_upstream_ = nullptr;
+        drop_upstream(false);
+        co_return false;
+      }
+    }
+  }
+
+  // Stream the rest of the request body, chunk by chunk, as fast as the upstream takes it.
+  for (int guard = 0; !body_done && !skip_body && !upstream_write_failed; ++guard) {
+    pos = rbeg_;
+    if (!co_await read_downstream(Timeout::kBody, limits.idle_timeout)) {
+      const bool to = timed_out_;
+      active_upstream_ = nullptr;
+      drop_upstream(false);
+      if (to) {
+        worker_.stats().limit(stats::Limit::kHeaderTimeout).inc();
+        co_await send_local(ex, 408, "request body timeout", true);
+      }
+      co_return false;
+    }
+    pos = rbeg_;
+    std::array<asio::const_buffer, 4> bufs;
+    size_t nb = 0;
+    const int rc = take_body(bufs, nb);
+    if (rc != 0) co_return co_await body_error(rc);
+    ex.bytes_received += pos - rbeg_;
+    rbeg_ = pos;
+    if (nb == 0) continue;
+    arm(Timeout::kStream, limits.idle_timeout);
+    auto [ec, n] = co_await asio::async_write(up->socket, std::span(bufs.data(), nb), use_nothrow);
+    disarm();
+    if (ec) upstream_write_failed = true;
+  }
+  const bool request_complete = body_done && !skip_body;
+
+  // 6. The response head (after any 1xx), within the route timeout.
+  const milliseconds route_timeout = ex.route->route->timeout;
+  bool retried = false;
+  for (int interim = 0; !have_head; ++interim) {
+    const ReadHead rh = co_await read_head(Timeout::kResponse, route_timeout);
+    if (rh == ReadHead::kTimeout) {
+      co_return co_await upstream_fail(504, "upstream response timeout",
+                                       stats::UpstreamError::kResponseTimeout, request_complete);
+    }
+    if (rh == ReadHead::kClosed && reused && !has_body && !retried && ex.uend == 0) {
+      // The pooled connection had been closed by the upstream: replay the bodiless request once
+      // on a fresh connection.
+      retried = true;
+      active_upstream_ = nullptr;
+      drop_upstream(false);
+      if (!co_await acquire(false)) co_return co_await fail_early(fail_status, fail_reason);
+      ex.upstream_name = up->endpoint.address().to_string() + ":" + std::to_string(up->endpoint.port());
+      active_upstream_ = up.get();
+      arm(Timeout::kStream, limits.idle_timeout);
+      auto [ec, n] = co_await asio::async_write(up->socket, asio::buffer(ex.out), use_nothrow);
+      disarm();
+      if (ec) upstream_write_failed = true;
+      continue;
+    }
+    if (rh == ReadHead::kClosed) {
+      co_return co_await upstream_fail(502, upstream_write_failed ? "upstream reset" : "upstream closed without response",
+                                       stats::UpstreamError::kReset, request_complete);
+    }
+    if (rh == ReadHead::kTooLarge) {
+      worker_.stats().limit(stats::Limit::kUpstreamHeaderBytes).inc();
+      co_return co_await upstream_fail(502, "upstream response head too large",
+                                       stats::UpstreamError::kProtocol, request_complete);
+    }
+    if (rh == ReadHead::kMalformed || ex.resp.status == 101) {
+      co_return co_await upstream_fail(502, "malformed upstream response",
+                                       stats::UpstreamError::kProtocol, request_complete);
+    }
+    if (ex.resp.status >= 200) break;
+    // Interim (1xx) responses go through to HTTP/1.1 clients; 100 only if they asked for it.
+    const bool pass = rq.version_minor == 1 && (ex.resp.status != 100 || rq.expect_continue) &&
+                      interim < 16;
+    if (pass && !(ex.resp.status == 100 && expect_wait)) {
+      std::string& h = ex.scratch;
+      h.clear();
+      h += "HTTP/1.1 ";
+      append_uint(h, static_cast<uint64_t>(ex.resp.status));
+      h += ' ';
+      h += ex.resp.reason;
+      h += "\r\n";
+      append_forwardable(h, ex.resp, false);
+      h += "\r\n";
+      arm(Timeout::kStream, limits.idle_timeout);
+      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(h), use_nothrow);
+      disarm();
+      if (ec) {
+        active_upstream_ = nullptr;
+        drop_upstream(false);
+        co_return false;
+      }
+    }
+    ex.ubeg += ex.resp.head_bytes;
+  }
+  const http::ResponseHead& rs = ex.resp;
+  ex.status = rs.status;
+  cs.rq[static_cast<size_t>(stats::code_class(rs.status))].inc();
+  ex.ubeg += rs.head_bytes;
+
+  // 7. The downstream response head.
+  const bool client_11 = rq.version_minor == 1;
+  bool downstream_keep = rq.keep_alive && !close_ && request_complete;
+  bool chunk_out = false;  // we frame the body as chunked for the client
+  if (rs.body == http::BodyKind::kChunked || rs.body == http::BodyKind::kUntilClose) {
+    if (client_11) {
+      chunk_out = true;
+    } else {
+      downstream_keep = false;  // an HTTP/1.0 client reads to EOF
+    }
+  }
+  std::string& h = ex.out;
+  h.clear();
+  h += "HTTP/1.1 ";
+  append_uint(h, static_cast<uint64_t>(rs.status));
+  h += ' ';
+  h += rs.reason;
+  h += "\r\n";
+  append_forwardable(h, rs, false);
+  if (chunk_out) h += "transfer-encoding: chunked\r\n";
+  if (rs.find(http::HeaderKind::kXRequestId) == nullptr) {
+    h += "x-request-id: ";
+    h += ex.request_id_view;
+    h += "\r\n";
+  }
+  if (!downstream_keep) {
+    h += "connection: close\r\n";
+  } else if (!client_11) {
+    h += "connection: keep-alive\r\n";
+  }
+  h += "\r\n";
+
+  // 8. Stream the response body.
+  uint64_t resp_left = rs.body == http::BodyKind::kContentLength ? rs.content_length : 0;
+  bool resp_done = rs.body == http::BodyKind::kNone;
+  bool upstream_clean = rs.keep_alive && request_complete && !upstream_write_failed;
+  if (rs.body == http::BodyKind::kChunked) ex.chunked.reset();
+  bool head_sent = false;
+  bool truncated = false;
+  for (int rounds = 0;; ++rounds) {
+    std::array<asio::const_buffer, 4> bufs;
+    size_t nb = 0;
+    if (!head_sent) bufs[nb++] = asio::buffer(h);
+    const size_t avail = ex.uend - ex.ubeg;
+    char* p = ex.ubuf->data + ex.ubeg;
+    if (rs.body == http::BodyKind::kContentLength) {
+      const size_t k = static_cast<size_t>(std::min<uint64_t>(avail, resp_left));
+      if (k > 0) bufs[nb++] = asio::buffer(p, k);
+      resp_left -= k;
+      ex.ubeg += k;
+      resp_done = resp_left == 0;
+      if (resp_done && ex.uend > ex.ubeg) upstream_clean = false;  // bytes beyond the body
+    } else if (rs.body == http::BodyKind::kChunked && avail > 0) {
+      const auto r = ex.chunked.decode(p, avail);
+      if (r.status == http::ChunkedDecoder::Status::kError) {
+        count_error(stats::UpstreamError::kProtocol);
+        truncated = true;
+        break;
+      }
+      ex.scratch.clear();
+      if (r.data > 0) {
+        if (chunk_out) {
+          frame.set(r.data);
+          bufs[nb++] = asio::buffer(frame.hdr, frame.hdr_len);
+          ex.scratch += "\r\n";
+        }
+        bufs[nb++] = asio::buffer(p, r.data);
+      }
+      ex.ubeg += r.consumed;
+      if (r.status == http::ChunkedDecoder::Status::kDone) {
+        resp_done = true;
+        if (chunk_out) {
+          ex.scratch += "0\r\n";
+          ex.scratch += ex.chunked.trailers();
+          ex.scratch += "\r\n";
+        }
+        if (ex.uend > ex.ubeg) upstream_clean = false;
+      }
+      if (!ex.scratch.empty()) bufs[nb++] = asio::buffer(ex.scratch);
+    } else if (rs.body == http::BodyKind::kUntilClose && avail > 0) {
+      if (chunk_out) {
+        frame.set(avail);
+        bufs[nb++] = asio::buffer(frame.hdr, frame.hdr_len);
+        bufs[nb++] = asio::buffer(p, avail);
+        bufs[nb++] = asio::buffer("\r\n", 2);
+      } else {
+        bufs[nb++] = asio::buffer(p, avail);
+      }
+      ex.ubeg += avail;
+    }
+    if (nb > 0) {
+      arm(Timeout::kStream, limits.idle_timeout);
+      auto [ec, n] = co_await asio::async_write(socket_, std::span(bufs.data(), nb), use_nothrow);
+      disarm();
+      ex.bytes_sent += n;
+      head_sent = true;
+      if (ec) {
+        // The client went away: the upstream connection is mid-body, so it cannot be reused.
+        active_upstream_ = nullptr;
+        drop_upstream(false);
+        co_return false;
+      }
+    }
+    if (resp_done) break;
+    ex.ubeg = ex.uend = 0;
+    arm(Timeout::kStream, limits.idle_timeout);
+    auto [ec, n] = co_await up->socket.async_read_some(
+        asio::buffer(ex.ubuf->data, base::kBufferSize), use_nothrow);
+    disarm();
+    if (ec || n == 0) {
+      if (rs.body == http::BodyKind::kUntilClose && !ec.failed() && n == 0) {
+        resp_done = true;  // EOF ends a close-delimited body
+      } else if (rs.body == http::BodyKind::kUntilClose && ec == asio::error::eof) {
+        resp_done = true;
+      } else {
+        count_error(timed_out_ ? stats::UpstreamError::kResponseTimeout : stats::UpstreamError::kReset);
+        truncated = true;
+        break;
+      }
+      if (chunk_out) {
+        arm(Timeout::kStream, limits.idle_timeout);
+        auto [ec2, n2] = co_await asio::async_write(socket_, asio::buffer("0\r\n\r\n", 5), use_nothrow);
+        disarm();
+        ex.bytes_sent += n2;
+        if (ec2) downstream_keep = false;
+      }
+      upstream_clean = false;
+      break;
+    }
+    ex.uend = n;
+  }
+  active_upstream_ = nullptr;
+  cs.duration.observe(Clock::now() - sent_at);
+  drop_upstream(upstream_clean && !truncated);
+  if (truncated) co_return false;  // the client sees a short body: never pretend it is complete
+  if (!downstream_keep) close_ = true;
+  co_return downstream_keep;
+}
+
+}  // namespace outrigger::server

@@ -1,0 +1,85 @@
+// One downstream HTTP/1.1 connection: reads requests, routes them, forwards each to an upstream
+// connection from the worker's pool and streams the response back, in order, with backpressure.
+//
+// Thread affinity: worker-local. The connection is owned by its coroutine; the worker keeps an
+// intrusive list of live connections so its tick can enforce deadlines and drain.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "proxy/base/buffer.h"
+#include "proxy/http/h1.h"
+#include "proxy/server/snapshot.h"
+#include "proxy/upstream/pool.h"
+
+namespace outrigger::server {
+
+class Worker;
+struct Exchange;
+
+class DownstreamConnection {
+ public:
+  using tcp = boost::asio::ip::tcp;
+  using Clock = std::chrono::steady_clock;
+
+  DownstreamConnection(Worker& worker, size_t listener_index, tcp::socket socket);
+  ~DownstreamConnection();
+  DownstreamConnection(const DownstreamConnection&) = delete;
+  DownstreamConnection& operator=(const DownstreamConnection&) = delete;
+
+  static boost::asio::awaitable<void> serve(std::unique_ptr<DownstreamConnection> self);
+
+  // Worker tick: fires a passed deadline by cancelling whatever the connection waits on, and
+  // lets a long-idle connection give its buffer back.
+  void on_tick(Clock::time_point now);
+  // Drain started: an idle connection is closed; a busy one answers with Connection: close.
+  void on_drain();
+
+  DownstreamConnection* prev_ = nullptr;
+  DownstreamConnection* next_ = nullptr;
+
+ private:
+  enum class Timeout : uint8_t { kNone, kIdle, kHeader, kBody, kConnect, kPoolWait, kResponse,
+                                 kExpect, kStream };
+  struct Upstream;
+
+  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<bool> wait_for_request();
+  boost::asio::awaitable<bool> read_downstream(Timeout kind, std::chrono::milliseconds d);
+  boost::asio::awaitable<bool> proxy(Exchange& ex, const Snapshot& snap);
+  boost::asio::awaitable<bool> forward(Exchange& ex, const Snapshot& snap, const ListenerState& ls,
+                                       const ClusterState& cluster);
+  boost::asio::awaitable<void> send_local(Exchange& ex, int status, std::string_view reason,
+                                          bool close);
+
+  void arm(Timeout kind, std::chrono::milliseconds d);
+  void disarm() { timeout_ = Timeout::kNone; }
+  void cancel_io();
+  void compact() noexcept;
+  void release_buffer() noexcept;
+
+  Worker& worker_;
+  size_t listener_index_;
+  tcp::socket socket_;
+  std::string client_ip_;
+  base::Buffer* rbuf_ = nullptr;
+  size_t rbeg_ = 0, rend_ = 0;
+  Clock::time_point deadline_{};
+  Clock::time_point idle_since_{};
+  Timeout timeout_ = Timeout::kNone;
+  bool timed_out_ = false;
+  bool idle_ = false;            // waiting for the first byte of a request
+  bool lean_requested_ = false;  // tick asked an idle connection to give its buffer back
+  bool close_ = false;           // drain or an error: no further request on this connection
+  uint64_t requests_ = 0;
+  upstream::Connection* active_upstream_ = nullptr;  // for cancellation
+  boost::asio::steady_timer* wait_timer_ = nullptr;  // pool wait, for cancellation
+};
+
+}  // namespace outrigger::server

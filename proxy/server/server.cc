@@ -1,0 +1,426 @@
+#include "proxy/server/server.h"
+
+#include <sys/socket.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <csignal>
+
+#include "config/loader.h"
+#include "proxy/base/cpu.h"
+#include "proxy/base/log.h"
+
+namespace outrigger::server {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kDrainPoll = std::chrono::milliseconds(25);
+
+tcp::endpoint to_endpoint(const config::HostPort& hp) {
+  return tcp::endpoint(asio::ip::make_address(hp.host), hp.port);
+}
+
+std::string endpoint_string(const tcp::endpoint& ep) {
+  const auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+std::string dns_key(const config::Cluster& c, size_t i) { return c.name + "#" + std::to_string(i); }
+
+}  // namespace
+
+Server::Server(std::shared_ptr<const config::Config> config, std::string config_path)
+    : config_(std::move(config)), config_path_(std::move(config_path)) {
+  worker_count_ = config_->workers != 0 ? config_->workers : base::usable_cpus();
+  registry_ = std::make_unique<stats::Registry>(worker_count_);
+}
+
+Server::~Server() = default;
+
+std::shared_ptr<const Snapshot> Server::build_snapshot() {
+  auto s = std::make_shared<Snapshot>();
+  s->config = config_;
+  s->generation = ++generation_;
+  const config::Config& cfg = *config_;
+  std::map<std::string_view, uint32_t> cluster_index;
+  for (const config::Cluster& c : cfg.clusters) {
+    ClusterState cs;
+    cs.cluster = &c;
+    cs.stats_id = registry_->cluster_id(c.name);
+    for (size_t i = 0; i < c.endpoints.size(); ++i) {
+      if (c.type == config::ClusterType::kStatic) {
+        boost::system::error_code ec;
+        auto addr = asio::ip::make_address(c.endpoints[i].address.host, ec);
+        if (!ec) cs.endpoints.emplace_back(addr, c.endpoints[i].address.port);
+      } else if (auto it = dns_endpoints_.find(dns_key(c, i)); it != dns_endpoints_.end()) {
+        cs.endpoints.insert(cs.endpoints.end(), it->second.begin(), it->second.end());
+      }
+    }
+    cluster_index[c.name] = static_cast<uint32_t>(s->clusters.size());
+    s->clusters.push_back(std::move(cs));
+  }
+  for (const config::Listener& l : cfg.listeners) {
+    ListenerState ls;
+    ls.listener = &l;
+    ls.stats_id = registry_->listener_id(l.name);
+    ls.head_limits.max_head_bytes =
+        std::min<size_t>(l.limits.max_request_headers_bytes, base::kBufferSize);
+    ls.head_limits.max_headers = std::min<size_t>(l.limits.max_headers, http::kMaxHeaders);
+    for (size_t i = 0; i < l.routes.size(); ++i) {
+      const config::Route& r = l.routes[i];
+      router::CompiledRoute cr;
+      cr.route = &r;
+      cr.index = static_cast<uint32_t>(i);
+      cr.cluster = cluster_index.at(r.cluster);  // validated by the loader
+      cr.stats_id = registry_->route_id(l.name, r.name);
+      for (const std::string& h : r.match.hosts) cr.hosts.push_back(router::compile_host_pattern(h));
+      cr.path_prefix = r.match.path_prefix;
+      ls.routes.add(std::move(cr));
+    }
+    s->listeners.push_back(std::move(ls));
+  }
+  return s;
+}
+
+bool Server::bind_listeners(std::string* error) {
+  for (uint32_t w = 0; w < worker_count_; ++w) {
+    workers_.push_back(std::make_unique<Worker>(w, registry_->shard(w), access_log_.get()));
+  }
+  for (size_t li = 0; li < config_->listeners.size(); ++li) {
+    const config::Listener& l = config_->listeners[li];
+    tcp::endpoint ep;
+    try {
+      ep = to_endpoint(l.address);
+    } catch (const std::exception& e) {
+      *error = "listener " + l.name + ": bad address " + l.address.to_string();
+      return false;
+    }
+    // Every worker gets its own SO_REUSEPORT socket on the same port (the first one picks the
+    // port when the config says 0), so the kernel spreads connections without a shared lock.
+    for (uint32_t w = 0; w < worker_count_; ++w) {
+      auto acceptor = std::make_unique<tcp::acceptor>(workers_[w]->io());
+      boost::system::error_code ec;
+      acceptor->open(ep.protocol(), ec);
+      if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) {
+        const int one = 1;
+        if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+          ec.assign(errno, boost::system::system_category());
+        }
+      }
+      if (!ec && ep.address().is_v6()) acceptor->set_option(asio::ip::v6_only(false), ec);
+      if (!ec) acceptor->bind(ep, ec);
+      if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        *error = "listener " + l.name + " on " + endpoint_string(ep) + ": " + ec.message();
+        return false;
+      }
+      if (w == 0) ep = acceptor->local_endpoint();
+      workers_[w]->add_acceptor(li, std::move(acceptor));
+    }
+    log::info("listening", {{"listener", l.name}, {"address", endpoint_string(ep)}});
+  }
+  return true;
+}
+
+std::string Server::clusters_json() const {
+  std::string o = "{\"clusters\":[";
+  const auto dns_status = refresher_ ? refresher_->snapshot() : std::vector<dns::TargetStatus>{};
+  bool first = true;
+  for (const ClusterState& c : snapshot_->clusters) {
+    if (!first) o += ",";
+    first = false;
+    o += "{\"name\":";
+    log::append_json_string(o, c.cluster->name);
+    o += ",\"type\":\"";
+    o += c.cluster->type == config::ClusterType::kStatic ? "static" : "dns";
+    o += "\",\"endpoints\":[";
+    for (size_t i = 0; i < c.endpoints.size(); ++i) {
+      if (i) o += ",";
+      o += "{\"address\":";
+      log::append_json_string(o, endpoint_string(c.endpoints[i]));
+      o += ",\"state\":\"active\"}";
+    }
+    o += "]";
+    int64_t active = 0, idle = 0, pending = 0;
+    uint64_t requests = 0;
+    for (uint32_t w = 0; w < registry_->shard_count(); ++w) {
+      const auto& st = registry_->shard(w).cluster(c.stats_id);
+      active += st.cx_active.value();
+      idle += st.cx_idle.value();
+      pending += st.rq_pending.value();
+      requests += st.rq_total.value();
+    }
+    o += ",\"connections_active\":" + std::to_string(active);
+    o += ",\"connections_idle\":" + std::to_string(idle);
+    o += ",\"requests_pending\":" + std::to_string(pending);
+    o += ",\"requests_total\":" + std::to_string(requests);
+    if (c.cluster->type == config::ClusterType::kDns) {
+      o += ",\"dns\":[";
+      bool f2 = true;
+      for (const auto& t : dns_status) {
+        if (!t.key.starts_with(c.cluster->name + "#")) continue;
+        if (!f2) o += ",";
+        f2 = false;
+        o += "{\"name\":";
+        log::append_json_string(o, t.target.to_string());
+        o += ",\"addresses\":" + std::to_string(t.endpoints.size());
+        o += ",\"ttl_seconds\":" + std::to_string(t.ttl.count());
+        o += ",\"resolutions_ok\":" + std::to_string(t.resolutions_ok);
+        o += ",\"resolutions_failed\":" + std::to_string(t.resolutions_failed);
+        o += ",\"last_error\":";
+        log::append_json_string(o, t.last_error);
+        o += "}";
+      }
+      o += "]";
+    }
+    o += "}";
+  }
+  o += "]}\n";
+  return o;
+}
+
+void Server::start_admin() {
+  if (!config_->admin.address) return;
+  admin_ = std::make_unique<admin::AdminServer>(io_, to_endpoint(*config_->admin.address));
+  admin_->handle("/ready", [this](std::string_view, std::string_view) {
+    const bool ready = listening_ && dns_pending_first_ == 0 && !draining_;
+    return admin::Response{ready ? 200 : 503, "text/plain; charset=utf-8",
+                           ready ? "ready\n" : (draining_ ? "draining\n" : "starting\n")};
+  });
+  admin_->handle("/healthz", [](std::string_view, std::string_view) {
+    return admin::Response{200, "text/plain; charset=utf-8", "ok\n"};
+  });
+  admin_->handle("/metrics", [this](std::string_view, std::string_view) {
+    return admin::Response{200, "text/plain; version=0.0.4; charset=utf-8",
+                           registry_->render_prometheus()};
+  });
+  admin_->handle("/config", [this](std::string_view, std::string_view) {
+    return admin::Response{200, "application/json", config::to_json(*config_)};
+  });
+  admin_->handle("/clusters", [this](std::string_view, std::string_view) {
+    return admin::Response{200, "application/json", clusters_json()};
+  });
+  admin_->start();
+  log::info("listening", {{"listener", "admin"}, {"address", endpoint_string(admin_->local_endpoint())}});
+}
+
+void Server::sync_dns_targets() {
+  std::map<std::string, std::pair<config::HostPort, config::DnsRefresh>> wanted;
+  for (const config::Cluster& c : config_->clusters) {
+    if (c.type != config::ClusterType::kDns) continue;
+    for (size_t i = 0; i < c.endpoints.size(); ++i) {
+      wanted[dns_key(c, i)] = {c.endpoints[i].address, c.dns};
+    }
+  }
+  for (auto it = dns_targets_.begin(); it != dns_targets_.end();) {
+    auto w = wanted.find(it->first);
+    if (w == wanted.end() || w->second.first.to_string() != it->second.first.to_string() ||
+        w->second.second.min_ttl != it->second.second.min_ttl ||
+        w->second.second.max_ttl != it->second.second.max_ttl) {
+      refresher_->remove(it->first);
+      dns_endpoints_.erase(it->first);
+      it = dns_targets_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [key, target] : wanted) {
+    if (dns_targets_.contains(key)) continue;
+    dns_targets_[key] = target;
+    if (!listening_) ++dns_pending_first_;
+    refresher_->add(key, target.first, target.second);
+  }
+}
+
+void Server::start_dns() {
+  bool any = false;
+  for (const auto& c : config_->clusters) any |= c.type == config::ClusterType::kDns;
+  if (!any && config_path_.empty()) return;  // flags never gain DNS clusters later
+  auto r = dns::Resolver::create(io_, dns::resolver_options(config_->dns));
+  if (!r) {
+    log::error("dns resolver unavailable", {{"error", r.error()}});
+    return;
+  }
+  resolver_ = std::move(*r);
+  refresher_ = std::make_unique<dns::Refresher>(
+      io_, *resolver_,
+      [this](const std::string& key, dns::Refresher::Endpoints eps) {
+        dns_endpoints_[key] = std::move(eps);
+        publish();
+      },
+      [this](const std::string& key, bool ok) {
+        (ok ? registry_->main().dns_resolutions_ok : registry_->main().dns_resolutions_failed).inc();
+        if (!ok) log::warn("dns resolution failed", {{"target", key}});
+        if (dns_targets_.contains(key) && dns_pending_first_ > 0 && !seen_first_.contains(key)) {
+          seen_first_.insert(key);
+          --dns_pending_first_;
+          if (dns_pending_first_ == 0 && listening_ && !ready_logged_) {
+            ready_logged_ = true;
+            log::info("ready");
+          }
+        }
+      });
+  sync_dns_targets();
+  refresher_->start();
+}
+
+void Server::publish() {
+  if (workers_.empty()) return;
+  snapshot_ = build_snapshot();
+  for (auto& w : workers_) w->post_snapshot(snapshot_);
+}
+
+void Server::reload() {
+  if (config_path_.empty()) {
+    log::warn("reload ignored: the config came from flags");
+    return;
+  }
+  config::LoadResult r = config::load_file(config_path_);
+  std::string problems;
+  if (r.ok()) {
+    // Listener sockets are bound once; changing them needs a restart (said, not half-applied).
+    const auto& old_l = config_->listeners;
+    const auto& new_l = r.config->listeners;
+    if (old_l.size() != new_l.size()) {
+      problems = "\"listeners cannot be added or removed by reload; restart instead\"";
+    } else {
+      for (size_t i = 0; i < old_l.size(); ++i) {
+        if (old_l[i].name != new_l[i].name ||
+            old_l[i].address.to_string() != new_l[i].address.to_string()) {
+          problems = "\"listener names and addresses cannot change by reload; restart instead\"";
+        }
+      }
+    }
+  } else {
+    problems = "[";
+    for (size_t i = 0; i < r.errors.size(); ++i) {
+      if (i) problems += ",";
+      log::append_json_string(problems, r.errors[i].to_string());
+    }
+    problems += "]";
+  }
+  if (!problems.empty()) {
+    registry_->main().config_reloads_failed.inc();
+    log::error("config reload failed", {log::raw("errors", problems)});
+    return;
+  }
+  config_ = r.config;
+  if (refresher_) sync_dns_targets();
+  publish();
+  registry_->main().config_reloads_ok.inc();
+  log::info("config reloaded", {log::num("generation", static_cast<long long>(generation_))});
+}
+
+void Server::begin_drain() {
+  if (draining_) {
+    log::warn("second signal: exiting without waiting for the drain");
+    finish();
+    return;
+  }
+  draining_ = true;
+  registry_->main().draining.set(1);
+  log::info("draining", {log::num("delay_ms", config_->drain.delay.count()),
+                         log::num("timeout_ms", config_->drain.timeout.count())});
+  for (auto& w : workers_) w->post_drain();
+  drain_timer_.expires_after(config_->drain.delay);
+  drain_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    for (auto& w : workers_) w->post_close_listeners();
+    check_drained();
+  });
+  drain_deadline_.expires_after(config_->drain.timeout);
+  drain_deadline_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    size_t left = 0;
+    for (auto& w : workers_) left += w->active_connections();
+    log::warn("drain timeout: exiting with connections open", {log::num("connections", static_cast<long long>(left))});
+    finish();
+  });
+}
+
+void Server::check_drained() {
+  size_t left = 0;
+  for (auto& w : workers_) left += w->active_connections();
+  if (left == 0) {
+    log::info("drained");
+    finish();
+    return;
+  }
+  drain_poll_.expires_after(kDrainPoll);
+  drain_poll_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) check_drained();
+  });
+}
+
+void Server::finish() {
+  if (finished_) return;
+  finished_ = true;
+  drain_timer_.cancel();
+  drain_poll_.cancel();
+  drain_deadline_.cancel();
+  for (auto& w : workers_) w->stop();
+  workers_.clear();  // joins
+  if (refresher_) refresher_->stop();
+  if (admin_) admin_->stop();
+  boost::system::error_code ec;
+  signals_.cancel(ec);
+  io_.stop();
+}
+
+int Server::run() {
+  std::signal(SIGPIPE, SIG_IGN);
+  if (config_->access_log.mode == config::AccessLogMode::kStdout) {
+    access_log_ = AccessLogSink::open_stdout();
+  } else if (config_->access_log.mode == config::AccessLogMode::kFile) {
+    std::string err;
+    access_log_ = AccessLogSink::open_file(config_->access_log.path, &err);
+    if (!access_log_) {
+      log::error("cannot open access log", {{"error", err}});
+      return 1;
+    }
+  }
+  std::string error;
+  try {
+    start_dns();
+    if (!bind_listeners(&error)) {
+      log::error("cannot bind listener", {{"error", error}});
+      return 1;
+    }
+    start_admin();
+  } catch (const std::exception& e) {
+    log::error("startup failed", {{"error", e.what()}});
+    return 1;
+  }
+  snapshot_ = build_snapshot();
+  for (auto& w : workers_) w->start(snapshot_);
+  listening_ = true;
+  log::info("started", {log::num("workers", worker_count_), {"config", config_->source}});
+  if (dns_pending_first_ == 0) {
+    ready_logged_ = true;
+    log::info("ready");
+  }
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  signals_.add(SIGHUP);
+  std::function<void(boost::system::error_code, int)> on_signal =
+      [this, &on_signal](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          reload();
+        } else {
+          begin_drain();
+        }
+        if (!finished_) signals_.async_wait(on_signal);
+      };
+  signals_.async_wait(on_signal);
+  io_.run();
+  finish();
+  log::info("exited");
+  return 0;
+}
+
+}  // namespace outrigger::server

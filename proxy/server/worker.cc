@@ -1,0 +1,196 @@
+#include "proxy/server/worker.h"
+
+#include <malloc.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "proxy/base/log.h"
+#include "proxy/server/connection.h"
+
+namespace outrigger::server {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr auto kTick = std::chrono::milliseconds(50);
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+}  // namespace
+
+Worker::Worker(uint32_t index, stats::Shard& stats, AccessLogSink* access_log)
+    : index_(index), stats_(stats), access_log_(access_log) {
+  rng_state_ = static_cast<uint64_t>(Clock::now().time_since_epoch().count()) ^
+               (0x9e3779b97f4a7c15ull * (index + 1)) ^ reinterpret_cast<uintptr_t>(this);
+}
+
+Worker::~Worker() {
+  stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+uint64_t Worker::random() noexcept {
+  // splitmix64: fast, well mixed; request ids need uniqueness, not secrecy.
+  uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+void Worker::add_acceptor(size_t listener_index, std::unique_ptr<tcp::acceptor> acceptor) {
+  acceptors_.emplace_back(listener_index, std::move(acceptor));
+}
+
+void Worker::start(std::shared_ptr<const Snapshot> first) {
+  snapshot_ = std::move(first);
+  for (auto& [index, acceptor] : acceptors_) {
+    asio::co_spawn(io_, accept_loop(index, *acceptor), asio::detached);
+  }
+  schedule_tick();
+  thread_ = std::thread([this] {
+    const std::string name = "outrigger-w" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    io_.run();
+  });
+}
+
+void Worker::post_snapshot(std::shared_ptr<const Snapshot> s) {
+  asio::post(io_, [this, s = std::move(s)]() mutable { snapshot_ = std::move(s); });
+}
+
+void Worker::post_drain() {
+  asio::post(io_, [this] {
+    draining_ = true;
+    for (DownstreamConnection* c = head_; c != nullptr; c = c->next_) c->on_drain();
+  });
+}
+
+void Worker::post_close_listeners() {
+  asio::post(io_, [this] {
+    for (auto& [index, acceptor] : acceptors_) {
+      // Accept what the kernel already queued so no handshaken client is reset, then close.
+      boost::system::error_code ec;
+      acceptor->non_blocking(true, ec);
+      for (int i = 0; i < 100'000; ++i) {
+        tcp::socket s(io_);
+        acceptor->accept(s, ec);
+        if (ec) break;
+        auto conn = std::make_unique<DownstreamConnection>(*this, index, std::move(s));
+        conn->on_drain();
+        active_.fetch_add(1, std::memory_order_relaxed);
+        stats_.listener(snapshot_->listeners[index].stats_id).cx_active.add();
+        stats_.listener(snapshot_->listeners[index].stats_id).cx_total.inc();
+        asio::co_spawn(io_, DownstreamConnection::serve(std::move(conn)),
+                       [this, index](std::exception_ptr) {
+                         active_.fetch_sub(1, std::memory_order_relaxed);
+                         stats_.listener(snapshot_->listeners[index].stats_id).cx_active.sub();
+                       });
+      }
+      acceptor->close(ec);
+    }
+  });
+}
+
+void Worker::stop() {
+  asio::post(io_, [this] {
+    stopped_ = true;
+    access_log_.flush();
+    io_.stop();
+  });
+}
+
+upstream::ClusterPool& Worker::pool(const ClusterState& cluster) {
+  auto it = pools_.find(cluster.cluster->name);
+  if (it == pools_.end()) {
+    it = pools_.emplace(cluster.cluster->name,
+                        std::make_unique<upstream::ClusterPool>(io_, &stats_.cluster(cluster.stats_id)))
+             .first;
+  }
+  // Settings follow the newest config that used the pool (a reload may change them).
+  it->second->set_limits(cluster.cluster->max_connections, cluster.cluster->idle_timeout);
+  return *it->second;
+}
+
+void Worker::link(DownstreamConnection* c) {
+  c->next_ = head_;
+  c->prev_ = nullptr;
+  if (head_ != nullptr) head_->prev_ = c;
+  head_ = c;
+}
+
+void Worker::unlink(DownstreamConnection* c) {
+  if (c->prev_ != nullptr) c->prev_->next_ = c->next_;
+  if (c->next_ != nullptr) c->next_->prev_ = c->prev_;
+  if (head_ == c) head_ = c->next_;
+  c->prev_ = c->next_ = nullptr;
+}
+
+asio::awaitable<void> Worker::accept_loop(size_t index, tcp::acceptor& acceptor) {
+  asio::steady_timer backoff(io_);
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+    const ListenerState& ls = snapshot_->listeners[index];
+    if (ec) {
+      // EMFILE and friends: back off instead of spinning; the queued client waits.
+      log::warn("accept failed", {{"listener", ls.listener->name}, {"error", ec.message()}});
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(use_nothrow);
+      continue;
+    }
+    stats::ListenerStats& lst = stats_.listener(ls.stats_id);
+    if (static_cast<uint64_t>(lst.cx_active.value()) >= ls.listener->limits.max_connections) {
+      stats_.limit(stats::Limit::kMaxConnections).inc();
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    lst.cx_active.add();
+    lst.cx_total.inc();
+    active_.fetch_add(1, std::memory_order_relaxed);
+    auto conn = std::make_unique<DownstreamConnection>(*this, index, std::move(socket));
+    if (draining_) conn->on_drain();
+    const uint32_t stats_id = ls.stats_id;
+    asio::co_spawn(io_, DownstreamConnection::serve(std::move(conn)),
+                   [this, stats_id](std::exception_ptr e) {
+                     active_.fetch_sub(1, std::memory_order_relaxed);
+                     stats_.listener(stats_id).cx_active.sub();
+                     if (e) {
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& x) {
+                         log::error("connection ended by exception", {{"error", x.what()}});
+                       }
+                     }
+                   });
+  }
+}
+
+void Worker::schedule_tick() {
+  tick_timer_.expires_after(kTick);
+  tick_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped_) return;
+    tick();
+    schedule_tick();
+  });
+}
+
+void Worker::tick() {
+  const auto now = Clock::now();
+  for (DownstreamConnection* c = head_; c != nullptr;) {
+    DownstreamConnection* next = c->next_;  // on_tick only cancels; nothing is destroyed here
+    c->on_tick(now);
+    c = next;
+  }
+  access_log_.flush();
+  if (now - last_idle_sweep_ >= std::chrono::seconds(1)) {
+    last_idle_sweep_ = now;
+    for (auto& [name, pool] : pools_) pool->expire_idle(now);
+    // Many buffers went back to the allocator (a burst of clients went idle): return the memory.
+    if (buffers_.take_released() >= 64) malloc_trim(0);
+  }
+}
+
+}  // namespace outrigger::server

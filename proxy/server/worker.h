@@ -1,0 +1,91 @@
+// A worker: one thread, one io_context, its own SO_REUSEPORT acceptors, connection pools,
+// buffers, stats shard and access-log buffer. A connection never changes worker.
+//
+// Thread affinity: every member is worker-local except the few entry points documented as
+// "any thread", which only post to the worker's io_context or read atomics.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/base/buffer.h"
+#include "proxy/server/access_log.h"
+#include "proxy/server/snapshot.h"
+#include "proxy/stats/stats.h"
+#include "proxy/upstream/pool.h"
+
+namespace outrigger::server {
+
+using tcp = boost::asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+class DownstreamConnection;
+
+class Worker {
+ public:
+  Worker(uint32_t index, stats::Shard& stats, AccessLogSink* access_log);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Main thread, before start(): the acceptors this worker serves, one per listener, bound on
+  // this worker's io_context.
+  void add_acceptor(size_t listener_index, std::unique_ptr<tcp::acceptor> acceptor);
+  boost::asio::io_context& io() { return io_; }
+
+  // Any thread.
+  void start(std::shared_ptr<const Snapshot> first);
+  void post_snapshot(std::shared_ptr<const Snapshot> s);
+  void post_drain();            // keep-alive responses get Connection: close; idle ones close
+  void post_close_listeners();  // accept what is queued, then close the acceptors
+  void stop();                  // ends the thread (after drain or at the drain timeout)
+  size_t active_connections() const { return active_.load(std::memory_order_relaxed); }
+
+  // Worker thread.
+  const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
+  upstream::ClusterPool& pool(const ClusterState& cluster);
+  base::BufferPool& buffers() { return buffers_; }
+  stats::Shard& stats() { return stats_; }
+  AccessLogBuffer& access_log() { return access_log_; }
+  bool draining() const { return draining_; }
+  uint32_t index() const { return index_; }
+  // Fast per-worker random for request ids.
+  uint64_t random() noexcept;
+
+  void link(DownstreamConnection* c);
+  void unlink(DownstreamConnection* c);
+
+ private:
+  boost::asio::awaitable<void> accept_loop(size_t listener_index, tcp::acceptor& acceptor);
+  void tick();
+  void schedule_tick();
+
+  uint32_t index_;
+  boost::asio::io_context io_{1};
+  std::thread thread_;
+  stats::Shard& stats_;
+  AccessLogBuffer access_log_;
+  base::BufferPool buffers_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  std::vector<std::pair<size_t, std::unique_ptr<tcp::acceptor>>> acceptors_;
+  std::unordered_map<std::string, std::unique_ptr<upstream::ClusterPool>> pools_;
+  boost::asio::steady_timer tick_timer_{io_};
+  DownstreamConnection* head_ = nullptr;  // intrusive list of live downstream connections
+  std::atomic<size_t> active_{0};
+  bool draining_ = false;
+  bool stopped_ = false;
+  uint64_t rng_state_;
+  Clock::time_point last_idle_sweep_{};
+};
+
+}  // namespace outrigger::server
