@@ -285,9 +285,9 @@ class DnsTest : public ::testing::Test {
   asio::executor_work_guard<asio::io_context::executor_type> work_{io_.get_executor()};
 };
 
-using ResolverTest = DnsTest;
+using DnsResolverTest = DnsTest;
 
-TEST_F(ResolverTest, AOnly) {
+TEST_F(DnsResolverTest, AOnly) {
   Dnsmasq dns(30, "10.0.0.1 a.test\n");
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address());
@@ -300,7 +300,7 @@ TEST_F(ResolverTest, AOnly) {
   EXPECT_EQ(dns.queries("AAAA", "a.test"), 1);
 }
 
-TEST_F(ResolverTest, AaaaOnly) {
+TEST_F(DnsResolverTest, AaaaOnly) {
   Dnsmasq dns(30, "fd00::1 v6.test\n");
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address());
@@ -309,7 +309,7 @@ TEST_F(ResolverTest, AaaaOnly) {
   EXPECT_EQ(res->addresses, std::vector{ip("fd00::1")});
 }
 
-TEST_F(ResolverTest, BothFamiliesAndSeveralRecordsSortedWithMinimumTtl) {
+TEST_F(DnsResolverTest, BothFamiliesAndSeveralRecordsSortedWithMinimumTtl) {
   Dnsmasq dns(
       30, "",
       {"--host-record=multi.test,10.0.0.4,fd00::9,40", "--host-record=multi.test,10.0.0.2,7",
@@ -325,7 +325,7 @@ TEST_F(ResolverTest, BothFamiliesAndSeveralRecordsSortedWithMinimumTtl) {
 
 // 120 A records do not fit 512 bytes of UDP: c-ares retries over TCP, so this also covers the
 // connect (writable) path of the socket watching. Many names at once share the sockets.
-TEST_F(ResolverTest, TruncatedAnswerRetriedOverTcpAndConcurrentQueries) {
+TEST_F(DnsResolverTest, TruncatedAnswerRetriedOverTcpAndConcurrentQueries) {
   std::string hosts;
   std::vector<asio::ip::address> big;
   for (int i = 1; i <= 120; ++i) {
@@ -365,7 +365,7 @@ TEST_F(ResolverTest, TruncatedAnswerRetriedOverTcpAndConcurrentQueries) {
   EXPECT_EQ(r->in_flight(), 0u);
 }
 
-TEST_F(ResolverTest, IpLiteralNeedsNoQuery) {
+TEST_F(DnsResolverTest, IpLiteralNeedsNoQuery) {
   // No servers: c-ares reads /etc/resolv.conf, which a literal never needs.
   auto created = Resolver::create(io_, ResolverOptions{});
   ASSERT_TRUE(created.has_value()) << created.error();
@@ -380,7 +380,7 @@ TEST_F(ResolverTest, IpLiteralNeedsNoQuery) {
   EXPECT_EQ(r->queries_sent(), 0u);
 }
 
-TEST_F(ResolverTest, NxdomainAndNoRecordsAreErrors) {
+TEST_F(DnsResolverTest, NxdomainAndNoRecordsAreErrors) {
   Dnsmasq dns(30, "10.0.0.1 a.test\n", {"--txt-record=txt.test,hello"});
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address());
@@ -393,7 +393,7 @@ TEST_F(ResolverTest, NxdomainAndNoRecordsAreErrors) {
   EXPECT_EQ(r->in_flight(), 0u);
 }
 
-TEST_F(ResolverTest, SilentServerTimesOutWithinBounds) {
+TEST_F(DnsResolverTest, SilentServerTimesOutWithinBounds) {
   SilentServer silent;
   auto r = make_resolver(silent.address(), 200ms, 2);
   const auto t0 = Clock::now();
@@ -406,7 +406,7 @@ TEST_F(ResolverTest, SilentServerTimesOutWithinBounds) {
   EXPECT_LE(took, 1500ms);
 }
 
-TEST_F(ResolverTest, StoppedServerFailsFast) {
+TEST_F(DnsResolverTest, StoppedServerFailsFast) {
   Dnsmasq dns(30, "10.0.0.1 a.test\n");
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address(), 1s, 2);
@@ -419,13 +419,13 @@ TEST_F(ResolverTest, StoppedServerFailsFast) {
   EXPECT_LE(Clock::now() - t0, 3500ms);  // refused at once, or at worst the timeouts
 }
 
-TEST_F(ResolverTest, RejectsNonLiteralServer) {
+TEST_F(DnsResolverTest, RejectsNonLiteralServer) {
   auto r = Resolver::create(io_, ResolverOptions{.servers = {{"dns.example.com", 53}}});
   ASSERT_FALSE(r.has_value());
   EXPECT_NE(r.error().find("not an IP address"), std::string::npos);
 }
 
-TEST_F(ResolverTest, DestroyWithQueriesInFlightCallsEachCallbackOnce) {
+TEST_F(DnsResolverTest, DestroyWithQueriesInFlightCallsEachCallbackOnce) {
   SilentServer silent;
   auto r = make_resolver(silent.address(), 5s, 2);
   std::array<int, 3> calls{};
@@ -448,7 +448,7 @@ TEST_F(ResolverTest, DestroyWithQueriesInFlightCallsEachCallbackOnce) {
   EXPECT_EQ(errors[0], "n0.test: resolver destroyed");
 }
 
-TEST_F(ResolverTest, CallbackMayDestroyResolver) {
+TEST_F(DnsResolverTest, CallbackMayDestroyResolver) {
   Dnsmasq dns(30, "10.0.0.1 a.test\n");
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address());
@@ -466,7 +466,7 @@ TEST_F(ResolverTest, CallbackMayDestroyResolver) {
 }
 
 // Refresher: on_change events and on_result calls, recorded with their time.
-class RefresherTest : public DnsTest {
+class DnsRefresherTest : public DnsTest {
  protected:
   struct Change {
     std::string key;
@@ -492,7 +492,7 @@ class RefresherTest : public DnsTest {
   std::function<void()> on_result_;
 };
 
-TEST_F(RefresherTest, FirstResolutionThenChangeSeenAfterClampedTtl) {
+TEST_F(DnsRefresherTest, FirstResolutionThenChangeSeenAfterClampedTtl) {
   Dnsmasq dns(2, "10.0.0.1 svc.test\n10.0.0.2 svc.test\nfd00::1 svc.test\n");
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address());
@@ -523,7 +523,7 @@ TEST_F(RefresherTest, FirstResolutionThenChangeSeenAfterClampedTtl) {
   EXPECT_GT(snap[0].next_refresh, Clock::now() + 1s);
 }
 
-TEST_F(RefresherTest, MinTtlFloorsZeroTtlRecords) {
+TEST_F(DnsRefresherTest, MinTtlFloorsZeroTtlRecords) {
   Dnsmasq dns(0, "10.0.0.1 zero.test\n");
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address());
@@ -541,7 +541,7 @@ TEST_F(RefresherTest, MinTtlFloorsZeroTtlRecords) {
   EXPECT_EQ(snap[0].ttl, 0s);
 }
 
-TEST_F(RefresherTest, MaxTtlCapsLongTtl) {
+TEST_F(DnsRefresherTest, MaxTtlCapsLongTtl) {
   Dnsmasq dns(3600, "10.0.0.1 long.test\n");
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address());
@@ -562,7 +562,7 @@ TEST_F(RefresherTest, MaxTtlCapsLongTtl) {
   EXPECT_EQ(ok_, 3);
 }
 
-TEST_F(RefresherTest, KeepsLastGoodSetWhenServerGoesDownAndBacksOff) {
+TEST_F(DnsRefresherTest, KeepsLastGoodSetWhenServerGoesDownAndBacksOff) {
   Dnsmasq dns(0, "10.0.0.1 svc.test\n");
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address(), 200ms, 1);
@@ -591,7 +591,7 @@ TEST_F(RefresherTest, KeepsLastGoodSetWhenServerGoesDownAndBacksOff) {
   EXPECT_EQ(snap[0].resolutions_ok, 1u);
 }
 
-TEST_F(RefresherTest, NxdomainKeepsSetAndRecoveryIsNotAChange) {
+TEST_F(DnsRefresherTest, NxdomainKeepsSetAndRecoveryIsNotAChange) {
   Dnsmasq dns(0, "10.0.0.1 svc.test\n");
   ASSERT_TRUE(dns.start());
   auto r = make_resolver(dns.address());
@@ -614,7 +614,7 @@ TEST_F(RefresherTest, NxdomainKeepsSetAndRecoveryIsNotAChange) {
   EXPECT_EQ(changes_.size(), 1u);
 }
 
-TEST_F(RefresherTest, IpLiteralAddRemoveAndReplace) {
+TEST_F(DnsRefresherTest, IpLiteralAddRemoveAndReplace) {
   SilentServer silent;
   auto r = make_resolver(silent.address());
   auto f = make_refresher(*r);
@@ -631,7 +631,7 @@ TEST_F(RefresherTest, IpLiteralAddRemoveAndReplace) {
   EXPECT_EQ(r->queries_sent(), 0u);
 }
 
-TEST_F(RefresherTest, DestroyRefresherThenResolverWithQueriesInFlight) {
+TEST_F(DnsRefresherTest, DestroyRefresherThenResolverWithQueriesInFlight) {
   SilentServer silent;
   auto r = make_resolver(silent.address(), 5s, 2);
   auto f = make_refresher(*r);
