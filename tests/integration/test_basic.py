@@ -1,0 +1,259 @@
+"""Core HTTP/1.1 proxying: both run modes, keep-alive, pipelining, header rules, routing, access
+log, Expect: 100-continue. Real binary, real curl and raw sockets, our recording upstream."""
+import hashlib
+import unittest
+
+from harness import (ProxyTestCase, RawConn, build_request, chunked, curl, get, metrics, request,
+                     yaml_out)
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
+
+
+class ReverseProxyMode(ProxyTestCase):
+  def setUp(self):
+    self.up = self.start_upstream("A")
+
+  def start(self, access_log="stdout"):
+    return self.start_proxy(argv=[
+        "reverse-proxy", "--listen", "127.0.0.1:0", "--to", "http://" + self.up.address,
+        "--workers", "1", "--admin", "127.0.0.1:0", "--access-log", access_log])
+
+  def test_get_with_curl(self):
+    p = self.start()
+    r = curl(p.url("/echo/hello?x=1"))
+    self.assertEqual((r.rc, r.status), (0, 200), r.stderr)
+    self.assertEqual(r.header("x-upstream"), "A")
+    j = r.json()
+    self.assertEqual((j["method"], j["target"]), ("GET", "/echo/hello?x=1"))
+    self.assertEqual(len(self.up.requests), 1)
+
+  def test_post_with_curl(self):
+    p = self.start()
+    body = bytes(range(256)) * 40
+    path = self.make_tmpdir() + "/body.bin"
+    with open(path, "wb") as f:
+      f.write(body)
+    r = curl(p.url("/echo"), "--data-binary", "@" + path, "-H", "Expect:",
+             "-H", "Content-Type: application/octet-stream")
+    self.assertEqual((r.rc, r.status), (0, 200), r.stderr)
+    j = r.json()
+    self.assertEqual(j["method"], "POST")
+    self.assertEqual(j["body_len"], len(body))
+    self.assertEqual(j["body_sha256"], hashlib.sha256(body).hexdigest())
+
+  def test_access_log_on_and_off(self):
+    p = self.start()
+    self.assertEqual(get(p.addr(), "/echo/logged").status, 200)
+    lines = p.wait_access_log(1)
+    self.assertTrue(any(x.get("path", "").startswith("/echo/logged") for x in lines), lines)
+    quiet = self.start(access_log="off")
+    for _ in range(3):
+      self.assertEqual(get(quiet.addr(), "/echo").status, 200)
+    # Bounded wait for a line that must never come.
+    self.assertEqual(quiet.wait_access_log(1, timeout=1.0), [])
+
+
+class RunMode(ProxyTestCase):
+  def setUp(self):
+    self.up = self.start_upstream("A")
+    self.proxy = self.start_proxy(yaml_out.simple(self.up.address))
+    self.addr = self.proxy.addr("main")
+
+  def test_get_and_post_with_curl(self):
+    r = curl(self.proxy.url("/echo/a"))
+    self.assertEqual((r.rc, r.status, r.header("x-upstream")), (0, 200, "A"), r.stderr)
+    data = "k=" + "v" * 3000
+    r = curl(self.proxy.url("/echo/b"), "-H", "Expect:", "--data-binary", data)
+    self.assertEqual(r.status, 200, r.stderr)
+    j = r.json()
+    self.assertEqual((j["method"], j["body"]), ("POST", data))
+
+  def test_keepalive_reuses_one_upstream_connection(self):
+    n = 10
+    with RawConn(self.addr) as c:
+      for i in range(n):
+        r = c.request("GET", "/echo/ka/%d" % i)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["target"], "/echo/ka/%d" % i)
+        self.assertFalse(r.closes, "keep-alive response must not close")
+    self.assertEqual(len(self.up.requests), n)
+    self.assertEqual(self.up.connections_accepted, 1,
+                     "upstream saw %d connections for %d keep-alive requests" %
+                     (self.up.connections_accepted, n))
+
+  def test_pool_reuse_across_downstream_connections(self):
+    for i in range(3):
+      self.assertEqual(get(self.addr, "/echo/pool/%d" % i).status, 200)
+    self.assertEqual(self.up.connections_accepted, 1, "idle pooled connection not reused")
+
+  def test_pipelining_answers_in_order(self):
+    reqs = (build_request("GET", "/echo/p1") +
+            build_request("POST", "/echo/p2", body=b"second body") +
+            build_request("GET", "/echo/p3"))
+    with RawConn(self.addr) as c:
+      c.send(reqs)
+      got = [c.read_response() for _ in range(3)]
+    self.assertEqual([r.status for r in got], [200, 200, 200])
+    self.assertEqual([r.json()["target"] for r in got], ["/echo/p1", "/echo/p2", "/echo/p3"])
+    self.assertEqual(got[1].json()["body"], "second body")
+    self.assertEqual([got[0].json()["body_len"], got[2].json()["body_len"]], [0, 0])
+
+  def test_hop_by_hop_request_headers_removed(self):
+    body = b"hop body " * 50
+    with RawConn(self.addr) as c:
+      r = c.request("POST", "/echo/hop", headers=[
+          ("Connection", "keep-alive, X-Hop-A"), ("X-Hop-A", "1"), ("Keep-Alive", "timeout=5"),
+          ("Proxy-Connection", "keep-alive"), ("TE", "trailers"), ("Trailer", "X-Trl"),
+          ("Upgrade", "example/1"), ("X-End", "kept"), ("Transfer-Encoding", "chunked")],
+          body=chunked(body, 100))
+    self.assertEqual(r.status, 200, r)
+    up = self.up.requests[-1]
+    names = up.header_names()
+    for h in HOP_BY_HOP - {"connection"} | {"x-hop-a"}:
+      self.assertNotIn(h, names, "hop-by-hop %s reached the upstream: %r" % (h, up.headers))
+    for v in up.header_all("connection"):
+      toks = {t.strip().lower() for t in v.split(",")}
+      self.assertLessEqual(toks, {"keep-alive", "close"}, up.headers)
+    self.assertEqual(up.header("x-end"), "kept")
+    self.assertIn(up.header_all("transfer-encoding"), ([], ["chunked"]))
+    self.assertEqual(up.body, body, "re-framed body must arrive intact")
+
+  def test_hop_by_hop_response_headers_removed(self):
+    r = get(self.addr, "/hop-resp")
+    self.assertEqual(r.status, 200)
+    self.assertEqual(r.body, b"hop\n")
+    self.assertFalse(r.has_header("x-resp-hop"), r.headers)
+    self.assertFalse(r.has_header("keep-alive"), r.headers)
+    self.assertEqual(r.header("x-end"), "kept")
+    self.assertLessEqual(r.connection_tokens(), {"keep-alive", "close"})
+
+  def test_x_forwarded_for_and_proto(self):
+    get(self.addr, "/echo/xff1")
+    get(self.addr, "/echo/xff2", headers=[("X-Forwarded-For", "203.0.113.7")])
+    first, second = self.up.requests
+    self.assertEqual(", ".join(first.header_all("x-forwarded-for")), "127.0.0.1")
+    self.assertEqual(", ".join(second.header_all("x-forwarded-for")), "203.0.113.7, 127.0.0.1")
+    self.assertEqual(first.header_all("x-forwarded-proto"), ["http"])
+
+  def test_request_id_kept_and_echoed(self):
+    r = get(self.addr, "/echo/rid", headers=[("X-Request-Id", "test-id-12345")])
+    self.assertEqual(self.up.requests[-1].header_all("x-request-id"), ["test-id-12345"])
+    self.assertEqual(r.header_all("x-request-id"), ["test-id-12345"])
+
+  def test_request_id_generated_and_echoed(self):
+    ids = []
+    for i in range(2):
+      r = get(self.addr, "/echo/gen%d" % i)
+      up_ids = self.up.requests[-1].header_all("x-request-id")
+      self.assertEqual(len(up_ids), 1, "exactly one generated x-request-id upstream")
+      self.assertGreaterEqual(len(up_ids[0]), 8)
+      self.assertEqual(r.header_all("x-request-id"), up_ids, "same id returned downstream")
+      ids.append(up_ids[0])
+    self.assertNotEqual(ids[0], ids[1], "generated ids must differ")
+
+  def test_host_preserved_without_rewrite(self):
+    get(self.addr, "/echo", host="user-service:8080")
+    self.assertEqual(self.up.requests[-1].header_all("host"), ["user-service:8080"])
+
+  def test_access_log_line(self):
+    body = b"z" * 1000
+    r = request(self.addr, "POST", "/echo/log?q=1", body=body, host="log-host",
+                headers=[("X-Request-Id", "log-rid-1")])
+    self.assertEqual(r.status, 200)
+    lines = self.proxy.wait_access_log(1)
+    entry = next((x for x in lines if x.get("request_id") == "log-rid-1"), None)
+    self.assertIsNotNone(entry, "no access log line for the request: %r" % lines)
+    for k in ("time", "listener", "route", "method", "authority", "path", "protocol", "status",
+              "bytes_received", "bytes_sent", "duration_ms", "upstream", "request_id"):
+      self.assertIn(k, entry)
+    self.assertEqual(entry["listener"], "main")
+    self.assertEqual(entry["route"], "r1")
+    self.assertEqual(entry["method"], "POST")
+    self.assertEqual(entry["authority"], "log-host")
+    self.assertTrue(entry["path"].startswith("/echo/log"), entry)
+    self.assertEqual(entry["protocol"], "HTTP/1.1")
+    self.assertEqual(entry["status"], 200)
+    self.assertGreaterEqual(entry["bytes_received"], len(body))
+    self.assertGreaterEqual(entry["bytes_sent"], len(r.body))
+    self.assertGreaterEqual(entry["duration_ms"], 0)
+    self.assertEqual(entry["upstream"], self.up.address)
+
+  def test_expect_100_continue_relayed(self):
+    data = "e" * 4096
+    r = curl(self.proxy.url("/echo/expect"), "-v", "-H", "Expect: 100-continue",
+             "--expect100-timeout", "10", "--data-binary", data)
+    self.assertEqual(r.status, 200, r.stderr)
+    self.assertIn("HTTP/1.1 100", r.stderr, "curl never saw 100 Continue")
+    self.assertLess(r.elapsed, 8, "curl waited for its expect timeout: 100 was not relayed")
+    up = self.up.requests[-1]
+    self.assertEqual((up.header("expect") or "").lower(), "100-continue")
+    self.assertEqual(up.body, data.encode())
+
+  def test_expect_417_from_upstream(self):
+    r = curl(self.proxy.url("/expect-417"), "-v", "-H", "Expect: 100-continue",
+             "--expect100-timeout", "10", "--data-binary", "f" * 4096)
+    self.assertEqual(r.status, 417, r.stderr)
+    up = self.up.requests[-1]
+    self.assertEqual((up.header("expect") or "").lower(), "100-continue")
+    self.assertEqual(up.body_len, 0, "the body must not be sent after 417")
+    # The proxy is still healthy for the next request.
+    self.assertEqual(get(self.addr, "/echo").status, 200)
+
+
+class Routing(ProxyTestCase):
+  def setUp(self):
+    self.a = self.start_upstream("A")
+    self.b = self.start_upstream("B")
+    self.c = self.start_upstream("C")
+    r = yaml_out.route
+    cfg = yaml_out.config(
+        [r("exact", "a", hosts=["user-service"]),
+         r("wild", "b", hosts=["*.orders.internal"]),
+         r("v2", "c", hosts=["paths.internal"], path_prefix="/v2/"),
+         r("paths", "a", hosts=["paths.internal"], path_prefix="/")],
+        [yaml_out.cluster("a", [self.a.address]),
+         yaml_out.cluster("b", [self.b.address], host_rewrite="backend.internal"),
+         yaml_out.cluster("c", [self.c.address])])
+    self.proxy = self.start_proxy(cfg)
+    self.addr = self.proxy.addr("main")
+
+  def which(self, host, path="/echo"):
+    r = get(self.addr, path, host=host)
+    return r.status, r.header("x-upstream")
+
+  def test_exact_host(self):
+    self.assertEqual(self.which("user-service"), (200, "A"))
+    self.assertEqual(self.a.requests[-1].header("host"), "user-service")
+    self.assertEqual(self.which("User-Service:8080"), (200, "A"), "case-insensitive, port ignored")
+
+  def test_wildcard_suffix_and_host_rewrite(self):
+    self.assertEqual(self.which("eu.orders.internal"), (200, "B"))
+    self.assertEqual(self.b.requests[-1].header_all("host"), ["backend.internal"])
+    self.assertEqual(self.which("a.b.orders.internal:80"), (200, "B"))
+    self.assertEqual(self.which("orders.internal")[0], 404, "the bare suffix is not a subdomain")
+    self.assertEqual(self.which("evilorders.internal")[0], 404)
+
+  def test_path_prefix(self):
+    self.assertEqual(self.which("paths.internal", "/v2/items"), (200, "C"))
+    self.assertEqual(self.which("paths.internal", "/v1/items"), (200, "A"))
+    self.assertEqual(self.which("paths.internal", "/v2"), (200, "A"), "/v2 lacks the prefix /v2/")
+
+  def test_absolute_form_via_curl_proxy(self):
+    # An app that sets the sidecar as its HTTP proxy sends absolute-form targets.
+    r = curl("http://user-service/echo/abs", "-x", "http://%s:%d" % self.addr)
+    self.assertEqual((r.status, r.header("x-upstream")), (200, "A"), r.stderr)
+
+  def test_no_route_404(self):
+    before = metrics.no_route(self.proxy.metrics())
+    r = get(self.addr, "/echo", host="unknown.example")
+    self.assertLocalError(r, 404)
+    self.assertEqual(self.a.requests + self.b.requests + self.c.requests, [])
+    self.assertEqual(metrics.no_route(self.proxy.metrics()) - before, 1)
+    lines = self.proxy.wait_access_log(1)
+    entry = next((x for x in lines if x.get("authority") == "unknown.example"), None)
+    self.assertIsNotNone(entry, lines)
+    self.assertEqual((entry["status"], entry["upstream"]), (404, ""))
+
+
+if __name__ == "__main__":
+  unittest.main()

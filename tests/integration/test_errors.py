@@ -1,0 +1,175 @@
+"""Locally generated errors: limits (431, 413, 408, idle close) and upstream failures (502, 503,
+504), each with x-outrigger-reason, the "outrigger: <reason>" body and its metric."""
+import time
+import unittest
+
+from harness import (ConnectionClosed, ProxyTestCase, RawConn, build_request, closed_port, get,
+                     metrics, request, yaml_out)
+
+
+class Limits(ProxyTestCase):
+  def setUp(self):
+    self.up = self.start_upstream("A")
+    self.proxy = self.start_proxy(yaml_out.simple(self.up.address, limits={
+        "max_request_headers_bytes": 4096, "max_headers": 20, "max_request_body_bytes": 1000,
+        "header_timeout": "1s", "idle_timeout": "1s"}))
+    self.addr = self.proxy.addr("main")
+
+  def limit_delta(self, limit, action):
+    before = metrics.limit_hits(self.proxy.metrics(), limit)
+    out = action()
+    return out, metrics.limit_hits(self.proxy.metrics(), limit) - before
+
+  def test_431_header_block_too_large(self):
+    r, d = self.limit_delta("header_bytes", lambda: get(self.addr, "/echo",
+                                                        headers=[("X-Big", "a" * 5000)]))
+    self.assertLocalError(r, 431)
+    self.assertEqual(d, 1)
+    self.assertEqual(self.up.requests, [])
+
+  def test_431_request_line_too_long(self):
+    r, d = self.limit_delta("header_bytes", lambda: get(self.addr, "/echo?" + "q" * 5000))
+    self.assertLocalError(r, 431)
+    self.assertEqual(d, 1)
+    self.assertEqual(self.up.requests, [])
+
+  def test_431_too_many_headers(self):
+    hs = [("X-H-%d" % i, "v") for i in range(30)]
+    r, d = self.limit_delta("header_count", lambda: get(self.addr, "/echo", headers=hs))
+    self.assertLocalError(r, 431)
+    self.assertEqual(d, 1)
+    self.assertEqual(self.up.requests, [])
+
+  def test_under_the_header_limits_passes(self):
+    hs = [("X-H-%d" % i, "v" * 100) for i in range(15)]
+    self.assertEqual(get(self.addr, "/echo", headers=hs).status, 200)
+
+  def test_413_content_length_over_limit(self):
+    r, d = self.limit_delta("body_bytes",
+                            lambda: request(self.addr, "POST", "/echo", body=b"b" * 2000))
+    self.assertLocalError(r, 413)
+    self.assertEqual(d, 1)
+    self.assertEqual(self.up.requests, [], "nothing may reach the upstream")
+    self.assertEqual(self.up.connections_accepted, 0)
+
+  def test_body_at_the_limit_passes(self):
+    r = request(self.addr, "POST", "/echo", body=b"b" * 1000)
+    self.assertEqual(r.status, 200)
+    self.assertEqual(r.json()["body_len"], 1000)
+
+  def test_408_slow_head(self):
+    before = metrics.limit_hits(self.proxy.metrics(), "header_timeout")
+    with RawConn(self.addr, timeout=8) as c:
+      c.send(b"GET /echo HTTP/1.1\r\nHost: test\r\nX-Partial: ")
+      t0 = time.monotonic()
+      r = c.read_response(timeout=8)
+      elapsed = time.monotonic() - t0
+      self.assertLocalError(r, 408)
+      self.assertTrue(c.wait_closed(3), "408 must close the connection")
+    self.assertGreater(elapsed, 0.8, "408 before header_timeout (1s)")
+    self.assertLess(elapsed, 5, "408 long after header_timeout (1s)")
+    self.assertEqual(metrics.limit_hits(self.proxy.metrics(), "header_timeout") - before, 1)
+    self.assertEqual(self.up.requests, [])
+
+  def test_idle_keepalive_connection_closed(self):
+    before = metrics.limit_hits(self.proxy.metrics(), "idle_timeout")
+    with RawConn(self.addr, timeout=8) as c:
+      self.assertEqual(c.request("GET", "/echo").status, 200)
+      t0 = time.monotonic()
+      closed = c.wait_closed(8)
+      elapsed = time.monotonic() - t0
+      self.assertTrue(closed, "idle connection still open after 8s (idle_timeout 1s)")
+      self.assertEqual(bytes(c.buf), b"", "an idle close sends no response")
+    self.assertGreater(elapsed, 0.8)
+    self.assertLess(elapsed, 5)
+    self.assertEqual(metrics.limit_hits(self.proxy.metrics(), "idle_timeout") - before, 1)
+
+
+class UpstreamFailures(ProxyTestCase):
+  def setUp(self):
+    self.up = self.start_upstream("A")
+    self.hole = self.blackhole()
+    r = yaml_out.route
+    cfg = yaml_out.config(
+        [r("refused", "refused", path_prefix="/refused/"),
+         r("hole", "hole", path_prefix="/hole/"),
+         r("slow", "up", path_prefix="/stall", timeout="300ms"),
+         r("rest", "up", timeout="10s")],
+        [yaml_out.cluster("up", [self.up.address]),
+         yaml_out.cluster("refused", ["127.0.0.1:%d" % closed_port()], connect_timeout="2s"),
+         yaml_out.cluster("hole", [self.hole.address], connect_timeout="300ms")])
+    self.proxy = self.start_proxy(cfg)
+    self.addr = self.proxy.addr("main")
+
+  def error_delta(self, reason, cluster, action):
+    before = metrics.upstream_errors(self.proxy.metrics(), reason, cluster=cluster)
+    t0 = time.monotonic()
+    out = action()
+    elapsed = time.monotonic() - t0
+    d = metrics.upstream_errors(self.proxy.metrics(), reason, cluster=cluster) - before
+    return out, d, elapsed
+
+  def test_502_connect_refused(self):
+    r, d, _ = self.error_delta("connect_refused", "refused", lambda: get(self.addr, "/refused/x"))
+    self.assertLocalError(r, 502)
+    self.assertEqual(d, 1)
+
+  def test_503_connect_timeout(self):
+    r, d, elapsed = self.error_delta("connect_timeout", "hole",
+                                     lambda: get(self.addr, "/hole/x", timeout=10))
+    self.assertLocalError(r, 503, reason_contains="connect timeout")
+    self.assertEqual(d, 1)
+    self.assertGreater(elapsed, 0.25, "answered before connect_timeout (300ms)")
+    self.assertLess(elapsed, 3, "connect_timeout 300ms not enforced")
+
+  def test_504_response_timeout(self):
+    r, d, elapsed = self.error_delta("response_timeout", "up",
+                                     lambda: get(self.addr, "/stall", timeout=10))
+    self.assertLocalError(r, 504)
+    self.assertEqual(d, 1)
+    self.assertGreater(elapsed, 0.25, "answered before the route timeout (300ms)")
+    self.assertLess(elapsed, 3, "route timeout 300ms not enforced")
+    self.assertEqual(len(self.up.requests), 1)
+
+  def test_502_close_without_response(self):
+    r, d, _ = self.error_delta("reset", "up", lambda: get(self.addr, "/close"))
+    self.assertLocalError(r, 502)
+    self.assertGreaterEqual(d, 1)
+
+  def test_502_reset_inside_response_head(self):
+    r, d, _ = self.error_delta("reset", "up", lambda: get(self.addr, "/reset?at=head"))
+    self.assertLocalError(r, 502)
+    self.assertGreaterEqual(d, 1)
+
+  def test_reset_mid_body_aborts_downstream(self):
+    before = metrics.upstream_errors(self.proxy.metrics(), "reset", cluster="up")
+    with RawConn(self.addr, timeout=10) as c:
+      c.send(build_request("GET", "/reset?at=body"))
+      head = c.read_head()
+      self.assertEqual(head.status, 200)
+      # The head was already relayed: the only honest signal left is to cut the connection
+      # before the declared length.
+      with self.assertRaises(ConnectionClosed):
+        c.read_body(head, timeout=10)
+    self.assertEqual(metrics.upstream_errors(self.proxy.metrics(), "reset", cluster="up") - before,
+                     1)
+    self.assertEqual(get(self.addr, "/echo").status, 200, "proxy healthy afterwards")
+
+  def test_malformed_response_with_cl_and_te(self):
+    before = metrics.upstream_errors(self.proxy.metrics(), "protocol", cluster="up")
+    with RawConn(self.addr, timeout=10) as c:
+      c.send(build_request("GET", "/cl-te"))
+      r = c.read_response()
+    if r.status == 502:
+      self.assertLocalError(r, 502)
+      self.assertEqual(
+          metrics.upstream_errors(self.proxy.metrics(), "protocol", cluster="up") - before, 1)
+    else:
+      # RFC 9112 6.3 also allows forwarding with Transfer-Encoding winning; then exactly one
+      # framing reaches the client (read_response rejects both) and the body is the decoded one.
+      self.assertEqual(r.status, 200)
+      self.assertEqual(r.body, b"hello")
+
+
+if __name__ == "__main__":
+  unittest.main()

@@ -1,0 +1,214 @@
+"""Process lifecycle: admin endpoints, SIGTERM drain (alone and under load), SIGHUP reload (valid,
+invalid, under load), and a live /metrics scrape checked by promtool."""
+import json
+import signal
+import subprocess
+import time
+import unittest
+
+from harness import (LoadClients, ProxyTestCase, RawConn, build_request, connect_refused, get,
+                     metrics, yaml_out)
+
+
+def find_dicts(obj, pred):
+  """Every dict inside a JSON value for which pred(dict) holds."""
+  out = []
+  stack = [obj]
+  for _ in range(100000):
+    if not stack:
+      break
+    x = stack.pop()
+    if isinstance(x, dict):
+      if pred(x):
+        out.append(x)
+      stack.extend(x.values())
+    elif isinstance(x, list):
+      stack.extend(x)
+  return out
+
+
+def two_cluster_config(a_addr, b_addr, to, **kw):
+  return yaml_out.config([yaml_out.route("r1", to, timeout="20s")],
+                         [yaml_out.cluster("ca", [a_addr]), yaml_out.cluster("cb", [b_addr])],
+                         **kw)
+
+
+class Admin(ProxyTestCase):
+  def setUp(self):
+    self.up = self.start_upstream("A")
+    self.proxy = self.start_proxy(yaml_out.simple(self.up.address))
+    self.addr = self.proxy.addr("main")
+
+  def test_ready_and_healthz(self):
+    r = self.proxy.admin_get("/ready")
+    self.assertEqual((r.status, r.body.strip()), (200, b"ready"))
+    self.assertEqual(self.proxy.admin_get("/healthz").status, 200)
+
+  def test_config_endpoint(self):
+    r = self.proxy.admin_get("/config")
+    self.assertEqual(r.status, 200)
+    cfg = r.json()
+    self.assertTrue(find_dicts(cfg, lambda d: d.get("name") == "main"), cfg)
+    routes = find_dicts(cfg, lambda d: d.get("name") == "r1")
+    self.assertEqual([d.get("cluster") for d in routes], ["c1"], cfg)
+    self.assertIn(self.up.address, json.dumps(cfg))
+
+  def test_clusters_endpoint(self):
+    get(self.addr, "/echo")
+    r = self.proxy.admin_get("/clusters")
+    self.assertEqual(r.status, 200)
+    text = json.dumps(r.json())
+    self.assertIn("c1", text)
+    self.assertIn(self.up.address, text)
+
+  def test_request_metrics(self):
+    m0 = self.proxy.metrics()
+    for _ in range(3):
+      self.assertEqual(get(self.addr, "/echo").status, 200)
+    m1 = self.proxy.metrics()
+    d = lambda name, **l: m1.get(name, **l) - m0.get(name, **l)
+    self.assertEqual(d("outrigger_downstream_requests_total", route="r1", code_class="2xx"), 3)
+    self.assertEqual(d("outrigger_upstream_requests_total", cluster="c1"), 3)
+    self.assertEqual(d("outrigger_upstream_responses_total", cluster="c1", code_class="2xx"), 3)
+    self.assertGreaterEqual(d("outrigger_downstream_connections_total", listener="main"), 3)
+
+  def test_promtool_check_metrics(self):
+    # Traffic first, so that the per-route and per-cluster families have series and buckets.
+    for path in ("/echo", "/status/503", "/status/404"):
+      get(self.addr, path)
+    r = self.proxy.admin_get("/metrics")
+    self.assertEqual(r.status, 200)
+    self.assertIn("text/plain", r.header("content-type", ""))
+    p = subprocess.run(["promtool", "check", "metrics"], input=r.body, capture_output=True,
+                       timeout=30)
+    self.assertEqual(p.returncode, 0, (p.stdout + p.stderr).decode())
+
+
+class Drain(ProxyTestCase):
+  def test_sigterm_drain_sequence(self):
+    up = self.start_upstream("A")
+    p = self.start_proxy(yaml_out.simple(up.address, route_timeout="20s",
+                                         drain={"delay": "1s", "timeout": "15s"}))
+    addr = p.addr("main")
+    ka = RawConn(addr, timeout=10)
+    self.addCleanup(ka.close)
+    self.assertFalse(ka.request("GET", "/echo/ka1").closes)
+    slow = RawConn(addr, timeout=15)
+    self.addCleanup(slow.close)
+    slow.send(build_request("GET", "/delay?ms=3500"))
+    self.assertTrue(up.wait_requests(2), "the slow request never reached the upstream")
+
+    t0 = time.monotonic()
+    p.signal(signal.SIGTERM)
+    self.wait_until(lambda: p.admin_get("/ready").status == 503, 0.8, 0.02,
+                    "/ready 503 right after SIGTERM")
+    self.assertEqual(p.metrics().get("outrigger_draining"), 1)
+
+    # During drain.delay new connections are still accepted and served ...
+    during = get(addr, "/echo/during-delay")
+    self.assertEqual(during.status, 200)
+    self.assertTrue(during.closes, "responses while draining carry Connection: close")
+    # ... and a keep-alive connection gets Connection: close on its next response.
+    r = ka.request("GET", "/echo/ka2")
+    self.assertEqual(r.status, 200)
+    self.assertTrue(r.closes, "keep-alive response while draining lacks Connection: close")
+    self.assertTrue(ka.wait_closed(3))
+
+    # After the delay the listener is gone while the slow request is still in flight.
+    self.wait_until(lambda: connect_refused(addr), 3.0, 0.05, "listener closed after delay")
+    self.assertGreater(time.monotonic() - t0, 0.9, "listener closed before drain.delay")
+    r = slow.read_response(timeout=15)
+    self.assertEqual(r.status, 200, "in-flight request must complete")
+    self.assertEqual(r.json()["target"], "/delay?ms=3500")
+    self.assertEqual(p.wait(10), 0)
+
+  def test_drain_under_load_loses_nothing(self):
+    ng = self.start_nginx(["N"])
+    p = self.start_proxy(yaml_out.simple(ng.address(0), drain={"delay": "500ms",
+                                                                "timeout": "10s"}))
+    load = LoadClients(p.addr("main"), threads=4, stop_on_close=True, duration=30)
+    self.addCleanup(load.finish, 5)
+    load.start()
+    self.assertTrue(load.wait_ok(200, 15), "load did not get going: %r" % load.lost[:5])
+    p.signal(signal.SIGTERM)
+    self.assertTrue(load.join(20), "clients did not stop after the drain")
+    self.assertEqual(p.wait(10), 0)
+    self.assertEqual(load.lost, [], "requests lost during drain")
+    self.assertTrue(set(load.stopped_because) <= {"connection: close", "refused"},
+                    load.stopped_because)
+    self.assertGreater(load.ok, 200)
+
+
+class Reload(ProxyTestCase):
+  def setUp(self):
+    self.a = self.start_upstream("A")
+    self.b = self.start_upstream("B")
+
+  def cfg(self, to):
+    return two_cluster_config(self.a.address, self.b.address, to)
+
+  def test_reload_changes_routing_without_dropping_inflight(self):
+    p = self.start_proxy(self.cfg("ca"))
+    addr = p.addr("main")
+    self.assertEqual(get(addr, "/echo").header("x-upstream"), "A")
+    ka = RawConn(addr, timeout=10)
+    self.addCleanup(ka.close)
+    self.assertEqual(ka.request("GET", "/echo/ka").header("x-upstream"), "A")
+    slow = RawConn(addr, timeout=15)
+    self.addCleanup(slow.close)
+    slow.send(build_request("GET", "/delay?ms=1500"))
+    self.assertTrue(self.a.wait_requests(3))
+    before = metrics.reloads(p.metrics(), ok=True)
+
+    line = p.reload(self.cfg("cb"))
+    self.assertIsNotNone(line, "no reload result logged\n" + p.stderr_text())
+    self.assertEqual(line.get("msg"), "config reloaded", line)
+
+    self.assertEqual(get(addr, "/echo/new").header("x-upstream"), "B")
+    r = ka.request("GET", "/echo/ka-after")
+    self.assertEqual((r.status, r.header("x-upstream")), (200, "B"),
+                     "a kept-alive connection uses the new routes for new requests")
+    r = slow.read_response(timeout=15)
+    self.assertEqual((r.status, r.header("x-upstream")), (200, "A"),
+                     "in-flight request finishes on its old route")
+    self.assertEqual(metrics.reloads(p.metrics(), ok=True) - before, 1)
+    routes = find_dicts(p.admin_get("/config").json(), lambda d: d.get("name") == "r1")
+    self.assertEqual([d.get("cluster") for d in routes], ["cb"])
+
+  def test_invalid_config_refused_and_old_kept(self):
+    p = self.start_proxy(self.cfg("ca"))
+    addr = p.addr("main")
+    before = metrics.reloads(p.metrics(), ok=False)
+    for bad in ("listeners: [\n  {name: main,\n",  # YAML syntax
+                yaml_out.to_yaml(self.cfg("no-such-cluster"))):  # semantics
+      with self.subTest(bad=bad[:40]):
+        line = p.reload(bad)
+        self.assertIsNotNone(line, "no reload result logged\n" + p.stderr_text())
+        self.assertEqual((line.get("msg"), line.get("level")), ("config reload failed", "error"))
+        self.assertTrue(p.running())
+        self.assertEqual(get(addr, "/echo").header("x-upstream"), "A", "old routing kept")
+        self.assertEqual(p.admin_get("/ready").status, 200)
+    self.assertEqual(metrics.reloads(p.metrics(), ok=False) - before, 2)
+    self.assertEqual(self.b.requests, [])
+
+  def test_reload_under_load_loses_nothing(self):
+    ng = self.start_nginx(["A", "B"])
+    cfg = lambda to: two_cluster_config(ng.address(0), ng.address(1), to)
+    p = self.start_proxy(cfg("ca"))
+    load = LoadClients(p.addr("main"), threads=4, stop_on_close=False, duration=40)
+    self.addCleanup(load.finish, 5)
+    load.start()
+    self.assertTrue(load.wait_ok(100, 15), "load did not get going: %r" % load.lost[:5])
+    for i, to in enumerate(["cb", "ca", "cb", "ca"]):
+      line = p.reload(cfg(to))
+      self.assertEqual((line or {}).get("msg"), "config reloaded", (i, line, p.stderr_text()))
+      self.assertTrue(load.wait_ok(100, 15), "load stalled after reload %d" % i)
+    self.assertTrue(load.finish(15))
+    self.assertEqual(load.lost, [], "requests lost across reloads")
+    self.assertGreater(load.bodies.get(b"A\n", 0), 0)
+    self.assertGreater(load.bodies.get(b"B\n", 0), 0)
+    self.assertEqual(set(load.bodies), {b"A\n", b"B\n"})
+
+
+if __name__ == "__main__":
+  unittest.main()
