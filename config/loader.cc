@@ -1,12 +1,11 @@
 #include "config/loader.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -128,6 +127,9 @@ class Loader {
     std::vector<YAML::Node> docs;
     try {
       docs = YAML::LoadAll(std::string(text_));
+    } catch (const YAML::DeepRecursion& e) {
+      error(to_loc(e.mark), "yaml syntax error: nesting too deep");
+      return finish(nullptr);
     } catch (const YAML::ParserException& e) {
       SourceLoc loc = e.mark.is_null() ? SourceLoc{file_, 0, 0} : to_loc(e.mark);
       error(loc, "yaml syntax error: " + e.msg);
@@ -236,7 +238,7 @@ class Loader {
     map.loc = loc;
     std::vector<std::string> known_names(known.begin(), known.end());
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& key = it->first;
+      const YAML::Node key = it->first;  // a copy: `it->` yields a temporary proxy
       SourceLoc key_loc = at(key, loc);
       if (!key.IsScalar()) {
         error(key_loc, "invalid key " + describe(key) + "; keys are strings");
@@ -258,7 +260,8 @@ class Loader {
               "duplicate key " + quote(name) + " (first at " + where_line(first->key_loc) + ")");
         continue;
       }
-      map.entries.push_back({name, it->second, key_loc, at(it->second, key_loc)});
+      const YAML::Node value = it->second;
+      map.entries.push_back({name, value, key_loc, at(value, key_loc)});
     }
     return map;
   }
@@ -282,7 +285,7 @@ class Loader {
     }
     std::vector<Item> items;
     for (auto it = e.value.begin(); it != e.value.end(); ++it) {
-      const YAML::Node& node = *it;
+      const YAML::Node node = *it;
       items.push_back({node, node.IsNull() ? at(node, dash_before(node, e.loc)) : at(node, e.loc)});
     }
     return items;

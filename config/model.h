@@ -44,7 +44,7 @@ enum class ListenerRole { kOutbound, kInbound };
 // Matches a request by authority (Host) and path prefix. Hosts compare case-insensitively with
 // any port stripped; "*.example.com" matches any name ending in ".example.com"; "*" matches all.
 struct RouteMatch {
-  std::vector<std::string> hosts;  // empty = any host
+  std::vector<std::string> hosts;  // empty = any host; the loader stores them lower case
   std::string path_prefix = "/";
 };
 

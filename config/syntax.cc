@@ -261,9 +261,7 @@ bool parse_host_port(std::string_view text, bool require_ip, HostPort* out, std:
       return false;
     }
     if (text.find(':') != colon) {
-      *reason = is_ipv6_literal(text)
-                    ? "missing port in " + quote(text) + "; write IPv6 as [address]:port"
-                    : "IPv6 addresses need brackets, e.g. [::1]:8080";
+      *reason = "IPv6 addresses need brackets and a port, e.g. [::1]:8080";
       return false;
     }
     host = std::string(text.substr(0, colon));

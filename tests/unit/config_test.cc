@@ -1,0 +1,1084 @@
+// Tests of config/: scalar syntaxes, every validation rule with its exact line:column, defaults,
+// inheritance, JSON rendering and round trip, the shipped examples and the bad-config fixtures.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "config/loader.h"
+#include "config/model.h"
+#include "config/syntax.h"
+
+namespace outrigger::config {
+namespace {
+
+namespace fs = std::filesystem;
+using Lines = std::vector<std::string>;
+
+// Raw strings in this file start with a newline for readability; line 1 is the line after it.
+std::string yaml(std::string_view text) {
+  if (!text.empty() && text.front() == '\n') text.remove_prefix(1);
+  return std::string(text);
+}
+
+Lines errors_of(std::string_view text, std::string_view file = "t.yaml") {
+  LoadResult r = load_string(text, file);
+  Lines out;
+  for (const Diagnostic& d : r.errors) out.push_back(d.to_string());
+  EXPECT_EQ(r.ok(), out.empty());
+  return out;
+}
+
+std::shared_ptr<const Config> load_ok(std::string_view text) {
+  LoadResult r = load_string(text, "t.yaml");
+  for (const Diagnostic& d : r.errors) ADD_FAILURE() << d.to_string();
+  return r.config;
+}
+
+// A valid clusters section, appended to configs that test listener-side rules.
+constexpr std::string_view kClusters =
+    "clusters:\n"
+    "  - name: app\n"
+    "    endpoints: [127.0.0.1:8080]\n";
+
+// A valid listeners section, prepended to configs that test cluster-side rules.
+constexpr std::string_view kListeners =
+    "listeners:\n"
+    "  - name: l\n"
+    "    address: 127.0.0.1:15001\n"
+    "    routes: [{cluster: app}]\n";
+
+fs::path find_source_dir(std::string_view relative) {
+  std::vector<fs::path> roots;
+  roots.push_back(fs::path(__FILE__).parent_path().parent_path().parent_path());
+  if (const char* env = std::getenv("OUTRIGGER_SOURCE_DIR")) roots.emplace_back(env);
+  fs::path dir = fs::current_path();
+  for (int i = 0; i < 8 && !dir.empty(); ++i, dir = dir.parent_path()) roots.push_back(dir);
+  for (const fs::path& root : roots) {
+    std::error_code ec;
+    if (fs::is_directory(root / relative, ec)) return root / relative;
+  }
+  return {};
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs `python3 -m json.tool` on `json`; true when Python accepts it as JSON.
+bool python_accepts_json(const std::string& json) {
+  char tmpl[] = "/tmp/outrigger_config_test_XXXXXX";
+  int fd = mkstemp(tmpl);
+  if (fd < 0) return false;
+  bool written = ::write(fd, json.data(), json.size()) == static_cast<ssize_t>(json.size());
+  ::close(fd);
+  std::string cmd = std::string("python3 -m json.tool ") + tmpl + " >/dev/null 2>&1";
+  bool ok = written && std::system(cmd.c_str()) == 0;
+  ::unlink(tmpl);
+  return ok;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar syntaxes
+
+TEST(ConfigSyntax, DurationsAccepted) {
+  Duration d{};
+  ASSERT_TRUE(parse_duration("250ms", &d));
+  EXPECT_EQ(d.count(), 250);
+  ASSERT_TRUE(parse_duration("5s", &d));
+  EXPECT_EQ(d.count(), 5'000);
+  ASSERT_TRUE(parse_duration("2m", &d));
+  EXPECT_EQ(d.count(), 120'000);
+  ASSERT_TRUE(parse_duration("1h", &d));
+  EXPECT_EQ(d.count(), 3'600'000);
+  ASSERT_TRUE(parse_duration("0s", &d));
+  EXPECT_EQ(d.count(), 0);
+  ASSERT_TRUE(parse_duration("9223372036854ms", &d));  // the largest accepted
+}
+
+TEST(ConfigSyntax, DurationsRejected) {
+  Duration d{7};
+  for (std::string_view bad : {"", "5", "-5s", "+5s", "1.5s", "1500us", "5ns", "5d", "s", "5 s",
+                               "5S", "0x10s", "5s5", "9223372036855ms", "99999999999999999999s",
+                               "2562048h"}) {
+    EXPECT_FALSE(parse_duration(bad, &d)) << bad;
+  }
+  EXPECT_EQ(d.count(), 7);  // untouched on failure
+}
+
+TEST(ConfigSyntax, DurationReasons) {
+  Duration d{};
+  std::string reason;
+  EXPECT_FALSE(syntax::parse_duration("5", &d, &reason));
+  EXPECT_EQ(reason, "missing unit; use ms, s, m or h");
+  EXPECT_FALSE(syntax::parse_duration("-5s", &d, &reason));
+  EXPECT_EQ(reason, "negative durations are not allowed");
+  EXPECT_FALSE(syntax::parse_duration("1.5s", &d, &reason));
+  EXPECT_EQ(reason, "fractions are not allowed; use a smaller unit, e.g. 1500ms");
+  EXPECT_FALSE(syntax::parse_duration("0.0001s", &d, &reason));
+  EXPECT_EQ(reason, "fractions are not allowed; use a smaller unit");
+  EXPECT_FALSE(syntax::parse_duration("1500us", &d, &reason));
+  EXPECT_EQ(reason, "unknown unit \"us\"; use ms, s, m or h");
+  EXPECT_FALSE(syntax::parse_duration("99999999999h", &d, &reason));
+  EXPECT_EQ(reason, "too large");
+}
+
+TEST(ConfigSyntax, FormatDurationPicksTheLargestExactUnit) {
+  EXPECT_EQ(syntax::format_duration(Duration{0}), "0s");
+  EXPECT_EQ(syntax::format_duration(Duration{250}), "250ms");
+  EXPECT_EQ(syntax::format_duration(Duration{1'500}), "1500ms");
+  EXPECT_EQ(syntax::format_duration(Duration{5'000}), "5s");
+  EXPECT_EQ(syntax::format_duration(Duration{90'000}), "90s");
+  EXPECT_EQ(syntax::format_duration(Duration{300'000}), "5m");
+  EXPECT_EQ(syntax::format_duration(Duration{7'200'000}), "2h");
+}
+
+TEST(ConfigSyntax, Sizes) {
+  uint64_t n = 0;
+  std::string reason;
+  ASSERT_TRUE(syntax::parse_size("16384", &n, &reason));
+  EXPECT_EQ(n, 16384u);
+  ASSERT_TRUE(syntax::parse_size("16KiB", &n, &reason));
+  EXPECT_EQ(n, 16384u);
+  ASSERT_TRUE(syntax::parse_size("64MiB", &n, &reason));
+  EXPECT_EQ(n, 64u << 20);
+  ASSERT_TRUE(syntax::parse_size("1GiB", &n, &reason));
+  EXPECT_EQ(n, 1u << 30);
+  EXPECT_FALSE(syntax::parse_size("64MB", &n, &reason));
+  EXPECT_EQ(reason, "unknown unit \"MB\"; use KiB, MiB, GiB or TiB");
+  EXPECT_FALSE(syntax::parse_size("-1", &n, &reason));
+  EXPECT_FALSE(syntax::parse_size("KiB", &n, &reason));
+  EXPECT_FALSE(syntax::parse_size("99999999999TiB", &n, &reason));
+  EXPECT_EQ(reason, "too large");
+}
+
+TEST(ConfigSyntax, HostPortAccepted) {
+  HostPort hp;
+  std::string err;
+  ASSERT_TRUE(parse_host_port("1.2.3.4:80", true, &hp, &err));
+  EXPECT_EQ(hp.host, "1.2.3.4");
+  EXPECT_EQ(hp.port, 80);
+  ASSERT_TRUE(parse_host_port("[::1]:8080", true, &hp, &err));
+  EXPECT_EQ(hp.host, "::1");
+  EXPECT_EQ(hp.to_string(), "[::1]:8080");
+  ASSERT_TRUE(parse_host_port("[0:0::1]:1", true, &hp, &err));
+  EXPECT_EQ(hp.host, "::1");  // canonical form, so duplicates compare equal
+  ASSERT_TRUE(parse_host_port("0.0.0.0:0", true, &hp, &err));
+  EXPECT_EQ(hp.port, 0);
+  ASSERT_TRUE(parse_host_port("name.example.com:443", false, &hp, &err));
+  EXPECT_EQ(hp.host, "name.example.com");
+  EXPECT_EQ(hp.to_string(), "name.example.com:443");
+  ASSERT_TRUE(parse_host_port("1.2.3.4:65535", true, &hp, &err));
+  EXPECT_EQ(hp.port, 65535);
+}
+
+TEST(ConfigSyntax, HostPortRejected) {
+  struct Case {
+    std::string_view text;
+    bool require_ip;
+    std::string_view error;
+  };
+  const Case cases[] = {
+      {"", false, "empty address; expected host:port"},
+      {"1.2.3.4", true, "missing port in \"1.2.3.4\"; expected host:port"},
+      {"1.2.3.4:", true, "missing port in \"1.2.3.4:\""},
+      {"1.2.3.4:http", true, "invalid port \"http\""},
+      {"1.2.3.4:65536", true, "port 65536 out of range (0..65535)"},
+      {"1.2.3.4:-1", true, "invalid port \"-1\""},
+      {"[::1]", true, "missing port in \"[::1]\"; expected [address]:port"},
+      {"[::1:80", true, "missing \"]\" in \"[::1:80\""},
+      {"[zz::1]:80", true, "invalid IPv6 address \"zz::1\""},
+      {"::1:80", true, "IPv6 addresses need brackets and a port, e.g. [::1]:8080"},
+      {"::1", true, "IPv6 addresses need brackets and a port, e.g. [::1]:8080"},
+      {":80", false, "missing host in \":80\""},
+      {"name.example.com:443", true, "\"name.example.com\" is not an IP address"},
+      {"999.1.1.1:80", false, "invalid IPv4 address \"999.1.1.1\""},
+      {"bad..name:80", false, "invalid dns name \"bad..name\""},
+      {"-bad.example:80", false, "invalid dns name \"-bad.example\""},
+      {"bad name:80", false, "invalid dns name \"bad name\""},
+  };
+  for (const Case& c : cases) {
+    HostPort hp;
+    std::string err;
+    EXPECT_FALSE(parse_host_port(c.text, c.require_ip, &hp, &err)) << c.text;
+    EXPECT_EQ(err, c.error) << c.text;
+  }
+}
+
+TEST(ConfigSyntax, DnsNames) {
+  EXPECT_TRUE(syntax::is_dns_name("a"));
+  EXPECT_TRUE(syntax::is_dns_name("user-service"));
+  EXPECT_TRUE(syntax::is_dns_name("my_service.internal."));
+  EXPECT_TRUE(syntax::is_dns_name(std::string(63, 'a') + ".com"));
+  EXPECT_FALSE(syntax::is_dns_name(std::string(64, 'a') + ".com"));
+  EXPECT_FALSE(syntax::is_dns_name(""));
+  EXPECT_FALSE(syntax::is_dns_name("a..b"));
+  EXPECT_FALSE(syntax::is_dns_name("a-.b"));
+  EXPECT_FALSE(syntax::is_dns_name("1.2.3"));  // all-numeric last label: a mistyped IPv4
+  std::string long_name;
+  for (int i = 0; i < 64; ++i) long_name += "abc.";
+  EXPECT_FALSE(syntax::is_dns_name(long_name + "com"));  // > 253 characters
+}
+
+TEST(ConfigSyntax, HostPatterns) {
+  std::string out;
+  std::string reason;
+  ASSERT_TRUE(syntax::parse_host_pattern("User-Service", &out, &reason));
+  EXPECT_EQ(out, "user-service");
+  ASSERT_TRUE(syntax::parse_host_pattern("*.Orders.internal", &out, &reason));
+  EXPECT_EQ(out, "*.orders.internal");
+  ASSERT_TRUE(syntax::parse_host_pattern("*", &out, &reason));
+  ASSERT_TRUE(syntax::parse_host_pattern("10.0.0.1", &out, &reason));
+  ASSERT_TRUE(syntax::parse_host_pattern("[::1]", &out, &reason));
+  for (std::string_view bad : {"", "a.*.b", "*foo.com", "*.", "foo.*", "**", "a b", "host:80"}) {
+    EXPECT_FALSE(syntax::parse_host_pattern(bad, &out, &reason)) << bad;
+  }
+}
+
+TEST(ConfigSyntax, ClosestSuggestsOnlyNearWords) {
+  std::vector<std::string> keys = {"timeout", "cluster", "match", "name"};
+  EXPECT_EQ(syntax::closest("timout", keys), "timeout");
+  EXPECT_EQ(syntax::closest("Cluster", keys), "cluster");
+  EXPECT_EQ(syntax::closest("nmae", keys), "");  // transposition costs 2 in a 4-letter word
+  EXPECT_EQ(syntax::closest("retries", keys), "");
+}
+
+TEST(ConfigSyntax, QuoteEscapes) {
+  EXPECT_EQ(syntax::quote("a\"b\\c\n\t\x01"), "\"a\\\"b\\\\c\\n\\t\\u0001\"");
+  EXPECT_EQ(syntax::quote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
+  EXPECT_EQ(syntax::quote("bad\xff"), "\"bad\\ufffd\"");
+  EXPECT_EQ(syntax::quote("\xc3"), "\"\\ufffd\"");  // truncated sequence
+}
+
+TEST(ConfigModel, FindClusterAndHostPort) {
+  Config c;
+  c.clusters.emplace_back().name = "a";
+  c.clusters.emplace_back().name = "b";
+  ASSERT_NE(c.find_cluster("b"), nullptr);
+  EXPECT_EQ(c.find_cluster("b")->name, "b");
+  EXPECT_EQ(c.find_cluster("c"), nullptr);
+  EXPECT_EQ((HostPort{"fd00::1", 443}).to_string(), "[fd00::1]:443");
+  EXPECT_EQ((HostPort{"10.0.0.1", 0}).to_string(), "10.0.0.1:0");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading: defaults and inheritance
+
+TEST(ConfigLoad, MinimalConfigGetsDefaults) {
+  auto c = load_ok(yaml(R"(
+listeners:
+  - name: out
+    address: 127.0.0.1:15001
+    routes:
+      - cluster: app
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:8080]
+)"));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->source, "t.yaml");
+  EXPECT_EQ(c->workers, 0u);
+  EXPECT_FALSE(c->admin.address);
+  EXPECT_EQ(c->access_log.mode, AccessLogMode::kStdout);
+  EXPECT_TRUE(c->dns.resolvers.empty());
+  EXPECT_EQ(c->dns.timeout.count(), 2'000);
+  EXPECT_EQ(c->drain.delay.count(), 0);
+  EXPECT_EQ(c->drain.timeout.count(), 30'000);
+  ASSERT_EQ(c->listeners.size(), 1u);
+  const Listener& l = c->listeners[0];
+  EXPECT_EQ(l.name, "out");
+  EXPECT_EQ(l.address.to_string(), "127.0.0.1:15001");
+  EXPECT_EQ(l.role, ListenerRole::kOutbound);
+  EXPECT_EQ(l.limits.max_request_headers_bytes, 16384u);
+  EXPECT_EQ(l.limits.max_request_body_bytes, 1ull << 30);
+  EXPECT_EQ((l.loc.line), 2);
+  EXPECT_EQ((l.loc.column), 5);
+  ASSERT_EQ(l.routes.size(), 1u);
+  EXPECT_EQ(l.routes[0].name, "out-0");
+  EXPECT_TRUE(l.routes[0].match.hosts.empty());
+  EXPECT_EQ(l.routes[0].match.path_prefix, "/");
+  EXPECT_EQ(l.routes[0].timeout.count(), 15'000);
+  EXPECT_EQ(l.routes[0].loc.line, 5);
+  EXPECT_EQ(l.routes[0].loc.column, 9);
+  ASSERT_EQ(c->clusters.size(), 1u);
+  const Cluster& cl = c->clusters[0];
+  EXPECT_EQ(cl.type, ClusterType::kStatic);
+  EXPECT_EQ(cl.connect_timeout.count(), 5'000);
+  EXPECT_EQ(cl.max_connections, 1024u);
+  EXPECT_FALSE(cl.host_rewrite);
+  EXPECT_EQ(cl.loc.line, 7);
+}
+
+TEST(ConfigLoad, ListenerLimitsOverrideTopLevelKeyByKey) {
+  auto c = load_ok(yaml(R"(
+limits:
+  max_headers: 50
+  max_request_body_bytes: 64MiB
+  idle_timeout: 30s
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    routes: [{cluster: app}]
+  - name: b
+    address: 127.0.0.1:2
+    limits: {max_headers: 20, max_request_headers_bytes: 8KiB, max_connections: 10}
+    routes: [{cluster: app}]
+)") + std::string(kClusters));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->limits.max_headers, 50u);
+  const Limits& a = c->listeners[0].limits;
+  EXPECT_EQ(a.max_headers, 50u);
+  EXPECT_EQ(a.max_request_body_bytes, 64ull << 20);
+  EXPECT_EQ(a.idle_timeout.count(), 30'000);
+  const Limits& b = c->listeners[1].limits;
+  EXPECT_EQ(b.max_headers, 20u);
+  EXPECT_EQ(b.max_request_headers_bytes, 8192u);
+  EXPECT_EQ(b.max_connections, 10u);
+  EXPECT_EQ(b.max_request_body_bytes, 64ull << 20);  // inherited
+  EXPECT_EQ(b.idle_timeout.count(), 30'000);         // inherited
+  EXPECT_EQ(b.header_timeout.count(), 10'000);       // default
+}
+
+TEST(ConfigLoad, DnsClustersInheritTopLevelTtlsKeyByKey) {
+  auto c = load_ok(std::string(kListeners) + yaml(R"(
+dns:
+  resolvers: [127.0.0.1:5353, "[::1]:53"]
+  timeout: 500ms
+  min_ttl: 10s
+  max_ttl: 2m
+clusters:
+  - name: app
+    type: dns
+    endpoints: [app.internal:80, {address: "10.0.0.1:81"}]
+    dns: {max_ttl: 1m}
+  - name: other
+    type: dns
+    endpoints: [other.internal:443]
+)"));
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->dns.resolvers.size(), 2u);
+  EXPECT_EQ(c->dns.resolvers[1].to_string(), "[::1]:53");
+  EXPECT_EQ(c->dns.timeout.count(), 500);
+  EXPECT_EQ(c->clusters[0].dns.min_ttl.count(), 10'000);
+  EXPECT_EQ(c->clusters[0].dns.max_ttl.count(), 60'000);
+  EXPECT_EQ(c->clusters[0].endpoints[1].address.host, "10.0.0.1");
+  EXPECT_EQ(c->clusters[1].dns.min_ttl.count(), 10'000);
+  EXPECT_EQ(c->clusters[1].dns.max_ttl.count(), 120'000);
+}
+
+TEST(ConfigLoad, WorkersAccessLogAndMatch) {
+  std::string rest = std::string(kListeners) + std::string(kClusters);
+  EXPECT_EQ(load_ok("workers: auto\n" + rest)->workers, 0u);
+  EXPECT_EQ(load_ok("workers: 4\n" + rest)->workers, 4u);
+  EXPECT_EQ(load_ok("access_log: off\n" + rest)->access_log.mode, AccessLogMode::kOff);
+  auto file = load_ok("access_log: logs/access.log\n" + rest);
+  EXPECT_EQ(file->access_log.mode, AccessLogMode::kFile);
+  EXPECT_EQ(file->access_log.path, "logs/access.log");
+
+  auto c = load_ok(yaml(R"(
+listeners:
+  - name: l
+    address: "[::]:15001"
+    role: inbound
+    routes:
+      - name: r1
+        match: {hosts: [User-Service, "*.Orders.Internal", "*"], path_prefix: /api/}
+        cluster: app
+        timeout: 250ms
+)") + std::string(kClusters));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->listeners[0].role, ListenerRole::kInbound);
+  EXPECT_EQ(c->listeners[0].address.host, "::");
+  const Route& r = c->listeners[0].routes[0];
+  EXPECT_EQ(r.name, "r1");
+  EXPECT_EQ(r.match.hosts, (Lines{"user-service", "*.orders.internal", "*"}));
+  EXPECT_EQ(r.match.path_prefix, "/api/");
+  EXPECT_EQ(r.timeout.count(), 250);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation rules, each with its exact position
+
+TEST(ConfigErrors, YamlSyntaxErrorUsesParserMark) {
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: a
+    address: [1, 2
+clusters: []
+)")),
+            Lines{"t.yaml:4:9: yaml syntax error: end of sequence flow not found"});
+  EXPECT_EQ(errors_of("a: b: c\n"), Lines{"t.yaml:1:5: yaml syntax error: illegal map value"});
+  std::string deep = "a: " + std::string(3000, '[') + std::string(3000, ']') + "\n";
+  Lines e = errors_of(deep);
+  ASSERT_EQ(e.size(), 1u);
+  EXPECT_TRUE(e[0].ends_with("yaml syntax error: nesting too deep")) << e[0];
+}
+
+TEST(ConfigErrors, UnknownKeysPointAtTheKeyWithSuggestion) {
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    routes:
+      - cluster: app
+        timout: 5s
+        retries: 3
+)") + std::string(kClusters)),
+            (Lines{"t.yaml:6:9: unknown key \"timout\" (did you mean \"timeout\"?)",
+                   "t.yaml:7:9: unknown key \"retries\""}));
+  EXPECT_EQ(errors_of("listener: []\n" + std::string(kListeners) + std::string(kClusters)),
+            Lines{"t.yaml:1:1: unknown key \"listener\" (did you mean \"listeners\"?)"});
+  EXPECT_EQ(errors_of("base: &b {}\n<<: *b\n" + std::string(kListeners) + std::string(kClusters)),
+            (Lines{"t.yaml:1:1: unknown key \"base\"",
+                   "t.yaml:2:1: unknown key \"<<\" (yaml merge keys are not supported)"}));
+}
+
+TEST(ConfigErrors, DuplicateYamlKeys) {
+  EXPECT_EQ(errors_of(yaml(R"(
+workers: 1
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    name: b
+    routes: [{cluster: app, cluster: app}]
+)") + std::string(kClusters) + "workers: 2\n"),
+            (Lines{"t.yaml:5:5: duplicate key \"name\" (first at line 3)",
+                   "t.yaml:6:29: duplicate key \"cluster\" (first at line 6)",
+                   "t.yaml:10:1: duplicate key \"workers\" (first at line 1)"}));
+}
+
+TEST(ConfigErrors, WrongTypes) {
+  EXPECT_EQ(errors_of(yaml(R"(
+admin: [127.0.0.1:9901]
+dns: 5
+drain:
+  delay: [1s]
+limits:
+  max_headers: ten
+  max_connections: 1.5
+workers: {n: 1}
+listeners:
+  - name: [a]
+    address: {ip: 127.0.0.1}
+    routes:
+      - just-a-string
+      - cluster: app
+        match: /api
+clusters:
+  name: app
+)")),
+            (Lines{
+                "t.yaml:1:8: admin: expected a map, got a list",
+                "t.yaml:2:6: dns: expected a map, got \"5\"",
+                "t.yaml:4:10: delay: expected a duration, got a list",
+                "t.yaml:6:16: max_headers: expected an integer, got \"ten\"",
+                "t.yaml:7:20: max_connections: expected an integer, got \"1.5\"",
+                "t.yaml:8:10: workers: expected an integer or \"auto\", got a map",
+                "t.yaml:10:11: name: expected a string, got a list",
+                "t.yaml:11:14: address: expected an address (host:port), got a map",
+                "t.yaml:13:9: route: expected a map, got \"just-a-string\"",
+                "t.yaml:15:16: match: expected a map, got \"/api\"",
+                "t.yaml:17:3: clusters: expected a list, got a map",
+            }));
+  EXPECT_EQ(errors_of("- a\n- b\n"), Lines{"t.yaml:1:1: config: expected a map, got a list"});
+}
+
+TEST(ConfigErrors, EmptyValuesPointAtTheirKeyOrDash) {
+  EXPECT_EQ(errors_of(yaml(R"(
+admin:
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    routes:
+      -
+      - cluster: app
+        timeout: ~
+)") + std::string(kClusters)),
+            (Lines{"t.yaml:1:1: admin: expected a map, got null",
+                   "t.yaml:6:7: route: expected a map, got null",
+                   "t.yaml:8:18: timeout: expected a duration, got null"}));
+}
+
+TEST(ConfigErrors, BadDurations) {
+  EXPECT_EQ(errors_of(yaml(R"(
+dns:
+  timeout: 5
+drain:
+  delay: 0s
+  timeout: 0s
+limits:
+  header_timeout: -1s
+  idle_timeout: 1.5m
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    routes:
+      - cluster: app
+        timeout: 1500us
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:8080]
+    connect_timeout: 99999999999999h
+    idle_timeout: five
+)")),
+            (Lines{
+                "t.yaml:2:12: timeout: invalid duration \"5\" (missing unit; use ms, s, m or h)",
+                "t.yaml:5:12: timeout: must be greater than 0",
+                "t.yaml:7:19: header_timeout: invalid duration \"-1s\" (negative durations are "
+                "not allowed)",
+                "t.yaml:8:17: idle_timeout: invalid duration \"1.5m\" (fractions are not "
+                "allowed; use a smaller unit, e.g. 90000ms)",
+                "t.yaml:14:18: timeout: invalid duration \"1500us\" (unknown unit \"us\"; use ms, "
+                "s, m or h)",
+                "t.yaml:18:22: connect_timeout: invalid duration \"99999999999999h\" (too large)",
+                "t.yaml:19:19: idle_timeout: invalid duration \"five\" (expected an integer and a "
+                "unit, e.g. 5s)",
+            }));
+}
+
+TEST(ConfigErrors, BadAddressesAndPorts) {
+  EXPECT_EQ(errors_of(yaml(R"(
+admin:
+  address: 127.0.0.1
+dns:
+  resolvers: [localhost:53, 127.0.0.1:0, "[::1]:99999"]
+listeners:
+  - name: a
+    address: localhost:15001
+    routes: [{cluster: app}]
+  - name: b
+    address: ::1:15002
+    routes: [{cluster: app}]
+  - name: c
+    address: 127.0.0.1:http
+    routes: [{cluster: app}]
+)") + std::string(kClusters)),
+            (Lines{
+                "t.yaml:2:12: address: missing port in \"127.0.0.1\"; expected host:port",
+                "t.yaml:4:15: resolvers: \"localhost\" is not an IP address",
+                "t.yaml:4:29: resolvers: port 0 is not allowed for a resolver",
+                "t.yaml:4:42: resolvers: port 99999 out of range (0..65535)",
+                "t.yaml:7:14: address: \"localhost\" is not an IP address",
+                "t.yaml:10:14: address: IPv6 addresses need brackets and a port, e.g. [::1]:8080",
+                "t.yaml:13:14: address: invalid port \"http\"",
+            }));
+}
+
+TEST(ConfigErrors, DanglingClusterWithSuggestion) {
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    routes:
+      - cluster: userz
+      - cluster: payments
+clusters:
+  - name: users
+    endpoints: [127.0.0.1:8080]
+)")),
+            (Lines{"t.yaml:5:18: cluster: unknown cluster \"userz\" (did you mean \"users\"?)",
+                   "t.yaml:6:18: cluster: unknown cluster \"payments\""}));
+}
+
+TEST(ConfigErrors, DuplicateNames) {
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    routes:
+      - name: r
+        cluster: app
+      - name: r
+        cluster: app
+      - name: a-3
+        cluster: app
+      - cluster: app
+  - name: a
+    address: 127.0.0.1:2
+    routes:
+      - name: r
+        cluster: app
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:8080]
+  - name: app
+    endpoints: [127.0.0.1:8081]
+)")),
+            (Lines{"t.yaml:7:15: duplicate route name \"r\" in listener \"a\" (first at line 5)",
+                   // The fourth route's default name "a-3" collides with an explicit one.
+                   "t.yaml:11:9: duplicate route name \"a-3\" in listener \"a\" (first at line 9)",
+                   "t.yaml:12:11: duplicate listener name \"a\" (first at line 2)",
+                   "t.yaml:20:11: duplicate cluster name \"app\" (first at line 18)"}));
+}
+
+TEST(ConfigErrors, DuplicateAndOverlappingListenerAddresses) {
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:15001
+    routes: [{cluster: app}]
+  - name: b
+    address: 127.0.0.1:15001
+    routes: [{cluster: app}]
+  - name: c
+    address: 0.0.0.0:15002
+    routes: [{cluster: app}]
+  - name: d
+    address: 127.0.0.1:15002
+    routes: [{cluster: app}]
+  - name: e
+    address: 127.0.0.1:0
+    routes: [{cluster: app}]
+  - name: f
+    address: 127.0.0.1:0
+    routes: [{cluster: app}]
+  - name: g
+    address: "[::]:15003"
+    routes: [{cluster: app}]
+  - name: h
+    address: 10.0.0.1:15003
+    routes: [{cluster: app}]
+  - name: i
+    address: "[::1]:15001"
+    routes: [{cluster: app}]
+  - name: j
+    address: 0.0.0.0:15004
+    routes: [{cluster: app}]
+  - name: k
+    address: "[::1]:15004"
+    routes: [{cluster: app}]
+)") + std::string(kClusters)),
+            (Lines{
+                "t.yaml:6:14: duplicate listener address 127.0.0.1:15001 (listener \"a\" at line "
+                "3)",
+                "t.yaml:12:14: listener address 127.0.0.1:15002 overlaps 0.0.0.0:15002 of "
+                "listener \"c\" (line 9)",
+                "t.yaml:24:14: listener address 10.0.0.1:15003 overlaps [::]:15003 of listener "
+                "\"g\" (line 21)",
+            }));
+}
+
+TEST(ConfigErrors, AdminAddressClashesWithListener) {
+  EXPECT_EQ(errors_of(yaml(R"(
+admin:
+  address: 127.0.0.1:15001
+listeners:
+  - name: out
+    address: 0.0.0.0:15001
+    routes: [{cluster: app}]
+)") + std::string(kClusters)),
+            Lines{"t.yaml:2:12: admin address 127.0.0.1:15001 conflicts with listener \"out\" "
+                  "(line 5)"});
+  // Port 0 means "any free port" for both, so it never clashes.
+  EXPECT_TRUE(load_ok("admin: {address: 127.0.0.1:0}\n" + yaml(R"(
+listeners:
+  - name: out
+    address: 127.0.0.1:0
+    routes: [{cluster: app}]
+)") + std::string(kClusters)));
+}
+
+TEST(ConfigErrors, MissingRequiredKeysPointAtTheParentMap) {
+  EXPECT_EQ(errors_of(yaml(R"(
+workers: 1
+listeners:
+  - name: a
+    routes:
+      - match: {host: x}
+  - address: 127.0.0.1:2
+    routes: [{cluster: app}]
+)")),
+            (Lines{"t.yaml:1:1: missing required key \"clusters\"",
+                   "t.yaml:3:5: missing required key \"address\" in listener",
+                   "t.yaml:5:9: missing required key \"cluster\" in route",
+                   "t.yaml:6:5: missing required key \"name\" in listener"}));
+  EXPECT_EQ(errors_of(std::string(kListeners) + yaml(R"(
+clusters:
+  - type: dns
+  - name: app
+    endpoints: [{port: 80}]
+)")),
+            (Lines{"t.yaml:6:5: missing required key \"name\" in cluster",
+                   "t.yaml:6:5: missing required key \"endpoints\" in cluster",
+                   "t.yaml:8:17: missing required key \"address\" in endpoint",
+                   "t.yaml:8:18: unknown key \"port\""}));
+}
+
+TEST(ConfigErrors, EndpointsAndDnsNames) {
+  EXPECT_EQ(errors_of(std::string(kListeners) + yaml(R"(
+clusters:
+  - name: app
+    endpoints:
+      - app.internal:8080
+      - 10.0.0.1:0
+      - 0.0.0.0:80
+      - address: "[::1]:8080"
+  - name: names
+    type: dns
+    endpoints: ["bad..name:443", -x.internal:1, "under_score.ok:1", 10.0.0.1:80, [a]]
+)")),
+            (Lines{"t.yaml:8:9: endpoints: \"app.internal\" is not an IP address (static "
+                   "clusters need IP literals; use type: dns for names)",
+                   "t.yaml:9:9: endpoints: port 0 is not allowed for an endpoint",
+                   "t.yaml:10:9: endpoints: 0.0.0.0 is not a valid endpoint address",
+                   "t.yaml:14:17: endpoints: invalid dns name \"bad..name\"",
+                   "t.yaml:14:34: endpoints: invalid dns name \"-x.internal\"",
+                   "t.yaml:14:82: endpoints: expected \"host:port\" or a map with address, got a "
+                   "list"}));
+}
+
+TEST(ConfigErrors, ClusterTypeHostRewriteAndDnsBlock) {
+  EXPECT_EQ(errors_of(std::string(kListeners) + yaml(R"(
+clusters:
+  - name: app
+    type: eds
+    endpoints: [127.0.0.1:1]
+  - name: s
+    endpoints: [127.0.0.1:2]
+    host_rewrite: "bad host"
+    max_connections: 0
+    dns: {min_ttl: 1s}
+  - name: d
+    type: dns
+    endpoints: [d.internal:2]
+    host_rewrite: d.internal:8443
+    dns: {min_ttl: 10m, max_ttl: 1m, refresh: 5s}
+)")),
+            (Lines{"t.yaml:7:11: type: unknown cluster type \"eds\" (expected static or dns)",
+                   "t.yaml:11:19: host_rewrite: invalid host \"bad host\"",
+                   "t.yaml:12:22: max_connections: 0 is out of range (1..1000000)",
+                   "t.yaml:13:5: dns: only allowed in clusters of type dns",
+                   "t.yaml:18:20: min_ttl 10m is greater than max_ttl 1m",
+                   "t.yaml:18:38: unknown key \"refresh\""}));
+}
+
+TEST(ConfigErrors, TtlOrderUsesInheritedValues) {
+  // Only max_ttl is set in the cluster; it is below the inherited top-level min_ttl.
+  EXPECT_EQ(errors_of(std::string(kListeners) + yaml(R"(
+dns: {min_ttl: 30s, max_ttl: 10m}
+clusters:
+  - name: app
+    type: dns
+    endpoints: [app.internal:80]
+    dns:
+      max_ttl: 10s
+)")),
+            Lines{"t.yaml:11:16: min_ttl 30s is greater than max_ttl 10s"});
+  EXPECT_EQ(errors_of("dns: {min_ttl: 0s}\n" + std::string(kListeners) + std::string(kClusters)),
+            Lines{"t.yaml:1:16: min_ttl: must be greater than 0"});
+}
+
+TEST(ConfigErrors, HostPatternsAndPathPrefix) {
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    routes:
+      - match: {host: "a.*.b"}
+        cluster: app
+      - match: {host: ""}
+        cluster: app
+      - match: {hosts: ["*.ok", "*bad.com", "x:80"], path_prefix: api}
+        cluster: app
+      - match:
+          host: a
+          hosts: [b]
+        cluster: app
+      - match: {hosts: [], path_prefix: "/a b"}
+        cluster: app
+)") + std::string(kClusters)),
+            (Lines{
+                "t.yaml:5:23: host: invalid host pattern \"a.*.b\"; \"*\" is allowed only alone "
+                "or as a leading \"*.\"",
+                "t.yaml:7:23: host: empty host pattern",
+                "t.yaml:9:33: hosts: invalid host pattern \"*bad.com\"; \"*\" is allowed only "
+                "alone or as a leading \"*.\"",
+                "t.yaml:9:45: hosts: host pattern \"x:80\" must not include a port",
+                "t.yaml:9:67: path_prefix: must start with \"/\", got \"api\"",
+                "t.yaml:13:11: \"host\" and \"hosts\" are mutually exclusive",
+                "t.yaml:15:24: hosts: must list at least one host pattern (omit it to match any)",
+                "t.yaml:15:41: path_prefix: must not contain spaces, control characters, \"?\" "
+                "or \"#\"",
+            }));
+}
+
+TEST(ConfigErrors, EmptyLists) {
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners: []
+clusters: []
+)")),
+            (Lines{"t.yaml:1:12: listeners: must list at least one listener",
+                   "t.yaml:2:11: clusters: must list at least one cluster"}));
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    routes: []
+clusters:
+  - name: app
+    endpoints: []
+)")),
+            (Lines{"t.yaml:4:13: routes: must list at least one route",
+                   "t.yaml:7:16: endpoints: must list at least one endpoint"}));
+}
+
+TEST(ConfigErrors, LimitsOutOfRange) {
+  EXPECT_EQ(errors_of(yaml(R"(
+workers: 1025
+limits:
+  max_request_headers_bytes: 255
+  max_headers: 0
+  max_request_body_bytes: -1
+  max_connections: 0
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    limits:
+      max_request_headers_bytes: 2MiB
+      max_headers: 1001
+      max_request_body_bytes: 64MB
+      max_connections: 99999999999999999999
+    routes: [{cluster: app}]
+)") + std::string(kClusters)),
+            (Lines{
+                "t.yaml:1:10: workers: 1025 is out of range (0..1024)",
+                "t.yaml:3:30: max_request_headers_bytes: 255 is out of range (256..1048576)",
+                "t.yaml:4:16: max_headers: 0 is out of range (1..1000)",
+                "t.yaml:5:27: max_request_body_bytes: invalid size \"-1\" (negative sizes are not "
+                "allowed)",
+                "t.yaml:6:20: max_connections: 0 is out of range (1..1000000)",
+                "t.yaml:11:34: max_request_headers_bytes: 2MiB is out of range (256..1048576)",
+                "t.yaml:12:20: max_headers: 1001 is out of range (1..1000)",
+                "t.yaml:13:31: max_request_body_bytes: invalid size \"64MB\" (unknown unit \"MB\"; "
+                "use KiB, MiB, GiB or TiB)",
+                "t.yaml:14:24: max_connections: 99999999999999999999 is out of range (1..1000000)",
+            }));
+  // The bounds themselves are accepted.
+  EXPECT_TRUE(load_ok(yaml(R"(
+workers: 1024
+limits: {max_request_headers_bytes: 256, max_headers: 1000, max_request_body_bytes: 0}
+)") + std::string(kListeners) + std::string(kClusters)));
+}
+
+TEST(ConfigErrors, NamesRolesAccessLog) {
+  EXPECT_EQ(errors_of(yaml(R"(
+access_log: ""
+listeners:
+  - name: "out bound"
+    address: 127.0.0.1:1
+    role: sideways
+    routes:
+      - name: r/1
+        cluster: app
+)") + std::string(kClusters)),
+            (Lines{"t.yaml:1:13: access_log: expected off, stdout or a file path, got an empty "
+                   "string",
+                   "t.yaml:3:11: name: invalid name \"out bound\" (use letters, digits, \"_\", "
+                   "\".\" and \"-\")",
+                   "t.yaml:5:11: role: unknown role \"sideways\" (expected outbound or inbound)",
+                   "t.yaml:7:15: name: invalid name \"r/1\" (use letters, digits, \"_\", \".\" "
+                   "and \"-\")"}));
+}
+
+TEST(ConfigErrors, TooManyListenersRoutesClusters) {
+  std::string text = "listeners:\n";
+  for (int i = 0; i < 257; ++i) {
+    text += "  - name: l" + std::to_string(i) + "\n    address: 127.0.0.1:" +
+            std::to_string(10000 + i) + "\n    routes:\n";
+    int routes = i < 16 ? 256 : 1;  // 16 * 256 + 241 = 4337 routes in total
+    for (int r = 0; r < routes; ++r) text += "      - cluster: c0\n";
+  }
+  text += "clusters:\n";
+  for (int i = 0; i < 1025; ++i) {
+    text += "  - name: c" + std::to_string(i) + "\n    endpoints: [127.0.0.1:80]\n";
+  }
+  Lines e = errors_of(text);
+  // Listener 16 (0-based) pushes the route count to 4097; its routes list starts on the line
+  // after its "routes:" key.
+  int line_of_routes_16 = 1 + 16 * (3 + 256) + 3 + 1;
+  int clusters_line = 1 + 16 * (3 + 256) + 241 * 4 + 1;
+  EXPECT_EQ(e, (Lines{"t.yaml:2:3: too many listeners (257, at most 256)",
+                      "t.yaml:" + std::to_string(line_of_routes_16) +
+                          ":7: too many routes (4097 so far, at most 4096 in total)",
+                      "t.yaml:" + std::to_string(clusters_line + 1) +
+                          ":3: too many clusters (1025, at most 1024)"}));
+}
+
+TEST(ConfigErrors, EveryErrorIsReportedInFileOrder) {
+  Lines e = errors_of(yaml(R"(
+workers: x
+listeners:
+  - name: a
+    address: nowhere
+    routes: [{cluster: missing, timeout: 5}]
+clusters:
+  - name: app
+    endpoints: [host.internal:80]
+)"));
+  EXPECT_EQ(e, (Lines{
+                   "t.yaml:1:10: workers: expected an integer or \"auto\", got \"x\"",
+                   "t.yaml:4:14: address: missing port in \"nowhere\"; expected host:port",
+                   "t.yaml:5:24: cluster: unknown cluster \"missing\"",
+                   "t.yaml:5:42: timeout: invalid duration \"5\" (missing unit; use ms, s, m or "
+                   "h)",
+                   "t.yaml:8:17: endpoints: \"host.internal\" is not an IP address (static "
+                   "clusters need IP literals; use type: dns for names)",
+               }));
+}
+
+TEST(ConfigErrors, EmptyAndMultiDocumentFiles) {
+  EXPECT_EQ(errors_of(""),
+            Lines{"t.yaml:1:1: empty config; expected a map with listeners and clusters"});
+  EXPECT_EQ(errors_of("# nothing\n"),
+            Lines{"t.yaml:1:1: empty config; expected a map with listeners and clusters"});
+  std::string valid = std::string(kListeners) + std::string(kClusters);
+  EXPECT_EQ(errors_of(valid + "---\nworkers: 2\n"),
+            Lines{"t.yaml:9:1: only one yaml document is allowed"});
+  EXPECT_TRUE(load_ok(valid + "---\n"));  // a trailing empty document is harmless
+}
+
+TEST(ConfigErrors, UnreadableFile) {
+  LoadResult r = load_file("/nonexistent/outrigger.yaml");
+  ASSERT_FALSE(r.ok());
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(),
+            "/nonexistent/outrigger.yaml:0:0: cannot read: No such file or directory");
+  r = load_file("/");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(), "/:0:0: cannot read: Is a directory");
+}
+
+TEST(ConfigErrors, GarbageNeverThrows) {
+  const std::string inputs[] = {
+      std::string("\0\0\0", 3), "\xff\xfe\x00", "{{{{", "]]]", "key: \"unterminated", "&a [*a]",
+      "? [complex]: key\n", "!!binary x", "listeners: *nope", std::string(100000, '-'),
+      "listeners:\n  - !!map {}\n", "1: 2\n", "clusters: [[[]]]\nlisteners: [[]]\n",
+  };
+  for (const std::string& input : inputs) {
+    LoadResult r;
+    EXPECT_NO_THROW(r = load_string(input, "g.yaml"));
+    EXPECT_FALSE(r.ok());
+    EXPECT_FALSE(r.errors.empty());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+TEST(ConfigJson, RendersDefaultsAndEscapes) {
+  auto c = load_ok(yaml(R"(
+access_log: "logs/a \"quoted\" \\ caf\u00e9.log"
+)") + std::string(kListeners) + std::string(kClusters));
+  ASSERT_TRUE(c);
+  std::string compact = to_json(*c, JsonStyle::kCompact);
+  EXPECT_EQ(compact.find('\n'), std::string::npos);
+  EXPECT_NE(compact.find(R"("access_log":"logs/a \"quoted\" \\ café.log")"), std::string::npos)
+      << compact;
+  EXPECT_NE(compact.find(R"("drain":{"delay":"0s","timeout":"30s"})"), std::string::npos);
+  EXPECT_NE(compact.find(R"("admin":{})"), std::string::npos);
+  EXPECT_NE(compact.find(R"("routes":[{"name":"l-0","match":{"path_prefix":"/"},)"
+                         R"("cluster":"app","timeout":"15s"}])"),
+            std::string::npos)
+      << compact;
+  std::string pretty = to_json(*c);
+  EXPECT_EQ(pretty, to_json(*c, JsonStyle::kPretty));
+  EXPECT_NE(pretty.find("\n  \"workers\": 0,\n"), std::string::npos) << pretty;
+  EXPECT_TRUE(python_accepts_json(compact)) << compact;
+  EXPECT_TRUE(python_accepts_json(pretty)) << pretty;
+}
+
+TEST(ConfigJson, EmptyConfigRendersValidJson) {
+  Config empty;
+  EXPECT_TRUE(python_accepts_json(to_json(empty)));
+  EXPECT_TRUE(python_accepts_json(to_json(empty, JsonStyle::kCompact)));
+  EXPECT_NE(to_json(empty, JsonStyle::kCompact).find(R"("listeners":[])"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shipped examples and fixtures
+
+TEST(ConfigExamples, FullExampleLoadsAndRoundTripsThroughJson) {
+  fs::path dir = find_source_dir("config/examples");
+  ASSERT_FALSE(dir.empty()) << "config/examples not found";
+  LoadResult r = load_file((dir / "outrigger.yaml").string());
+  for (const Diagnostic& d : r.errors) ADD_FAILURE() << d.to_string();
+  ASSERT_TRUE(r.ok());
+  const Config& c = *r.config;
+  ASSERT_TRUE(c.admin.address);
+  EXPECT_EQ(c.admin.address->to_string(), "127.0.0.1:9901");
+  ASSERT_EQ(c.listeners.size(), 2u);
+  EXPECT_EQ(c.listeners[0].role, ListenerRole::kOutbound);
+  EXPECT_EQ(c.listeners[1].role, ListenerRole::kInbound);
+  const auto& routes = c.listeners[0].routes;
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_EQ(routes[0].match.hosts, Lines{"user-service"});
+  EXPECT_EQ(routes[1].match.hosts[0], "*.orders.internal");
+  EXPECT_NE(routes[0].cluster, routes[1].cluster);
+  for (const Listener& l : c.listeners) {
+    for (const Route& route : l.routes) {
+      EXPECT_NE(c.find_cluster(route.cluster), nullptr) << route.cluster;
+    }
+  }
+  EXPECT_EQ(c.find_cluster(c.listeners[1].routes[0].cluster)->endpoints[0].address.to_string(),
+            "127.0.0.1:8080");
+
+  // JSON is YAML: the rendered effective config must load back into the same config.
+  for (JsonStyle style : {JsonStyle::kPretty, JsonStyle::kCompact}) {
+    std::string json = to_json(c, style);
+    EXPECT_TRUE(python_accepts_json(json));
+    LoadResult back = load_string(json, "json");
+    for (const Diagnostic& d : back.errors) ADD_FAILURE() << d.to_string();
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(to_json(*back.config, style), json);
+  }
+}
+
+TEST(ConfigExamples, MinimalExampleLoads) {
+  fs::path dir = find_source_dir("config/examples");
+  ASSERT_FALSE(dir.empty());
+  LoadResult r = load_file((dir / "minimal.yaml").string());
+  for (const Diagnostic& d : r.errors) ADD_FAILURE() << d.to_string();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->listeners.size(), 1u);
+}
+
+TEST(ConfigFixtures, BadConfigsProduceExactlyTheExpectedDiagnostics) {
+  fs::path dir = find_source_dir("tests/fixtures/config");
+  ASSERT_FALSE(dir.empty()) << "tests/fixtures/config not found";
+  int checked = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    fs::path p = entry.path();
+    if (p.extension() != ".yaml" || !p.filename().string().starts_with("bad_")) continue;
+    fs::path expected_path = p;
+    expected_path.replace_extension(".expected");
+    ASSERT_TRUE(fs::exists(expected_path)) << expected_path;
+    Lines expected;
+    std::istringstream in(read_text(expected_path));
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) expected.push_back(line);
+    }
+    LoadResult r = load_file(p.string());
+    EXPECT_FALSE(r.ok()) << p;
+    Lines actual;
+    for (Diagnostic d : r.errors) {
+      EXPECT_EQ(d.loc.file, p.string());
+      d.loc.file = p.filename().string();  // .expected files name the file as run from `dir`
+      actual.push_back(d.to_string());
+    }
+    EXPECT_EQ(actual, expected) << p;
+    ++checked;
+  }
+  EXPECT_GE(checked, 5);
+}
+
+}  // namespace
+}  // namespace outrigger::config
