@@ -143,13 +143,16 @@ done
 case_h1_keepalive_teardown
 
 python3 - "$RESULTS" "$BENCH_OUT" "$FOOTPRINT_CONNECTIONS" "$FOOTPRINT_GOAL_MIB" \
-  "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(bench_versions "$OUTRIGGER_BIN" | paste -sd ';' | sed 's/;/, /g')" <<'EOF' || failed=1
+  "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(bench_versions "$OUTRIGGER_BIN" | paste -sd ';' | sed 's/;/, /g')" \
+  "$(nproc --all) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load average $(cut -d' ' -f1-3 /proc/loadavg)" \
+  <<'EOF' || failed=1
 import csv, json, sys
-path, out, n, goal_mib, date, versions = sys.argv[1:]
+path, out, n, goal_mib, date, versions, machine = sys.argv[1:]
 n, goal_kib = int(n), int(goal_mib) * 1024
 rows = [json.loads(line) for line in open(path) if line.strip()]
 mib = lambda kib: f"{kib / 1024:.1f}"
-md = ["# Outrigger footprint", "", f"- date: {date}", f"- versions: {versions}",
+md = ["# Outrigger footprint", "", f"- date: {date}", f"- machine: {machine}",
+      f"- versions: {versions}",
       f"- {n} idle HTTP/1.1 keep-alive client connections, one request done on each; "
       f"goal for outrigger: <= {goal_mib} MiB", "",
       f"| proxy | start -> /ready | idle RSS | RSS with {n} conns | peak RSS | KiB/conn | "
@@ -177,6 +180,13 @@ for r in rows:
                   f"{per_conn:.3f}", h["open"], h["failed"]])
     if h.get("first_errors"):
         md.append(f"|   first errors: {'; '.join(h['first_errors'])} |||||||||")
+md.append("")
+for r in rows:
+    st = r.get("startup") or {}
+    if st.get("all_ms"):
+        md.append(f"- {r['proxy']} start -> /ready runs (ms): {', '.join(map(str, st['all_ms']))}")
+    elif st.get("errors"):
+        md.append(f"- {r['proxy']} start-up measurement failed: {'; '.join(st['errors'])}")
 md += ["", "RSS is VmRSS summed over all the proxy's processes; 'still usable' re-sends a request "
        "on a sample of the held connections after the measurement."]
 text = "\n".join(md) + "\n"

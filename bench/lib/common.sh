@@ -2,6 +2,7 @@
 # pinned to a CPU and stopped by PID, template rendering, readiness polling and /proc accounting.
 # Sourced (not executed) by bash scripts that run with `set -euo pipefail`; single-threaded.
 
+# shellcheck disable=SC2034 # variables used by the scripts that source this file
 BENCH_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BENCH_DIR="$(cd "$BENCH_LIB_DIR/.." && pwd)"
 BENCH_PEERS_DIR="$BENCH_DIR/peers"
@@ -100,13 +101,13 @@ bench_spawn() {
 # Prints PID and all its live descendants, one per line (one /proc scan, then a bounded walk).
 # Processes that come and go during the scan (other users' builds) are skipped.
 bench_tree() {
-  local root="$1" f line rest pid ppid state
+  local root="$1" f line rest pid ppid
   local -A children=()
   for f in /proc/[0-9]*/stat; do
     { read -r line <"$f"; } 2>/dev/null || continue
     pid="${line%% *}"
     rest="${line##*) }" # fields from "state" on; comm may hold spaces or ')'
-    read -r state ppid _ <<<"$rest" || continue
+    read -r _ ppid _ <<<"$rest" || continue
     [[ "$pid" =~ ^[0-9]+$ && "$ppid" =~ ^[0-9]+$ ]] || continue
     children[$ppid]+="$pid "
   done
@@ -272,8 +273,8 @@ bench_wrk_result() {
 # Busy clock ticks of one CPU so far (user+nice+system+irq+softirq+steal from /proc/stat):
 # compared with the proxy's own ticks it shows how much else ran on the proxy's CPU.
 bench_cpu_busy_ticks() {
-  local name user nice system idle iowait irq softirq steal _
-  while read -r name user nice system idle iowait irq softirq steal _; do
+  local name user nice system _idle _iowait irq softirq steal _
+  while read -r name user nice system _idle _iowait irq softirq steal _; do
     if [[ "$name" == "cpu$1" ]]; then
       echo $((user + nice + system + irq + softirq + steal))
       return 0

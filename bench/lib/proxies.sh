@@ -2,6 +2,7 @@
 # CPU, in the foreground (no daemonizing, so the PID we hold is the master), logs in BENCH_TMP.
 # Sourced after common.sh; single-threaded.
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 BENCH_PEERS=(haproxy nginx nghttpx)
 BENCH_ALL_PROXIES=(outrigger "${BENCH_PEERS[@]}")
 
