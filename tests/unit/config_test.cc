@@ -1,5 +1,6 @@
 // Tests of config/: scalar syntaxes, every validation rule with its exact line:column, defaults,
 // inheritance, JSON rendering and round trip, the shipped examples and the bad-config fixtures.
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -8,8 +9,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "config/loader.h"
 #include "config/model.h"
@@ -107,9 +106,9 @@ TEST(ConfigSyntax, DurationsAccepted) {
 
 TEST(ConfigSyntax, DurationsRejected) {
   Duration d{7};
-  for (std::string_view bad : {"", "5", "-5s", "+5s", "1.5s", "1500us", "5ns", "5d", "s", "5 s",
-                               "5S", "0x10s", "5s5", "9223372036855ms", "99999999999999999999s",
-                               "2562048h"}) {
+  for (std::string_view bad :
+       {"", "5", "-5s", "+5s", "1.5s", "1500us", "5ns", "5d", "s", "5 s", "5S", "0x10s", "5s5",
+        "9223372036855ms", "99999999999999999999s", "2562048h"}) {
     EXPECT_FALSE(parse_duration(bad, &d)) << bad;
   }
   EXPECT_EQ(d.count(), 7);  // untouched on failure
@@ -450,7 +449,8 @@ listeners:
     address: 127.0.0.1:1
     name: b
     routes: [{cluster: app, cluster: app}]
-)") + std::string(kClusters) + "workers: 2\n"),
+)") + std::string(kClusters) +
+                      "workers: 2\n"),
             (Lines{"t.yaml:5:5: duplicate key \"name\" (first at line 3)",
                    "t.yaml:6:29: duplicate key \"cluster\" (first at line 6)",
                    "t.yaml:10:1: duplicate key \"workers\" (first at line 1)"}));
@@ -866,7 +866,8 @@ listeners:
   EXPECT_TRUE(load_ok(yaml(R"(
 workers: 1024
 limits: {max_request_headers_bytes: 256, max_headers: 1000, max_request_body_bytes: 0}
-)") + std::string(kListeners) + std::string(kClusters)));
+)") + std::string(kListeners) +
+                      std::string(kClusters)));
 }
 
 TEST(ConfigErrors, NamesRolesAccessLog) {
@@ -892,8 +893,8 @@ listeners:
 TEST(ConfigErrors, TooManyListenersRoutesClusters) {
   std::string text = "listeners:\n";
   for (int i = 0; i < 257; ++i) {
-    text += "  - name: l" + std::to_string(i) + "\n    address: 127.0.0.1:" +
-            std::to_string(10000 + i) + "\n    routes:\n";
+    text += "  - name: l" + std::to_string(i) +
+            "\n    address: 127.0.0.1:" + std::to_string(10000 + i) + "\n    routes:\n";
     int routes = i < 16 ? 256 : 1;  // 16 * 256 + 241 = 4337 routes in total
     for (int r = 0; r < routes; ++r) text += "      - cluster: c0\n";
   }
@@ -959,9 +960,19 @@ TEST(ConfigErrors, UnreadableFile) {
 
 TEST(ConfigErrors, GarbageNeverThrows) {
   const std::string inputs[] = {
-      std::string("\0\0\0", 3), "\xff\xfe\x00", "{{{{", "]]]", "key: \"unterminated", "&a [*a]",
-      "? [complex]: key\n", "!!binary x", "listeners: *nope", std::string(100000, '-'),
-      "listeners:\n  - !!map {}\n", "1: 2\n", "clusters: [[[]]]\nlisteners: [[]]\n",
+      std::string("\0\0\0", 3),
+      "\xff\xfe\x00",
+      "{{{{",
+      "]]]",
+      "key: \"unterminated",
+      "&a [*a]",
+      "? [complex]: key\n",
+      "!!binary x",
+      "listeners: *nope",
+      std::string(100000, '-'),
+      "listeners:\n  - !!map {}\n",
+      "1: 2\n",
+      "clusters: [[[]]]\nlisteners: [[]]\n",
   };
   for (const std::string& input : inputs) {
     LoadResult r;
@@ -977,7 +988,8 @@ TEST(ConfigErrors, GarbageNeverThrows) {
 TEST(ConfigJson, RendersDefaultsAndEscapes) {
   auto c = load_ok(yaml(R"(
 access_log: "logs/a \"quoted\" \\ caf\u00e9.log"
-)") + std::string(kListeners) + std::string(kClusters));
+)") + std::string(kListeners) +
+                   std::string(kClusters));
   ASSERT_TRUE(c);
   std::string compact = to_json(*c, JsonStyle::kCompact);
   EXPECT_EQ(compact.find('\n'), std::string::npos);
