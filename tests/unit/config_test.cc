@@ -1063,6 +1063,45 @@ TEST(ConfigExamples, MinimalExampleLoads) {
   EXPECT_EQ(r.config->listeners.size(), 1u);
 }
 
+// The README's complete example is the shipped example file (minus its header comment), and the
+// error lines it quotes are real diagnostics from the fixtures.
+TEST(ConfigExamples, ReadmeMatchesExampleAndFixtures) {
+  fs::path config_dir = find_source_dir("config");
+  fs::path fixtures = find_source_dir("tests/fixtures/config");
+  ASSERT_FALSE(config_dir.empty());
+  ASSERT_FALSE(fixtures.empty());
+  std::string readme = read_text(config_dir / "README.md");
+  size_t section = readme.find("## A complete example");
+  ASSERT_NE(section, std::string::npos);
+  size_t begin = readme.find("```yaml\n", section);
+  ASSERT_NE(begin, std::string::npos);
+  begin += 8;
+  size_t end = readme.find("```", begin);
+  ASSERT_NE(end, std::string::npos);
+  std::string documented = readme.substr(begin, end - begin);
+
+  std::string example = read_text(config_dir / "examples/outrigger.yaml");
+  // Drop the file's leading comment block and the blank line after it.
+  size_t body = 0;
+  while (body < example.size() && example[body] == '#') body = example.find('\n', body) + 1;
+  while (body < example.size() && example[body] == '\n') ++body;
+  EXPECT_EQ(documented, example.substr(body));
+
+  size_t errors = readme.find("## Errors");
+  ASSERT_NE(errors, std::string::npos);
+  size_t quoted = readme.find("```\n", errors);
+  ASSERT_NE(quoted, std::string::npos);
+  std::istringstream lines(readme.substr(quoted + 4, readme.find("```", quoted + 4) - quoted - 4));
+  int checked = 0;
+  for (std::string line; std::getline(lines, line);) {
+    std::string file = line.substr(0, line.find(".yaml:"));
+    std::string expected = read_text(fixtures / (file + ".expected"));
+    EXPECT_NE(expected.find(line + "\n"), std::string::npos) << line;
+    ++checked;
+  }
+  EXPECT_GE(checked, 5);
+}
+
 TEST(ConfigFixtures, BadConfigsProduceExactlyTheExpectedDiagnostics) {
   fs::path dir = find_source_dir("tests/fixtures/config");
   ASSERT_FALSE(dir.empty()) << "tests/fixtures/config not found";
