@@ -3,8 +3,8 @@ log, Expect: 100-continue. Real binary, real curl and raw sockets, our recording
 import hashlib
 import unittest
 
-from harness import (ProxyTestCase, RawConn, build_request, chunked, curl, get, metrics, request,
-                     yaml_out)
+from harness import (ProxyTestCase, RawConn, build_request, chunked, curl, get, metrics,
+                     pattern_sha256, request, yaml_out)
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
 
@@ -97,6 +97,54 @@ class RunMode(ProxyTestCase):
     self.assertEqual([r.json()["target"] for r in got], ["/echo/p1", "/echo/p2", "/echo/p3"])
     self.assertEqual(got[1].json()["body"], "second body")
     self.assertEqual([got[0].json()["body_len"], got[2].json()["body_len"]], [0, 0])
+
+  def test_pipelining_slow_first_keeps_order(self):
+    reqs = (build_request("GET", "/delay?ms=300") + build_request("GET", "/echo/fast") +
+            build_request("HEAD", "/echo/head") + build_request("GET", "/echo/last"))
+    with RawConn(self.addr, timeout=10) as c:
+      c.send(reqs)
+      got = [c.read_response(method=m) for m in ("GET", "GET", "HEAD", "GET")]
+    self.assertEqual([r.status for r in got], [200] * 4)
+    self.assertEqual(got[0].json()["target"], "/delay?ms=300")
+    self.assertEqual(got[1].json()["target"], "/echo/fast")
+    self.assertEqual(got[2].body, b"")
+    self.assertEqual(got[3].json()["target"], "/echo/last")
+
+  def test_bodyless_responses_keep_framing(self):
+    with RawConn(self.addr) as c:
+      r = c.request("HEAD", "/large?n=5000")
+      self.assertEqual((r.status, r.header("content-length"), r.body), (200, "5000", b""))
+      self.assertEqual(c.request("GET", "/status/204").status, 204)
+      self.assertEqual(c.request("GET", "/status/304").status, 304)
+      r = c.request("GET", "/echo/after-bodyless")
+      self.assertEqual(r.json()["target"], "/echo/after-bodyless")
+
+  def test_close_delimited_upstream_body(self):
+    n = 70000
+    r = get(self.addr, "/eof-body?n=%d" % n)
+    self.assertEqual(r.status, 200)
+    self.assertEqual(r.body_len, n)
+    self.assertEqual(hashlib.sha256(r.body).hexdigest(), pattern_sha256(n))
+
+  def test_upstream_connection_close_response(self):
+    with RawConn(self.addr) as c:
+      r = c.request("GET", "/conn-close")
+      self.assertEqual(r.status, 200)
+      if r.closes:
+        self.assertTrue(c.wait_closed(3))
+        return
+      # Connection: close is hop-by-hop: the downstream connection stays usable.
+      self.assertEqual(c.request("GET", "/echo/next").status, 200)
+    self.assertEqual(self.up.connections_accepted, 2)
+
+  def test_stale_pooled_connection_not_surfaced(self):
+    self.assertEqual(get(self.addr, "/echo/1").status, 200)
+    self.assertTrue(self.up.wait_idle(1), "upstream connection never went idle")
+    self.assertEqual(self.up.close_idle(), 1)
+    for i in range(3):
+      r = get(self.addr, "/echo/after-close/%d" % i)
+      self.assertEqual(r.status, 200, "pooled connection closed by the upstream: %r" % r)
+    self.assertEqual(self.up.connections_accepted, 2)
 
   def test_hop_by_hop_request_headers_removed(self):
     body = b"hop body " * 50

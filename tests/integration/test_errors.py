@@ -3,8 +3,8 @@
 import time
 import unittest
 
-from harness import (ConnectionClosed, ProxyTestCase, RawConn, build_request, closed_port, get,
-                     metrics, request, yaml_out)
+from harness import (ConnectionClosed, ProxyTestCase, RawConn, build_request, chunked,
+                     closed_port, get, metrics, request, yaml_out)
 
 
 class Limits(ProxyTestCase):
@@ -51,6 +51,18 @@ class Limits(ProxyTestCase):
     self.assertEqual(d, 1)
     self.assertEqual(self.up.requests, [], "nothing may reach the upstream")
     self.assertEqual(self.up.connections_accepted, 0)
+
+  def test_413_chunked_body_over_limit(self):
+    before = metrics.limit_hits(self.proxy.metrics(), "body_bytes")
+    with RawConn(self.addr, timeout=5) as c:
+      c.send(build_request("POST", "/echo/big", [("Transfer-Encoding", "chunked")]) +
+             chunked(b"c" * 1800, 600))
+      r = c.read_response()
+      self.assertLocalError(r, 413)
+      self.assertTrue(c.wait_closed(3), "the rest of an over-limit body cannot be framed: close")
+    self.assertEqual(metrics.limit_hits(self.proxy.metrics(), "body_bytes") - before, 1)
+    complete = [q for q in self.up.requests if q.body_complete]
+    self.assertEqual(complete, [], "an over-limit body must never reach the upstream whole")
 
   def test_body_at_the_limit_passes(self):
     r = request(self.addr, "POST", "/echo", body=b"b" * 1000)

@@ -21,7 +21,7 @@ class LoadClients:
     self.stop = threading.Event()
     self._lock = threading.Condition()
     self.ok = 0
-    self.lost = []  # (thread, request number, what happened)
+    self.lost = []  # (thread, request number, what happened, time.monotonic() of the loss)
     self.bodies = {}  # response body -> count
     self.stopped_because = []
     self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
@@ -81,7 +81,7 @@ class LoadClients:
           r = conn.read_response()
         except (ConnectionClosed, ProtocolError, TimeoutError, OSError) as e:
           with self._lock:
-            self.lost.append((idx, n, repr(e)))
+            self.lost.append((idx, n, repr(e), time.monotonic()))
           conn.close()
           conn = None
           if self.stop_on_close:
@@ -92,7 +92,8 @@ class LoadClients:
             self.ok += 1
             self.bodies[r.body] = self.bodies.get(r.body, 0) + 1
           else:
-            self.lost.append((idx, n, "status %d %r" % (r.status, r.body[:100])))
+            self.lost.append((idx, n, "status %d %r" % (r.status, r.body[:100]),
+                              time.monotonic()))
           self._lock.notify_all()
         if r.closes:
           conn.close()

@@ -15,6 +15,10 @@ What a request does is chosen by its path: the first path segment that names a b
   expect-417           answers 417 without reading the body (with Expect: 100-continue)
   cl-te                malformed response carrying both Content-Length and Transfer-Encoding
   hop-resp             response carrying hop-by-hop headers (Connection-named, Keep-Alive)
+  eof-body?n=          response without Content-Length or chunking: n bytes, then close
+  slow-body?ms=&n=     head (Content-Length n) at once, the n body bytes ms later
+
+HEAD gets the head only; 1xx/204/304 statuses carry no body.
 
 Requests with "Expect: 100-continue" get "100 Continue" before the body is read (except 417).
 Thread affinity: one accept thread plus one thread per connection; the records are guarded by
@@ -113,6 +117,7 @@ class Upstream:
     self._stop = threading.Event()
     self._requests = []
     self._conns = {}
+    self._idle = set()  # connection ids waiting for their next request with nothing buffered
     self._threads = []
     self.connections_accepted = 0
     self.bytes_received = 0
@@ -158,6 +163,29 @@ class Upstream:
         if left <= 0:
           return False
         self._lock.wait(left)
+
+  def wait_idle(self, n, timeout=5.0):
+    """Waits until at least n connections sit idle between requests."""
+    deadline = time.monotonic() + timeout
+    with self._lock:
+      while len(self._idle) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+          return False
+        self._lock.wait(left)
+      return True
+
+  def close_idle(self):
+    """Closes (FIN) every connection that sits idle between requests; returns how many."""
+    with self._lock:
+      socks = [self._conns[i] for i in self._idle if i in self._conns]
+      self._idle.clear()
+    for c in socks:
+      try:
+        c.shutdown(socket.SHUT_RDWR)
+      except OSError:
+        pass
+    return len(socks)
 
   def close(self):
     self._stop.set()
@@ -223,12 +251,23 @@ class Upstream:
     finally:
       with self._lock:
         self._conns.pop(cid, None)
+        self._idle.discard(cid)
       try:
         c.close()
       except OSError:
         pass
 
   def _one(self, c, cid, buf):
+    if not buf:
+      with self._lock:
+        self._idle.add(cid)
+        self._lock.notify_all()
+    try:
+      if not buf and not self._recv(c, buf):
+        return False
+    finally:
+      with self._lock:
+        self._idle.discard(cid)
     while b"\r\n\r\n" not in buf:
       if len(buf) > (1 << 20):
         self._record_raw(cid, bytes(buf), "head too large")
@@ -362,7 +401,8 @@ class Upstream:
         raise _Bad("missing CRLF after chunk")
 
   _NAMES = ("echo", "status", "chunked", "large", "delay", "stall", "close", "reset",
-            "conn-close", "expect-417", "cl-te", "hop-resp")
+            "conn-close", "expect-417", "cl-te", "hop-resp", "eof-body",
+            "slow-body")
 
   def _behaviour(self, path):
     segs = [s for s in path.split("/") if s]
@@ -386,6 +426,7 @@ class Upstream:
 
   def _respond(self, c, req, behaviour, arg):
     q = req.query
+    head_only = req.method == "HEAD"
     if behaviour == "delay":
       if self._stop.wait(int(q.get("ms", "1000")) / 1000.0):
         return False
@@ -393,7 +434,8 @@ class Upstream:
     if behaviour == "echo":
       body = self._echo_body(req)
       c.sendall(self._head(200, "OK", [("Content-Type", "application/json"),
-                                       ("Content-Length", len(body))]) + body)
+                                       ("Content-Length", len(body))]) +
+                (b"" if head_only else body))
       return True
     if behaviour == "conn-close":
       body = self._echo_body(req)
@@ -402,8 +444,12 @@ class Upstream:
       return False
     if behaviour == "status":
       code = int(arg or q.get("code", "200"))
+      if code < 200 or code in (204, 304):
+        c.sendall(self._head(code, "Status", []))
+        return True
       body = b"status %d\n" % code
-      c.sendall(self._head(code, "Status", [("Content-Length", len(body))]) + body)
+      c.sendall(self._head(code, "Status", [("Content-Length", len(body))]) +
+                (b"" if head_only else body))
       return True
     if behaviour in ("chunked", "large"):
       n = int(q.get("n", "100000"))
@@ -411,6 +457,8 @@ class Upstream:
       if mode == "chunked":
         csize = int(q.get("chunk", str(BLOCK)))
         c.sendall(self._head(200, "OK", [("Transfer-Encoding", "chunked")]))
+        if head_only:
+          return True
         pending = bytearray()
         for piece in pattern_iter(n, 4):
           pending += piece
@@ -424,6 +472,8 @@ class Upstream:
         c.sendall(b"0\r\n\r\n")
       else:
         c.sendall(self._head(200, "OK", [("Content-Length", n)]))
+        if head_only:
+          return True
         for piece in pattern_iter(n, 4):
           c.sendall(piece)
           if self._stop.is_set():
@@ -452,6 +502,20 @@ class Upstream:
                                        ("Keep-Alive", "timeout=5"), ("X-End", "kept"),
                                        ("Content-Length", len(body))]) + body)
       return True
+    if behaviour == "slow-body":
+      n = int(q.get("n", "1000"))
+      c.sendall(self._head(200, "OK", [("Content-Length", n)]))
+      if self._stop.wait(int(q.get("ms", "1000")) / 1000.0):
+        return False
+      c.sendall(b"s" * n)
+      return True
+    if behaviour == "eof-body":
+      n = int(q.get("n", "10000"))
+      c.sendall(self._head(200, "OK", []))
+      for piece in pattern_iter(n, 4):
+        c.sendall(piece)
+      c.shutdown(socket.SHUT_WR)
+      return False
     raise _Bad("unknown behaviour " + behaviour)
 
 
