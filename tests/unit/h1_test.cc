@@ -1,0 +1,246 @@
+// Parser tests: framing, hop-by-hop marking, limits, and every smuggling shape refused.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "proxy/http/h1.h"
+#include "proxy/router/router.h"
+
+namespace outrigger::http {
+namespace {
+
+struct Parsed {
+  ParseResult result;
+  Error error;
+  RequestHead head;
+};
+
+Parsed parse(std::string_view raw, HeadParser::Limits limits = {}) {
+  Parsed p;
+  HeadParser parser(limits);
+  p.result = parser.parse_request(raw, &p.head);
+  p.error = parser.error();
+  return p;
+}
+
+TEST(H1Request, SimpleGet) {
+  auto p = parse("GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\n");
+  ASSERT_EQ(p.result, ParseResult::kDone);
+  EXPECT_EQ(p.head.method, "GET");
+  EXPECT_EQ(p.head.target, "/a/b?x=1");
+  EXPECT_EQ(p.head.path, "/a/b");
+  EXPECT_EQ(p.head.authority, "example.com");
+  EXPECT_EQ(p.head.body, BodyKind::kNone);
+  EXPECT_TRUE(p.head.keep_alive);
+  EXPECT_EQ(p.head.header_count, 2u);
+}
+
+TEST(H1Request, IncrementalByteByByte) {
+  const std::string raw = "POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello";
+  HeadParser parser;
+  RequestHead head;
+  ParseResult r = ParseResult::kNeedMore;
+  size_t n = 0;
+  while (r == ParseResult::kNeedMore && n < raw.size()) r = parser.parse_request(std::string_view(raw).substr(0, ++n), &head);
+  ASSERT_EQ(r, ParseResult::kDone);
+  EXPECT_EQ(head.head_bytes, raw.size() - 5);
+  EXPECT_EQ(head.body, BodyKind::kContentLength);
+  EXPECT_EQ(head.content_length, 5u);
+}
+
+TEST(H1Request, AbsoluteFormUsesTargetAuthority) {
+  auto p = parse("GET http://user-service:8080/orders?id=2 HTTP/1.1\r\nHost: ignored\r\n\r\n");
+  ASSERT_EQ(p.result, ParseResult::kDone);
+  EXPECT_EQ(p.head.authority, "user-service:8080");
+  EXPECT_EQ(p.head.target, "/orders?id=2");
+  EXPECT_EQ(p.head.path, "/orders");
+}
+
+TEST(H1Request, ConnectionTokensMarkHopByHop) {
+  auto p = parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n"
+                 "Keep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Keep: y\r\n\r\n");
+  ASSERT_EQ(p.result, ParseResult::kDone);
+  EXPECT_FALSE(p.head.keep_alive);
+  for (size_t i = 0; i < p.head.header_count; ++i) {
+    const Header& h = p.head.headers[i];
+    EXPECT_EQ(h.hop, h.name != "Host" && h.name != "X-Keep") << h.name;
+  }
+}
+
+TEST(H1Request, Http10DefaultsToClose) {
+  auto p = parse("GET / HTTP/1.0\r\n\r\n");
+  ASSERT_EQ(p.result, ParseResult::kDone);
+  EXPECT_FALSE(p.head.keep_alive);
+  auto k = parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_TRUE(k.head.keep_alive);
+}
+
+TEST(H1Request, LeadingEmptyLinesTolerated) {
+  auto p = parse("\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  ASSERT_EQ(p.result, ParseResult::kDone);
+  EXPECT_EQ(p.head.head_bytes, 4 + 27u);
+}
+
+struct Bad {
+  const char* name;
+  std::string raw;
+  Error error;
+};
+
+class H1Smuggling : public ::testing::TestWithParam<Bad> {};
+
+TEST_P(H1Smuggling, Refused) {
+  auto p = parse(GetParam().raw);
+  EXPECT_EQ(p.result, ParseResult::kError) << GetParam().name;
+  EXPECT_EQ(p.error, GetParam().error) << GetParam().name << ": " << error_reason(p.error);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, H1Smuggling,
+    ::testing::Values(
+        Bad{"ClAndTe", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Error::kContentLengthAndTe},
+        Bad{"TeAndCl", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", Error::kContentLengthAndTe},
+        Bad{"DuplicateClSame", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Error::kDuplicateContentLength},
+        Bad{"DuplicateClDiff", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", Error::kDuplicateContentLength},
+        Bad{"ClList", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n", Error::kBadContentLength},
+        Bad{"ClPlus", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n", Error::kBadContentLength},
+        Bad{"ClHex", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x5\r\n\r\n", Error::kBadContentLength},
+        Bad{"ClEmpty", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \r\n\r\n", Error::kBadContentLength},
+        Bad{"ClOverflow", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", Error::kBadContentLength},
+        Bad{"TeXchunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n", Error::kBadTransferEncoding},
+        Bad{"TeList", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n", Error::kBadTransferEncoding},
+        Bad{"TeVtab", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\x0b\r\n\r\n", Error::kBadHeaderValue},
+        Bad{"TeTwice", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", Error::kBadTransferEncoding},
+        Bad{"TeHttp10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Error::kBadTransferEncoding},
+        Bad{"BareCr", "GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n", Error::kBareCr},
+        Bad{"BareLf", "GET / HTTP/1.1\nHost: h\r\n\r\n", Error::kBareLf},
+        Bad{"BareLfHeader", "GET / HTTP/1.1\r\nHost: h\nX: 1\r\n\r\n", Error::kBareLf},
+        Bad{"Nul", std::string("GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n", 35), Error::kNul},
+        Bad{"ObsFold", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", Error::kObsFold},
+        Bad{"SpaceBeforeColon", "GET / HTTP/1.1\r\nHost: h\r\nContent-Length : 5\r\n\r\n", Error::kSpaceBeforeColon},
+        Bad{"TabBeforeColon", "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding\t: chunked\r\n\r\n", Error::kSpaceBeforeColon},
+        Bad{"BadName", "GET / HTTP/1.1\r\nHost: h\r\nX(y): 1\r\n\r\n", Error::kBadHeaderName},
+        Bad{"MissingHost", "GET / HTTP/1.1\r\n\r\n", Error::kMissingHost},
+        Bad{"DuplicateHost", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Error::kDuplicateHost},
+        Bad{"BadVersion", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", Error::kBadVersion},
+        Bad{"GarbageVersion", "GET / FOO\r\nHost: h\r\n\r\n", Error::kBadRequestLine},
+        Bad{"DoubleSpace", "GET  / HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadRequestLine},
+        Bad{"TargetCtl", "GET /a\x01 HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadTarget},
+        Bad{"Connect", "CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadMethod}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(H1Limits, HeadTooLarge) {
+  std::string raw = "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(2000, 'a');
+  auto p = parse(raw, {1024, 100});
+  EXPECT_EQ(p.result, ParseResult::kError);
+  EXPECT_EQ(p.error, Error::kHeadTooLarge);
+}
+
+TEST(H1Limits, TooManyHeaders) {
+  std::string raw = "GET / HTTP/1.1\r\nHost: h\r\n";
+  for (int i = 0; i < 20; ++i) raw += "X" + std::to_string(i) + ": v\r\n";
+  raw += "\r\n";
+  auto p = parse(raw, {16384, 10});
+  EXPECT_EQ(p.error, Error::kTooManyHeaders);
+  auto ok = parse(raw, {16384, 21});
+  EXPECT_EQ(ok.result, ParseResult::kDone);
+}
+
+TEST(H1Response, Framing) {
+  HeadParser parser;
+  ResponseHead r;
+  ASSERT_EQ(parser.parse_response("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", false, &r), ParseResult::kDone);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, BodyKind::kContentLength);
+  parser.reset();
+  ASSERT_EQ(parser.parse_response("HTTP/1.1 200 OK\r\n\r\n", false, &r), ParseResult::kDone);
+  EXPECT_EQ(r.body, BodyKind::kUntilClose);
+  EXPECT_FALSE(r.keep_alive);
+  parser.reset();
+  ASSERT_EQ(parser.parse_response("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, &r), ParseResult::kDone);
+  EXPECT_EQ(r.body, BodyKind::kNone);
+  parser.reset();
+  ASSERT_EQ(parser.parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, &r), ParseResult::kDone);
+  EXPECT_EQ(r.body, BodyKind::kNone);  // answer to HEAD
+  parser.reset();
+  EXPECT_EQ(parser.parse_response("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false, &r), ParseResult::kError);
+  parser.reset();
+  EXPECT_EQ(parser.parse_response("HTTP/1.1 2x0 OK\r\n\r\n", false, &r), ParseResult::kError);
+  parser.reset();
+  ASSERT_EQ(parser.parse_response("HTTP/1.1 204\r\n\r\n", false, &r), ParseResult::kDone);
+  EXPECT_EQ(r.status, 204);
+}
+
+std::string decode_all(std::string in, ChunkedDecoder::Status* st, size_t* consumed, size_t step) {
+  ChunkedDecoder d;
+  std::string out;
+  size_t pos = 0;
+  *st = ChunkedDecoder::Status::kMore;
+  while (pos < in.size() && *st == ChunkedDecoder::Status::kMore) {
+    std::string piece = in.substr(pos, step);
+    auto r = d.decode(piece.data(), piece.size());
+    out.append(piece.data(), r.data);
+    pos += r.consumed;
+    *st = r.status;
+    if (r.consumed < piece.size() && r.status == ChunkedDecoder::Status::kMore) break;
+  }
+  *consumed = pos;
+  return out;
+}
+
+TEST(H1Chunked, DecodesInPieces) {
+  const std::string body = "5;ext=1\r\nhello\r\nB\r\n, world!!!!\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+  for (size_t step : {1u, 2u, 3u, 7u, 64u}) {
+    ChunkedDecoder::Status st;
+    size_t consumed;
+    EXPECT_EQ(decode_all(body, &st, &consumed, step), "hello, world!!!!") << step;
+    EXPECT_EQ(st, ChunkedDecoder::Status::kDone);
+    EXPECT_EQ(consumed, body.size() - 4);
+  }
+  ChunkedDecoder d;
+  std::string b = body;
+  auto r = d.decode(b.data(), b.size());
+  EXPECT_EQ(d.trailers(), "X-T: 1\r\n");
+  EXPECT_EQ(r.consumed, body.size() - 4);
+}
+
+TEST(H1Chunked, RejectsBadFraming) {
+  for (std::string bad : {"0x5\r\nhello\r\n0\r\n\r\n", "-1\r\n", "5\r\nhelloXX0\r\n\r\n", "5\nhello\r\n",
+                          "1234567890123456\r\n", "5 \r\nhello\r\n", "\r\n", "0\r\n bad: fold\r\n\r\n"}) {
+    ChunkedDecoder d;
+    auto r = d.decode(bad.data(), bad.size());
+    EXPECT_EQ(r.status, ChunkedDecoder::Status::kError) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace outrigger::http
+
+namespace outrigger::router {
+namespace {
+
+TEST(Router, HostsAndPrefixes) {
+  config::Route r1, r2, r3;
+  r1.name = "exact";
+  r2.name = "wild";
+  r3.name = "api";
+  RouteTable t;
+  CompiledRoute c1{&r1, 0, 0, 0, {compile_host_pattern("User-Service")}, "/"};
+  CompiledRoute c2{&r2, 1, 1, 1, {compile_host_pattern("*.orders.internal")}, "/"};
+  CompiledRoute c3{&r3, 2, 2, 2, {}, "/api"};
+  t.add(c1);
+  t.add(c2);
+  t.add(c3);
+  EXPECT_EQ(t.match("user-service", "/x")->route, &r1);
+  EXPECT_EQ(t.match("USER-SERVICE:8080", "/x")->route, &r1);
+  EXPECT_EQ(t.match("user-service.", "/x")->route, &r1);
+  EXPECT_EQ(t.match("a.orders.internal", "/")->route, &r2);
+  EXPECT_EQ(t.match("orders.internal", "/"), nullptr);
+  EXPECT_EQ(t.match("other", "/api/v1")->route, &r3);
+  EXPECT_EQ(t.match("other", "/ap"), nullptr);
+  EXPECT_EQ(strip_port("[::1]:80"), "::1");
+  EXPECT_EQ(strip_port("::1"), "::1");
+}
+
+}  // namespace
+}  // namespace outrigger::router
