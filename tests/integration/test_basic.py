@@ -1,6 +1,7 @@
 """Core HTTP/1.1 proxying: both run modes, keep-alive, pipelining, header rules, routing, access
 log, Expect: 100-continue. Real binary, real curl and raw sockets, our recording upstream."""
 import hashlib
+import threading
 import unittest
 
 from harness import (ProxyTestCase, RawConn, build_request, chunked, curl, get, metrics,
@@ -145,6 +146,25 @@ class RunMode(ProxyTestCase):
       r = get(self.addr, "/echo/after-close/%d" % i)
       self.assertEqual(r.status, 200, "pooled connection closed by the upstream: %r" % r)
     self.assertEqual(self.up.connections_accepted, 2)
+
+  def test_http10_client(self):
+    with RawConn(self.addr) as c:
+      c.send(b"GET /echo/ten HTTP/1.0\r\nHost: test\r\n\r\n")
+      r = c.read_response()
+      self.assertEqual(r.status, 200)
+      self.assertEqual(r.json()["target"], "/echo/ten")
+      # HTTP/1.0 without keep-alive: the proxy closes after the response.
+      self.assertTrue(c.wait_closed(3), "HTTP/1.0 connection left open")
+
+  def test_chunked_request_with_extensions_and_trailers(self):
+    body = (b"5;name=value\r\nhello\r\n" b"6\r\n world\r\n" b"0\r\nX-Trailer: t\r\n\r\n")
+    with RawConn(self.addr) as c:
+      c.send(build_request("POST", "/echo/trl", [("Transfer-Encoding", "chunked")]) + body)
+      r = c.read_response()
+      self.assertEqual(r.status, 200, r)
+      self.assertEqual(r.json()["body"], "hello world")
+      self.assertEqual(c.request("GET", "/echo/next").json()["target"], "/echo/next",
+                       "framing lost after a chunked body with trailers")
 
   def test_hop_by_hop_request_headers_removed(self):
     body = b"hop body " * 50
@@ -291,6 +311,15 @@ class Routing(ProxyTestCase):
     r = curl("http://user-service/echo/abs", "-x", "http://%s:%d" % self.addr)
     self.assertEqual((r.status, r.header("x-upstream")), (200, "A"), r.stderr)
 
+  def test_connection_usable_after_404(self):
+    with RawConn(self.addr) as c:
+      r = c.request("GET", "/echo", host="unknown.example")
+      self.assertLocalError(r, 404)
+      if r.closes:
+        return
+      r = c.request("GET", "/echo", host="user-service")
+      self.assertEqual((r.status, r.header("x-upstream")), (200, "A"))
+
   def test_no_route_404(self):
     before = metrics.no_route(self.proxy.metrics())
     r = get(self.addr, "/echo", host="unknown.example")
@@ -301,6 +330,34 @@ class Routing(ProxyTestCase):
     entry = next((x for x in lines if x.get("authority") == "unknown.example"), None)
     self.assertIsNotNone(entry, lines)
     self.assertEqual((entry["status"], entry["upstream"]), (404, ""))
+
+
+class Concurrency(ProxyTestCase):
+  def test_many_connections_two_workers(self):
+    up = self.start_upstream("A")
+    p = self.start_proxy(yaml_out.simple(up.address, workers=2))
+    errors = []
+    lock = threading.Lock()
+
+    def client(i):
+      try:
+        with RawConn(p.addr("main"), timeout=10) as c:
+          for k in range(5):
+            r = c.request("GET", "/echo/c%d/%d" % (i, k))
+            if r.status != 200 or r.json()["target"] != "/echo/c%d/%d" % (i, k):
+              raise AssertionError(r)
+      except Exception as e:  # pylint: disable=broad-except
+        with lock:
+          errors.append((i, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(64)]
+    for t in threads:
+      t.start()
+    for t in threads:
+      t.join(30)
+    self.assertFalse(any(t.is_alive() for t in threads), "clients stuck")
+    self.assertEqual(errors, [])
+    self.assertEqual(len(up.requests), 64 * 5)
 
 
 if __name__ == "__main__":

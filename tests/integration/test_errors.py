@@ -1,5 +1,6 @@
 """Locally generated errors: limits (431, 413, 408, idle close) and upstream failures (502, 503,
 504), each with x-outrigger-reason, the "outrigger: <reason>" body and its metric."""
+import select
 import time
 import unittest
 
@@ -81,6 +82,36 @@ class Limits(ProxyTestCase):
     self.assertGreater(elapsed, 0.8, "408 before header_timeout (1s)")
     self.assertLess(elapsed, 5, "408 long after header_timeout (1s)")
     self.assertEqual(metrics.limit_hits(self.proxy.metrics(), "header_timeout") - before, 1)
+    self.assertEqual(self.up.requests, [])
+
+  def test_408_slow_loris(self):
+    # One byte every 150 ms: the header timeout runs from the first byte, not per read.
+    head = b"GET /echo HTTP/1.1\r\nHost: test\r\nX-Slow: " + b"s" * 40
+    with RawConn(self.addr, timeout=8) as c:
+      t0 = time.monotonic()
+      for i in range(len(head)):
+        try:
+          c.send(head[i:i + 1])
+        except OSError:
+          break
+        if select.select([c.sock], [], [], 0.15)[0]:
+          break
+      r = c.read_response(timeout=5)
+      elapsed = time.monotonic() - t0
+    self.assertLocalError(r, 408)
+    self.assertGreater(elapsed, 0.8)
+    self.assertLess(elapsed, 3, "header_timeout (1s) restarted by each byte")
+    self.assertEqual(self.up.requests, [])
+
+  def test_413_with_expect_answers_without_waiting_for_body(self):
+    with RawConn(self.addr, timeout=5) as c:
+      c.send(build_request("POST", "/echo", [("Content-Length", "2000"),
+                                             ("Expect", "100-continue")]))
+      t0 = time.monotonic()
+      r = c.read_response(timeout=5)
+    self.assertLocalError(r, 413)
+    self.assertEqual(r.interim, [], "no 100 Continue for a body that will be refused")
+    self.assertLess(time.monotonic() - t0, 2)
     self.assertEqual(self.up.requests, [])
 
   def test_idle_keepalive_connection_closed(self):
@@ -166,6 +197,31 @@ class UpstreamFailures(ProxyTestCase):
     self.assertEqual(metrics.upstream_errors(self.proxy.metrics(), "reset", cluster="up") - before,
                      1)
     self.assertEqual(get(self.addr, "/echo").status, 200, "proxy healthy afterwards")
+
+  def test_502_upstream_head_too_large(self):
+    before = metrics.limit_hits(self.proxy.metrics(), "upstream_header_bytes")
+    r = get(self.addr, "/huge-head?n=%d" % (1 << 20), timeout=10)
+    self.assertLocalError(r, 502)
+    self.assertEqual(metrics.limit_hits(self.proxy.metrics(), "upstream_header_bytes") - before, 1)
+
+  def test_client_aborts_release_connections(self):
+    addr = self.addr
+    with RawConn(addr) as c:  # abandons an upload
+      c.send(build_request("POST", "/echo/upload", [("Content-Length", "100000")]) + b"u" * 1000)
+      self.assertTrue(self.up.wait_requests(1))
+    with RawConn(addr) as c:  # leaves while the upstream stalls
+      c.send(build_request("GET", "/stall"))
+      self.assertTrue(self.up.wait_requests(2))
+    with RawConn(addr, timeout=10) as c:  # leaves in the middle of a big download
+      c.send(build_request("GET", "/large?n=%d" % (64 << 20)))
+      head = c.read_head()
+      self.assertEqual(head.status, 200)
+      c.read_exact(1 << 20)
+    active = lambda: self.proxy.metrics().get("outrigger_downstream_connections_active",
+                                              listener="main")
+    self.wait_until(lambda: active() == 0, 5, 0.1, "downstream connections released")
+    self.assertEqual(get(addr, "/echo").status, 200)
+    self.assertTrue(self.proxy.running())
 
   def test_malformed_response_with_cl_and_te(self):
     before = metrics.upstream_errors(self.proxy.metrics(), "protocol", cluster="up")

@@ -120,6 +120,28 @@ class Smuggling(ProxyTestCase):
       with self.subTest(shape=name, bytes=data[:120]):
         self.check_rejected(data)
 
+  def test_body_of_locally_answered_request_is_not_a_request(self):
+    # A 404 (no route) for a request with a body: that body must be skipped or the connection
+    # closed; it must never be parsed as the next request.
+    up = self.start_upstream("B")
+    p = self.start_proxy(yaml_out.config([yaml_out.route("only", "c", hosts=["test"])],
+                                         [yaml_out.cluster("c", [up.address])]))
+    evil = b"GET /echo/evil HTTP/1.1\r\nHost: test\r\n\r\n"
+    as_chunk = b"%x\r\n%s\r\n0\r\n\r\n" % (len(evil), evil)
+    for framing, body in ((b"Content-Length: %d" % len(evil), evil),
+                          (b"Transfer-Encoding: chunked", as_chunk)):
+      with self.subTest(framing=framing):
+        up.clear()
+        with RawConn(p.addr("main"), timeout=3) as c:
+          c.send(b"POST /x HTTP/1.1\r\nHost: nowhere\r\n" + framing + b"\r\n\r\n" + body +
+                 b"GET /echo/ok HTTP/1.1\r\nHost: test\r\n\r\n")
+          r = c.read_response()
+          self.assertLocalError(r, 404)
+          if not r.closes:
+            r2 = c.read_response()
+            self.assertEqual((r2.status, r2.json()["target"]), (200, "/echo/ok"))
+        self.assertNotIn("/echo/evil", [q.target for q in up.requests])
+
   def test_chunked_is_case_insensitive(self):
     with RawConn(self.addr) as c:
       c.send(req([H, b"Transfer-Encoding: chunKed"], b"5\r\nhello\r\n0\r\n\r\n"))

@@ -178,6 +178,11 @@ class RawConn:
         sink(bytes(piece))
     return None if sink is None else n
 
+  def read_exact(self, n, timeout=None):
+    """Exactly n raw bytes (body bytes the caller frames itself)."""
+    deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+    return bytes(self._take(n, deadline))
+
   def read_head(self, timeout=None, keep_interim=False):
     """Reads a response head. 1xx interim responses are skipped (and recorded in .interim)
     unless keep_interim is True, in which case a 1xx head is returned as is."""

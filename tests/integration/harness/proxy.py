@@ -26,7 +26,7 @@ class ProxyError(Exception):
 
 
 def binary():
-  """The binary under test: $OUTRIGGER_BIN (set by ctest), else the newest build/*/proxy/outrigger."""
+  """The binary under test: $OUTRIGGER_BIN, else the newest build/*/proxy/outrigger."""
   b = os.environ.get("OUTRIGGER_BIN")
   if b:
     if not os.access(b, os.X_OK):

@@ -1,5 +1,4 @@
 """unittest base class: starts what a test needs and always cleans it up (addCleanup)."""
-import os
 import shutil
 import signal
 import tempfile

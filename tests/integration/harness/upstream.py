@@ -17,6 +17,7 @@ What a request does is chosen by its path: the first path segment that names a b
   hop-resp             response carrying hop-by-hop headers (Connection-named, Keep-Alive)
   eof-body?n=          response without Content-Length or chunking: n bytes, then close
   slow-body?ms=&n=     head (Content-Length n) at once, the n body bytes ms later
+  huge-head?n=         a response head with an n-byte header value
 
 HEAD gets the head only; 1xx/204/304 statuses carry no body.
 
@@ -402,7 +403,7 @@ class Upstream:
 
   _NAMES = ("echo", "status", "chunked", "large", "delay", "stall", "close", "reset",
             "conn-close", "expect-417", "cl-te", "hop-resp", "eof-body",
-            "slow-body")
+            "slow-body", "huge-head")
 
   def _behaviour(self, path):
     segs = [s for s in path.split("/") if s]
@@ -501,6 +502,10 @@ class Upstream:
       c.sendall(self._head(200, "OK", [("Connection", "X-Resp-Hop"), ("X-Resp-Hop", "1"),
                                        ("Keep-Alive", "timeout=5"), ("X-End", "kept"),
                                        ("Content-Length", len(body))]) + body)
+      return True
+    if behaviour == "huge-head":
+      n = int(q.get("n", str(1 << 20)))
+      c.sendall(self._head(200, "OK", [("X-Huge", "h" * n), ("Content-Length", 2)]) + b"ok")
       return True
     if behaviour == "slow-body":
       n = int(q.get("n", "1000"))
