@@ -176,7 +176,7 @@ class RawConn:
         out += piece
       else:
         sink(bytes(piece))
-    return None if sink is None else n
+    return out if sink is None else n
 
   def read_exact(self, n, timeout=None):
     """Exactly n raw bytes (body bytes the caller frames itself)."""
