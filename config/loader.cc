@@ -501,10 +501,10 @@ class Loader {
     uint64_t size = 0;
     int64_t n = 0;
     if (const Entry* x = m->get("max_request_headers_bytes");
-        x && get_size(*x, 256, 1 << 20, &size)) {
+        x && get_size(*x, 256, 64 * 1024, &size)) {
       limits->max_request_headers_bytes = static_cast<uint32_t>(size);
     }
-    if (const Entry* x = m->get("max_headers"); x && get_int(*x, 1, 1000, &n)) {
+    if (const Entry* x = m->get("max_headers"); x && get_int(*x, 1, 256, &n)) {
       limits->max_headers = static_cast<uint32_t>(n);
     }
     if (const Entry* x = m->get("max_request_body_bytes");

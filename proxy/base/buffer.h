@@ -10,7 +10,7 @@
 
 namespace outrigger::base {
 
-inline constexpr size_t kBufferSize = 16 * 1024;
+inline constexpr size_t kBufferSize = 64 * 1024;
 
 struct Buffer {
   char data[kBufferSize];

@@ -221,6 +221,9 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
   idle_since_ = Clock::now();
   lean_requested_ = false;
   arm(Timeout::kIdle, ls.listener->limits.idle_timeout);
+  // A connection that has not proven busy (fewer than two requests) waits without a buffer, so
+  // thousands of mostly idle clients cost almost nothing; a busy one keeps its buffer (see on_tick).
+  if (requests_ < 2) release_buffer();
   bool ok = false;
   for (int spins = 0; spins < 4; ++spins) {
     if (close_ && requests_ > 0 && Clock::now() - idle_since_ >= kDrainIdleGrace) break;

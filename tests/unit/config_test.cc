@@ -851,13 +851,13 @@ listeners:
 )") + std::string(kClusters)),
             (Lines{
                 "t.yaml:1:10: workers: 1025 is out of range (0..1024)",
-                "t.yaml:3:30: max_request_headers_bytes: 255 is out of range (256..1048576)",
-                "t.yaml:4:16: max_headers: 0 is out of range (1..1000)",
+                "t.yaml:3:30: max_request_headers_bytes: 255 is out of range (256..65536)",
+                "t.yaml:4:16: max_headers: 0 is out of range (1..256)",
                 "t.yaml:5:27: max_request_body_bytes: invalid size \"-1\" (negative sizes are not "
                 "allowed)",
                 "t.yaml:6:20: max_connections: 0 is out of range (1..1000000)",
-                "t.yaml:11:34: max_request_headers_bytes: 2MiB is out of range (256..1048576)",
-                "t.yaml:12:20: max_headers: 1001 is out of range (1..1000)",
+                "t.yaml:11:34: max_request_headers_bytes: 2MiB is out of range (256..65536)",
+                "t.yaml:12:20: max_headers: 1001 is out of range (1..256)",
                 "t.yaml:13:31: max_request_body_bytes: invalid size \"64MB\" (unknown unit \"MB\"; "
                 "use KiB, MiB, GiB or TiB)",
                 "t.yaml:14:24: max_connections: 99999999999999999999 is out of range (1..1000000)",
@@ -865,7 +865,7 @@ listeners:
   // The bounds themselves are accepted.
   EXPECT_TRUE(load_ok(yaml(R"(
 workers: 1024
-limits: {max_request_headers_bytes: 256, max_headers: 1000, max_request_body_bytes: 0}
+limits: {max_request_headers_bytes: 256, max_headers: 256, max_request_body_bytes: 0}
 )") + std::string(kListeners) +
                       std::string(kClusters)));
 }
