@@ -2,6 +2,7 @@
 log, Expect: 100-continue. Real binary, real curl and raw sockets, our recording upstream."""
 import hashlib
 import threading
+import time
 import unittest
 
 from harness import (ProxyTestCase, RawConn, build_request, chunked, curl, get, metrics,
@@ -165,6 +166,38 @@ class RunMode(ProxyTestCase):
       self.assertEqual(r.json()["body"], "hello world")
       self.assertEqual(c.request("GET", "/echo/next").json()["target"], "/echo/next",
                        "framing lost after a chunked body with trailers")
+
+  def test_method_and_target_preserved(self):
+    for method, target in (("GET", "/echo/a%20b?x=1&y=%2F&z"), ("GET", "/echo/./dots/../x"),
+                           ("PUT", "/echo/put"), ("DELETE", "/echo/d"), ("PATCH", "/echo/p"),
+                           ("OPTIONS", "/echo/o"), ("PURGE", "/echo/custom")):
+      with self.subTest(method=method, target=target):
+        body = b"data" if method in ("PUT", "PATCH") else b""
+        j = request(self.addr, method, target, body=body).json()
+        self.assertEqual((j["method"], j["target"], j["body"]), (method, target, body.decode()))
+
+  def test_header_values_byte_exact(self):
+    hs = [("X-Latin", "caf\xe9"), ("X-Inner", "a  b\tc"), ("X-Empty", ""),
+          ("X-Quoted", '"q"; a=b, c'), ("X-Dup", "1"), ("X-Dup", "2")]
+    get(self.addr, "/echo/h", headers=hs)
+    up = self.up.requests[-1]
+    for name in ("X-Latin", "X-Inner", "X-Empty", "X-Quoted"):
+      self.assertEqual(up.header_all(name), [dict(hs)[name]], name)
+    self.assertIn(", ".join(up.header_all("x-dup")), ("1, 2", "1,2"))
+
+  def test_request_split_at_every_byte(self):
+    # The parser must cope with any segmentation: the same chunked request is sent in two
+    # writes split at each position in turn, on one keep-alive connection.
+    data = build_request("POST", "/echo/split", [("Transfer-Encoding", "chunked")]) + \
+        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    with RawConn(self.addr) as c:
+      for i in range(1, len(data)):
+        c.send(data[:i])
+        time.sleep(0.003)  # a separate TCP segment, not a synchronisation
+        c.send(data[i:])
+        r = c.read_response()
+        self.assertEqual((r.status, r.json()["body"]), (200, "hello world"), "split at %d" % i)
+    self.assertEqual(self.up.connections_accepted, 1)
 
   def test_hop_by_hop_request_headers_removed(self):
     body = b"hop body " * 50

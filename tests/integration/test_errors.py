@@ -1,6 +1,7 @@
 """Locally generated errors: limits (431, 413, 408, idle close) and upstream failures (502, 503,
 504), each with x-outrigger-reason, the "outrigger: <reason>" body and its metric."""
 import select
+import threading
 import time
 import unittest
 
@@ -44,6 +45,11 @@ class Limits(ProxyTestCase):
   def test_under_the_header_limits_passes(self):
     hs = [("X-H-%d" % i, "v" * 100) for i in range(15)]
     self.assertEqual(get(self.addr, "/echo", headers=hs).status, 200)
+
+  def test_near_the_header_limit_passes(self):
+    r = get(self.addr, "/echo", headers=[("X-Fill", "f" * 3800)])
+    self.assertEqual(r.status, 200)
+    self.assertEqual(len(self.up.requests[-1].header("x-fill")), 3800)
 
   def test_413_content_length_over_limit(self):
     r, d = self.limit_delta("body_bytes",
@@ -197,6 +203,26 @@ class UpstreamFailures(ProxyTestCase):
     self.assertEqual(metrics.upstream_errors(self.proxy.metrics(), "reset", cluster="up") - before,
                      1)
     self.assertEqual(get(self.addr, "/echo").status, 200, "proxy healthy afterwards")
+
+  def test_upstream_answers_before_reading_the_body(self):
+    n = 8 << 20
+    with RawConn(self.addr, timeout=10) as c:
+      c.send(build_request("POST", "/early", [("Content-Length", str(n))]))
+      sender_error = []
+
+      def send_body():
+        try:
+          c.sock.sendall(b"e" * n)
+        except OSError as e:  # the proxy may close once the response is relayed
+          sender_error.append(e)
+
+      t = threading.Thread(target=send_body, daemon=True)
+      t.start()
+      r = c.read_response(timeout=10)
+      self.assertEqual((r.status, r.body), (403, b"early\n"), r)
+      c.close()
+      t.join(10)
+    self.assertEqual(get(self.addr, "/echo").status, 200)
 
   def test_502_upstream_head_too_large(self):
     before = metrics.limit_hits(self.proxy.metrics(), "upstream_header_bytes")

@@ -1,6 +1,7 @@
 """Process lifecycle: admin endpoints, SIGTERM drain (alone and under load), SIGHUP reload (valid,
 invalid, under load), and a live /metrics scrape checked by promtool."""
 import json
+import os
 import signal
 import subprocess
 import time
@@ -240,6 +241,15 @@ class Reload(ProxyTestCase):
         self.assertEqual(p.admin_get("/ready").status, 200)
     self.assertEqual(metrics.reloads(p.metrics(), ok=False) - before, 2)
     self.assertEqual(self.b.requests, [])
+
+  def test_reload_with_missing_file_refused(self):
+    p = self.start_proxy(self.cfg("ca"))
+    mark = p.log_mark()
+    os.remove(p.config_path)
+    p.signal(signal.SIGHUP)
+    line = p.wait_log("config reload failed", since=mark, level="error")
+    self.assertIsNotNone(line, p.stderr_text())
+    self.assertEqual(get(p.addr("main"), "/echo").header("x-upstream"), "A")
 
   def test_reload_under_load_loses_nothing(self):
     ng = self.start_nginx(["A", "B"])

@@ -18,6 +18,7 @@ What a request does is chosen by its path: the first path segment that names a b
   eof-body?n=          response without Content-Length or chunking: n bytes, then close
   slow-body?ms=&n=     head (Content-Length n) at once, the n body bytes ms later
   huge-head?n=         a response head with an n-byte header value
+  early                answers 403 + close before reading the request body, then drains it
 
 HEAD gets the head only; 1xx/204/304 statuses carry no body.
 
@@ -297,6 +298,21 @@ class Upstream:
       c.sendall(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n"
                 b"x-upstream: " + self.name.encode() + b"\r\n\r\n")
       return False
+    if behaviour == "early":
+      self._finish(req)
+      c.sendall(self._head(403, "Forbidden", [("Content-Length", 6), ("Connection", "close")]) +
+                b"early\n")
+      # Half-close and drain, so the unread body does not turn our close into an RST.
+      c.shutdown(socket.SHUT_WR)
+      deadline = time.monotonic() + 10
+      c.settimeout(1)
+      while time.monotonic() < deadline and not self._stop.is_set():
+        try:
+          if not c.recv(1 << 20):
+            break
+        except socket.timeout:
+          continue
+      return False
     if expect:
       c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
     try:
@@ -403,7 +419,7 @@ class Upstream:
 
   _NAMES = ("echo", "status", "chunked", "large", "delay", "stall", "close", "reset",
             "conn-close", "expect-417", "cl-te", "hop-resp", "eof-body",
-            "slow-body", "huge-head")
+            "slow-body", "huge-head", "early")
 
   def _behaviour(self, path):
     segs = [s for s in path.split("/") if s]
