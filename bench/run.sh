@@ -177,6 +177,7 @@ EOF
   echo "machine: $(nproc --all) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), kernel $(uname -r)"
   echo "settings: ${BENCH_DURATION} s measured + ${BENCH_WARMUP} s warm-up per run, ${BENCH_ROUNDS} interleaved round(s), ${BENCH_CONNECTIONS} connections, ${BENCH_THREADS} load thread(s); proxy on CPU ${BENCH_PROXY_CPU}, load generator + backend on CPU ${BENCH_LOAD_CPU}"
   echo "versions: $(bench_versions "$OUTRIGGER_BIN" | paste -sd ';' | sed 's/;/, /g')"
+  echo "source tree: git $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || echo '?') (the binary may include uncommitted changes)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$BENCH_TMP/meta.txt"
 cat "$BENCH_TMP/meta.txt" >&2

@@ -34,6 +34,6 @@ bench_versions() {
   echo "nghttpx $(nghttpx --version 2>&1 | sed 's|.*nghttp2/||')"
   echo "wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
   if [[ -n "$bin" && -x "$bin" ]]; then
-    echo "outrigger $(timeout 5 "$bin" --version 2>/dev/null | head -1 | tr -d '\n' || true)"
+    echo "outrigger $(timeout 5 "$bin" --version 2>/dev/null | head -1 | sed 's/^outrigger //' || true)"
   fi
 }
