@@ -265,7 +265,8 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
 asio::awaitable<void> DownstreamConnection::run() {
   for (;;) {
     if (rbeg_ == rend_) {
-      if (close_ && requests_ > 0) co_return;
+      // While draining, a quiet keep-alive connection still gets a short grace: a request the
+      // client sent in the same instant is answered (with Connection: close), not reset.
       if (!co_await wait_for_request()) co_return;
     }
     std::shared_ptr<const Snapshot> snap = worker_.snapshot();  // kept for the whole request
@@ -360,7 +361,7 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       e.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
       worker_.access_log().append(e);
     }
-    return keep && !close_;
+    return keep;
   };
 
   // 1. The head, bounded in size and time (the header timeout runs from the first byte).
