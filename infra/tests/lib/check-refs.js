@@ -142,7 +142,7 @@ class RefChecker {
     }
   }
 
-  rel(p) { return path.relative(this.tree.base, p) || '.'; }
+  rel(p) { return path.relative(this.tree.base, p) || 'the top folder'; }
 
   resolveResource(mod, kind, type, name, rest) {
     const map = kind === 'data' ? mod.data : mod.resources;

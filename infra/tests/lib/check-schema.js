@@ -67,7 +67,8 @@ function checkBody(body, node, report, what, top, stats) {
       if (top && RESOURCE_META_ATTRS.has(it.name)) continue;
       const a = node.attributes[it.name];
       if (!a) {
-        report.error('schema', it.file, it.line, `${what}: unsupported argument ${JSON.stringify(it.name)}${suggest(it.name, node)}`);
+        const computed = top && top.readable && top.readable.has(it.name);
+        report.error('schema', it.file, it.line, `${what}: unsupported argument ${JSON.stringify(it.name)}${computed ? ' (computed by the provider; it cannot be set)' : suggest(it.name, node)}`);
         continue;
       }
       if (a.isBlock) {
@@ -100,7 +101,7 @@ function checkBody(body, node, report, what, top, stats) {
       if (!attr(it.body, 'for_each')) report.error('schema', it.file, it.line, `${what}: dynamic ${JSON.stringify(name)}: missing required argument "for_each"`);
       const contents = blocks(it.body, 'content');
       if (contents.length !== 1) report.error('schema', it.file, it.line, `${what}: dynamic ${JSON.stringify(name)} needs exactly one content block`);
-      for (const c of contents) checkBody(c.body, a.nested, report, `${what} ${name}`, false, stats);
+      for (const c of contents) checkBody(withLocation(c.body, c), a.nested, report, `${what} ${name}`, false, stats);
       present.add(name);
       seenBlocks[name] = (seenBlocks[name] || 0) + 2; // a dynamic block may expand to any count
       stats.blocks++;
@@ -122,7 +123,7 @@ function checkBody(body, node, report, what, top, stats) {
     }
     present.add(it.type);
     stats.blocks++;
-    checkBody(it.body, a.nested, report, `${what} ${it.type}`, false, stats);
+    checkBody(withLocation(it.body, it), a.nested, report, `${what} ${it.type}`, false, stats);
   }
   for (const [name, a] of Object.entries(node.attributes)) {
     if (a.required && !present.has(name)) {
@@ -278,7 +279,7 @@ function checkTyped(b, kind, addr, schema, report, stats) {
   }
   stats.types.add(`${kind}:${type}`);
   stats[kind === 'data' ? 'dataSources' : 'resources']++;
-  checkBody(withLocation(b.body, b), s.root, report, addr, true, stats);
+  checkBody(withLocation(b.body, b), s.root, report, addr, { readable: s.readable }, stats);
   if (attr(b.body, 'count') && attr(b.body, 'for_each')) {
     report.error('schema', b.file, b.line, `${addr}: count and for_each cannot both be set`);
   }

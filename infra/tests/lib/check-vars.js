@@ -36,6 +36,7 @@ function checkVars(tree, stats) {
   const { report } = tree;
   const roots = [...tree.modules.values()].filter((m) => m.isRoot && !m.broken);
   const rootByName = new Map(roots.map((m) => [path.basename(m.dir), m]));
+  const label = (m) => path.relative(tree.base, m.dir) || path.basename(m.dir);
   const envs = new Map();
   for (const o of tree.others) {
     const rel = path.relative(tree.base, o.file).split(path.sep);
@@ -55,7 +56,7 @@ function checkVars(tree, stats) {
       for (const a of common.items) {
         for (const r of roots) {
           if (a.kind === 'attr' && !r.variables.has(a.name)) {
-            report.error('tfvars', common.file, a.line, `${JSON.stringify(a.name)} is not a variable of root ${path.relative(tree.base, r.dir)} (common.tfvars is read by every root)`);
+            report.error('tfvars', common.file, a.line, `${JSON.stringify(a.name)} is not a variable of root ${label(r)} (common.tfvars is read by every root)`);
           }
         }
       }
@@ -80,7 +81,7 @@ function checkVars(tree, stats) {
       for (const a of f.items) {
         if (a.kind !== 'attr') continue;
         if (!root.variables.has(a.name)) {
-          report.error('tfvars', f.file, a.line, `${JSON.stringify(a.name)} is not a variable of root ${path.relative(tree.base, root.dir)}`);
+          report.error('tfvars', f.file, a.line, `${JSON.stringify(a.name)} is not a variable of root ${label(root)}`);
         }
       }
       for (const [name, a] of set) {
@@ -94,7 +95,7 @@ function checkVars(tree, stats) {
       }
       for (const [name, v] of root.variables) {
         if (!attr(v.body, 'default') && !set.has(name)) {
-          report.error('tfvars', f.file, 0, `root ${path.relative(tree.base, root.dir)} requires ${JSON.stringify(name)}, set neither here nor in common.tfvars`);
+          report.error('tfvars', f.file, 0, `root ${label(root)} requires ${JSON.stringify(name)}, set neither here nor in common.tfvars`);
         }
       }
     }

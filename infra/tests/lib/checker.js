@@ -7,6 +7,8 @@ const { checkSchema } = require('./check-schema');
 const { checkRefs } = require('./check-refs');
 const { checkVars } = require('./check-vars');
 const { checkPolicy } = require('./policy');
+const hcl2json = require('@cdktf/hcl2json');
+const { attr } = require('./hcl');
 
 let sharedSchema = null;
 
@@ -27,10 +29,30 @@ async function check(dir, opts = {}) {
   checkSchema(tree, schema, stats);
   checkRefs(tree, schema, stats);
   checkVars(tree, stats);
+  await evaluateLiterals(tree);
   checkPolicy(tree, stats, { layout: Boolean(opts.layout) });
   stats.ms = Date.now() - started;
   stats.schemaVersion = schema.version;
   return { report: tree.report, stats, tree };
+}
+
+// container_definitions = jsonencode([ ...literal list... ]): hcl2json leaves function calls as
+// strings, so the argument is parsed again on its own to get its JSON form.
+async function evaluateLiterals(tree) {
+  for (const mod of tree.modules.values()) {
+    for (const b of mod.resources.values()) {
+      if (b.labels[0] !== 'aws_ecs_task_definition') continue;
+      const cd = attr(b.body, 'container_definitions');
+      const m = cd && /^jsonencode\(\s*(\[[\s\S]*\])\s*\)$/.exec(cd.expr.trim());
+      if (!m) continue;
+      try {
+        const json = await hcl2json.parse('container_definitions.hcl', `v = ${m[1]}\n`);
+        b.containersJson = json.v;
+      } catch (e) {
+        // Left undefined: the policy reports that it cannot see the containers.
+      }
+    }
+  }
 }
 
 module.exports = { check };

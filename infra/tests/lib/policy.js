@@ -6,6 +6,7 @@
 const path = require('path');
 const { attr, blocks } = require('./hcl');
 const { jsonOf } = require('./model');
+const { findRefs } = require('./refs');
 
 const UNKNOWN = Symbol('unknown');
 const OPEN_CIDRS = new Set(['0.0.0.0/0', '::/0']);
@@ -175,12 +176,17 @@ class Policy {
     }
   }
 
-  // var.X whose validation condition mentions the given text (e.g. a rejection of "*").
+  // An expression built only from variables whose validation conditions mention the given text
+  // (e.g. a rejection of "*").
   guardedVariable(mod, v, text) {
-    const m = typeof v === 'string' && /^\$\{var\.([A-Za-z0-9_-]+)\}$/.exec(v);
+    const m = typeof v === 'string' && /^\$\{([\s\S]+)\}$/.exec(v);
     if (!m) return false;
-    const vb = mod.variables.get(m[1]);
-    return Boolean(vb && blocks(vb.body, 'validation').some((val) => (attr(val.body, 'condition') || { expr: '' }).expr.includes(text)));
+    const refs = findRefs(m[1]);
+    return refs.length > 0 && refs.every((r) => {
+      if (r.root !== 'var') return false;
+      const vb = mod.variables.get(r.parts[0]);
+      return Boolean(vb && blocks(vb.body, 'validation').some((val) => (attr(val.body, 'condition') || { expr: '' }).expr.includes(text)));
+    });
   }
 
   trails() {
@@ -215,9 +221,11 @@ class Policy {
       this.stats.taskDefinitions++;
       const ctx = { mod: r.mod, block: r.json };
       const cd = r.json.container_definitions;
-      let containers = null;
+      let containers = Array.isArray(r.b.containersJson) ? r.b.containersJson : null;
       const m = typeof cd === 'string' && /^\$\{jsonencode\(([\s\S]+)\)\}$/.exec(cd);
-      if (m) {
+      if (containers) {
+        // a literal list, evaluated by the checker
+      } else if (m) {
         const vals = this.values.of(`\${${m[1].trim()}}`, ctx);
         if (vals.length === 1 && Array.isArray(vals[0])) containers = vals[0];
       } else if (typeof cd === 'string' && !cd.includes('${')) {
