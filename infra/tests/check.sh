@@ -18,6 +18,22 @@ for pkg in @cdktf/hcl2json @cdktf/hcl-tools @cdktn/provider-aws; do
   fi
 done
 
+# node_modules must hold the versions of package-lock.json (install-deps only runs npm ci when
+# node_modules is absent, so a lock file changed since then shows up here).
+if ! node -e '
+  const lock = require("./package-lock.json").packages;
+  let bad = 0;
+  for (const [k, v] of Object.entries(lock)) {
+    if (!k.startsWith("node_modules/") || k.split("node_modules/").length > 2) continue;
+    let got = null;
+    try { got = require("./" + k + "/package.json").version; } catch (e) {}
+    if (got !== v.version) { console.error(`  ${k.slice(13)}: installed ${got}, locked ${v.version}`); bad++; }
+  }
+  process.exit(bad ? 1 : 0);'; then
+  echo "infra check: node_modules differs from package-lock.json: run (cd infra/tests && npm ci)" >&2
+  exit 2
+fi
+
 status=0
 echo "== infra: checking the Terraform tree"
 node bin/check.js || status=1

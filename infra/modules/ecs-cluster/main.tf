@@ -1,4 +1,5 @@
-# A Fargate-only ECS cluster with Container Insights.
+# A Fargate-only ECS cluster with Container Insights (enhanced). FARGATE_SPOT is registered for
+# services that opt into it with a capacity provider strategy; the default is on-demand FARGATE.
 
 resource "aws_ecs_cluster" "this" {
   name = var.name
@@ -18,15 +19,6 @@ resource "aws_ecs_cluster_capacity_providers" "this" {
   default_capacity_provider_strategy {
     capacity_provider = "FARGATE"
     base              = 1
-    weight            = 100 - var.fargate_spot_weight
-  }
-
-  dynamic "default_capacity_provider_strategy" {
-    for_each = var.fargate_spot_weight > 0 ? [var.fargate_spot_weight] : []
-
-    content {
-      capacity_provider = "FARGATE_SPOT"
-      weight            = default_capacity_provider_strategy.value
-    }
+    weight            = 100
   }
 }

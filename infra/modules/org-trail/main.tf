@@ -10,7 +10,9 @@ data "aws_region" "current" {}
 locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
-  trail_arn  = "arn:${local.partition}:cloudtrail:${data.aws_region.current.region}:${local.account_id}:trail/${var.name}-org"
+  # Matched with StringLike: an organization trail created by a delegated administrator may carry
+  # the management account's id in its ARN.
+  trail_arn = "arn:${local.partition}:cloudtrail:${data.aws_region.current.region}:*:trail/${var.name}-org"
 }
 
 data "aws_iam_policy_document" "kms" {
@@ -36,7 +38,7 @@ data "aws_iam_policy_document" "kms" {
     }
 
     condition {
-      test     = "StringEquals"
+      test     = "StringLike"
       variable = "aws:SourceArn"
       values   = [local.trail_arn]
     }
@@ -163,7 +165,7 @@ data "aws_iam_policy_document" "bucket" {
     }
 
     condition {
-      test     = "StringEquals"
+      test     = "StringLike"
       variable = "aws:SourceArn"
       values   = [local.trail_arn]
     }
@@ -172,10 +174,9 @@ data "aws_iam_policy_document" "bucket" {
   statement {
     sid     = "CloudTrailWrite"
     actions = ["s3:PutObject"]
-    resources = [
-      "${aws_s3_bucket.logs.arn}/cloudtrail/AWSLogs/${local.account_id}/*",
-      "${aws_s3_bucket.logs.arn}/cloudtrail/AWSLogs/${var.organization_id}/*",
-    ]
+    # The organization's accounts write under AWSLogs/<org id>/, the trail's owner under
+    # AWSLogs/<its account id>/.
+    resources = ["${aws_s3_bucket.logs.arn}/cloudtrail/AWSLogs/*"]
 
     principals {
       type        = "Service"
@@ -183,7 +184,7 @@ data "aws_iam_policy_document" "bucket" {
     }
 
     condition {
-      test     = "StringEquals"
+      test     = "StringLike"
       variable = "aws:SourceArn"
       values   = [local.trail_arn]
     }

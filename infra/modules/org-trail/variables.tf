@@ -8,11 +8,6 @@ variable "bucket_name" {
   type        = string
 }
 
-variable "organization_id" {
-  description = "The AWS Organizations id (o-...), for the bucket policy's organization-trail prefix."
-  type        = string
-}
-
 variable "config_delivery_accounts" {
   description = "Accounts whose AWS Config delivery channels may write under config/ in the bucket."
   type        = list(string)

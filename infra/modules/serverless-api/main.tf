@@ -212,6 +212,42 @@ resource "aws_cloudwatch_log_group" "access" {
   tags = var.tags
 }
 
+# Stage access logs need the account's API Gateway CloudWatch role.
+data "aws_iam_policy_document" "apigateway_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["apigateway.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "apigateway_logs" {
+  count = var.manage_api_gateway_account ? 1 : 0
+
+  name               = "${var.name}-apigateway-logs"
+  assume_role_policy = data.aws_iam_policy_document.apigateway_assume.json
+
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "apigateway_logs" {
+  count = var.manage_api_gateway_account ? 1 : 0
+
+  role       = aws_iam_role.apigateway_logs[0].name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}
+
+resource "aws_api_gateway_account" "this" {
+  count = var.manage_api_gateway_account ? 1 : 0
+
+  cloudwatch_role_arn = aws_iam_role.apigateway_logs[0].arn
+
+  depends_on = [aws_iam_role_policy_attachment.apigateway_logs]
+}
+
 resource "aws_api_gateway_stage" "live" {
   rest_api_id          = aws_api_gateway_rest_api.this.id
   deployment_id        = aws_api_gateway_deployment.this.id
@@ -230,4 +266,6 @@ resource "aws_api_gateway_stage" "live" {
   }
 
   tags = var.tags
+
+  depends_on = [aws_api_gateway_account.this]
 }

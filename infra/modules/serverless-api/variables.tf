@@ -40,6 +40,12 @@ variable "consumer_account_ids" {
   type        = list(string)
 }
 
+variable "manage_api_gateway_account" {
+  description = "Set the region's API Gateway CloudWatch Logs role (an account-wide setting that stage access logs need). Turn off where another stack already manages it."
+  type        = bool
+  default     = true
+}
+
 variable "log_retention_days" {
   description = "Retention of the function's and the stage's log groups."
   type        = number

@@ -128,6 +128,17 @@ variable "stop_timeout_seconds" {
   }
 }
 
+variable "cpu_architecture" {
+  description = "X86_64 or ARM64: must match the outrigger and app images."
+  type        = string
+  default     = "X86_64"
+
+  validation {
+    condition     = contains(["X86_64", "ARM64"], var.cpu_architecture)
+    error_message = "cpu_architecture is X86_64 or ARM64."
+  }
+}
+
 variable "log_retention_days" {
   description = "Retention of the task log group."
   type        = number

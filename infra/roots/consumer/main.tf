@@ -70,9 +70,8 @@ module "cluster" {
     aws = aws.consumer
   }
 
-  name                = local.name
-  fargate_spot_weight = var.environment == "prod" ? 0 : 50
-  tags                = local.tags
+  name = local.name
+  tags = local.tags
 }
 
 module "connectivity" {

@@ -61,9 +61,8 @@ module "cluster" {
     aws = aws.service_provider
   }
 
-  name                = local.name
-  fargate_spot_weight = var.environment == "prod" ? 0 : 50
-  tags                = local.tags
+  name = local.name
+  tags = local.tags
 }
 
 module "privatelink" {
@@ -125,16 +124,16 @@ module "service" {
 }
 
 module "serverless" {
-  source = "../../modules/serverless-api"
-  count  = var.serverless != null ? 1 : 0
+  source   = "../../modules/serverless-api"
+  for_each = var.serverless == null ? {} : { api = var.serverless }
   providers = {
     aws = aws.service_provider
   }
 
   name                 = "${local.name}-api"
-  lambda_s3_bucket     = var.serverless.lambda_s3_bucket
-  lambda_s3_key        = var.serverless.lambda_s3_key
-  allowed_vpce_ids     = var.serverless.allowed_vpce_ids
+  lambda_s3_bucket     = each.value.lambda_s3_bucket
+  lambda_s3_key        = each.value.lambda_s3_key
+  allowed_vpce_ids     = each.value.allowed_vpce_ids
   consumer_account_ids = var.consumer_account_ids
   log_retention_days   = module.settings.log_retention_days
   tags                 = local.tags

@@ -17,9 +17,9 @@ output "lattice_service" {
 output "serverless_api" {
   description = "-> consumer: serverless_upstream (null without the serverless variant)."
   value = var.serverless == null ? null : {
-    invoke_host   = module.serverless[0].invoke_host
-    stage_path    = module.serverless[0].stage_path
-    execution_arn = module.serverless[0].execution_arn
+    invoke_host   = module.serverless["api"].invoke_host
+    stage_path    = module.serverless["api"].stage_path
+    execution_arn = module.serverless["api"].execution_arn
   }
 }
 

@@ -20,7 +20,6 @@ module "org_trail" {
 
   name                     = local.name
   bucket_name              = var.log_archive_bucket_name
-  organization_id          = var.organization_id
   config_delivery_accounts = distinct(concat([var.accounts.security], var.config_delivery_account_ids))
   log_retention_days       = var.log_retention_days
   tags                     = local.tags
