@@ -102,7 +102,7 @@ struct Exchange {
   int status = 0;
   uint64_t bytes_received = 0, bytes_sent = 0;
   std::string_view route_name = "";
-  std::string upstream_name;
+  std::string upstream_name;  // reused across requests: assignment keeps its capacity
   const router::CompiledRoute* route = nullptr;
 };
 
@@ -549,6 +549,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     }
     up = pool.make_connection();
     up->endpoint = ep;
+    up->name = ep.address().to_string() + ":" + std::to_string(ep.port());
     active_upstream_ = up.get();
     arm(Timeout::kConnect, cc.connect_timeout);
     auto [ec] = co_await up->socket.async_connect(ep, use_nothrow);
@@ -578,7 +579,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     co_return true;
   };
   if (!co_await acquire(true)) co_return co_await fail_early(fail_status, fail_reason);
-  ex.upstream_name = up->endpoint.address().to_string() + ":" + std::to_string(up->endpoint.port());
+  ex.upstream_name = up->name;
   active_upstream_ = up.get();
   cs.rq_total.inc();
   const auto sent_at = Clock::now();
@@ -708,16 +709,15 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       ex.uend += n;
     }
   };
-  auto release_ubuf = [&] {
-    worker_.buffers().put(ex.ubuf);
-    ex.ubuf = nullptr;
-  };
+  // The response buffer goes back to the pool on every exit path.
   struct UbufGuard {
-    std::function<void()> f;
-    ~UbufGuard() { f(); }
-  } ubuf_guard{[&] {
-    if (ex.ubuf != nullptr) release_ubuf();
-  }};
+    Exchange& ex;
+    base::BufferPool& pool;
+    ~UbufGuard() {
+      pool.put(ex.ubuf);
+      ex.ubuf = nullptr;
+    }
+  } ubuf_guard{ex, worker_.buffers()};
 
   // 5. Expect: 100-continue: let the upstream decide before the client sends its body.
   bool have_head = false;
@@ -791,7 +791,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       active_upstream_ = nullptr;
       drop_upstream(false);
       if (!co_await acquire(false)) co_return co_await fail_early(fail_status, fail_reason);
-      ex.upstream_name = up->endpoint.address().to_string() + ":" + std::to_string(up->endpoint.port());
+      ex.upstream_name = up->name;
       active_upstream_ = up.get();
       arm(Timeout::kStream, limits.idle_timeout);
       auto [ec, n] = co_await asio::async_write(up->socket, asio::buffer(ex.out), use_nothrow);

@@ -25,6 +25,7 @@ struct Connection {
   explicit Connection(boost::asio::io_context& io) : socket(io) {}
   tcp::socket socket;
   tcp::endpoint endpoint;
+  std::string name;  // "ip:port", formatted once per connection for logs
   Clock::time_point idle_since{};
   uint64_t requests = 0;
 };
