@@ -54,6 +54,12 @@ def sanitized():
   return _sanitized
 
 
+# After this many starts that never logged "ready" (while the process kept running), later starts
+# in the same test process fail at once: a binary that hangs must not cost every test 10 s.
+_HUNG_STARTS_LIMIT = 2
+_hung_starts = 0
+
+
 def parse_address(text):
   host, _, port = text.rpartition(":")
   return (host.strip("[]"), int(port))
@@ -94,6 +100,10 @@ class Proxy:
     os.replace(tmp, self.config_path)  # a reload never sees a half-written file
 
   def start(self, ready_timeout=10.0):
+    global _hung_starts
+    if _hung_starts >= _HUNG_STARTS_LIMIT:
+      raise ProxyError("outrigger never logged \"ready\" in %d earlier starts; not waiting again"
+                       % _hung_starts)
     self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, env=self.env, cwd=self.workdir)
     for pipe, fn in ((self.proc.stderr, self._on_stderr), (self.proc.stdout, self._on_stdout)):
@@ -116,6 +126,7 @@ class Proxy:
         why = "exited with code %s before logging \"ready\"" % exited
       else:
         why = "did not log \"ready\" within %.0fs" % ready_timeout
+        _hung_starts += 1
       raise ProxyError("outrigger %s\n  argv: %s\n  stderr:\n%s\n  stdout:\n%s" % (
           why, " ".join(self.argv), self.stderr_text() or "    (empty)",
           "\n".join(json.dumps(x) for x in self.access_log[:20]) or "    (empty)"))
