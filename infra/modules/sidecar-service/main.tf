@@ -22,7 +22,7 @@ locals {
   outbound_port         = 15001
   admin_port            = 9901
   app_port              = 8080
-  lattice_enabled       = var.lattice_target_group_arn != null
+  lattice_enabled       = var.enable_lattice
 
   app_environment = merge(
     {

@@ -99,8 +99,14 @@ variable "nlb_target_group_arns" {
   default     = []
 }
 
+variable "enable_lattice" {
+  description = "Register the tasks in lattice_target_group_arn. A separate flag because the ARN is unknown until apply, and count cannot depend on it."
+  type        = bool
+  default     = false
+}
+
 variable "lattice_target_group_arn" {
-  description = "VPC Lattice target group (type IP, port 15000) to register the tasks' sidecars in, or null."
+  description = "VPC Lattice target group (type IP, port 15000) to register the tasks' sidecars in, when enable_lattice."
   type        = string
   default     = null
 }

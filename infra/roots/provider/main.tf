@@ -118,6 +118,7 @@ module "service" {
   issuing_ca_arn           = var.issuing_ca_arn
   inbound_cidr_blocks      = [module.network.vpc_cidr_block]
   nlb_target_group_arns    = [module.privatelink.target_group_arn]
+  enable_lattice           = true
   lattice_target_group_arn = module.lattice.target_group_arn
   log_retention_days       = module.settings.log_retention_days
   tags                     = local.tags
