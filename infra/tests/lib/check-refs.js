@@ -303,6 +303,9 @@ class RefChecker {
         this.walkBody(mod, call.body.filter((x) => !(x.kind === 'attr' && ['source', 'providers'].includes(x.name))), this.metaCtx(call));
       }
       for (const b of mod.resources.values()) this.walkBody(mod, b.body, { ...this.metaCtx(b), skipAttrs: new Set(['provider']), self: true });
+      for (const [addr, b] of mod.resources) this.checkPlanKnown(mod, b, addr);
+      for (const [addr, b] of mod.data) this.checkPlanKnown(mod, b, `data.${addr}`);
+      for (const [name, call] of mod.modules) this.checkPlanKnown(mod, call, `module.${name}`);
       for (const b of mod.data.values()) this.walkBody(mod, b.body, { ...this.metaCtx(b), skipAttrs: new Set(['provider']) });
       for (const l of mod.locals.values()) this.checkExpr(mod, l, {});
       for (const o of mod.outputs.values()) this.walkBody(mod, o.body, {});
@@ -329,9 +332,75 @@ class RefChecker {
     }
   }
 
+  // A managed resource attribute (or a module output made of one) that an expression depends on,
+  // followed through locals, module outputs and, in child modules, every caller's argument: such
+  // values are unknown until apply, and count (or a for_each condition) cannot wait for them.
+  unknownSource(mod, expr, seen = new Set()) {
+    const key = `${mod.dir}\0${expr}`;
+    if (seen.has(key)) return null;
+    seen.add(key);
+    for (const r of findRefs(expr)) {
+      if (/^[a-z0-9]+_[a-z0-9_]+$/.test(r.root) && mod.resources.has(`${r.root}.${r.parts[0]}`)) {
+        return `${r.root}.${r.parts[0]}`;
+      }
+      if (r.root === 'local' && mod.locals.has(r.parts[0])) {
+        const s = this.unknownSource(mod, mod.locals.get(r.parts[0]).expr, seen);
+        if (s) return s;
+      }
+      if (r.root === 'module' && mod.modules.has(r.parts[0])) {
+        const call = mod.modules.get(r.parts[0]);
+        const child = call.childDir && this.tree.modules.get(call.childDir);
+        const outName = r.parts.find((p, i) => i > 0 && p !== '[]' && p !== '*');
+        const out = child && outName && child.outputs.get(outName);
+        const value = out && attr(out.body, 'value');
+        const s = value && this.unknownSource(child, value.expr, seen);
+        if (s) return `module.${r.parts[0]}.${outName} (${s})`;
+      }
+      if (r.root === 'var') {
+        for (const c of mod.callers) {
+          const arg = attr(c.call.body, r.parts[0]);
+          const s = arg && this.unknownSource(c.mod, arg.expr, seen);
+          if (s) return `var.${r.parts[0]}, which ${this.rel(c.mod.dir)} sets from ${s}`;
+        }
+      }
+    }
+    return null;
+  }
+
+  checkPlanKnown(mod, b, what) {
+    const count = attr(b.body, 'count');
+    if (count && !/^length\(/.test(count.expr.trim())) {
+      const s = this.unknownSource(mod, count.expr);
+      if (s) this.report.error('refs', count.file, count.line, `${what}: count depends on ${s}, known only after apply: use a variable known at plan time`);
+    }
+    const fe = attr(b.body, 'for_each');
+    const cond = fe && conditionOf(fe.expr);
+    if (cond) {
+      const s = this.unknownSource(mod, cond);
+      if (s) this.report.error('refs', fe.file, fe.line, `${what}: the for_each condition depends on ${s}, known only after apply: use a variable known at plan time`);
+    }
+  }
+
   metaCtx(b) {
     return { forEach: Boolean(attr(b.body, 'for_each')), count: Boolean(attr(b.body, 'count')) };
   }
+}
+
+// The condition of a top-level conditional expression `c ? a : b`, else null.
+function conditionOf(expr) {
+  let depth = 0;
+  for (let i = 0; i < expr.length; i++) {
+    const c = expr[i];
+    if (c === '"') {
+      i++;
+      while (i < expr.length && expr[i] !== '"') { if (expr[i] === '\\') i++; i++; }
+      continue;
+    }
+    if (c === '(' || c === '[' || c === '{') depth++;
+    else if (c === ')' || c === ']' || c === '}') depth--;
+    else if (c === '?' && depth === 0) return expr.slice(0, i);
+  }
+  return null;
 }
 
 function checkRefs(tree, schema, stats) {
