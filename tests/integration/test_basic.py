@@ -1,6 +1,7 @@
 """Core HTTP/1.1 proxying: both run modes, keep-alive, pipelining, header rules, routing, access
 log, Expect: 100-continue. Real binary, real curl and raw sockets, our recording upstream."""
 import hashlib
+import json
 import threading
 import time
 import unittest
@@ -42,6 +43,29 @@ class ReverseProxyMode(ProxyTestCase):
     self.assertEqual(j["method"], "POST")
     self.assertEqual(j["body_len"], len(body))
     self.assertEqual(j["body_sha256"], hashlib.sha256(body).hexdigest())
+
+  def test_access_log_to_file(self):
+    path = self.make_tmpdir() + "/access.log"
+    p = self.start(access_log=path)
+    self.assertEqual(get(p.addr(), "/echo/to-file").status, 200)
+
+    def logged():
+      try:
+        with open(path) as f:
+          return [json.loads(l) for l in f if l.strip()]
+      except FileNotFoundError:
+        return []
+    lines = self.wait_until(logged, 5, 0.05, "access log line in the file")
+    self.assertTrue(lines[0]["path"].startswith("/echo/to-file"), lines)
+    self.assertEqual(p.access_log, [], "file mode writes nothing on stdout")
+
+  def test_upstream_by_hosts_file_name(self):
+    # "localhost" comes from /etc/hosts, as for any program on the host (curl, the app).
+    p = self.start_proxy(argv=[
+        "reverse-proxy", "--listen", "127.0.0.1:0", "--to", "http://localhost:%d" % self.up.port,
+        "--workers", "1", "--admin", "127.0.0.1:0"])
+    self.wait_until(lambda: get(p.addr(), "/echo").status == 200, 5, 0.1,
+                    "a 200 through --to http://localhost:PORT")
 
   def test_access_log_on_and_off(self):
     p = self.start()

@@ -265,5 +265,45 @@ class UpstreamFailures(ProxyTestCase):
       self.assertEqual(r.body, b"hello")
 
 
+class PoolLimits(ProxyTestCase):
+  def test_max_connections_queues_requests(self):
+    up = self.start_upstream("A")
+    p = self.start_proxy(yaml_out.simple(up.address, cluster_extra={
+        "max_connections": 1, "connect_timeout": "5s"}))
+    before = metrics.limit_hits(p.metrics(), "pool_wait")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        get(p.addr("main"), "/delay?ms=300", timeout=10).status)) for _ in range(3)]
+    t0 = time.monotonic()
+    for t in threads:
+      t.start()
+    for t in threads:
+      t.join(15)
+    self.assertEqual(results, [200, 200, 200])
+    self.assertGreater(time.monotonic() - t0, 0.85, "not serialised: max_connections 1 exceeded")
+    self.assertGreaterEqual(metrics.limit_hits(p.metrics(), "pool_wait") - before, 1)
+    self.assertEqual(up.connections_accepted, 1,
+                     "a waiting request must take the idle pooled connection, not close it and "
+                     "connect anew")
+
+  def test_pool_timeout_503(self):
+    up = self.start_upstream("A")
+    p = self.start_proxy(yaml_out.simple(up.address, route_timeout="10s", cluster_extra={
+        "max_connections": 1, "connect_timeout": "300ms"}))
+    stuck = RawConn(p.addr("main"), timeout=10)
+    self.addCleanup(stuck.close)
+    stuck.send(build_request("GET", "/stall"))
+    self.assertTrue(up.wait_requests(1))
+    before = metrics.upstream_errors(p.metrics(), "pool_timeout")
+    t0 = time.monotonic()
+    r = get(p.addr("main"), "/echo", timeout=10)
+    elapsed = time.monotonic() - t0
+    self.assertLocalError(r, 503)
+    self.assertGreater(elapsed, 0.25)
+    self.assertLess(elapsed, 3)
+    self.assertEqual(metrics.upstream_errors(p.metrics(), "pool_timeout") - before, 1)
+    self.assertEqual(up.connections_accepted, 1)
+
+
 if __name__ == "__main__":
   unittest.main()

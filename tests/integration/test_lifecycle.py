@@ -171,6 +171,20 @@ class Drain(ProxyTestCase):
     self.assertGreater(elapsed, 0.8, "exited before drain.timeout with a request in flight")
     self.assertLess(elapsed, 5, "drain.timeout 1s not enforced")
 
+  def test_drain_timeout_after_traffic_exits_cleanly(self):
+    # As above, plus one completed request before SIGTERM (there always is one in real life).
+    up = self.start_upstream("A")
+    p = self.start_proxy(yaml_out.simple(up.address, route_timeout="30s",
+                                         drain={"delay": "0s", "timeout": "1s"}))
+    stuck = RawConn(p.addr("main"), timeout=10)
+    self.addCleanup(stuck.close)
+    stuck.send(build_request("GET", "/stall"))
+    self.assertTrue(up.wait_requests(1))
+    self.assertEqual(get(p.addr("main"), "/echo").status, 200)
+    p.signal(signal.SIGTERM)
+    rc = p.wait(8)
+    self.assertEqual(rc, 0, "exit after drain.timeout: code %d\n%s" % (rc, p.stderr_text()))
+
   def test_drain_under_load_loses_nothing(self):
     ng = self.start_nginx(["N"])
     p = self.start_proxy(yaml_out.simple(ng.address(0), drain={"delay": "500ms",

@@ -26,13 +26,13 @@ class Streaming(ProxyTestCase):
                     "proxy VmRSS reached %d KiB while streaming" % sampler.max_kb)
     self.assertLess(self.proxy.hwm_kb(), RSS_LIMIT_KB, "proxy VmHWM over the bound")
 
-  def upload(self, n, chunked_encoding, deadline_s=150):
+  def upload(self, n, chunked_encoding, path="/echo/upload", deadline_s=150):
     h = hashlib.sha256()
     deadline = time.monotonic() + deadline_s
     with RawConn(self.addr, timeout=60) as c, RssSampler(self.proxy) as rss:
       framing = ([("Transfer-Encoding", "chunked")] if chunked_encoding else
                  [("Content-Length", str(n))])
-      c.send(build_request("POST", "/echo/upload", framing))
+      c.send(build_request("POST", path, framing))
       try:
         for piece in pattern_iter(n, 4):
           h.update(piece)
@@ -76,6 +76,10 @@ class Streaming(ProxyTestCase):
 
   def test_content_length_request_body_64mib(self):
     self.upload(64 * MiB, chunked_encoding=False)
+
+  def test_slow_upstream_reader_backpressures_the_client(self):
+    # The upstream reads nothing for 3 s: the proxy must stop reading the client meanwhile.
+    self.upload(128 * MiB, chunked_encoding=False, path="/pause-read?ms=3000")
 
   def test_large_content_length_response(self):
     n = 128 * MiB

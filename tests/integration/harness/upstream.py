@@ -19,6 +19,7 @@ What a request does is chosen by its path: the first path segment that names a b
   slow-body?ms=&n=     head (Content-Length n) at once, the n body bytes ms later
   huge-head?n=         a response head with an n-byte header value
   early                answers 403 + close before reading the request body, then drains it
+  pause-read?ms=       waits ms before reading the request body, then echo
 
 HEAD gets the head only; 1xx/204/304 statuses carry no body.
 
@@ -315,6 +316,10 @@ class Upstream:
       return False
     if expect:
       c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+    if behaviour == "pause-read":
+      if self._stop.wait(int(req.query.get("ms", "1000")) / 1000.0):
+        return False
+      behaviour = "echo"
     try:
       self._read_body(c, req, buf)
     finally:
@@ -419,7 +424,7 @@ class Upstream:
 
   _NAMES = ("echo", "status", "chunked", "large", "delay", "stall", "close", "reset",
             "conn-close", "expect-417", "cl-te", "hop-resp", "eof-body",
-            "slow-body", "huge-head", "early")
+            "slow-body", "huge-head", "early", "pause-read")
 
   def _behaviour(self, path):
     segs = [s for s in path.split("/") if s]
