@@ -25,8 +25,8 @@ class DnsCluster(ProxyTestCase):
     self.addCleanup(b.close)
     self.a, self.b = a, b
 
-  def start(self, ips):
-    self.dns = self.start_dnsmasq({NAME: ips})
+  def start(self, ips, authoritative=True):
+    self.dns = self.start_dnsmasq({NAME: ips}, authoritative)
     cfg = yaml_out.config(
         [yaml_out.route("r1", "svc")],
         [yaml_out.cluster("svc", ["%s:%d" % (NAME, self.a.port)], type_="dns")],
@@ -53,6 +53,11 @@ class DnsCluster(ProxyTestCase):
                      "traffic still goes to the endpoint DNS no longer returns")
     m = self.proxy.metrics()
     self.assertGreaterEqual(m.get("outrigger_dns_resolutions_total", result="ok"), 2)
+
+  def test_a_records_used_when_aaaa_is_refused(self):
+    # dnsmasq with no upstream servers answers AAAA with REFUSED; the A answer still counts.
+    self.start(["127.0.0.1"], authoritative=False)
+    self.assertEqual(self.upstream_of(), "A")
 
   def test_two_a_records_share_traffic(self):
     self.start(["127.0.0.1", "127.0.0.2"])

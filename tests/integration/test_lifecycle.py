@@ -89,19 +89,19 @@ class Drain(ProxyTestCase):
   def test_sigterm_drain_sequence(self):
     up = self.start_upstream("A")
     p = self.start_proxy(yaml_out.simple(up.address, route_timeout="20s",
-                                         drain={"delay": "1s", "timeout": "15s"}))
+                                         drain={"delay": "2s", "timeout": "15s"}))
     addr = p.addr("main")
     ka = RawConn(addr, timeout=10)
     self.addCleanup(ka.close)
     self.assertFalse(ka.request("GET", "/echo/ka1").closes)
     slow = RawConn(addr, timeout=15)
     self.addCleanup(slow.close)
-    slow.send(build_request("GET", "/delay?ms=3500"))
+    slow.send(build_request("GET", "/delay?ms=5000"))
     self.assertTrue(up.wait_requests(2), "the slow request never reached the upstream")
 
     t0 = time.monotonic()
     p.signal(signal.SIGTERM)
-    self.wait_until(lambda: p.admin_get("/ready").status == 503, 0.8, 0.02,
+    self.wait_until(lambda: p.admin_get("/ready").status == 503, 1.0, 0.02,
                     "/ready 503 right after SIGTERM")
     self.assertEqual(p.metrics().get("outrigger_draining"), 1)
 
@@ -116,11 +116,11 @@ class Drain(ProxyTestCase):
     self.assertTrue(ka.wait_closed(3))
 
     # After the delay the listener is gone while the slow request is still in flight.
-    self.wait_until(lambda: connect_refused(addr), 3.0, 0.05, "listener closed after delay")
-    self.assertGreater(time.monotonic() - t0, 0.9, "listener closed before drain.delay")
+    self.wait_until(lambda: connect_refused(addr), 4.0, 0.05, "listener closed after delay")
+    self.assertGreater(time.monotonic() - t0, 1.9, "listener closed before drain.delay")
     r = slow.read_response(timeout=15)
     self.assertEqual(r.status, 200, "in-flight request must complete")
-    self.assertEqual(r.json()["target"], "/delay?ms=3500")
+    self.assertEqual(r.json()["target"], "/delay?ms=5000")
     self.assertEqual(p.wait(10), 0)
 
   def test_response_in_flight_at_sigterm_leaves_connection_usable(self):

@@ -179,10 +179,13 @@ def _parse_a(data):
 
 
 class Dnsmasq(_Process):
-  """dnsmasq answering from a hosts file on 127.0.0.1:<free port>, TTL 1s. records: name -> [ip]."""
+  """dnsmasq answering from a hosts file on 127.0.0.1:<free port>, TTL 1s. records: name -> [ip].
+  authoritative: answer AAAA for those names with NODATA, as a real resolver does; without it
+  dnsmasq (having no upstream servers) answers AAAA with REFUSED."""
 
-  def __init__(self, records):
+  def __init__(self, records, authoritative=True):
     super().__init__()
+    self.authoritative = authoritative
     os.chmod(self.dir, 0o755)  # dnsmasq re-reads the hosts file after dropping root
     self.hosts = os.path.join(self.dir, "hosts")
     self.records = {}
@@ -215,9 +218,7 @@ class Dnsmasq(_Process):
           [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
            "--addn-hosts=" + self.hosts, "--local-ttl=1", "--port=%d" % self.port,
            "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=",
-           # Authoritative for .test: AAAA gets NODATA (as from a real resolver), not REFUSED.
-           "--local=/test/",
-           "--log-facility=-"],
+           "--log-facility=-"] + (["--local=/test/"] if self.authoritative else []),
           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd=self.dir)
       if self._wait_answers(5):
         return self

@@ -42,8 +42,8 @@ class ProxyTestCase(unittest.TestCase):
     self.addCleanup(n.stop)
     return n.start()
 
-  def start_dnsmasq(self, records):
-    d = Dnsmasq(records)
+  def start_dnsmasq(self, records, authoritative=True):
+    d = Dnsmasq(records, authoritative)
     self.addCleanup(d.stop)
     return d.start()
 
