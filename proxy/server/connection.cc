@@ -182,6 +182,15 @@ void DownstreamConnection::on_tick(Clock::time_point now) {
 
 void DownstreamConnection::on_drain() { close_ = true; }
 
+void DownstreamConnection::abort() {
+  close_ = true;
+  timed_out_ = true;
+  boost::system::error_code ec;
+  socket_.close(ec);
+  if (active_upstream_ != nullptr) active_upstream_->socket.close(ec);
+  if (wait_timer_ != nullptr) wait_timer_->cancel();
+}
+
 void DownstreamConnection::compact() noexcept {
   if (rbeg_ == rend_) {
     rbeg_ = rend_ = 0;

@@ -40,6 +40,8 @@ class DownstreamConnection {
   void on_tick(Clock::time_point now);
   // Drain started: an idle connection is closed; a busy one answers with Connection: close.
   void on_drain();
+  // Worker stopping (drain timeout): close every socket so the coroutine unwinds on its own.
+  void abort();
 
   DownstreamConnection* prev_ = nullptr;
   DownstreamConnection* next_ = nullptr;

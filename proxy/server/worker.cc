@@ -95,10 +95,25 @@ void Worker::post_close_listeners() {
 
 void Worker::stop() {
   asio::post(io_, [this] {
+    if (stopped_) return;
     stopped_ = true;
+    boost::system::error_code ec;
+    for (auto& [index, acceptor] : acceptors_) acceptor->close(ec);
+    // Connections still open (drain timeout) are closed so their coroutines unwind normally and
+    // give back buffers and pooled connections before the io_context goes away.
+    for (DownstreamConnection* c = head_; c != nullptr; c = c->next_) c->abort();
+    finish_stop(0);
+  });
+}
+
+void Worker::finish_stop(int polls) {
+  if (active_.load(std::memory_order_relaxed) == 0 || polls >= 1000) {
     access_log_.flush();
     io_.stop();
-  });
+    return;
+  }
+  tick_timer_.expires_after(std::chrono::milliseconds(1));
+  tick_timer_.async_wait([this, polls](boost::system::error_code) { finish_stop(polls + 1); });
 }
 
 upstream::ClusterPool& Worker::pool(const ClusterState& cluster) {
@@ -171,7 +186,7 @@ asio::awaitable<void> Worker::accept_loop(size_t index, tcp::acceptor& acceptor)
 void Worker::schedule_tick() {
   tick_timer_.expires_after(kTick);
   tick_timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec || stopped_) return;
+    if (ec || stopped_) return;  // finish_stop reuses the timer
     tick();
     schedule_tick();
   });

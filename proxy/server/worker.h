@@ -69,6 +69,7 @@ class Worker {
   boost::asio::awaitable<void> accept_loop(size_t listener_index, tcp::acceptor& acceptor);
   void tick();
   void schedule_tick();
+  void finish_stop(int polls);
 
   uint32_t index_;
   boost::asio::io_context io_{1};
