@@ -1,6 +1,12 @@
 #include "proxy/cli/cli.h"
 
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -26,6 +32,7 @@ Usage:
   outrigger validate --config FILE       check a config; print FILE:LINE:COLUMN: message per error
   outrigger reverse-proxy --listen ADDR:PORT --to http://HOST:PORT [options]
                                          quick mode: one listener, one upstream
+  outrigger probe http://ADDR:PORT/PATH  exit 0 when the URL answers 2xx (container health checks)
   outrigger version                      print the version
 
 Every subcommand takes --help and --version.
@@ -203,6 +210,57 @@ std::optional<config::Config> quick_config(const Args& a, std::vector<std::strin
   return c;
 }
 
+constexpr std::string_view kProbeHelp = R"(Usage: outrigger probe http://ADDR:PORT/PATH [--timeout-ms N]
+
+GETs the URL (ADDR an IP address) and exits 0 on a 2xx answer, 1 otherwise: a health check for
+images without curl, e.g. ["CMD", "outrigger", "probe", "http://127.0.0.1:9901/ready"].
+)";
+
+// A blocking one-shot GET; the proxy itself never uses this path.
+int probe(std::string_view url, int timeout_ms) {
+  if (!url.starts_with("http://")) {
+    std::cerr << "outrigger probe: expected http://ADDR:PORT/PATH\n";
+    return 2;
+  }
+  url.remove_prefix(7);
+  const size_t slash = url.find('/');
+  const std::string_view authority = url.substr(0, slash);
+  const std::string path = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+  config::HostPort hp;
+  std::string err;
+  if (!config::parse_host_port(authority, true, &hp, &err)) {
+    std::cerr << "outrigger probe: " << err << "\n";
+    return 2;
+  }
+  try {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket s(io);
+    boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address(hp.host), hp.port);
+    const timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    s.open(ep.protocol());
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    s.connect(ep);
+    const std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + std::string(authority) +
+                            "\r\nConnection: close\r\nUser-Agent: outrigger-probe\r\n\r\n";
+    boost::asio::write(s, boost::asio::buffer(req));
+    char buf[64];
+    size_t got = 0;
+    boost::system::error_code ec;
+    while (got < 12 && !ec) got += s.read_some(boost::asio::buffer(buf + got, sizeof buf - got), ec);
+    const std::string_view line(buf, got);
+    if (got >= 12 && line.starts_with("HTTP/1.") && line[9] == '2') return 0;
+    std::cerr << "outrigger probe: " << (got >= 12 ? std::string(line.substr(0, 12)) : "no answer") << "\n";
+    return 1;
+  } catch (const boost::system::system_error& e) {
+    std::cerr << "outrigger probe: " << e.code().message() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "outrigger probe: " << e.what() << "\n";
+    return 1;
+  }
+}
+
 int cmd_reverse_proxy(const Args& a) {
   std::vector<std::string> errors;
   auto c = quick_config(a, &errors);
@@ -222,6 +280,34 @@ int main(int argc, char** argv) {
   if (sub == "--version" || sub == "version") {
     std::cout << "outrigger " << kVersion << "\n";
     return 0;
+  }
+  if (sub == "probe") {
+    std::string_view url;
+    int timeout_ms = 2000;
+    for (int i = 2; i < argc; ++i) {
+      std::string_view arg = argv[i];
+      if (arg == "--help" || arg == "-h") {
+        std::cout << kProbeHelp;
+        return 0;
+      }
+      if (arg == "--version") {
+        std::cout << "outrigger " << kVersion << "\n";
+        return 0;
+      }
+      if (arg == "--timeout-ms" && i + 1 < argc) {
+        timeout_ms = std::max(1, std::atoi(argv[++i]));
+      } else if (url.empty() && !arg.starts_with("--")) {
+        url = arg;
+      } else {
+        std::cerr << "outrigger probe: unexpected argument \"" << arg << "\"\n\n" << kProbeHelp;
+        return 2;
+      }
+    }
+    if (url.empty()) {
+      std::cerr << kProbeHelp;
+      return 2;
+    }
+    return probe(url, timeout_ms);
   }
   struct Sub {
     std::string_view name, help;
