@@ -255,9 +255,13 @@ class RunMode(ProxyTestCase):
   def test_x_forwarded_for_and_proto(self):
     get(self.addr, "/echo/xff1")
     get(self.addr, "/echo/xff2", headers=[("X-Forwarded-For", "203.0.113.7")])
-    first, second = self.up.requests
+    get(self.addr, "/echo/xff3", headers=[("X-Forwarded-For", "192.0.2.1"),
+                                          ("X-Forwarded-For", "192.0.2.2")])
+    first, second, third = self.up.requests
     self.assertEqual(", ".join(first.header_all("x-forwarded-for")), "127.0.0.1")
     self.assertEqual(", ".join(second.header_all("x-forwarded-for")), "203.0.113.7, 127.0.0.1")
+    self.assertEqual(", ".join(third.header_all("x-forwarded-for")),
+                     "192.0.2.1, 192.0.2.2, 127.0.0.1")
     self.assertEqual(first.header_all("x-forwarded-proto"), ["http"])
 
   def test_request_id_kept_and_echoed(self):
@@ -275,6 +279,15 @@ class RunMode(ProxyTestCase):
       self.assertEqual(r.header_all("x-request-id"), up_ids, "same id returned downstream")
       ids.append(up_ids[0])
     self.assertNotEqual(ids[0], ids[1], "generated ids must differ")
+
+  def test_absolute_form_target(self):
+    # RFC 9112 3.2.2: the authority of an absolute-form target replaces Host; the upstream gets
+    # origin-form.
+    with RawConn(self.addr) as c:
+      c.send(b"GET http://abs.example/echo/abs?q=1 HTTP/1.1\r\nHost: other\r\n\r\n")
+      self.assertEqual(c.read_response().status, 200)
+    up = self.up.requests[-1]
+    self.assertEqual((up.target, up.header_all("host")), ("/echo/abs?q=1", ["abs.example"]))
 
   def test_host_preserved_without_rewrite(self):
     get(self.addr, "/echo", host="user-service:8080")

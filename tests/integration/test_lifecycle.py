@@ -240,6 +240,14 @@ class Reload(ProxyTestCase):
     routes = find_dicts(p.admin_get("/config").json(), lambda d: d.get("name") == "r1")
     self.assertEqual([d.get("cluster") for d in routes], ["cb"])
 
+  def test_reload_applies_new_limits(self):
+    p = self.start_proxy(self.cfg("ca"))
+    hs = [("X-H-%d" % i, "v") for i in range(10)]
+    self.assertEqual(get(p.addr("main"), "/echo", headers=hs).status, 200)
+    cfg = two_cluster_config(self.a.address, self.b.address, "ca", limits={"max_headers": 5})
+    self.assertEqual((p.reload(cfg) or {}).get("msg"), "config reloaded")
+    self.assertLocalError(get(p.addr("main"), "/echo", headers=hs), 431)
+
   def test_invalid_config_refused_and_old_kept(self):
     p = self.start_proxy(self.cfg("ca"))
     addr = p.addr("main")
