@@ -7,8 +7,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (LoadClients, ProxyTestCase, RawConn, build_request, connect_refused, get,
-                     metrics, yaml_out)
+from harness import (LoadClients, Proxy, ProxyTestCase, RawConn, build_request, connect_refused,
+                     get, metrics, yaml_out)
 
 
 def find_dicts(obj, pred):
@@ -272,6 +272,24 @@ class Reload(ProxyTestCase):
     line = p.wait_log("config reload failed", since=mark, level="error")
     self.assertIsNotNone(line, p.stderr_text())
     self.assertEqual(get(p.addr("main"), "/echo").header("x-upstream"), "A")
+
+  def test_signals_handled_as_soon_as_ready(self):
+    # "ready" promises the process is manageable: a SIGHUP sent the moment it is logged must
+    # reload, not kill by the default action. The race is narrow, so try a few times.
+    for i in range(15):
+      p = Proxy(self.cfg("ca")).start()
+      try:
+        p.signal(signal.SIGHUP)
+        line = p.wait_log("config reloaded", timeout=3)
+        if line is None:
+          try:
+            rc = p.wait(2)
+          except TimeoutError:
+            rc = "still running"
+          self.fail("attempt %d: no reload after a SIGHUP sent right after \"ready\" (exit: %s)"
+                    "\n%s" % (i, rc, p.stderr_text()))
+      finally:
+        p.stop()
 
   def test_reload_under_load_loses_nothing(self):
     ng = self.start_nginx(["A", "B"])
