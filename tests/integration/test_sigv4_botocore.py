@@ -1,0 +1,283 @@
+"""Our SigV4 signer against botocore's SigV4Auth, byte for byte, on generated requests.
+
+Runs the sigv4_vectors tool (tests/tools/sigv4_tool.cc) named by OUTRIGGER_SIGV4_TOOL: every
+generated request goes to it as one JSON line, and to botocore as an AWSRequest with the same
+method, path, query, headers, body, credentials and (frozen) time; the Authorization headers must
+be equal. Seed with OUTRIGGER_SIGV4_SEED to reproduce a failure.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import random
+import subprocess
+import types
+import unittest
+import urllib.parse
+from unittest import mock
+
+import botocore.auth
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+TOOL = os.environ.get("OUTRIGGER_SIGV4_TOOL")
+CASES = 400
+LATTICE = "vpc-lattice-svcs"
+
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+SERVICES = [LATTICE, "execute-api"]
+REGIONS = ["us-east-1", "us-west-2", "eu-central-1", "ap-southeast-2", "us-gov-west-1", "il-central-1"]
+HOSTS = [
+    "orders-0123456789abcdef0.7d67968.vpc-lattice-svcs.us-west-2.on.aws",
+    "abcde12345.execute-api.us-east-1.amazonaws.com",
+    "vpce-0a1b2c3d4e5f67890-abcdefgh.vpce-svc-0123456789abcdef0.eu-central-1.vpce.amazonaws.com",
+    "Example.COM:8443",
+]
+PATH_SEGMENTS = [
+    "a", "orders", "b c", "%2F", "%2f", "%41", "caf\u00e9", "\u6f22\u5b57", "\U0001F600", "..",
+    ".", "", "~user", "x+y", "a=b", "semi;colon", "it's", "!$&*()", ":", "@", "%zz", "%25",
+    "a%20b", "-_.~", "UPPER", "%E2%82%AC", "\\", "^`{|}", "[x]",
+]
+QUERY_KEYS = ["a", "b", "A", "Z", "key", "x-y", "k%20s", "%41", "caf%C3%A9", "caf\u00e9", "arr[]",
+              "flag", "", "a_b", "~t", "sp ace", "p+q", "%zz", "k", "k="]
+QUERY_VALUES = ["", "1", "2", "z", "hello%20world", "a+b", "x=y", "%2F", "/", "caf%C3%A9", "~",
+                "*", "%7E", "\u20ac", "%", "a b", "%2B", "0"]
+HEADER_NAMES = ["Content-Type", "content-type", "CONTENT-TYPE", "X-Custom", "x-custom", "Accept",
+                "accept-encoding", "X-Request-Id", "Cache-Control", "x-amz-meta-owner",
+                "X-Amz-Target", "x-amz-user-agent", "X-Forwarded-For", "Content-Length", "If-Match",
+                "X-Multi", "x-multi", "X-MULTI", "Authorization-Extra"]
+HEADER_VALUES = ["application/json", "  padded  ", "a  b   c", "\ttabbed\tvalue\t", "", "   ",
+                 "x, y", "MiXeD Case", "1234", "text/plain; charset=utf-8", "a \t b", "\"quoted\"",
+                 "trailing ", " leading", "many     inner     spaces"]
+SECRETS = ["wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "s3cr3t+/=key", "x" * 40]
+TOKENS = ["", "", "IQoJb3JpZ2luX2VjEXAMPLETOKEN//////////wEaCXVzLWVhc3QtMSJHMEUCIQ==",
+          "token with  spaces"]
+# Defaults of SignOptions (proxy/aws/sigv4.h) when sign_all is false.
+DEFAULT_SIGNED = {"host", "content-type"}
+
+
+def random_path(rng):
+    if rng.random() < 0.05:
+        return rng.choice(["", "/", "//", "/./", "/../", "/a/..", "/a/b/../../.."])
+    segs = [rng.choice(PATH_SEGMENTS) for _ in range(rng.randint(1, 6))]
+    path = "/" + "/".join(segs)
+    if rng.random() < 0.3:
+        path += "/"
+    return path
+
+
+def random_query(rng):
+    if rng.random() < 0.2:
+        return ""
+    pieces = []
+    for _ in range(rng.randint(1, 7)):
+        r = rng.random()
+        if r < 0.08:
+            pieces.append("")  # "a=1&&b=2"
+        elif r < 0.2:
+            pieces.append(rng.choice(QUERY_KEYS))  # no '='
+        else:
+            pieces.append(rng.choice(QUERY_KEYS) + "=" + rng.choice(QUERY_VALUES))
+    if rng.random() < 0.3 and pieces:
+        pieces.append(pieces[0])  # repeated key and value
+    return "&".join(pieces)
+
+
+def query_params(query):
+    """The raw query as the (name, value) pairs our signer reads from it: pieces split on '&'
+    (empty ones dropped), split at the first '=', percent-decoded with '+' kept literal. botocore
+    then encodes and sorts them itself."""
+    params = []
+    for piece in query.split("&"):
+        if not piece:
+            continue
+        k, _, v = piece.partition("=")
+        params.append((urllib.parse.unquote(k), urllib.parse.unquote(v)))
+    return params
+
+
+def random_headers(rng, host):
+    headers = [(rng.choice(["Host", "host", "HOST"]), host)]
+    for _ in range(rng.randint(0, 8)):
+        headers.append((rng.choice(HEADER_NAMES), rng.choice(HEADER_VALUES)))
+    rng.shuffle(headers)
+    return headers
+
+
+def random_body(rng):
+    r = rng.random()
+    if r < 0.4:
+        return b""
+    if r < 0.9:
+        return bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 300)))
+    return rng.randbytes(rng.randint(64 * 1024, 1024 * 1024))
+
+
+def random_time(rng):
+    if rng.random() < 0.2:  # the edges of a day, where the scope date changes
+        day = rng.randint(16000, 22000) * 86400
+        return day + rng.choice([0, 1, 86399])
+    return rng.randint(1420070400, 1924991999)  # 2015..2030
+
+
+def make_case(rng, i):
+    service = rng.choice(SERVICES)
+    body = random_body(rng)
+    mode = rng.choice(["hash", "hash_header", "unsigned"])
+    host = rng.choice(HOSTS)
+    case = {
+        "method": rng.choice(METHODS),
+        "path": random_path(rng),
+        "query": random_query(rng),
+        "headers": random_headers(rng, host),
+        "service": service,
+        "region": rng.choice(REGIONS),
+        "time": random_time(rng),
+        "access_key": "AKIA" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+                                       for _ in range(16)),
+        "secret_key": rng.choice(SECRETS),
+        "token": rng.choice(TOKENS),
+        "sign_all": rng.random() < 0.7,
+        "add_content_sha256": mode == "hash_header",
+        "payload_hash": "UNSIGNED-PAYLOAD" if mode == "unsigned" else hashlib.sha256(body).hexdigest(),
+    }
+    if mode == "unsigned":
+        case["add_content_sha256"] = True  # botocore always sends the header when unsigned
+    return case, body
+
+
+def fixed_clock(t):
+    now = datetime.datetime.fromtimestamp(t, datetime.timezone.utc).replace(tzinfo=None)
+
+    class FrozenDateTime(datetime.datetime):
+        @classmethod
+        def utcnow(cls):
+            return now
+
+        @classmethod
+        def now(cls, tz=None):
+            return now if tz is None else now.replace(tzinfo=datetime.timezone.utc).astimezone(tz)
+
+    patches = [mock.patch.object(botocore.auth, "datetime",
+                                 types.SimpleNamespace(datetime=FrozenDateTime))]
+    if hasattr(botocore.auth, "get_current_datetime"):  # newer botocore
+        patches.append(mock.patch.object(botocore.auth, "get_current_datetime", lambda: now))
+    return patches
+
+
+def botocore_sign(case, body):
+    """Returns (headers dict, canonical request) from botocore for the case."""
+    host = next(v for n, v in case["headers"] if n.lower() == "host")
+    url = "https://" + host.lower() + (case["path"] or "/")
+    request = AWSRequest(method=case["method"], url=url, data=body,
+                         params=query_params(case["query"]))
+    for name, value in case["headers"]:
+        if case["sign_all"] or name.lower() in DEFAULT_SIGNED or name.lower().startswith("x-amz-"):
+            request.headers[name] = value
+    if case["service"] == LATTICE:
+        # What the VPC Lattice user guide tells botocore users to do.
+        request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+        request.context["payload_signing_enabled"] = False
+    elif case["payload_hash"] == "UNSIGNED-PAYLOAD":
+        request.context["payload_signing_enabled"] = False
+    elif case["add_content_sha256"]:
+        request.headers["X-Amz-Content-SHA256"] = case["payload_hash"]
+    creds = Credentials(case["access_key"], case["secret_key"], case["token"] or None)
+    signer = SigV4Auth(creds, case["service"], case["region"])
+    patches = fixed_clock(case["time"])
+    for p in patches:
+        p.start()
+    try:
+        signer.add_auth(request)
+    finally:
+        for p in reversed(patches):
+            p.stop()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    del request.headers["Authorization"]  # so the canonical request shown is the one signed
+    return headers, signer.canonical_request(request)
+
+
+def run_tool(cases):
+    lines = []
+    for case in cases:
+        c = dict(case)
+        if not c.get("sign_all"):
+            c["signed_headers"] = []  # the defaults
+        lines.append(json.dumps(c))
+    proc = subprocess.run([TOOL], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                          timeout=120, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"sigv4 tool exited {proc.returncode}: {proc.stderr[-2000:]}")
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    if len(out) != len(cases):
+        raise AssertionError(f"tool answered {len(out)} lines for {len(cases)} requests")
+    return out
+
+
+@unittest.skipUnless(TOOL, "OUTRIGGER_SIGV4_TOOL is not set: build the sigv4_vectors target "
+                           "(tests/tools) and point the variable at it")
+class SigV4AgainstBotocore(unittest.TestCase):
+    def test_random_requests_match_botocore(self):
+        seed = int(os.environ.get("OUTRIGGER_SIGV4_SEED", "20261122"))
+        rng = random.Random(seed)
+        generated = [make_case(rng, i) for i in range(CASES)]
+        results = run_tool([c for c, _ in generated])
+        mismatches = []
+        services, tokens, unsigned = set(), 0, 0
+        for (case, body), ours in zip(generated, results):
+            theirs, canonical = botocore_sign(case, body)
+            self.assertNotIn("error", ours, f"seed {seed}: tool refused {case}: {ours.get('error')}")
+            services.add(case["service"])
+            tokens += bool(case["token"])
+            if (ours["authorization"] != theirs["authorization"]
+                    or ours["x-amz-date"] != theirs["x-amz-date"]
+                    or ours.get("x-amz-security-token") != theirs.get("x-amz-security-token")
+                    or ours.get("x-amz-content-sha256") != theirs.get("x-amz-content-sha256")):
+                mismatches.append(
+                    f"--- case {json.dumps(case)[:600]}\nours:     {ours['authorization']}\n"
+                    f"botocore: {theirs['authorization']}\nour canonical:\n"
+                    f"{ours['canonical_request']}\nbotocore canonical:\n{canonical}")
+            if case["service"] == LATTICE:
+                unsigned += 1
+                self.assertEqual(ours["x-amz-content-sha256"], "UNSIGNED-PAYLOAD")
+                self.assertIn("x-amz-content-sha256", ours["authorization"].split("SignedHeaders=")[1])
+        self.assertEqual(services, set(SERVICES))
+        self.assertGreater(tokens, 50)
+        self.assertGreater(unsigned, 50)
+        self.assertEqual(mismatches, [], f"seed {seed}: {len(mismatches)} of {CASES} differ:\n"
+                         + "\n".join(mismatches[:3]))
+
+    def test_lattice_payload_is_never_signed(self):
+        body = b'{"order": 42}'
+        case = {
+            "method": "POST", "path": "/orders", "query": "", "service": LATTICE,
+            "headers": [("Host", HOSTS[0]), ("Content-Type", "application/json")],
+            "region": "us-west-2", "time": 1700000000, "access_key": "AKIDEXAMPLE",
+            "secret_key": SECRETS[0], "token": "", "sign_all": False,
+            "add_content_sha256": False, "payload_hash": hashlib.sha256(body).hexdigest(),
+        }
+        ours = run_tool([case])[0]
+        self.assertEqual(ours["x-amz-content-sha256"], "UNSIGNED-PAYLOAD")
+        self.assertTrue(ours["canonical_request"].endswith("\nUNSIGNED-PAYLOAD"))
+        self.assertIn("SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date,",
+                      ours["authorization"])
+        theirs, _ = botocore_sign(case, body)
+        self.assertEqual(ours["authorization"], theirs["authorization"])
+
+    def test_errors_are_reported_per_line(self):
+        good = {"method": "GET", "path": "/", "query": "", "headers": [["Host", "h"]],
+                "service": "execute-api", "region": "us-east-1", "time": 1700000000,
+                "access_key": "AKID", "secret_key": "s", "token": "",
+                "payload_hash": hashlib.sha256(b"").hexdigest()}
+        no_host = dict(good, headers=[["Accept", "*/*"]])
+        bad_hash = dict(good, payload_hash="ABC")
+        out = run_tool([no_host, bad_hash, good])
+        self.assertIn("Host", out[0]["error"])
+        self.assertIn("payload hash", out[1]["error"])
+        self.assertNotIn("error", out[2])
+
+
+if __name__ == "__main__":
+    unittest.main()
