@@ -254,7 +254,8 @@ TEST(SigV4, ErrorsAreValues) {
   r = base;
   r.payload_hash = "ABCDEF";
   EXPECT_EQ(err(r), SignError::kBadPayloadHash);
-  r.payload_hash = std::string(64, 'A');  // upper-case hex is not what AWS computes
+  const std::string upper_hex(64, 'A');  // upper-case hex is not what AWS computes
+  r.payload_hash = upper_hex;
   EXPECT_EQ(err(r), SignError::kBadPayloadHash);
   r = base;
   r.region = "";
