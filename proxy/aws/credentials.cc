@@ -106,8 +106,10 @@ std::string CredentialSource::describe() const {
   if (port != 80) d += ":" + std::to_string(port);
   // The path of a RELATIVE_URI is an opaque per-task id: safe to log (the SDKs do too).
   d += target;
-  if (!auth_token_file.empty()) d += " (token from " + auth_token_file + ")";
-  else if (!auth_token.empty()) d += " (with authorization token)";
+  if (!auth_token_file.empty())
+    d += " (token from " + auth_token_file + ")";
+  else if (!auth_token.empty())
+    d += " (with authorization token)";
   return d;
 }
 
@@ -118,8 +120,8 @@ std::expected<CredentialSource, std::string> resolve_credential_source(const Env
     if (rel->front() != '/') {
       return std::unexpected("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must start with '/'");
     }
-    std::string host = opts.container_host_override.empty() ? std::string(kEcsHost)
-                                                            : opts.container_host_override;
+    std::string host =
+        opts.container_host_override.empty() ? std::string(kEcsHost) : opts.container_host_override;
     auto t = parse_http_url("http://" + host + *rel);
     if (!t) return std::unexpected("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: " + t.error());
     s.kind = CredentialSource::Kind::kContainer;
@@ -147,7 +149,8 @@ std::expected<CredentialSource, std::string> resolve_credential_source(const Env
     }
   } else if (auto id = nonempty(env, "AWS_ACCESS_KEY_ID")) {
     auto secret = nonempty(env, "AWS_SECRET_ACCESS_KEY");
-    if (!secret) return std::unexpected("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
+    if (!secret)
+      return std::unexpected("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");
     auto c = std::make_shared<Credentials>();
     c->access_key_id = *id;
     c->secret_access_key = *secret;
@@ -165,8 +168,8 @@ std::expected<CredentialSource, std::string> resolve_credential_source(const Env
 
 std::optional<system_clock::time_point> parse_iso8601(std::string_view s) {
   // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM); 't', ' ' and 'z' accepted as RFC 3339 allows.
-  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-      s[13] != ':' || s[16] != ':') {
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' ||
+      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':') {
     return std::nullopt;
   }
   int y = digits(s, 0, 4), mo = digits(s, 5, 2), d = digits(s, 8, 2);
@@ -213,7 +216,8 @@ std::optional<system_clock::time_point> parse_iso8601(std::string_view s) {
 
 std::expected<Credentials, std::string> parse_container_credentials(std::string_view body) {
   auto members = json::parse_object(body);
-  if (!members) return std::unexpected("credentials response is not a JSON object: " + members.error());
+  if (!members)
+    return std::unexpected("credentials response is not a JSON object: " + members.error());
   if (json::find_member(*members, "AccessKeyId") == nullptr) {
     // An error document: {"code": "...", "message": "..."}.
     auto code = json::string_member(*members, "code");
@@ -251,7 +255,11 @@ std::expected<Credentials, std::string> parse_container_credentials(std::string_
 
 struct CredentialsProvider::State : std::enable_shared_from_this<CredentialsProvider::State> {
   State(asio::io_context& io, CredentialSource s, Options o, Callbacks c)
-      : io(io), source(std::move(s)), options(o), callbacks(std::move(c)), refresh_timer(io),
+      : io(io),
+        source(std::move(s)),
+        options(o),
+        callbacks(std::move(c)),
+        refresh_timer(io),
         expiry_timer(io) {}
 
   asio::io_context& io;
@@ -362,8 +370,7 @@ void CredentialsProvider::State::fail(std::string why) {
   ++failures;
   last_error = std::move(why);
   if (callbacks.on_error) callbacks.on_error(last_error);
-  backoff = backoff.count() == 0 ? options.retry_initial
-                                 : std::min(backoff * 2, options.retry_max);
+  backoff = backoff.count() == 0 ? options.retry_initial : std::min(backoff * 2, options.retry_max);
   schedule(backoff);
 }
 

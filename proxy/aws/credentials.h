@@ -3,9 +3,9 @@
 // them before they expire without blocking requests, and publishes each new set as an immutable
 // shared_ptr<const Credentials>.
 //
-// Thread affinity: CredentialsProvider lives on one io_context (the proxy's main thread): construct,
-// start, stop and destroy it there; its callbacks run there. Credentials are immutable once
-// published and may be shared with any thread (the lead posts them to workers).
+// Thread affinity: CredentialsProvider lives on one io_context (the proxy's main thread):
+// construct, start, stop and destroy it there; its callbacks run there. Credentials are immutable
+// once published and may be shared with any thread (the lead posts them to workers).
 //
 // Secrets (secret access key, session token, the endpoint's authorization token) never appear in
 // an error string or log line.
@@ -45,9 +45,9 @@ struct CredentialSource {
   // thread, and AWS only hands out 169.254.170.2, 169.254.170.23 and loopback).
   std::string host;  // "169.254.170.2", "127.0.0.1", "fd00:ec2::23"
   uint16_t port = 80;
-  std::string target;            // path and query, e.g. "/v2/credentials/…"
-  std::string auth_token;        // AWS_CONTAINER_AUTHORIZATION_TOKEN
-  std::string auth_token_file;   // AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (read at every fetch)
+  std::string target;           // path and query, e.g. "/v2/credentials/…"
+  std::string auth_token;       // AWS_CONTAINER_AUTHORIZATION_TOKEN
+  std::string auth_token_file;  // AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (read at every fetch)
   // kStatic: from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN.
   std::shared_ptr<const Credentials> fixed;
 

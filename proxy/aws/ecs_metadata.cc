@@ -63,8 +63,9 @@ std::expected<TaskMetadata, std::string> parse_task_metadata(std::string_view bo
   for (int i = 0; i < 5; ++i) {
     size_t colon = a.find(':');
     if (colon == std::string_view::npos) {
-      return std::unexpected("task metadata: TaskARN is not an ARN (arn:aws:ecs:<region>:"
-                             "<account>:task/...)");
+      return std::unexpected(
+          "task metadata: TaskARN is not an ARN (arn:aws:ecs:<region>:"
+          "<account>:task/...)");
     }
     parts[i] = a.substr(0, colon);
     a.remove_prefix(colon + 1);
@@ -135,8 +136,8 @@ struct TaskMetadataFetcher::State : std::enable_shared_from_this<TaskMetadataFet
     // A malformed document will not get better by asking again; an unreachable agent may.
     bool retry = !result && (!r || r->status != 200) && attempts < options.attempts;
     if (retry) {
-      backoff = backoff.count() == 0 ? options.retry_initial
-                                     : std::min(backoff * 2, options.retry_max);
+      backoff =
+          backoff.count() == 0 ? options.retry_initial : std::min(backoff * 2, options.retry_max);
       timer.expires_after(backoff);
       std::weak_ptr<State> weak = weak_from_this();
       timer.async_wait([weak](boost::system::error_code ec) {

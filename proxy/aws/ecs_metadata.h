@@ -29,10 +29,10 @@ struct TaskMetadata {
   std::string task_arn;           // arn:aws:ecs:us-east-1:111122223333:task/cluster/0123...
   std::string cluster;            // ARN or short name, as ECS reports it
   std::string family;
-  std::string revision;           // a string in the JSON ("24")
-  std::string launch_type;        // "FARGATE", "EC2" or empty
-  std::string region;             // from the task ARN
-  std::string account_id;         // from the task ARN
+  std::string revision;     // a string in the JSON ("24")
+  std::string launch_type;  // "FARGATE", "EC2" or empty
+  std::string region;       // from the task ARN
+  std::string account_id;   // from the task ARN
 };
 
 // Parses the /task document. TaskARN, Cluster, Family and Revision are required (Revision may be

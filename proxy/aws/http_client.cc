@@ -82,7 +82,8 @@ class GetOp final : public HttpCall, public std::enable_shared_from_this<GetOp> 
     auto self = shared_from_this();
     timer_.expires_after(options_.timeout);
     timer_.async_wait([self](boost::system::error_code ec) {
-      if (!ec) self->fail("timed out after " + std::to_string(self->options_.timeout.count()) + " ms");
+      if (!ec)
+        self->fail("timed out after " + std::to_string(self->options_.timeout.count()) + " ms");
     });
     socket_.async_connect(ep, [self](boost::system::error_code ec) {
       if (self->done_) return;
@@ -99,9 +100,8 @@ class GetOp final : public HttpCall, public std::enable_shared_from_this<GetOp> 
 
   void fail_soon(std::string why) {
     auto self = shared_from_this();
-    asio::post(socket_.get_executor(), [self, why = std::move(why)]() mutable {
-      self->fail(std::move(why));
-    });
+    asio::post(socket_.get_executor(),
+               [self, why = std::move(why)]() mutable { self->fail(std::move(why)); });
   }
 
   void cancel() override {
@@ -119,21 +119,19 @@ class GetOp final : public HttpCall, public std::enable_shared_from_this<GetOp> 
     size_t chunk = std::min<size_t>(room, 16 * 1024);
     size_t old = response_.size();
     response_.resize(old + chunk);
-    socket_.async_read_some(
-        asio::buffer(response_.data() + old, chunk),
-        [self, old](boost::system::error_code ec, size_t n) {
-          self->response_.resize(old + n);
-          if (self->done_) return;
-          bool eof = ec == asio::error::eof;
-          if (ec && !eof) return self->fail("read: " + ec.message());
-          self->on_bytes(eof);
-        });
+    socket_.async_read_some(asio::buffer(response_.data() + old, chunk),
+                            [self, old](boost::system::error_code ec, size_t n) {
+                              self->response_.resize(old + n);
+                              if (self->done_) return;
+                              bool eof = ec == asio::error::eof;
+                              if (ec && !eof) return self->fail("read: " + ec.message());
+                              self->on_bytes(eof);
+                            });
   }
 
   void on_bytes(bool eof) {
     if (response_.size() > options_.max_response_bytes) {
-      return fail("response larger than " + std::to_string(options_.max_response_bytes) +
-                  " bytes");
+      return fail("response larger than " + std::to_string(options_.max_response_bytes) + " bytes");
     }
     if (!head_parsed_) {
       size_t end = response_.find("\r\n\r\n");
@@ -153,8 +151,10 @@ class GetOp final : public HttpCall, public std::enable_shared_from_this<GetOp> 
     if (chunked_) {
       std::string err;
       switch (decode_chunked(body, result.body, err)) {
-        case Parse::kDone: return succeed(std::move(result));
-        case Parse::kError: return fail(err);
+        case Parse::kDone:
+          return succeed(std::move(result));
+        case Parse::kError:
+          return fail(err);
         case Parse::kIncomplete:
           if (eof) return fail("connection closed inside a chunked body");
           return read();
@@ -186,7 +186,8 @@ class GetOp final : public HttpCall, public std::enable_shared_from_this<GetOp> 
       return "malformed status code";
     }
     if (status_ < 200) return "unexpected interim response";
-    std::string_view rest = eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
+    std::string_view rest =
+        eol == std::string_view::npos ? std::string_view() : head.substr(eol + 2);
     while (!rest.empty()) {
       size_t e = rest.find("\r\n");
       std::string_view line = rest.substr(0, e);
@@ -256,8 +257,9 @@ class GetOp final : public HttpCall, public std::enable_shared_from_this<GetOp> 
 std::expected<HttpTarget, std::string> parse_http_url(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
   if (url.size() >= 8 && iequals(url.substr(0, 8), "https://")) {
-    return std::unexpected("https endpoints are not supported (only plain http to link-local or "
-                           "loopback addresses)");
+    return std::unexpected(
+        "https endpoints are not supported (only plain http to link-local or "
+        "loopback addresses)");
   }
   if (url.size() < kScheme.size() || !iequals(url.substr(0, kScheme.size()), kScheme)) {
     return std::unexpected("URL must start with http://");
@@ -265,7 +267,8 @@ std::expected<HttpTarget, std::string> parse_http_url(std::string_view url) {
   std::string_view rest = url.substr(kScheme.size());
   size_t slash = rest.find_first_of("/?#");
   std::string_view authority = rest.substr(0, slash);
-  std::string_view target = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  std::string_view target =
+      slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
   if (target.find('#') != std::string_view::npos) return std::unexpected("URL has a fragment");
   if (authority.find('@') != std::string_view::npos) return std::unexpected("URL has user info");
   HttpTarget t;
@@ -316,8 +319,8 @@ std::shared_ptr<HttpCall> http_get(asio::io_context& io, const HttpTarget& targe
   bool v6 = target.host.find(':') != std::string::npos;
   std::string authority = v6 ? "[" + target.host + "]" : target.host;
   if (target.port != 80) authority += ":" + std::to_string(target.port);
-  auto op = std::make_shared<GetOp>(io, options, std::move(callback), "GET http://" + authority +
-                                                                          target.target);
+  auto op = std::make_shared<GetOp>(io, options, std::move(callback),
+                                    "GET http://" + authority + target.target);
   boost::system::error_code ec;
   auto addr = iequals(target.host, "localhost") ? asio::ip::make_address("127.0.0.1")
                                                 : asio::ip::make_address(target.host, ec);

@@ -225,8 +225,8 @@ void append_utf8(std::string& out, uint32_t cp) {
 std::expected<std::vector<Member>, std::string> parse_object(std::string_view text) {
   Reader r(text);
   r.skip_ws();
-  if (r.peek() != '{') return std::unexpected("expected a JSON object at offset " +
-                                              std::to_string(r.pos()));
+  if (r.peek() != '{')
+    return std::unexpected("expected a JSON object at offset " + std::to_string(r.pos()));
   std::vector<Member> members;
   std::string decode_error;
   bool ok = r.object(1, [&](std::string_view key_raw, const Value& v) {
@@ -248,8 +248,8 @@ std::expected<std::vector<Member>, std::string> parse_object(std::string_view te
 std::expected<std::vector<Value>, std::string> parse_array(std::string_view text) {
   Reader r(text);
   r.skip_ws();
-  if (r.peek() != '[') return std::unexpected("expected a JSON array at offset " +
-                                              std::to_string(r.pos()));
+  if (r.peek() != '[')
+    return std::unexpected("expected a JSON array at offset " + std::to_string(r.pos()));
   std::vector<Value> elements;
   if (!r.array(1, [&](const Value& v) { elements.push_back(v); })) {
     return std::unexpected(r.error());
@@ -286,14 +286,30 @@ std::expected<std::string, std::string> decode_string(std::string_view raw) {
     }
     if (++i + 1 > raw.size() - 1) return std::unexpected("truncated escape");
     switch (raw[i]) {
-      case '"': out += '"'; break;
-      case '\\': out += '\\'; break;
-      case '/': out += '/'; break;
-      case 'b': out += '\b'; break;
-      case 'f': out += '\f'; break;
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
+      case '"':
+        out += '"';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case '/':
+        out += '/';
+        break;
+      case 'b':
+        out += '\b';
+        break;
+      case 'f':
+        out += '\f';
+        break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
       case 'u': {
         int hi = read_u16(i + 1);
         if (hi < 0) return std::unexpected("invalid \\u escape");

@@ -10,8 +10,9 @@ namespace {
 constexpr std::array<std::string_view, 10> kGeos = {"us", "eu", "ap", "sa", "ca",
                                                     "me", "af", "il", "mx", "cn"};
 constexpr std::array<std::string_view, 5> kQualifiers = {"gov", "iso", "isob", "isoe", "isof"};
-constexpr std::array<std::string_view, 9> kDirections = {
-    "east", "west", "north", "south", "central", "northeast", "northwest", "southeast", "southwest"};
+constexpr std::array<std::string_view, 9> kDirections = {"east",      "west",      "north",
+                                                         "south",     "central",   "northeast",
+                                                         "northwest", "southeast", "southwest"};
 
 template <size_t N>
 bool one_of(const std::array<std::string_view, N>& set, std::string_view s) {
@@ -54,7 +55,8 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 
 // Lower-cases, drops one trailing dot and checks the generic DNS shape (labels 1-63 bytes of
 // a-z 0-9 -, not starting or ending with '-', total <= 253).
-std::expected<std::string, std::string> normalize_dns(std::string_view name, std::string_view what) {
+std::expected<std::string, std::string> normalize_dns(std::string_view name,
+                                                      std::string_view what) {
   std::string n;
   n.reserve(name.size());
   for (char c : name) n += (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
@@ -62,7 +64,8 @@ std::expected<std::string, std::string> normalize_dns(std::string_view name, std
   if (n.empty()) return std::unexpected(std::string(what) + " is empty");
   if (n.size() > 253) return std::unexpected(std::string(what) + " is longer than 253 characters");
   for (std::string_view label : split(n, '.')) {
-    if (label.empty()) return std::unexpected(std::string(what) + " " + quoted(name) + " has an empty label");
+    if (label.empty())
+      return std::unexpected(std::string(what) + " " + quoted(name) + " has an empty label");
     if (label.size() > 63) {
       return std::unexpected(std::string(what) + " label " + quoted(label) + " is longer than 63");
     }
@@ -94,8 +97,8 @@ std::expected<std::string, std::string> check_amazonaws(const std::vector<std::s
     got += labels[i];
   }
   if (got != "amazonaws.com" && got != "amazonaws.com.cn") {
-    return std::unexpected(std::string(what) + " must end in amazonaws.com or amazonaws.com.cn, not " +
-                           quoted(got));
+    return std::unexpected(std::string(what) +
+                           " must end in amazonaws.com or amazonaws.com.cn, not " + quoted(got));
   }
   if (got != dns_suffix_for(region)) {
     return std::unexpected(std::string(what) + " region " + region.name + " (partition " +
@@ -151,7 +154,8 @@ std::expected<Region, std::string> parse_region(std::string_view name) {
   }
   r.number = std::stoi(std::string(num));
   if (r.geo == "cn") {
-    if (!r.qualifier.empty()) return std::unexpected("region " + quoted(name) + ": cn takes no qualifier");
+    if (!r.qualifier.empty())
+      return std::unexpected("region " + quoted(name) + ": cn takes no qualifier");
     r.partition = "aws-cn";
   } else if (r.qualifier == "gov") {
     r.partition = "aws-us-gov";
@@ -166,7 +170,8 @@ std::expected<Region, std::string> parse_region(std::string_view name) {
 }
 
 std::expected<AvailabilityZone, std::string> parse_availability_zone(std::string_view name) {
-  if (name.size() < 2) return std::unexpected("availability zone " + quoted(name) + " is too short");
+  if (name.size() < 2)
+    return std::unexpected("availability zone " + quoted(name) + " is too short");
   char letter = name.back();
   if (letter < 'a' || letter > 'z') {
     if (parse_region(name)) {
@@ -254,8 +259,8 @@ std::expected<std::string, std::string> zonal_endpoint_name(const PrivateLinkEnd
     return std::unexpected("availability zone " + parsed->name + " is not in region " + n.region +
                            " of endpoint " + n.endpoint_id);
   }
-  return n.endpoint_id + "-" + n.suffix + "-" + parsed->name + "." + n.service_id + "." +
-         n.region + ".vpce." + n.dns_suffix;
+  return n.endpoint_id + "-" + n.suffix + "-" + parsed->name + "." + n.service_id + "." + n.region +
+         ".vpce." + n.dns_suffix;
 }
 
 std::expected<LatticeServiceName, std::string> parse_lattice_service_name(std::string_view input) {

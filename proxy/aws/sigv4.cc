@@ -191,13 +191,20 @@ void append_query_pairs(std::string& out,
 
 std::string_view to_string(SignError e) {
   switch (e) {
-    case SignError::kMissingHost: return "request has no Host header";
-    case SignError::kBadPayloadHash: return "payload hash is neither hex SHA-256 nor UNSIGNED-PAYLOAD";
-    case SignError::kBadCredentials: return "credentials lack an access key id or secret";
-    case SignError::kBadScope: return "service or region is empty or malformed";
-    case SignError::kBadTime: return "signing time outside 1970..9999";
-    case SignError::kBadMethod: return "empty method";
-    case SignError::kCrypto: return "OpenSSL SHA-256/HMAC unavailable";
+    case SignError::kMissingHost:
+      return "request has no Host header";
+    case SignError::kBadPayloadHash:
+      return "payload hash is neither hex SHA-256 nor UNSIGNED-PAYLOAD";
+    case SignError::kBadCredentials:
+      return "credentials lack an access key id or secret";
+    case SignError::kBadScope:
+      return "service or region is empty or malformed";
+    case SignError::kBadTime:
+      return "signing time outside 1970..9999";
+    case SignError::kBadMethod:
+      return "empty method";
+    case SignError::kCrypto:
+      return "OpenSSL SHA-256/HMAC unavailable";
   }
   return "unknown signing error";
 }
@@ -299,7 +306,8 @@ bool Signer::sha256_hex(std::string_view data, char out[64]) {
   return true;
 }
 
-bool Signer::hmac(std::span<const unsigned char> key, std::string_view data, unsigned char out[32]) {
+bool Signer::hmac(std::span<const unsigned char> key, std::string_view data,
+                  unsigned char out[32]) {
   if (mac_ctx_ == nullptr) return false;
   size_t n = 0;
   return EVP_MAC_init(mac_ctx_, key.data(), key.size(), nullptr) == 1 &&

@@ -55,10 +55,17 @@ inline constexpr std::array<std::string_view, 1> kDefaultSignedHeaders = {"conte
 
 // Never signed in sign_all_headers mode (botocore's SIGNED_HEADERS_BLACKLIST): hop-by-hop headers
 // and ones that proxies add or rewrite.
-inline constexpr std::array<std::string_view, 11> kNeverSignedHeaders = {
-    "connection", "expect",  "keep-alive",        "proxy-authenticate", "proxy-authorization",
-    "te",         "trailer", "transfer-encoding", "upgrade",            "user-agent",
-    "x-amzn-trace-id"};
+inline constexpr std::array<std::string_view, 11> kNeverSignedHeaders = {"connection",
+                                                                         "expect",
+                                                                         "keep-alive",
+                                                                         "proxy-authenticate",
+                                                                         "proxy-authorization",
+                                                                         "te",
+                                                                         "trailer",
+                                                                         "transfer-encoding",
+                                                                         "upgrade",
+                                                                         "user-agent",
+                                                                         "x-amzn-trace-id"};
 
 struct SignOptions {
   // Lower-case names signed when present (host is always signed). Empty: kDefaultSignedHeaders.
@@ -101,19 +108,21 @@ struct SignedHeaders {
   void for_each(Fn&& fn) const {
     fn(std::string_view("authorization"), std::string_view(authorization));
     fn(std::string_view("x-amz-date"), std::string_view(amz_date));
-    if (!security_token.empty()) fn(std::string_view("x-amz-security-token"), std::string_view(security_token));
-    if (!content_sha256.empty()) fn(std::string_view("x-amz-content-sha256"), std::string_view(content_sha256));
+    if (!security_token.empty())
+      fn(std::string_view("x-amz-security-token"), std::string_view(security_token));
+    if (!content_sha256.empty())
+      fn(std::string_view("x-amz-content-sha256"), std::string_view(content_sha256));
   }
 };
 
 enum class SignError {
-  kMissingHost,      // no Host header among the request's headers
-  kBadPayloadHash,   // neither 64 lower-case hex digits nor UNSIGNED-PAYLOAD
-  kBadCredentials,   // empty access key id or secret, or an access key id with '/', ',' or space
-  kBadScope,         // empty or malformed service or region
-  kBadTime,          // before 1970 or after 9999
-  kBadMethod,        // empty method
-  kCrypto,           // OpenSSL failed (e.g. SHA-256/HMAC not available)
+  kMissingHost,     // no Host header among the request's headers
+  kBadPayloadHash,  // neither 64 lower-case hex digits nor UNSIGNED-PAYLOAD
+  kBadCredentials,  // empty access key id or secret, or an access key id with '/', ',' or space
+  kBadScope,        // empty or malformed service or region
+  kBadTime,         // before 1970 or after 9999
+  kBadMethod,       // empty method
+  kCrypto,          // OpenSSL failed (e.g. SHA-256/HMAC not available)
 };
 std::string_view to_string(SignError e);
 

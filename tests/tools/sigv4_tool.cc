@@ -43,18 +43,30 @@ std::string parse(std::string_view line, Input& in) {
       return {};
     };
     std::string err;
-    if (m.key == "method") err = str(in.method);
-    else if (m.key == "path") err = str(in.path);
-    else if (m.key == "query") err = str(in.query);
-    else if (m.key == "payload_hash") err = str(in.payload_hash);
-    else if (m.key == "service") err = str(in.service);
-    else if (m.key == "region") err = str(in.region);
-    else if (m.key == "access_key") err = str(in.access_key);
-    else if (m.key == "secret_key") err = str(in.secret_key);
-    else if (m.key == "token") err = str(in.token);
-    else if (m.key == "sign_all") in.sign_all = v.kind == json::Kind::kTrue;
-    else if (m.key == "add_content_sha256") in.add_content_sha256 = v.kind == json::Kind::kTrue;
-    else if (m.key == "normalize_path") in.normalize_path = v.kind != json::Kind::kFalse;
+    if (m.key == "method")
+      err = str(in.method);
+    else if (m.key == "path")
+      err = str(in.path);
+    else if (m.key == "query")
+      err = str(in.query);
+    else if (m.key == "payload_hash")
+      err = str(in.payload_hash);
+    else if (m.key == "service")
+      err = str(in.service);
+    else if (m.key == "region")
+      err = str(in.region);
+    else if (m.key == "access_key")
+      err = str(in.access_key);
+    else if (m.key == "secret_key")
+      err = str(in.secret_key);
+    else if (m.key == "token")
+      err = str(in.token);
+    else if (m.key == "sign_all")
+      in.sign_all = v.kind == json::Kind::kTrue;
+    else if (m.key == "add_content_sha256")
+      in.add_content_sha256 = v.kind == json::Kind::kTrue;
+    else if (m.key == "normalize_path")
+      in.normalize_path = v.kind != json::Kind::kFalse;
     else if (m.key == "time") {
       auto r = std::from_chars(v.raw.data(), v.raw.data() + v.raw.size(), in.time);
       if (r.ec != std::errc() || r.ptr != v.raw.data() + v.raw.size()) err = "time: not an integer";

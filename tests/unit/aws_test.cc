@@ -182,8 +182,8 @@ std::string iso8601(system_clock::time_point t) {
 std::string credentials_json(std::string_view key_id, std::string_view secret,
                              std::string_view token, system_clock::time_point expires) {
   return R"({"RoleArn":"arn:aws:iam::111122223333:role/orders-task","AccessKeyId":")" +
-         std::string(key_id) + R"(","SecretAccessKey":")" + std::string(secret) +
-         R"(","Token":")" + std::string(token) + R"(","Expiration":")" + iso8601(expires) + R"("})";
+         std::string(key_id) + R"(","SecretAccessKey":")" + std::string(secret) + R"(","Token":")" +
+         std::string(token) + R"(","Expiration":")" + iso8601(expires) + R"("})";
 }
 
 Environment env_of(std::map<std::string, std::string> vars) {
@@ -234,9 +234,8 @@ struct Recorder {
 };
 
 CredentialSource container_source(uint16_t port, std::string target = "/v2/credentials/task-id") {
-  auto src = resolve_credential_source(
-      env_of({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", target}}),
-      SourceOptions{"127.0.0.1:" + std::to_string(port)});
+  auto src = resolve_credential_source(env_of({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", target}}),
+                                       SourceOptions{"127.0.0.1:" + std::to_string(port)});
   EXPECT_TRUE(src.has_value()) << (src ? "" : src.error());
   return src.value_or(CredentialSource{});
 }
@@ -263,14 +262,14 @@ TEST(CredentialSource, RelativeUriUsesTheEcsAgentUnlessOverridden) {
   EXPECT_EQ(s->port, 80);
   EXPECT_EQ(s->target, "/v2/credentials/abc");
   EXPECT_EQ(s->describe(), "container endpoint http://169.254.170.2/v2/credentials/abc");
-  auto o = resolve_credential_source(
-      env_of({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/creds"}}), {"127.0.0.1:9911"});
+  auto o = resolve_credential_source(env_of({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/creds"}}),
+                                     {"127.0.0.1:9911"});
   ASSERT_TRUE(o.has_value());
   EXPECT_EQ(o->host, "127.0.0.1");
   EXPECT_EQ(o->port, 9911);
-  EXPECT_FALSE(resolve_credential_source(
-                   env_of({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "creds"}}), {})
-                   .has_value());
+  EXPECT_FALSE(
+      resolve_credential_source(env_of({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "creds"}}), {})
+          .has_value());
 }
 
 TEST(CredentialSource, FullUriHostsAreRestrictedAndTokensPicked) {
@@ -289,8 +288,9 @@ TEST(CredentialSource, FullUriHostsAreRestrictedAndTokensPicked) {
   ASSERT_TRUE(v6.has_value()) << v6.error();
   EXPECT_EQ(v6->host, "fd00:ec2::23");
 
-  for (std::string bad : std::vector<std::string>{"http://10.0.0.5/creds", "http://example.com/creds",
-                          "https://localhost/creds", "ftp://127.0.0.1/x", "http://127.0.0.1:0/x"}) {
+  for (std::string bad : std::vector<std::string>{
+           "http://10.0.0.5/creds", "http://example.com/creds", "https://localhost/creds",
+           "ftp://127.0.0.1/x", "http://127.0.0.1:0/x"}) {
     auto s = resolve_credential_source(env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", bad}}), {});
     EXPECT_FALSE(s.has_value()) << bad;
   }
@@ -373,10 +373,10 @@ TEST(ContainerCredentials, Iso8601) {
   EXPECT_EQ(t("2016-02-25T08:03:31+02:00"), base);
   EXPECT_EQ(t("2016-02-25T05:33:31-00:30"), base);
   EXPECT_EQ(t("2016-02-25t06:03:31z"), base);
-  for (std::string_view bad : {"", "2016-02-25", "2016-02-25T06:03:31", "2016-02-30T06:03:31Z",
-                               "2016-13-01T00:00:00Z", "2016-02-25T24:00:00Z", "2016-02-25T06:03:31.Z",
-                               "2016-02-25T06:03:31Zjunk", "2016-02-25T06:03:31+0200",
-                               "20160225T060331Z"}) {
+  for (std::string_view bad :
+       {"", "2016-02-25", "2016-02-25T06:03:31", "2016-02-30T06:03:31Z", "2016-13-01T00:00:00Z",
+        "2016-02-25T24:00:00Z", "2016-02-25T06:03:31.Z", "2016-02-25T06:03:31Zjunk",
+        "2016-02-25T06:03:31+0200", "20160225T060331Z"}) {
     EXPECT_FALSE(t(bad).has_value()) << bad;
   }
 }
@@ -395,8 +395,9 @@ TEST(Json, ReaderValidatesAndDecodes) {
   EXPECT_FALSE(json::string_member(*m, "missing").has_value());
   std::string deep(40, '[');
   deep += std::string(40, ']');
-  for (std::string bad : std::vector<std::string>{"", "[]", "{", "{\"a\"}", "{\"a\":}", "{\"a\":01}",
-                          "{\"a\":tru}", "{} {}", "{\"a\":[1,]}", "{\"a\":" + deep + "}"}) {
+  for (std::string bad :
+       std::vector<std::string>{"", "[]", "{", "{\"a\"}", "{\"a\":}", "{\"a\":01}", "{\"a\":tru}",
+                                "{} {}", "{\"a\":[1,]}", "{\"a\":" + deep + "}"}) {
     EXPECT_FALSE(json::parse_object(bad).has_value()) << bad;
   }
   // Syntactically valid, but a lone surrogate is not text: decoding refuses it.
@@ -410,14 +411,15 @@ TEST(Json, ReaderValidatesAndDecodes) {
 
 TEST(CredentialsProvider, FetchesFromTheRelativeUriWithoutAuthorization) {
   FakeEndpoint ep([](const SeenRequest&) {
-    return http_response(200, credentials_json("ASIAONE", kSecretA, "tok-1",
-                                               system_clock::now() + 6h));
+    return http_response(200,
+                         credentials_json("ASIAONE", kSecretA, "tok-1", system_clock::now() + 6h));
   });
   asio::io_context io;
   Recorder rec;
   CredentialsProvider p(io, container_source(ep.port()), fast_options(), rec.callbacks());
   p.start();
-  ASSERT_TRUE(run_until(io, [&] { return !rec.published.empty(); }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !rec.published.empty(); }, 5s));
   EXPECT_EQ(rec.published[0]->access_key_id, "ASIAONE");
   EXPECT_EQ(rec.published[0]->session_token, "tok-1");
   EXPECT_EQ(p.current(), rec.published[0]);
@@ -437,7 +439,8 @@ TEST(CredentialsProvider, FullUriSendsTheAuthorizationToken) {
     if (r.headers.count("authorization") == 0 || r.headers.at("authorization") != kAuthToken) {
       return http_response(401, R"({"code":"Unauthorized","message":"bad token"})");
     }
-    return http_response(200, credentials_json("ASIATOKEN", kSecretA, "t", system_clock::now() + 1h));
+    return http_response(200,
+                         credentials_json("ASIATOKEN", kSecretA, "t", system_clock::now() + 1h));
   });
   auto src = resolve_credential_source(
       env_of({{"AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -449,7 +452,8 @@ TEST(CredentialsProvider, FullUriSendsTheAuthorizationToken) {
   Recorder rec;
   CredentialsProvider p(io, *src, fast_options(), rec.callbacks());
   p.start();
-  ASSERT_TRUE(run_until(io, [&] { return !rec.published.empty(); }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !rec.published.empty(); }, 5s));
   EXPECT_EQ(rec.published[0]->access_key_id, "ASIATOKEN");
   auto seen = ep.requests();
   ASSERT_EQ(seen.size(), 1u);
@@ -480,9 +484,11 @@ TEST(CredentialsProvider, TokenFileIsReadAtEveryFetch) {
   Recorder rec;
   CredentialsProvider p(io, *src, fast_options(), rec.callbacks());
   p.start();
-  ASSERT_TRUE(run_until(io, [&] { return rec.published.size() >= 1; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return rec.published.size() >= 1; }, 5s));
   std::ofstream(file) << "token-two\n";  // rotated, as EKS does
-  ASSERT_TRUE(run_until(io, [&] { return rec.published.size() >= 2; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return rec.published.size() >= 2; }, 5s));
   auto seen = ep.requests();
   ASSERT_GE(seen.size(), 2u);
   EXPECT_EQ(seen[0].headers["authorization"], "token-one");
@@ -495,8 +501,10 @@ TEST(CredentialsProvider, RotatedCredentialsArePickedUpBeforeExpiry) {
   const auto a_expires = in(3s);  // refresh due 2 s before it: within a second
   std::atomic<int> calls{0};
   FakeEndpoint ep([&](const SeenRequest&) {
-    if (calls++ == 0) return http_response(200, credentials_json("ASIAOLD", kSecretA, "old", a_expires));
-    return http_response(200, credentials_json("ASIANEW", kSecretB, "new", system_clock::now() + 6h));
+    if (calls++ == 0)
+      return http_response(200, credentials_json("ASIAOLD", kSecretA, "old", a_expires));
+    return http_response(200,
+                         credentials_json("ASIANEW", kSecretB, "new", system_clock::now() + 6h));
   });
   asio::io_context io;
   Recorder rec;
@@ -508,7 +516,8 @@ TEST(CredentialsProvider, RotatedCredentialsArePickedUpBeforeExpiry) {
   };
   CredentialsProvider p(io, container_source(ep.port()), fast_options(), cb);
   p.start();
-  ASSERT_TRUE(run_until(io, [&] { return b_seen_at.has_value(); }, 6s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return b_seen_at.has_value(); }, 6s));
   ASSERT_EQ(rec.published.size(), 2u);
   EXPECT_EQ(rec.published[0]->access_key_id, "ASIAOLD");
   EXPECT_EQ(rec.published[1]->secret_access_key, kSecretB);
@@ -527,25 +536,31 @@ TEST(CredentialsProvider, OutageKeepsLastGoodUntilItExpires) {
     }
     static int i = 0;  // alternate the ways an agent can fail
     switch (i++ % 3) {
-      case 0: return http_response(500, R"({"code":"InternalError","message":"agent restarting"})");
-      case 1: return "";  // closed without an answer
-      default: return "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"Access";  // truncated
+      case 0:
+        return http_response(500, R"({"code":"InternalError","message":"agent restarting"})");
+      case 1:
+        return "";  // closed without an answer
+      default:
+        return "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{\"Access";  // truncated
     }
   });
   asio::io_context io;
   Recorder rec;
   CredentialsProvider p(io, container_source(ep.port()), fast_options(), rec.callbacks());
   p.start();
-  ASSERT_TRUE(run_until(io, [&] { return rec.published.size() == 1; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return rec.published.size() == 1; }, 5s));
   auto good = rec.published[0];
   // Failing refreshes: the good set stays current while it is valid.
-  ASSERT_TRUE(run_until(io, [&] { return p.failures() >= 3; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.failures() >= 3; }, 5s));
   EXPECT_LT(system_clock::now(), expires);
   EXPECT_EQ(p.current(), good);
   EXPECT_EQ(rec.published.size(), 1u);
   EXPECT_FALSE(p.last_error().empty());
   // Then it expires: nullptr is published and the error says why.
-  ASSERT_TRUE(run_until(io, [&] { return rec.published.size() == 2; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return rec.published.size() == 2; }, 5s));
   EXPECT_EQ(rec.published[1], nullptr);
   EXPECT_EQ(p.current(), nullptr);
   EXPECT_GE(system_clock::now(), expires);
@@ -557,9 +572,11 @@ TEST(CredentialsProvider, OutageKeepsLastGoodUntilItExpires) {
   }
   // Recovery: the endpoint answers again and a new set is published.
   ep.set_handler([](const SeenRequest&) {
-    return http_response(200, credentials_json("ASIABACK", kSecretB, "t", system_clock::now() + 1h));
+    return http_response(200,
+                         credentials_json("ASIABACK", kSecretB, "t", system_clock::now() + 1h));
   });
-  ASSERT_TRUE(run_until(io, [&] { return rec.published.size() == 3; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return rec.published.size() == 3; }, 5s));
   EXPECT_EQ(rec.published[2]->access_key_id, "ASIABACK");
   EXPECT_TRUE(p.last_error().empty());
 }
@@ -575,7 +592,8 @@ TEST(CredentialsProvider, UnreachableEndpointRetriesWithBackoffAndNamesTheCause)
   CredentialsProvider p(io, container_source(dead_port), fast_options(), rec.callbacks());
   auto start = std::chrono::steady_clock::now();
   p.start();
-  ASSERT_TRUE(run_until(io, [&] { return p.failures() >= 4; }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.failures() >= 4; }, 5s));
   // 50 + 100 + 200 ms of backoff at least between the first and the fourth failure.
   EXPECT_GE(std::chrono::steady_clock::now() - start, 350ms);
   EXPECT_TRUE(rec.published.empty());
@@ -590,10 +608,11 @@ TEST(CredentialsProvider, StopCancelsAHangingFetch) {
   Recorder rec;
   auto opts = fast_options();
   opts.request_timeout = 10s;
-  auto p = std::make_unique<CredentialsProvider>(io, container_source(ep.port()), opts,
-                                                 rec.callbacks());
+  auto p =
+      std::make_unique<CredentialsProvider>(io, container_source(ep.port()), opts, rec.callbacks());
   p->start();
-  ASSERT_TRUE(run_until(io, [&] { return !ep.requests().empty(); }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !ep.requests().empty(); }, 5s));
   p.reset();  // destroyed mid-fetch: nothing may call back into it
   io.restart();
   io.run_for(50ms);
@@ -611,7 +630,8 @@ TEST(CredentialsProvider, RequestTimeoutIsAnError) {
   CredentialsProvider p(io, container_source(ep.port()), opts, rec.callbacks());
   auto start = std::chrono::steady_clock::now();
   p.start();
-  ASSERT_TRUE(run_until(io, [&] { return !rec.errors.empty(); }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return !rec.errors.empty(); }, 5s));
   EXPECT_GE(std::chrono::steady_clock::now() - start, 190ms);
   EXPECT_NE(rec.errors[0].find("timed out"), std::string::npos) << rec.errors[0];
 }
@@ -627,14 +647,16 @@ std::expected<HttpResult, std::string> get_once(uint16_t port, size_t max_bytes 
   o.max_response_bytes = max_bytes;
   auto call = http_get(io, HttpTarget{"127.0.0.1", port, "/x"}, {}, o,
                        [&](std::expected<HttpResult, std::string> r) { result = std::move(r); });
-  EXPECT_TRUE(run_until(io, [&] { return result.has_value(); }, 5s));
+  EXPECT_TRUE(run_until(
+      io, [&] { return result.has_value(); }, 5s));
   return result.value_or(std::unexpected("no result"));
 }
 
 TEST(HttpClient, ChunkedCloseDelimitedAndLimits) {
   FakeEndpoint chunked([](const SeenRequest&) {
-    return std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                       "4\r\n{\"a\"\r\n5;ext=1\r\n:\"b\"}\r\n0\r\nX-Trailer: 1\r\n\r\n");
+    return std::string(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "4\r\n{\"a\"\r\n5;ext=1\r\n:\"b\"}\r\n0\r\nX-Trailer: 1\r\n\r\n");
   });
   auto r = get_once(chunked.port());
   ASSERT_TRUE(r.has_value()) << r.error();
@@ -676,8 +698,7 @@ TEST(HttpClient, UrlParsing) {
   EXPECT_EQ(u->target, "/?x=1");
   for (std::string_view bad : {"https://127.0.0.1/", "http://", "http://user@127.0.0.1/",
                                "http://127.0.0.1:99999/", "http://metadata.local/x",
-                               "http://127.0.0.1/a b", "http://127.0.0.1/#frag",
-                               "http://[::1/"}) {
+                               "http://127.0.0.1/a b", "http://127.0.0.1/#frag", "http://[::1/"}) {
     EXPECT_FALSE(parse_http_url(bad).has_value()) << bad;
   }
 }
@@ -750,8 +771,9 @@ TEST(TaskMetadata, RejectsWhatItCannotUse) {
 }
 
 TEST(TaskMetadata, EnvironmentVariable) {
-  EXPECT_EQ(metadata_uri_v4(env_of({{"ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4/x"}})),
-            "http://169.254.170.2/v4/x");
+  EXPECT_EQ(
+      metadata_uri_v4(env_of({{"ECS_CONTAINER_METADATA_URI_V4", "http://169.254.170.2/v4/x"}})),
+      "http://169.254.170.2/v4/x");
   EXPECT_FALSE(metadata_uri_v4(env_of({})).has_value());
 }
 
@@ -766,10 +788,12 @@ TEST(TaskMetadataFetcher, RetriesAnUnavailableAgentThenParses) {
   std::optional<std::expected<TaskMetadata, std::string>> got;
   TaskMetadataFetcher::Options o;
   o.retry_initial = 20ms;
-  TaskMetadataFetcher f(io, "http://127.0.0.1:" + std::to_string(ep.port()) + "/v4/158d1c80-container/",
+  TaskMetadataFetcher f(io,
+                        "http://127.0.0.1:" + std::to_string(ep.port()) + "/v4/158d1c80-container/",
                         o, [&](std::expected<TaskMetadata, std::string> r) { got = std::move(r); });
   f.start();
-  ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return got.has_value(); }, 5s));
   ASSERT_TRUE(got->has_value()) << got->error();
   EXPECT_EQ((*got)->availability_zone, "us-west-2b");
   EXPECT_EQ(f.attempts_made(), 2);
@@ -785,7 +809,8 @@ TEST(TaskMetadataFetcher, GivesUpAfterTheBoundedAttempts) {
   TaskMetadataFetcher f(io, "http://127.0.0.1:" + std::to_string(ep.port()) + "/v4/x", o,
                         [&](std::expected<TaskMetadata, std::string> r) { got = std::move(r); });
   f.start();
-  ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return got.has_value(); }, 5s));
   ASSERT_FALSE(got->has_value());
   EXPECT_NE(got->error().find("HTTP 500"), std::string::npos) << got->error();
   EXPECT_NE(got->error().find("after 3 attempts"), std::string::npos) << got->error();
@@ -799,7 +824,8 @@ TEST(TaskMetadataFetcher, MalformedDocumentIsNotRetriedAndBadUriFailsLater) {
   TaskMetadataFetcher f(io, "http://127.0.0.1:" + std::to_string(ep.port()) + "/v4/x", {},
                         [&](std::expected<TaskMetadata, std::string> r) { got = std::move(r); });
   f.start();
-  ASSERT_TRUE(run_until(io, [&] { return got.has_value(); }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return got.has_value(); }, 5s));
   ASSERT_FALSE(got->has_value());
   EXPECT_EQ(f.attempts_made(), 1);
 
@@ -808,7 +834,8 @@ TEST(TaskMetadataFetcher, MalformedDocumentIsNotRetriedAndBadUriFailsLater) {
                         [&](std::expected<TaskMetadata, std::string> r) { bad = std::move(r); });
   g.start();
   EXPECT_FALSE(bad.has_value());  // never from inside start()
-  ASSERT_TRUE(run_until(io, [&] { return bad.has_value(); }, 5s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return bad.has_value(); }, 5s));
   EXPECT_NE(bad->error().find("ECS_CONTAINER_METADATA_URI_V4"), std::string::npos);
 }
 
@@ -879,7 +906,8 @@ TEST(Names, PrivateLinkEndpoints) {
             "amazonaws.com");
 
   auto cn = parse_privatelink_endpoint_name(
-      "vpce-0a1b2c3d4e5f67890-k2n5x9qz.vpce-svc-0123456789abcdef0.cn-north-1.vpce.amazonaws.com.cn");
+      "vpce-0a1b2c3d4e5f67890-k2n5x9qz.vpce-svc-0123456789abcdef0.cn-north-1.vpce.amazonaws.com."
+      "cn");
   ASSERT_TRUE(cn.has_value()) << cn.error();
   EXPECT_EQ(cn->dns_suffix, "amazonaws.com.cn");
 
@@ -924,8 +952,9 @@ TEST(Names, LatticeServices) {
   EXPECT_EQ(n->domain_label, "7d67968");
   EXPECT_EQ(n->region, "us-west-2");
   // The user guide's example name.
-  EXPECT_TRUE(parse_lattice_service_name("data-svc-022f67d3a42.1234abc.vpc-lattice-svcs.us-west-2.on.aws")
-                  .has_value());
+  EXPECT_TRUE(
+      parse_lattice_service_name("data-svc-022f67d3a42.1234abc.vpc-lattice-svcs.us-west-2.on.aws")
+          .has_value());
   auto err = [](std::string_view name) {
     auto r = parse_lattice_service_name(name);
     return r ? std::string("parsed") : r.error();
@@ -940,8 +969,9 @@ TEST(Names, LatticeServices) {
   EXPECT_NE(err("orders-0bd13ce30a0ba2c6b.7d67968.vpc-lattice-svcs.us-west-9x.on.aws")
                 .find("number from 1 to 99"),
             std::string::npos);
-  EXPECT_NE(err("orders-0bd13ce30a0ba2c6b.7d67968.vpc-lattice.us-west-2.on.aws").find("must look like"),
-            std::string::npos);
+  EXPECT_NE(
+      err("orders-0bd13ce30a0ba2c6b.7d67968.vpc-lattice.us-west-2.on.aws").find("must look like"),
+      std::string::npos);
 }
 
 TEST(Names, ExecuteApiHosts) {

@@ -73,8 +73,14 @@ TEST(SigV4, IamListUsersExample) {
   std::vector<Header> headers = {
       {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
       {"Host", "iam.amazonaws.com"}};
-  SignRequest req{"GET", "/", "Version=2010-05-08&Action=ListUsers", headers, kEmptyPayloadHash,
-                  "iam", "us-east-1", kExampleTime};
+  SignRequest req{"GET",
+                  "/",
+                  "Version=2010-05-08&Action=ListUsers",
+                  headers,
+                  kEmptyPayloadHash,
+                  "iam",
+                  "us-east-1",
+                  kExampleTime};
   Signed s = sign_ok(signer, req);
   EXPECT_EQ(s.canonical,
             "GET\n/\nAction=ListUsers&Version=2010-05-08\n"
@@ -94,8 +100,14 @@ TEST(SigV4, LatticeWithSessionTokenMatchesBotocoreVector) {
   Signer signer;
   std::string host = "orders-0123456789abcdef0.7d67968.vpc-lattice-svcs.us-west-2.on.aws";
   std::vector<Header> headers = {{"Host", host}, {"Content-Type", "application/json"}};
-  SignRequest req{"POST", "/orders/42", "", headers, sha256_hex("{}"), "vpc-lattice-svcs",
-                  "us-west-2", std::chrono::system_clock::time_point(1763789897s)};
+  SignRequest req{"POST",
+                  "/orders/42",
+                  "",
+                  headers,
+                  sha256_hex("{}"),
+                  "vpc-lattice-svcs",
+                  "us-west-2",
+                  std::chrono::system_clock::time_point(1763789897s)};
   Signed s = sign_ok(signer, req, {}, example_credentials("FQoGZXIvYXdzEXAMPLE"));
   EXPECT_EQ(s.headers.authorization,
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20251122/us-west-2/vpc-lattice-svcs/"
@@ -109,8 +121,8 @@ TEST(SigV4, LatticeWithSessionTokenMatchesBotocoreVector) {
 TEST(SigV4, LatticeAlwaysUnsignedPayloadWhateverTheCallerPasses) {
   Signer signer;
   std::vector<Header> headers = {{"Host", "h"}, {"x-amz-content-sha256", "stale"}};
-  SignRequest req{"PUT", "/", "", headers, sha256_hex("body"), kLatticeService, "us-east-1",
-                  kExampleTime};
+  SignRequest req{"PUT",           "/",         "",          headers, sha256_hex("body"),
+                  kLatticeService, "us-east-1", kExampleTime};
   SignOptions opts;
   opts.add_content_sha256 = false;  // overridden for Lattice
   Signed s = sign_ok(signer, req, opts);
@@ -159,7 +171,7 @@ TEST(SigV4, QueryIsDecodedReencodedAndSorted) {
   EXPECT_EQ(canonical_query(""), "");
   EXPECT_EQ(canonical_query("b=2&a=1&a=0"), "a=0&a=1&b=2");  // repeated names kept, by value
   EXPECT_EQ(canonical_query("a&b="), "a=&b=");
-  EXPECT_EQ(canonical_query("&a=1&&b&"), "a=1&b=");  // empty pieces dropped
+  EXPECT_EQ(canonical_query("&a=1&&b&"), "a=1&b=");      // empty pieces dropped
   EXPECT_EQ(canonical_query("a-b=2&a=1"), "a=1&a-b=2");  // by name first, not by "name=value"
   EXPECT_EQ(canonical_query("%41=%7e&x=%2f"), "A=~&x=%2F");
   EXPECT_EQ(canonical_query("k=a+b c"), "k=a%2Bb%20c");  // '+' is a literal plus
@@ -171,12 +183,16 @@ TEST(SigV4, QueryIsDecodedReencodedAndSorted) {
 
 TEST(SigV4, HeadersAreLowercasedTrimmedJoinedAndSorted) {
   Signer signer;
-  std::vector<Header> headers = {
-      {"X-Multi", "  one  "}, {"host", "h"},        {"x-multi", "two\t\tparts  here"},
-      {"X-MULTI", ""},        {"Accept", "*/*"},    {"User-Agent", "app/1"},
-      {"Connection", "close"}, {"content-type", " a  b "}};
-  SignRequest req{"get", "/", "", headers, kUnsignedPayload, "execute-api", "us-east-1",
-                  kExampleTime};
+  std::vector<Header> headers = {{"X-Multi", "  one  "},
+                                 {"host", "h"},
+                                 {"x-multi", "two\t\tparts  here"},
+                                 {"X-MULTI", ""},
+                                 {"Accept", "*/*"},
+                                 {"User-Agent", "app/1"},
+                                 {"Connection", "close"},
+                                 {"content-type", " a  b "}};
+  SignRequest req{"get",         "/",         "",          headers, kUnsignedPayload,
+                  "execute-api", "us-east-1", kExampleTime};
   SignOptions all;
   all.sign_all_headers = true;
   Signed s = sign_ok(signer, req, all);
@@ -201,11 +217,12 @@ TEST(SigV4, DefaultHeaderSelection) {
                                  {"X-Amz-Security-Token", "old-token"},
                                  {"Accept", "*/*"},
                                  {"X-Forwarded-For", "10.0.0.1"}};
-  SignRequest req{"POST", "/", "", headers, kUnsignedPayload, "execute-api", "us-east-1",
-                  kExampleTime};
+  SignRequest req{"POST",           "/",           "",          headers,
+                  kUnsignedPayload, "execute-api", "us-east-1", kExampleTime};
   Signed s = sign_ok(signer, req);
-  EXPECT_NE(s.headers.authorization.find("SignedHeaders=content-type;host;x-amz-date;x-amz-target,"),
-            std::string::npos)
+  EXPECT_NE(
+      s.headers.authorization.find("SignedHeaders=content-type;host;x-amz-date;x-amz-target,"),
+      std::string::npos)
       << s.headers.authorization;
   EXPECT_EQ(s.canonical.find("old"), std::string::npos);  // stale auth headers never signed
   EXPECT_EQ(s.canonical.find("1999"), std::string::npos);
@@ -224,8 +241,8 @@ TEST(SigV4, DefaultHeaderSelection) {
 TEST(SigV4, ForEachListsTheHeadersToAdd) {
   Signer signer;
   std::vector<Header> headers = {{"Host", "h"}};
-  SignRequest req{"GET", "/", "", headers, kUnsignedPayload, kLatticeService, "us-east-1",
-                  kExampleTime};
+  SignRequest req{"GET",           "/",         "",          headers, kUnsignedPayload,
+                  kLatticeService, "us-east-1", kExampleTime};
   Signed s = sign_ok(signer, req, {}, example_credentials("tok"));
   std::vector<std::string> names;
   s.headers.for_each([&](std::string_view n, std::string_view v) {
@@ -241,8 +258,8 @@ TEST(SigV4, ErrorsAreValues) {
   SignedHeaders out;
   std::vector<Header> no_host = {{"Accept", "*/*"}};
   std::vector<Header> host = {{"HOST", "h"}};
-  SignRequest base{"GET", "/", "", host, kUnsignedPayload, "execute-api", "us-east-1",
-                   kExampleTime};
+  SignRequest base{"GET",         "/",         "",          host, kUnsignedPayload,
+                   "execute-api", "us-east-1", kExampleTime};
   auto creds = example_credentials();
   auto err = [&](SignRequest r, Credentials c = example_credentials()) {
     auto res = signer.sign(r, c, {}, out);
@@ -276,9 +293,9 @@ TEST(SigV4, ErrorsAreValues) {
   bad.access_key_id = "AKID/X";
   EXPECT_EQ(err(base, bad), SignError::kBadCredentials);
   EXPECT_EQ(err(base), std::nullopt);
-  for (auto e : {SignError::kMissingHost, SignError::kBadPayloadHash, SignError::kBadCredentials,
-                 SignError::kBadScope, SignError::kBadTime, SignError::kBadMethod,
-                 SignError::kCrypto}) {
+  for (auto e :
+       {SignError::kMissingHost, SignError::kBadPayloadHash, SignError::kBadCredentials,
+        SignError::kBadScope, SignError::kBadTime, SignError::kBadMethod, SignError::kCrypto}) {
     EXPECT_FALSE(to_string(e).empty());
   }
 }
@@ -286,8 +303,8 @@ TEST(SigV4, ErrorsAreValues) {
 TEST(SigV4, SigningKeyIsCachedPerSecretDateRegionService) {
   Signer signer;
   std::vector<Header> headers = {{"Host", "h"}};
-  SignRequest req{"GET", "/", "", headers, kUnsignedPayload, "execute-api", "us-east-1",
-                  kExampleTime};
+  SignRequest req{"GET",         "/",         "",          headers, kUnsignedPayload,
+                  "execute-api", "us-east-1", kExampleTime};
   SignedHeaders out;
   auto creds = example_credentials();
   ASSERT_TRUE(signer.sign(req, creds, {}, out));
