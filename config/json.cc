@@ -1,6 +1,7 @@
 // Renders a Config as JSON whose keys and value spellings are those of the YAML schema, so the
 // output (JSON being YAML) loads back into the same Config.
 #include <string>
+#include <vector>
 
 #include "config/loader.h"
 #include "config/syntax.h"
@@ -35,6 +36,17 @@ class JsonWriter {
   }
 
   void duration(Duration d) { string(syntax::format_duration(d)); }
+
+  void boolean(bool b) {
+    separate();
+    out_ += b ? "true" : "false";
+  }
+
+  void strings(const std::vector<std::string>& list) {
+    begin_array();
+    for (const std::string& s : list) string(s);
+    end_array();
+  }
 
   std::string take() {
     if (pretty_) out_ += '\n';
@@ -117,7 +129,34 @@ void write_route(JsonWriter& w, const Route& r) {
   w.string(r.cluster);
   w.key("timeout");
   w.duration(r.timeout);
+  if (r.authz) {
+    w.key("authz");
+    w.begin_object();
+    w.key("allow_any_verified");
+    w.boolean(r.authz->allow_any_verified);
+    if (!r.authz->allow_accounts.empty()) {
+      w.key("allow_accounts");
+      w.strings(r.authz->allow_accounts);
+    }
+    if (!r.authz->allow_services.empty()) {
+      w.key("allow_services");
+      w.strings(r.authz->allow_services);
+    }
+    w.end_object();
+  }
   w.end_object();
+}
+
+std::string_view client_cert_word(ClientCertMode m) {
+  switch (m) {
+    case ClientCertMode::kOptional:
+      return "optional";
+    case ClientCertMode::kRequired:
+      return "required";
+    case ClientCertMode::kNone:
+      break;
+  }
+  return "none";
 }
 
 void write_listener(JsonWriter& w, const Listener& l) {
@@ -130,6 +169,32 @@ void write_listener(JsonWriter& w, const Listener& l) {
   w.string(l.role == ListenerRole::kInbound ? "inbound" : "outbound");
   w.key("limits");
   write_limits(w, l.limits);
+  if (l.tls) {
+    w.key("tls");
+    w.begin_object();
+    w.key("cert");
+    w.string(l.tls->cert);
+    w.key("key");
+    w.string(l.tls->key);
+    if (l.tls->client_cert != ClientCertMode::kNone) {
+      w.key("client_ca");
+      w.string(l.tls->client_ca);
+    }
+    w.key("client_cert");
+    w.string(client_cert_word(l.tls->client_cert));
+    w.key("alpn");
+    w.strings(l.tls->alpn);
+    w.end_object();
+  }
+  if (l.role == ListenerRole::kInbound) {
+    w.key("identity");
+    w.begin_object();
+    w.key("header");
+    w.string(l.identity.header);
+    w.key("uri_template");
+    w.string(l.identity.uri_template);
+    w.end_object();
+  }
   w.key("routes");
   w.begin_array();
   for (const Route& r : l.routes) write_route(w, r);
@@ -164,6 +229,29 @@ void write_cluster(JsonWriter& w, const Cluster& c) {
     w.duration(c.dns.min_ttl);
     w.key("max_ttl");
     w.duration(c.dns.max_ttl);
+    w.end_object();
+  }
+  if (c.tls) {
+    w.key("tls");
+    w.begin_object();
+    if (!c.tls->sni.empty()) {
+      w.key("sni");
+      w.string(c.tls->sni);
+    }
+    w.key("ca");
+    w.string(c.tls->ca);
+    if (!c.tls->cert.empty()) {
+      w.key("cert");
+      w.string(c.tls->cert);
+      w.key("key");
+      w.string(c.tls->key);
+    }
+    if (!c.tls->verify_san.empty()) {
+      w.key("verify_san");
+      w.strings(c.tls->verify_san);
+    }
+    w.key("alpn");
+    w.strings(c.tls->alpn);
     w.end_object();
   }
   w.end_object();
@@ -224,6 +312,12 @@ std::string to_json(const Config& config, JsonStyle style) {
 
   w.key("limits");
   write_limits(w, config.limits);
+
+  w.key("tls");
+  w.begin_object();
+  w.key("reload_interval");
+  w.duration(config.tls.reload_interval);
+  w.end_object();
 
   w.key("listeners");
   w.begin_array();

@@ -1,6 +1,7 @@
 #include "config/loader.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
@@ -8,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <span>
 #include <unordered_map>
@@ -29,8 +31,8 @@ constexpr int64_t kMaxConnections = 1'000'000;
 
 using Keys = std::span<const std::string_view>;
 
-constexpr std::string_view kTopKeys[] = {"workers", "admin",  "access_log", "dns",
-                                         "drain",   "limits", "listeners",  "clusters"};
+constexpr std::string_view kTopKeys[] = {"workers", "admin", "access_log", "dns",     "drain",
+                                         "limits",  "tls",   "listeners",  "clusters"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kDnsKeys[] = {"resolvers", "timeout", "min_ttl", "max_ttl"};
 constexpr std::string_view kDrainKeys[] = {"delay", "timeout"};
@@ -40,8 +42,9 @@ constexpr std::string_view kLimitsKeys[] = {"max_request_headers_bytes",
                                             "header_timeout",
                                             "idle_timeout",
                                             "max_connections"};
-constexpr std::string_view kListenerKeys[] = {"name", "address", "role", "limits", "routes"};
-constexpr std::string_view kRouteKeys[] = {"name", "match", "cluster", "timeout"};
+constexpr std::string_view kListenerKeys[] = {"name", "address",  "role",  "limits",
+                                              "tls",  "identity", "routes"};
+constexpr std::string_view kRouteKeys[] = {"name", "match", "cluster", "timeout", "authz"};
 constexpr std::string_view kMatchKeys[] = {"host", "hosts", "path_prefix"};
 constexpr std::string_view kClusterKeys[] = {"name",
                                              "type",
@@ -50,9 +53,119 @@ constexpr std::string_view kClusterKeys[] = {"name",
                                              "connect_timeout",
                                              "idle_timeout",
                                              "max_connections",
-                                             "dns"};
+                                             "dns",
+                                             "tls"};
 constexpr std::string_view kEndpointKeys[] = {"address"};
 constexpr std::string_view kClusterDnsKeys[] = {"min_ttl", "max_ttl"};
+constexpr std::string_view kTlsKeys[] = {"reload_interval"};
+constexpr std::string_view kListenerTlsKeys[] = {"cert", "key", "client_ca", "client_cert", "alpn"};
+constexpr std::string_view kIdentityKeys[] = {"header", "uri_template"};
+constexpr std::string_view kAuthzKeys[] = {"allow_any_verified", "allow_accounts",
+                                           "allow_services"};
+constexpr std::string_view kClusterTlsKeys[] = {"sni", "ca", "cert", "key", "verify_san", "alpn"};
+
+// ALPN protocols the data path speaks ("h2" joins when HTTP/2 lands).
+constexpr std::string_view kAlpnProtocols[] = {"http/1.1"};
+constexpr int64_t kMinReloadIntervalMs = 100;
+
+// Header names the proxy sets or frames messages with; none may carry the caller's identity.
+constexpr std::string_view kReservedHeaders[] = {
+    "host",         "content-length",  "transfer-encoding", "connection",       "keep-alive",
+    "te",           "trailer",         "upgrade",           "proxy-connection", "expect",
+    "x-request-id", "x-forwarded-for", "x-forwarded-proto"};
+
+// Why an identity URI template is unusable, or "" (kept in step with
+// tls::check_uri_template, which a unit test compares it with).
+std::string uri_template_problem(std::string_view t) {
+  constexpr std::string_view kAccount = "{account}";
+  constexpr std::string_view kService = "{service}";
+  size_t a = t.find(kAccount);
+  size_t s = t.find(kService);
+  if (a == std::string_view::npos || s == std::string_view::npos) {
+    return "must contain {account} and {service}";
+  }
+  if (t.find(kAccount, a + 1) != std::string_view::npos ||
+      t.find(kService, s + 1) != std::string_view::npos) {
+    return "{account} and {service} may appear only once each";
+  }
+  size_t braces = static_cast<size_t>(std::count(t.begin(), t.end(), '{') +
+                                      std::count(t.begin(), t.end(), '}'));
+  if (braces != 4) return "only {account} and {service} may use braces";
+  size_t first = std::min(a, s), second = std::max(a, s);
+  if (second == first + kAccount.size()) {
+    return "{account} and {service} must be separated by some text, e.g. \"/\"";
+  }
+  for (unsigned char c : t) {
+    if (c <= 0x20 || c >= 0x7f) return "must not contain spaces, control or non-ASCII characters";
+  }
+  return "";
+}
+
+bool is_account_id(std::string_view s) {
+  return s.size() == 12 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// A service name as identity templates extract it: 1..128 of [A-Za-z0-9._-].
+bool is_service_name(std::string_view s) {
+  return !s.empty() && s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+  });
+}
+
+bool is_header_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+}
+
+std::string lower_case(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// verify_san entries: "dns.name", "*.suffix", "scheme://..." (exact), or an IP literal.
+bool parse_san_pattern(std::string_view text, std::string* out, std::string* reason) {
+  if (size_t sep = text.find("://"); sep != std::string_view::npos) {
+    std::string_view scheme = text.substr(0, sep);
+    bool scheme_ok =
+        !scheme.empty() && std::isalpha(static_cast<unsigned char>(scheme[0])) &&
+        std::all_of(scheme.begin(), scheme.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+        });
+    bool rest_ok =
+        text.size() > sep + 3 && std::all_of(text.begin(), text.end(), [](char c) {
+          return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+        });
+    if (!scheme_ok || !rest_ok) {
+      *reason = "invalid URI " + quote(text);
+      return false;
+    }
+    *out = std::string(text);
+    return true;
+  }
+  if (syntax::is_ipv4_literal(text) || syntax::is_ipv6_literal(text)) {
+    *out = std::string(text);
+    return true;
+  }
+  std::string_view name = text.starts_with("*.") ? text.substr(2) : text;
+  if (!syntax::is_dns_name(name)) {
+    *reason = "invalid name " + quote(text) +
+              " (expected a DNS name, *.suffix, a URI such as spiffe://ACCOUNT/SERVICE, or an IP "
+              "address)";
+    return false;
+  }
+  std::string normalized = lower_case(text);
+  if (normalized.ends_with('.')) normalized.pop_back();
+  *out = std::move(normalized);
+  return true;
+}
+
+// Where route authz may appear, decided per listener.
+enum class AuthzPlace { kAllowed, kUnknown, kNotInbound, kNoTls, kNoClientCert };
 
 // One key/value pair of a YAML map, with positions already converted to 1-based locations.
 struct Entry {
@@ -202,6 +315,7 @@ class Loader {
   }
 
   void error(SourceLoc loc, std::string message) {
+    ++error_count_;
     if (errors_.size() < kMaxErrors) {
       errors_.push_back({std::move(loc), std::move(message)});
     } else {
@@ -393,6 +507,7 @@ class Loader {
     if (const Entry* e = top->get("dns")) load_dns(*e, config);
     if (const Entry* e = top->get("drain")) load_drain(*e, config);
     if (const Entry* e = top->get("limits")) load_limits(*e, &config->limits);
+    if (const Entry* e = top->get("tls")) load_tls(*e, config);
 
     // Clusters load first so that routes can be checked against their names.
     bool has_listeners = require(*top, "listeners", "");
@@ -602,6 +717,7 @@ class Loader {
           load_dns_refresh(*dm, &cluster.dns);
         }
       }
+      if (const Entry* t = m->get("tls")) load_cluster_tls(*t, type_known, &cluster);
       config->clusters.push_back(std::move(cluster));
     }
     return true;
@@ -688,21 +804,44 @@ class Loader {
           check_listener_address(listener.name, listener.address, a.loc);
         }
       }
+      bool role_known = true;
       if (const Entry* r = m->get("role")) {
         std::string text;
+        role_known = false;
         if (get_string(*r, &text)) {
           if (text == "outbound") {
             listener.role = ListenerRole::kOutbound;
+            role_known = true;
           } else if (text == "inbound") {
             listener.role = ListenerRole::kInbound;
+            role_known = true;
           } else {
             error(r->loc, "role: unknown role " + quote(text) + " (expected outbound or inbound)");
           }
         }
       }
       if (const Entry* l = m->get("limits")) load_limits(*l, &listener.limits);
+      bool tls_ok = true;
+      if (const Entry* t = m->get("tls")) tls_ok = load_listener_tls(*t, &listener);
+      if (const Entry* i = m->get("identity")) {
+        if (role_known && listener.role != ListenerRole::kInbound) {
+          error(i->key_loc, "identity: only allowed on inbound listeners");
+        } else {
+          load_identity(*i, &listener.identity);
+        }
+      }
+      AuthzPlace place = AuthzPlace::kAllowed;
+      if (!role_known || !tls_ok) {
+        place = AuthzPlace::kUnknown;
+      } else if (listener.role != ListenerRole::kInbound) {
+        place = AuthzPlace::kNotInbound;
+      } else if (!listener.tls) {
+        place = AuthzPlace::kNoTls;
+      } else if (listener.tls->client_cert == ClientCertMode::kNone) {
+        place = AuthzPlace::kNoClientCert;
+      }
       if (require(*m, "routes", "listener")) {
-        load_routes(*m->get("routes"), clusters_known, &listener);
+        load_routes(*m->get("routes"), clusters_known, place, &listener);
       }
       config->listeners.push_back(std::move(listener));
     }
@@ -734,7 +873,7 @@ class Loader {
     }
   }
 
-  void load_routes(const Entry& e, bool clusters_known, Listener* listener) {
+  void load_routes(const Entry& e, bool clusters_known, AuthzPlace place, Listener* listener) {
     std::optional<std::vector<Item>> items = open_list(e);
     if (!items) return;
     if (items->empty()) {
@@ -784,6 +923,7 @@ class Loader {
         }
       }
       if (const Entry* x = m->get("timeout")) get_duration(*x, Zero::kRejected, &route.timeout);
+      if (const Entry* a = m->get("authz")) load_authz(*a, place, &route);
       listener->routes.push_back(std::move(route));
     }
   }
@@ -838,6 +978,313 @@ class Loader {
     }
   }
 
+  // ---- tls ----
+
+  void load_tls(const Entry& e, Config* config) {
+    std::optional<Map> m = open_map(e, kTlsKeys);
+    if (!m) return;
+    if (const Entry* r = m->get("reload_interval")) {
+      Duration d{};
+      if (get_duration(*r, Zero::kRejected, &d)) {
+        if (d.count() < kMinReloadIntervalMs) {
+          error(r->loc, "reload_interval: must be at least 100ms");
+        } else {
+          config->tls.reload_interval = d;
+        }
+      }
+    }
+  }
+
+  // Relative paths are relative to the config file's directory; the result is absolute, so the
+  // JSON rendering loads back from anywhere.
+  std::string resolve_path(std::string_view text) const {
+    namespace fs = std::filesystem;
+    fs::path p{std::string(text)};
+    if (p.is_relative()) p = fs::path(file_).parent_path() / p;
+    std::error_code ec;
+    fs::path absolute = fs::absolute(p, ec);
+    return (ec ? p : absolute).lexically_normal().string();
+  }
+
+  // A file the proxy reads later (certificate, key, trust bundle): it must be readable now, so
+  // that a typo is a config error with a position rather than a surprise at run time.
+  bool get_file(const Entry& e, std::string* out) {
+    std::string text;
+    if (!get_string(e, &text)) return false;
+    if (text.empty()) {
+      error(e.loc, e.key + ": expected a file path, got an empty string");
+      return false;
+    }
+    if (std::any_of(text.begin(), text.end(),
+                    [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+      error(e.loc, e.key + ": file path contains control characters");
+      return false;
+    }
+    std::string path = resolve_path(text);
+    std::string shown = quote(text);
+    if (path != text) shown += " (" + quote(path) + ")";
+    struct stat st {};
+    int err = ::stat(path.c_str(), &st) == 0 ? 0 : errno;
+    if (err == 0 && !S_ISREG(st.st_mode)) {
+      error(e.loc, e.key + ": " + shown + " is not a regular file");
+      return false;
+    }
+    if (err == 0 && ::access(path.c_str(), R_OK) != 0) err = errno;
+    if (err != 0) {
+      error(e.loc, e.key + ": cannot read " + shown + ": " + std::strerror(err));
+      return false;
+    }
+    *out = std::move(path);
+    return true;
+  }
+
+  void get_alpn(const Entry& e, std::vector<std::string>* out) {
+    std::optional<std::vector<Item>> items = open_list(e);
+    if (!items) return;
+    if (items->empty()) {
+      error(e.loc, "alpn: must list at least one protocol");
+      return;
+    }
+    std::vector<std::string> protocols;
+    bool ok = true;
+    for (const Item& item : *items) {
+      std::string p;
+      if (!scalar(item.node, item.loc, "alpn", "a protocol name", &p)) {
+        ok = false;
+      } else if (p == "h2") {
+        error(item.loc, "alpn: \"h2\" is not supported yet (HTTP/2 is not implemented)");
+        ok = false;
+      } else if (std::find(std::begin(kAlpnProtocols), std::end(kAlpnProtocols), p) ==
+                 std::end(kAlpnProtocols)) {
+        error(item.loc, "alpn: unknown protocol " + quote(p) + " (supported: http/1.1)");
+        ok = false;
+      } else if (std::find(protocols.begin(), protocols.end(), p) != protocols.end()) {
+        error(item.loc, "alpn: duplicate protocol " + quote(p));
+        ok = false;
+      } else {
+        protocols.push_back(p);
+      }
+    }
+    if (ok) *out = std::move(protocols);
+  }
+
+  // Returns false when the block had errors (route authz placement is then not judged).
+  bool load_listener_tls(const Entry& e, Listener* listener) {
+    size_t errors_before = error_count_;
+    std::optional<Map> m = open_map(e, kListenerTlsKeys);
+    if (!m) return false;
+    ListenerTls tls;
+    tls.loc = m->loc;
+    if (require(*m, "cert", "tls")) get_file(*m->get("cert"), &tls.cert);
+    if (require(*m, "key", "tls")) get_file(*m->get("key"), &tls.key);
+    bool mode_known = true;
+    std::string mode = "none";
+    if (const Entry* c = m->get("client_cert")) {
+      mode_known = get_string(*c, &mode);
+      if (mode_known && mode == "none") {
+        tls.client_cert = ClientCertMode::kNone;
+      } else if (mode == "optional") {
+        tls.client_cert = ClientCertMode::kOptional;
+      } else if (mode == "required") {
+        tls.client_cert = ClientCertMode::kRequired;
+      } else if (mode_known) {
+        error(c->loc, "client_cert: unknown mode " + quote(mode) +
+                          " (expected none, optional or required)");
+        mode_known = false;
+      }
+    }
+    const Entry* ca = m->get("client_ca");
+    if (mode_known && tls.client_cert != ClientCertMode::kNone && ca == nullptr) {
+      error(m->loc, "missing required key \"client_ca\" in tls (client_cert is " + mode + ")");
+    }
+    if (mode_known && tls.client_cert == ClientCertMode::kNone && ca != nullptr) {
+      error(ca->key_loc, "client_ca: has no effect unless client_cert is optional or required");
+    } else if (ca != nullptr) {
+      get_file(*ca, &tls.client_ca);
+    }
+    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn);
+    listener->tls = std::move(tls);
+    return error_count_ == errors_before;
+  }
+
+  void load_identity(const Entry& e, ListenerIdentity* identity) {
+    std::optional<Map> m = open_map(e, kIdentityKeys);
+    if (!m) return;
+    if (const Entry* h = m->get("header")) {
+      std::string text;
+      if (get_string(*h, &text)) {
+        std::string name = lower_case(text);
+        if (!is_header_token(name)) {
+          error(h->loc, "header: invalid header name " + quote(text));
+        } else if (std::find(std::begin(kReservedHeaders), std::end(kReservedHeaders), name) !=
+                   std::end(kReservedHeaders)) {
+          error(h->loc, "header: " + quote(name) + " is used by the proxy itself");
+        } else {
+          identity->header = std::move(name);
+        }
+      }
+    }
+    if (const Entry* t = m->get("uri_template")) {
+      std::string text;
+      if (get_string(*t, &text)) {
+        if (std::string why = uri_template_problem(text); !why.empty()) {
+          error(t->loc, "uri_template: " + why);
+        } else {
+          identity->uri_template = std::move(text);
+        }
+      }
+    }
+  }
+
+  // Loads a non-empty list of strings, each checked by `valid` (which explains a failure).
+  template <class Check>
+  std::vector<std::string> load_string_list(const Entry& e, std::string_view what, Check valid) {
+    std::vector<std::string> out;
+    std::optional<std::vector<Item>> items = open_list(e);
+    if (!items) return out;
+    if (items->empty()) {
+      error(e.loc,
+            e.key + ": must list at least one " + std::string(what) + " (omit it otherwise)");
+    }
+    for (const Item& item : *items) {
+      std::string text;
+      if (!scalar(item.node, item.loc, e.key, "a string", &text)) continue;
+      std::string reason;
+      if (!valid(text, &reason)) {
+        error(item.loc, e.key + ": " + reason);
+        continue;
+      }
+      out.push_back(std::move(text));
+    }
+    return out;
+  }
+
+  void load_authz(const Entry& e, AuthzPlace place, Route* route) {
+    switch (place) {
+      case AuthzPlace::kNotInbound:
+        error(e.key_loc, "authz: only allowed on routes of inbound listeners");
+        break;
+      case AuthzPlace::kNoTls:
+        error(e.key_loc, "authz: the listener has no tls (callers are identified by certificate)");
+        break;
+      case AuthzPlace::kNoClientCert:
+        error(e.key_loc,
+              "authz: the listener's tls.client_cert is none; set it to optional or required");
+        break;
+      case AuthzPlace::kAllowed:
+      case AuthzPlace::kUnknown:
+        break;
+    }
+    std::optional<Map> m = open_map(e, kAuthzKeys);
+    if (!m) return;
+    RouteAuthz authz;
+    const Entry* any = m->get("allow_any_verified");
+    bool any_ok = true;
+    if (any != nullptr) {
+      std::string text;
+      any_ok = scalar(any->value, any->loc, any->key, "true or false", &text);
+      if (any_ok && (text == "true" || text == "false")) {
+        authz.allow_any_verified = text == "true";
+      } else if (any_ok) {
+        error(any->loc, "allow_any_verified: expected true or false, got " + describe(any->value));
+        any_ok = false;
+      }
+    }
+    const Entry* accounts = m->get("allow_accounts");
+    const Entry* services = m->get("allow_services");
+    if (accounts != nullptr) {
+      authz.allow_accounts =
+          load_string_list(*accounts, "account", [](const std::string& t, std::string* why) {
+            if (is_account_id(t)) return true;
+            *why = quote(t) + " is not an AWS account id (12 digits)";
+            return false;
+          });
+    }
+    if (services != nullptr) {
+      authz.allow_services =
+          load_string_list(*services, "service", [](const std::string& t, std::string* why) {
+            size_t slash = t.find('/');
+            bool ok = slash == std::string::npos
+                          ? is_service_name(t)
+                          : is_account_id(std::string_view(t).substr(0, slash)) &&
+                                is_service_name(std::string_view(t).substr(slash + 1));
+            if (!ok) {
+              *why = quote(t) +
+                     " is not \"service\" or \"account/service\" (a 12-digit account, "
+                     "a name of letters, digits, \".\", \"_\" and \"-\")";
+            }
+            return ok;
+          });
+    }
+    if (any_ok && authz.allow_any_verified && (accounts || services)) {
+      error(any->loc,
+            "allow_any_verified: true admits every verified caller; drop allow_accounts and "
+            "allow_services, or set it to false");
+    } else if (any_ok && !authz.allow_any_verified && !accounts && !services) {
+      error(m->loc,
+            "authz: admits no caller; set allow_any_verified: true, allow_accounts or "
+            "allow_services");
+    }
+    route->authz = std::move(authz);
+  }
+
+  void load_cluster_tls(const Entry& e, bool type_known, Cluster* cluster) {
+    std::optional<Map> m = open_map(e, kClusterTlsKeys);
+    if (!m) return;
+    ClusterTls tls;
+    tls.loc = m->loc;
+    if (require(*m, "ca", "tls")) {
+      const Entry& ca = *m->get("ca");
+      if (ca.value.IsScalar() && ca.value.Scalar() == "system") {
+        tls.ca = "system";
+      } else {
+        get_file(ca, &tls.ca);
+      }
+    }
+    const Entry* cert = m->get("cert");
+    const Entry* key = m->get("key");
+    if (cert && !key) error(m->loc, "missing required key \"key\" in tls (cert is set)");
+    if (key && !cert) error(m->loc, "missing required key \"cert\" in tls (key is set)");
+    if (cert) get_file(*cert, &tls.cert);
+    if (key) get_file(*key, &tls.key);
+    const Entry* sni = m->get("sni");
+    if (sni != nullptr) {
+      std::string text;
+      if (get_string(*sni, &text)) {
+        std::string_view bare = text;
+        if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
+          bare = bare.substr(1, bare.size() - 2);
+        }
+        if (syntax::is_ipv4_literal(bare) || syntax::is_ipv6_literal(bare)) {
+          error(sni->loc, "sni: must be a DNS name, not an IP address");
+        } else if (!syntax::is_dns_name(text)) {
+          error(sni->loc, "sni: invalid DNS name " + quote(text));
+        } else {
+          tls.sni = lower_case(text);
+          if (tls.sni.ends_with('.')) tls.sni.pop_back();
+        }
+      }
+    }
+    const Entry* san = m->get("verify_san");
+    if (san != nullptr) {
+      tls.verify_san = load_string_list(*san, "name", [](const std::string& t, std::string* why) {
+        std::string normalized;
+        return parse_san_pattern(t, &normalized, why);
+      });
+      for (std::string& p : tls.verify_san) {
+        std::string normalized, ignored;
+        if (parse_san_pattern(p, &normalized, &ignored)) p = std::move(normalized);
+      }
+    }
+    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn);
+    if (type_known && cluster->type == ClusterType::kStatic && sni == nullptr && san == nullptr) {
+      error(m->loc,
+            "tls: a static cluster needs sni or verify_san (there is no DNS name to verify the "
+            "upstream's certificate against)");
+    }
+    cluster->tls = std::move(tls);
+  }
+
   struct ListenerAddress {
     std::string name;
     HostPort address;
@@ -847,6 +1294,7 @@ class Loader {
   std::string_view text_;
   std::string file_;
   std::vector<Diagnostic> errors_;
+  size_t error_count_ = 0;
   bool truncated_ = false;
   std::unordered_map<std::string, SourceLoc> cluster_names_;
   std::vector<ListenerAddress> listener_addresses_;

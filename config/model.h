@@ -48,12 +48,42 @@ struct RouteMatch {
   std::string path_prefix = "/";
 };
 
+// Which callers an inbound route admits (403 otherwise). Only on inbound listeners whose tls asks
+// for client certificates. At least one of the three admits someone; allow_any_verified excludes
+// the lists.
+struct RouteAuthz {
+  bool allow_any_verified = false;          // any caller whose certificate verified
+  std::vector<std::string> allow_accounts;  // 12-digit AWS account ids
+  std::vector<std::string> allow_services;  // "service" (any account) or "account/service"
+};
+
 struct Route {
   std::string name;
   RouteMatch match;
   std::string cluster;       // validated to exist
   Duration timeout{15'000};  // upstream response timeout (first byte of response head) -> 504
+  std::optional<RouteAuthz> authz;  // absent = no caller check
   SourceLoc loc;
+};
+
+enum class ClientCertMode { kNone, kOptional, kRequired };
+
+// TLS termination on a listener. Paths are absolute (the loader resolves them against the config
+// file's directory) and named readable files when the config was loaded; their content is
+// checked when the TLS context is built (errors then belong at `loc`).
+struct ListenerTls {
+  std::string cert;       // PEM chain: leaf first, then intermediates
+  std::string key;        // PEM private key
+  std::string client_ca;  // PEM trust bundle; set exactly when client_cert is not kNone
+  ClientCertMode client_cert = ClientCertMode::kNone;
+  std::vector<std::string> alpn = {"http/1.1"};  // preference order
+  SourceLoc loc;                                 // of the tls map
+};
+
+// How an inbound listener tells the app who called (see proxy/tls/README.md).
+struct ListenerIdentity {
+  std::string header = "x-forwarded-client-cert";             // lower case; always stripped inbound
+  std::string uri_template = "spiffe://{account}/{service}";  // the URI SAN naming the caller
 };
 
 struct Listener {
@@ -61,7 +91,9 @@ struct Listener {
   HostPort address;  // host must be an IP literal
   ListenerRole role = ListenerRole::kOutbound;
   Limits limits;
-  std::vector<Route> routes;  // first match wins
+  std::optional<ListenerTls> tls;  // absent = plaintext
+  ListenerIdentity identity;       // inbound listeners only
+  std::vector<Route> routes;       // first match wins
   SourceLoc loc;
 };
 
@@ -76,6 +108,18 @@ struct DnsRefresh {
   Duration max_ttl{300'000};  // ceiling
 };
 
+// TLS origination to a cluster's endpoints. Paths as in ListenerTls.
+struct ClusterTls {
+  std::string sni;   // "" = the endpoint's DNS name (dns clusters) / none
+  std::string ca;    // absolute path of a PEM trust bundle, or "system"
+  std::string cert;  // optional client certificate chain (mTLS), with key
+  std::string key;
+  std::vector<std::string> verify_san;  // exact DNS (lower case), "*.suffix", URI or IP; empty =
+                                        // the SNI must match
+  std::vector<std::string> alpn = {"http/1.1"};
+  SourceLoc loc;  // of the tls map
+};
+
 struct Cluster {
   std::string name;
   ClusterType type = ClusterType::kStatic;
@@ -85,6 +129,7 @@ struct Cluster {
   Duration idle_timeout{60'000};            // pooled idle upstream connections are closed after
   uint32_t max_connections = 1024;          // per worker; requests wait (connect_timeout) beyond
   DnsRefresh dns;                           // dns clusters only
+  std::optional<ClusterTls> tls;            // absent = plaintext upstream
   SourceLoc loc;
 };
 
@@ -106,6 +151,10 @@ struct Drain {
   Duration timeout{30'000};  // then exit even if requests remain
 };
 
+struct TlsSettings {
+  Duration reload_interval{1'000};  // how often certificate, key and bundle files are checked
+};
+
 struct Admin {
   std::optional<HostPort> address;  // no admin listener when absent
 };
@@ -118,6 +167,7 @@ struct Config {
   Dns dns;
   Drain drain;
   Limits limits;  // defaults for listeners that set none
+  TlsSettings tls;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
 

@@ -1131,5 +1131,451 @@ TEST(ConfigFixtures, BadConfigsProduceExactlyTheExpectedDiagnostics) {
   EXPECT_GE(checked, 5);
 }
 
+// ---------------------------------------------------------------------------------------------
+// TLS, caller identity and route authorization (issue 3)
+
+// A temporary directory with a few (content-free: the loader only checks they can be read) PEM
+// files; "$D" in YAML text stands for it.
+class ConfigTls : public testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/outrigger_config_tls_XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    for (const char* f : {"cert.pem", "key.pem", "ca.pem"}) std::ofstream(dir_ / f) << "x\n";
+    fs::create_directories(dir_ / "sub");
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::string d(std::string_view text) const {
+    std::string out(text);
+    if (!out.empty() && out.front() == '\n') out.erase(0, 1);
+    for (size_t i; (i = out.find("$D")) != std::string::npos;) out.replace(i, 2, dir_.string());
+    return out;
+  }
+  std::string p(std::string_view file) const { return (dir_ / file).string(); }
+
+  fs::path dir_;
+};
+
+TEST_F(ConfigTls, FullTlsConfigLoadsWithPathsRelativeToTheFile) {
+  std::ofstream(dir_ / "outrigger.yaml") << d(R"(
+tls:
+  reload_interval: 250ms
+listeners:
+  - name: inbound
+    address: 127.0.0.1:15006
+    role: inbound
+    tls:
+      cert: cert.pem
+      key: ./key.pem
+      client_ca: sub/../ca.pem
+      client_cert: required
+      alpn: [http/1.1]
+    identity:
+      header: X-Caller
+      uri_template: "spiffe://corp/{account}/{service}"
+    routes:
+      - name: orders
+        cluster: app
+        authz:
+          allow_any_verified: false
+          allow_accounts: ["111111111111"]
+          allow_services: ["checkout", "111111111111/checkout"]
+      - name: any
+        cluster: app
+        authz: {allow_any_verified: true}
+      - name: open
+        cluster: app
+  - name: outbound
+    address: 127.0.0.1:15001
+    routes: [{cluster: users}]
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:8080]
+  - name: users
+    type: dns
+    endpoints: [users.internal:443]
+    connect_timeout: 2s
+    tls:
+      sni: Users.Internal.
+      ca: $D/ca.pem
+      cert: cert.pem
+      key: key.pem
+      verify_san: ["USERS.internal", "*.Users.internal", "spiffe://222222222222/user-service",
+                   "10.0.0.1"]
+  - name: public
+    type: dns
+    endpoints: [api.example.com:443]
+    tls: {ca: system}
+  - name: pinned
+    endpoints: [10.0.0.9:443]
+    tls:
+      ca: ca.pem
+      verify_san: ["spiffe://222222222222/user-service"]
+)");
+  LoadResult r = load_file((dir_ / "outrigger.yaml").string());
+  for (const Diagnostic& e : r.errors) ADD_FAILURE() << e.to_string();
+  ASSERT_TRUE(r.ok());
+  const Config& c = *r.config;
+  EXPECT_EQ(c.tls.reload_interval.count(), 250);
+
+  const Listener& in = c.listeners[0];
+  ASSERT_TRUE(in.tls);
+  EXPECT_EQ(in.tls->cert, p("cert.pem"));
+  EXPECT_EQ(in.tls->key, p("key.pem"));
+  EXPECT_EQ(in.tls->client_ca, p("ca.pem"));
+  EXPECT_EQ(in.tls->client_cert, ClientCertMode::kRequired);
+  EXPECT_EQ(in.tls->alpn, Lines{"http/1.1"});
+  EXPECT_EQ(in.tls->loc.line, 8);
+  EXPECT_EQ(in.identity.header, "x-caller");
+  EXPECT_EQ(in.identity.uri_template, "spiffe://corp/{account}/{service}");
+  ASSERT_EQ(in.routes.size(), 3u);
+  ASSERT_TRUE(in.routes[0].authz);
+  EXPECT_FALSE(in.routes[0].authz->allow_any_verified);
+  EXPECT_EQ(in.routes[0].authz->allow_accounts, Lines{"111111111111"});
+  EXPECT_EQ(in.routes[0].authz->allow_services, (Lines{"checkout", "111111111111/checkout"}));
+  ASSERT_TRUE(in.routes[1].authz);
+  EXPECT_TRUE(in.routes[1].authz->allow_any_verified);
+  EXPECT_FALSE(in.routes[2].authz);
+
+  const Listener& out = c.listeners[1];
+  EXPECT_FALSE(out.tls);
+  EXPECT_EQ(out.identity.header, "x-forwarded-client-cert");  // defaults, unused outbound
+  EXPECT_EQ(out.identity.uri_template, "spiffe://{account}/{service}");
+
+  EXPECT_FALSE(c.clusters[0].tls);
+  const ClusterTls& users = *c.clusters[1].tls;
+  EXPECT_EQ(users.sni, "users.internal");
+  EXPECT_EQ(users.ca, p("ca.pem"));
+  EXPECT_EQ(users.cert, p("cert.pem"));
+  EXPECT_EQ(users.key, p("key.pem"));
+  EXPECT_EQ(users.verify_san, (Lines{"users.internal", "*.users.internal",
+                                     "spiffe://222222222222/user-service", "10.0.0.1"}));
+  EXPECT_EQ(users.alpn, Lines{"http/1.1"});
+  EXPECT_EQ(c.clusters[1].connect_timeout.count(), 2000);
+  const ClusterTls& pub = *c.clusters[2].tls;
+  EXPECT_EQ(pub.ca, "system");
+  EXPECT_EQ(pub.sni, "");
+  EXPECT_TRUE(pub.cert.empty() && pub.key.empty() && pub.verify_san.empty());
+  EXPECT_EQ(c.clusters[3].tls->ca, p("ca.pem"));
+
+  // JSON: defaults filled in, absolute paths, and it loads back into the same config.
+  std::string compact = to_json(c, JsonStyle::kCompact);
+  EXPECT_NE(compact.find(R"("tls":{"reload_interval":"250ms"})"), std::string::npos) << compact;
+  EXPECT_NE(compact.find(R"("tls":{"cert":")" + p("cert.pem") + R"(","key":")" + p("key.pem") +
+                         R"(","client_ca":")" + p("ca.pem") +
+                         R"(","client_cert":"required","alpn":["http/1.1"]},)"
+                         R"("identity":{"header":"x-caller",)"
+                         R"("uri_template":"spiffe://corp/{account}/{service}"})"),
+            std::string::npos)
+      << compact;
+  EXPECT_NE(compact.find(R"("authz":{"allow_any_verified":false,"allow_accounts":["111111111111"],)"
+                         R"("allow_services":["checkout","111111111111/checkout"]})"),
+            std::string::npos)
+      << compact;
+  EXPECT_NE(compact.find(R"("authz":{"allow_any_verified":true}})"), std::string::npos);
+  EXPECT_NE(compact.find(R"("tls":{"ca":"system","alpn":["http/1.1"]})"), std::string::npos);
+  for (JsonStyle style : {JsonStyle::kPretty, JsonStyle::kCompact}) {
+    std::string json = to_json(c, style);
+    EXPECT_TRUE(python_accepts_json(json));
+    LoadResult back = load_string(json, "json");
+    for (const Diagnostic& e : back.errors) ADD_FAILURE() << e.to_string();
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(to_json(*back.config, style), json);
+  }
+}
+
+TEST_F(ConfigTls, DefaultsWithoutTls) {
+  auto c = load_ok(std::string(kListeners) + std::string(kClusters));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->tls.reload_interval.count(), 1000);
+  EXPECT_FALSE(c->listeners[0].tls);
+  EXPECT_FALSE(c->listeners[0].routes[0].authz);
+  EXPECT_FALSE(c->clusters[0].tls);
+  std::string compact = to_json(*c, JsonStyle::kCompact);
+  EXPECT_NE(compact.find(R"("tls":{"reload_interval":"1s"})"), std::string::npos) << compact;
+  EXPECT_EQ(compact.find("identity"), std::string::npos);  // outbound listener
+
+  // An inbound listener renders its (default) identity settings.
+  auto in = load_ok(yaml(R"(
+listeners:
+  - name: in
+    address: 127.0.0.1:15006
+    role: inbound
+    routes: [{cluster: app}]
+)") + std::string(kClusters));
+  ASSERT_TRUE(in);
+  EXPECT_NE(to_json(*in, JsonStyle::kCompact)
+                .find(R"("identity":{"header":"x-forwarded-client-cert",)"
+                      R"("uri_template":"spiffe://{account}/{service}"})"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTls, ListenerTlsErrors) {
+  EXPECT_EQ(
+      errors_of(d(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    tls:
+      cert: $D/missing.pem
+      key: $D/sub
+      client_cert: sometimes
+      client_ca: $D/ca.pem
+      alpn: [h2, spdy/3, http/1.1, http/1.1]
+    routes: [{cluster: app}]
+  - name: b
+    address: 127.0.0.1:2
+    tls:
+      key: $D/key.pem
+      client_cert: optional
+    routes: [{cluster: app}]
+  - name: c
+    address: 127.0.0.1:3
+    tls:
+      cert: $D/cert.pem
+      key: $D/key.pem
+      client_ca: $D/ca.pem
+      alpn: []
+      sni: x
+    routes: [{cluster: app}]
+  - name: d
+    address: 127.0.0.1:4
+    tls: [cert.pem]
+    routes: [{cluster: app}]
+)") + std::string(kClusters)),
+      (Lines{
+          "t.yaml:5:13: cert: cannot read \"" + p("missing.pem") + "\": No such file or directory",
+          "t.yaml:6:12: key: \"" + p("sub") + "\" is not a regular file",
+          "t.yaml:7:20: client_cert: unknown mode \"sometimes\" (expected none, optional or "
+          "required)",
+          "t.yaml:9:14: alpn: \"h2\" is not supported yet (HTTP/2 is not implemented)",
+          "t.yaml:9:18: alpn: unknown protocol \"spdy/3\" (supported: http/1.1)",
+          "t.yaml:9:36: alpn: duplicate protocol \"http/1.1\"",
+          "t.yaml:14:7: missing required key \"cert\" in tls",
+          "t.yaml:14:7: missing required key \"client_ca\" in tls (client_cert is optional)",
+          "t.yaml:22:7: client_ca: has no effect unless client_cert is optional or required",
+          "t.yaml:23:13: alpn: must list at least one protocol",
+          "t.yaml:24:7: unknown key \"sni\"",
+          "t.yaml:28:10: tls: expected a map, got a list",
+      }));
+  // A relative path is resolved against the config file's directory, and the message shows both.
+  std::ofstream(dir_ / "rel.yaml") << d(R"(
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    tls: {cert: certs/a.pem, key: key.pem}
+    routes: [{cluster: app}]
+)") << kClusters;
+  LoadResult r = load_file(p("rel.yaml"));
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(), p("rel.yaml") +
+                                         ":4:17: cert: cannot read \"certs/a.pem\" (\"" +
+                                         p("certs/a.pem") + "\"): No such file or directory");
+}
+
+TEST_F(ConfigTls, IdentityAndAuthzErrors) {
+  EXPECT_EQ(
+      errors_of(d(R"(
+listeners:
+  - name: out
+    address: 127.0.0.1:1
+    identity: {header: x-caller}
+    routes:
+      - cluster: app
+        authz: {allow_any_verified: true}
+  - name: plain
+    address: 127.0.0.1:2
+    role: inbound
+    identity:
+      header: "bad header"
+      uri_template: "spiffe://{account}"
+    routes:
+      - cluster: app
+        authz: {allow_any_verified: true}
+  - name: nocert
+    address: 127.0.0.1:3
+    role: inbound
+    identity:
+      header: Content-Length
+      uri_template: "spiffe://{account}{service}"
+    tls:
+      cert: $D/cert.pem
+      key: $D/key.pem
+    routes:
+      - cluster: app
+        authz: {allow_any_verified: true}
+  - name: in
+    address: 127.0.0.1:4
+    role: inbound
+    tls:
+      cert: $D/cert.pem
+      key: $D/key.pem
+      client_ca: $D/ca.pem
+      client_cert: optional
+    routes:
+      - cluster: app
+        authz: {allow_any_verified: yes}
+      - cluster: app
+        authz:
+          allow_accounts: ["11111111111", 111111111111]
+          allow_services: ["a/b", "111111111111/", "svc", "111111111111/s v c"]
+      - cluster: app
+        authz: {}
+      - cluster: app
+        authz:
+          allow_any_verified: true
+          allow_services: [x]
+      - cluster: app
+        authz:
+          allow_accounts: []
+      - cluster: app
+        authz:
+          allow_any_verified: false
+          allow_acounts: []
+)") + std::string(kClusters)),
+      (Lines{
+          "t.yaml:4:5: identity: only allowed on inbound listeners",
+          "t.yaml:7:9: authz: only allowed on routes of inbound listeners",
+          "t.yaml:12:15: header: invalid header name \"bad header\"",
+          "t.yaml:13:21: uri_template: must contain {account} and {service}",
+          "t.yaml:16:9: authz: the listener has no tls (callers are identified by certificate)",
+          "t.yaml:21:15: header: \"content-length\" is used by the proxy itself",
+          "t.yaml:22:21: uri_template: {account} and {service} must be separated by some text, "
+          "e.g. \"/\"",
+          "t.yaml:28:9: authz: the listener's tls.client_cert is none; set it to optional or "
+          "required",
+          "t.yaml:39:37: allow_any_verified: expected true or false, got \"yes\"",
+          "t.yaml:42:28: allow_accounts: \"11111111111\" is not an AWS account id (12 digits)",
+          "t.yaml:43:28: allow_services: \"a/b\" is not \"service\" or \"account/service\" (a "
+          "12-digit account, a name of letters, digits, \".\", \"_\" and \"-\")",
+          "t.yaml:43:35: allow_services: \"111111111111/\" is not \"service\" or "
+          "\"account/service\" (a 12-digit account, a name of letters, digits, \".\", \"_\" and "
+          "\"-\")",
+          "t.yaml:43:59: allow_services: \"111111111111/s v c\" is not \"service\" or "
+          "\"account/service\" (a 12-digit account, a name of letters, digits, \".\", \"_\" and "
+          "\"-\")",
+          "t.yaml:45:16: authz: admits no caller; set allow_any_verified: true, allow_accounts or "
+          "allow_services",
+          "t.yaml:48:31: allow_any_verified: true admits every verified caller; drop "
+          "allow_accounts and allow_services, or set it to false",
+          "t.yaml:52:27: allow_accounts: must list at least one account (omit it otherwise)",
+          "t.yaml:55:11: authz: admits no caller; set allow_any_verified: true, allow_accounts or "
+          "allow_services",
+          "t.yaml:56:11: unknown key \"allow_acounts\" (did you mean \"allow_accounts\"?)",
+      }));
+  // A listener whose role or tls is itself broken gets no extra authz placement errors.
+  EXPECT_EQ(errors_of(d(R"(
+listeners:
+  - name: in
+    address: 127.0.0.1:4
+    role: inbnd
+    tls: {cert: $D/nope.pem, key: $D/key.pem, client_cert: required, client_ca: $D/ca.pem}
+    routes:
+      - cluster: app
+        authz: {allow_any_verified: true}
+)") + std::string(kClusters)),
+            (Lines{"t.yaml:4:11: role: unknown role \"inbnd\" (expected outbound or inbound)",
+                   "t.yaml:5:17: cert: cannot read \"" + p("nope.pem") +
+                       "\": No such file or directory"}));
+}
+
+TEST_F(ConfigTls, ClusterTlsAndReloadIntervalErrors) {
+  EXPECT_EQ(
+      errors_of(d(R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    routes: [{cluster: a}]
+clusters:
+  - name: a
+    endpoints: [127.0.0.1:1]
+    tls:
+      cert: $D/cert.pem
+  - name: b
+    type: dns
+    endpoints: [b.internal:443]
+    tls:
+      ca: system
+      sni: 10.0.0.1
+      verify_san: ["bad..name", "*.*.x", "spiffe:/x", "ok.internal", "x://"]
+  - name: c
+    type: dns
+    endpoints: [c.internal:443]
+    tls:
+      ca: $D/ca.pem
+      key: $D/key.pem
+      sni: "-bad"
+      verify_san: []
+      alpn: [http/1.1]
+  - name: d
+    endpoints: [127.0.0.1:1]
+    tls:
+      ca: $D/sub/ca.pem
+      verify_san: [10.0.0.1]
+      ssl: true
+tls:
+  reload_interval: 50ms
+)")),
+      (Lines{
+          "t.yaml:9:7: missing required key \"ca\" in tls",
+          "t.yaml:9:7: missing required key \"key\" in tls (cert is set)",
+          "t.yaml:9:7: tls: a static cluster needs sni or verify_san (there is no DNS name "
+          "to verify the upstream's certificate against)",
+          "t.yaml:15:12: sni: must be a DNS name, not an IP address",
+          "t.yaml:16:20: verify_san: invalid name \"bad..name\" (expected a DNS name, "
+          "*.suffix, a URI such as spiffe://ACCOUNT/SERVICE, or an IP address)",
+          "t.yaml:16:33: verify_san: invalid name \"*.*.x\" (expected a DNS name, *.suffix, "
+          "a URI such as spiffe://ACCOUNT/SERVICE, or an IP address)",
+          "t.yaml:16:42: verify_san: invalid name \"spiffe:/x\" (expected a DNS name, "
+          "*.suffix, a URI such as spiffe://ACCOUNT/SERVICE, or an IP address)",
+          "t.yaml:16:70: verify_san: invalid URI \"x://\"",
+          "t.yaml:21:7: missing required key \"cert\" in tls (key is set)",
+          "t.yaml:23:12: sni: invalid DNS name \"-bad\"",
+          "t.yaml:24:19: verify_san: must list at least one name (omit it otherwise)",
+          "t.yaml:29:11: ca: cannot read \"" + p("sub/ca.pem") + "\": No such file or directory",
+          "t.yaml:31:7: unknown key \"ssl\"",
+          "t.yaml:33:20: reload_interval: must be at least 100ms",
+      }));
+  EXPECT_EQ(
+      errors_of("tls: {reload_interval: 0s}\n" + std::string(kListeners) + std::string(kClusters)),
+      Lines{"t.yaml:1:24: reload_interval: must be greater than 0"});
+  EXPECT_EQ(
+      errors_of("tls: {reload_intreval: 1s}\n" + std::string(kListeners) + std::string(kClusters)),
+      Lines{"t.yaml:1:7: unknown key \"reload_intreval\" (did you mean \"reload_interval\"?)"});
+  EXPECT_EQ(errors_of("tls: on\n" + std::string(kListeners) + std::string(kClusters)),
+            Lines{"t.yaml:1:6: tls: expected a map, got \"on\""});
+}
+
+// The README's TLS example loads (with stand-in files where its paths point).
+TEST_F(ConfigTls, ReadmeTlsExampleLoads) {
+  fs::path config_dir = find_source_dir("config");
+  ASSERT_FALSE(config_dir.empty());
+  std::string readme = read_text(config_dir / "README.md");
+  size_t section = readme.find("## A TLS example");
+  ASSERT_NE(section, std::string::npos);
+  size_t begin = readme.find("```yaml\n", section);
+  ASSERT_NE(begin, std::string::npos);
+  begin += 8;
+  std::string example = readme.substr(begin, readme.find("```", begin) - begin);
+  fs::create_directories(dir_ / "certs");
+  for (const char* f :
+       {"user-service.pem", "user-service.key", "bundle.pem", "orders.pem", "orders.key"}) {
+    std::ofstream(dir_ / "certs" / f) << "x\n";
+  }
+  std::ofstream(dir_ / "example.yaml") << example;
+  LoadResult r = load_file(p("example.yaml"));
+  for (const Diagnostic& e : r.errors) ADD_FAILURE() << e.to_string();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->listeners[0].tls->client_ca, p("certs/bundle.pem"));
+  EXPECT_EQ(r.config->listeners[0].routes[0].authz->allow_services,
+            (Lines{"checkout", "333333333333/billing"}));
+  EXPECT_EQ(r.config->clusters[1].tls->cert, p("certs/orders.pem"));
+}
+
 }  // namespace
 }  // namespace outrigger::config
