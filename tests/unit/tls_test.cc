@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "config/loader.h"
 #include "proxy/tls/context.h"
 #include "proxy/tls/identity.h"
 #include "proxy/tls/ossl.h"
@@ -880,6 +881,40 @@ TEST_F(TlsTest, IdentityTemplates) {
   EXPECT_TRUE(check_uri_template("spiffe://{account}{service}"));
   EXPECT_TRUE(check_uri_template("spiffe://{account}/{service}/{x}"));
   EXPECT_TRUE(check_uri_template("spiffe://{account}/ {service}"));
+}
+
+// The config loader validates identity.uri_template with its own copy of the rule (config does
+// not depend on tls); both must agree.
+TEST_F(TlsTest, ConfigAndTlsAgreeOnUriTemplates) {
+  const char* templates[] = {
+      "spiffe://{account}/{service}",
+      "spiffe://td/ns/{account}/sa/{service}",
+      "spiffe://{service}.{account}",
+      "spiffe://{account}",
+      "{account}{service}",
+      "spiffe://{account}/{service}/{service}",
+      "spiffe://{account}/{svc}",
+      "spiffe://{account}/ {service}",
+      "spiffe://{account}/{service}}",
+      "urn:aws:{account}:{service}",
+  };
+  int valid = 0;
+  for (const char* t : templates) {
+    std::string yaml =
+        "listeners:\n  - name: in\n    address: 127.0.0.1:1\n    role: inbound\n"
+        "    identity: {uri_template: \"" +
+        std::string(t) +
+        "\"}\n    routes: [{cluster: app}]\n"
+        "clusters:\n  - name: app\n    endpoints: [127.0.0.1:2]\n";
+    config::LoadResult r = config::load_string(yaml, "t.yaml");
+    std::optional<std::string> problem = check_uri_template(t);
+    EXPECT_EQ(r.ok(), !problem) << t;
+    if (problem && !r.errors.empty()) {
+      EXPECT_EQ(r.errors[0].message, "uri_template: " + *problem) << t;
+    }
+    valid += r.ok();
+  }
+  EXPECT_EQ(valid, 4);
 }
 
 TEST_F(TlsTest, XfccQuotesOrDropsUnsafeValues) {
