@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <cstring>
 #include <ctime>
 #include <unordered_map>
@@ -593,6 +595,37 @@ std::string_view handshake_failure_reason(const SSL* ssl) {
     if (result != X509_V_OK) return verify_failure_reason(result);
   }
   return "handshake_failed";
+}
+
+std::string_view handshake_failure_reason(const SSL* ssl, const boost::system::error_code& ec) {
+  std::string_view verify = handshake_failure_reason(ssl);
+  if (verify != "handshake_failed" || !ec) return verify;
+  if (ec == boost::asio::ssl::error::stream_truncated || ec == boost::asio::error::eof) {
+    return "eof";
+  }
+  if (ec.category() != boost::asio::error::get_ssl_category()) return verify;
+  int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+  switch (reason) {
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+      return "no_client_certificate";
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_WRONG_SSL_VERSION:
+    case SSL_R_UNKNOWN_PROTOCOL:
+      return "protocol_version";
+    case SSL_R_NO_SHARED_CIPHER:
+    case SSL_R_NO_SUITABLE_KEY_SHARE:
+    case SSL_R_NO_SHARED_GROUPS:
+      return "no_shared_cipher";
+    case SSL_R_HTTP_REQUEST:
+    case SSL_R_HTTPS_PROXY_REQUEST:
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_PACKET_LENGTH_TOO_LONG:
+      return "not_tls";
+    default:
+      break;
+  }
+  if (reason >= SSL_AD_REASON_OFFSET) return "peer_alert";
+  return verify;
 }
 
 Sniff sniff_client_hello(std::span<const unsigned char> b) {

@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 
 #include <boost/asio/ssl/context.hpp>
+#include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
@@ -185,6 +186,11 @@ std::string_view verify_failure_reason(long x509_verify_result);
 // For a failed handshake: the verify reason when certificate verification failed, else
 // "handshake_failed". (Timeouts are the caller's to name: "handshake_timeout".)
 std::string_view handshake_failure_reason(const SSL* ssl);
+// The same, refined by the handshake's error for counters by reason: "no_client_certificate"
+// (required but not sent), "protocol_version" (e.g. TLS 1.1), "no_shared_cipher", "not_tls"
+// (plaintext on a TLS port), "peer_alert" (the peer refused us, e.g. our certificate), "eof"
+// (closed mid-handshake), else "handshake_failed".
+std::string_view handshake_failure_reason(const SSL* ssl, const boost::system::error_code& ec);
 
 // What the first bytes of a connection on a TLS port look like: a TLS record carrying a
 // handshake (0x16 0x03 0x0X), not TLS (e.g. "GET / HTTP/1.1"), or too few bytes to tell.

@@ -161,6 +161,7 @@ class TlsTest : public testing::Test {
 struct Outcome {
   boost::system::error_code server_ec, client_ec, read_ec;
   std::string server_reason, client_reason, server_error;
+  std::string server_detail, client_detail;  // handshake_failure_reason(ssl, ec)
   bool server_reused = false, client_reused = false;
   std::string server_alpn, client_alpn, sni, received;
   int version = 0;
@@ -192,6 +193,7 @@ Outcome connect(asio::ssl::context& server_ctx, SslPtr client_ssl, const Identit
           out.server_ec = ec;
           if (ec) {
             out.server_reason = handshake_failure_reason(ssl);
+            out.server_detail = handshake_failure_reason(ssl, ec);
             out.server_error = ec.message();
             ss.close();
             return;
@@ -217,6 +219,7 @@ Outcome connect(asio::ssl::context& server_ctx, SslPtr client_ssl, const Identit
           out.client_ec = ec;
           if (ec) {
             out.client_reason = handshake_failure_reason(ssl);
+            out.client_detail = handshake_failure_reason(ssl, ec);
             cs.close();
             return;
           }
@@ -512,6 +515,7 @@ TEST_F(TlsTest, ClientCertificatePolicies) {
   EXPECT_TRUE(o.server_ec);
   EXPECT_NE(o.server_error.find("peer did not return a certificate"), std::string::npos)
       << o.server_error;
+  EXPECT_EQ(o.server_detail, "no_client_certificate");
   EXPECT_NE(o.received, "hello");
 
   // Optional and absent: fine, but no verified identity and no header.
@@ -557,6 +561,7 @@ TEST_F(TlsTest, ClientCertificateFailuresHaveReasons) {
     Outcome o = connect(s->asio_context(), SslPtr(SSL_new(ctx.get())));
     EXPECT_TRUE(o.server_ec) << k.name;
     EXPECT_EQ(o.server_reason, k.reason) << k.name << ": " << o.server_error;
+    EXPECT_EQ(o.server_detail, k.reason) << k.name;
     EXPECT_NE(o.received, "hello") << k.name;
   }
 }
@@ -646,6 +651,8 @@ TEST_F(TlsTest, SanIsCheckedDuringTheHandshake) {
     EXPECT_EQ(ok(o), k.accepted) << k.sni;
     if (!k.accepted) {
       EXPECT_EQ(o.client_reason, "san_mismatch") << k.sni;
+      EXPECT_EQ(o.client_detail, "san_mismatch") << k.sni;
+      EXPECT_EQ(o.server_detail, "peer_alert") << k.sni;
       EXPECT_TRUE(o.server_ec);  // the server got the alert: nothing was exchanged
     }
   }
@@ -714,6 +721,8 @@ TEST_F(TlsTest, Tls11AndWeakCiphersAreRefused) {
   EXPECT_TRUE(o.client_ec);
   ASSERT_TRUE(o.server_ec);  // the server saw the hello and refused it
   EXPECT_NE(o.server_error.find("unsupported protocol"), std::string::npos) << o.server_error;
+  EXPECT_EQ(o.server_detail, "protocol_version");
+  EXPECT_EQ(o.client_detail, "peer_alert");
 
   // TLS 1.2 with only CBC (no AEAD) suites: no shared cipher.
   ossl::SslCtxPtr cbc(SSL_CTX_new(TLS_client_method()));
@@ -723,6 +732,7 @@ TEST_F(TlsTest, Tls11AndWeakCiphersAreRefused) {
   o = connect(s->asio_context(), SslPtr(SSL_new(cbc.get())));
   ASSERT_TRUE(o.server_ec);
   EXPECT_NE(o.server_error.find("no shared cipher"), std::string::npos) << o.server_error;
+  EXPECT_EQ(o.server_detail, "no_shared_cipher");
 
   // TLS 1.2 with an AEAD suite works.
   ossl::SslCtxPtr tls12(SSL_CTX_new(TLS_client_method()));
@@ -817,14 +827,16 @@ TEST_F(TlsTest, PlaintextClientOnATlsPortFailsFast) {
   tcp::socket ss(io), cs(io);
   asio::ssl::stream<tcp::socket&> server_stream(ss, s->asio_context());
   boost::system::error_code server_ec;
+  std::string reason;
   bool done = false;
   acceptor.async_accept(ss, [&](const boost::system::error_code&) {
-    server_stream.async_handshake(asio::ssl::stream_base::server,
-                                  [&](const boost::system::error_code& ec) {
-                                    server_ec = ec;
-                                    done = true;
-                                    ss.close();
-                                  });
+    server_stream.async_handshake(
+        asio::ssl::stream_base::server, [&](const boost::system::error_code& ec) {
+          server_ec = ec;
+          reason = handshake_failure_reason(server_stream.native_handle(), ec);
+          done = true;
+          ss.close();
+        });
   });
   cs.connect(acceptor.local_endpoint());
   asio::write(cs, asio::buffer(std::string_view("GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
@@ -833,6 +845,7 @@ TEST_F(TlsTest, PlaintextClientOnATlsPortFailsFast) {
   ASSERT_TRUE(done);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
   EXPECT_NE(server_ec.message().find("http request"), std::string::npos) << server_ec.message();
+  EXPECT_EQ(reason, "not_tls");
 }
 
 TEST_F(TlsTest, SniffTellsPlaintextFromTls) {
