@@ -1,7 +1,12 @@
 #include "proxy/aws/sigv4.h"
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/obj_mac.h>
+#include <openssl/param_build.h>
 #include <openssl/params.h>
 
 #include <algorithm>
@@ -13,6 +18,7 @@ namespace {
 constexpr char kHexLower[] = "0123456789abcdef";
 constexpr char kHexUpper[] = "0123456789ABCDEF";
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
+constexpr std::string_view kAlgorithmA = "AWS4-ECDSA-P256-SHA256";
 
 bool is_unreserved(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -96,13 +102,20 @@ bool iequals(std::string_view a, std::string_view b) {
 
 bool is_reserved_header(std::string_view lower) {
   return lower == "authorization" || lower == "x-amz-date" || lower == "x-amz-security-token" ||
-         lower == "x-amz-content-sha256";
+         lower == "x-amz-content-sha256" || lower == "x-amz-region-set";
 }
 
 bool valid_scope_part(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+  });
+}
+
+bool valid_region_set(std::string_view s) {
+  if (s.empty() || s.size() > 512) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == ',' || c == '*';
   });
 }
 
@@ -187,7 +200,118 @@ void append_query_pairs(std::string& out,
   }
 }
 
+struct BnCtxFree {
+  void operator()(BN_CTX* c) const { BN_CTX_free(c); }
+};
+struct BnFree {
+  void operator()(BIGNUM* b) const { BN_clear_free(b); }
+};
+struct GroupFree {
+  void operator()(EC_GROUP* g) const { EC_GROUP_free(g); }
+};
+struct PointFree {
+  void operator()(EC_POINT* p) const { EC_POINT_free(p); }
+};
+struct ParamBldFree {
+  void operator()(OSSL_PARAM_BLD* b) const { OSSL_PARAM_BLD_free(b); }
+};
+struct ParamFree {
+  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
+};
+struct PkeyCtxFree {
+  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
+};
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+
+// The SigV4A key pair (AWS docs, "SigV4a key derivation"): NIST SP 800-108 HMAC-SHA256 counter
+// mode KDF over "AWS4A" + secret with label "AWS4-ECDSA-P256-SHA256" and context access key id +
+// counter byte; the first output c <= n - 2 gives the private key c + 1. Rare (once per
+// credentials), so allocation and the one-shot HMAC are fine here.
+EVP_PKEY* derive_sigv4a_key(const Credentials& creds) {
+  std::unique_ptr<EC_GROUP, GroupFree> group(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
+  std::unique_ptr<BN_CTX, BnCtxFree> bn_ctx(BN_CTX_new());
+  if (!group || !bn_ctx) return nullptr;
+  std::unique_ptr<BIGNUM, BnFree> limit(BN_dup(EC_GROUP_get0_order(group.get())));
+  if (!limit || BN_sub_word(limit.get(), 2) != 1) return nullptr;
+  std::string key = "AWS4A" + creds.secret_access_key;
+  std::string msg;
+  std::unique_ptr<BIGNUM, BnFree> d;
+  for (int counter = 1; counter <= 254 && !d; ++counter) {
+    msg.assign("\x00\x00\x00\x01", 4);
+    msg += kAlgorithmA;
+    msg += '\0';
+    msg += creds.access_key_id;
+    msg += static_cast<char>(counter);
+    msg.append("\x00\x00\x01\x00", 4);  // output length in bits: 256
+    unsigned char out[32];
+    unsigned int n = 0;
+    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &n) == nullptr ||
+        n != 32) {
+      break;
+    }
+    std::unique_ptr<BIGNUM, BnFree> c(BN_bin2bn(out, 32, nullptr));
+    OPENSSL_cleanse(out, sizeof out);
+    if (!c) break;
+    if (BN_cmp(c.get(), limit.get()) <= 0) {
+      if (BN_add_word(c.get(), 1) != 1) break;
+      d = std::move(c);
+    }
+  }
+  OPENSSL_cleanse(key.data(), key.size());
+  if (!d) return nullptr;
+  std::unique_ptr<EC_POINT, PointFree> pub(EC_POINT_new(group.get()));
+  unsigned char pub_bytes[65];
+  if (!pub || EC_POINT_mul(group.get(), pub.get(), d.get(), nullptr, nullptr, bn_ctx.get()) != 1 ||
+      EC_POINT_point2oct(group.get(), pub.get(), POINT_CONVERSION_UNCOMPRESSED, pub_bytes,
+                         sizeof pub_bytes, bn_ctx.get()) != sizeof pub_bytes) {
+    return nullptr;
+  }
+  std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
+  char group_name[] = "prime256v1";
+  if (!bld ||
+      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group_name, 0) != 1 ||
+      OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, d.get()) != 1 ||
+      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, pub_bytes,
+                                       sizeof pub_bytes) != 1) {
+    return nullptr;
+  }
+  std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* pkey = nullptr;
+  if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &pkey, EVP_PKEY_KEYPAIR, params.get()) != 1) {
+    return nullptr;
+  }
+  return pkey;
+}
+
 }  // namespace
+
+bool verify_sigv4a_signature(const Credentials& credentials, std::string_view string_to_sign,
+                             std::string_view signature_hex) {
+  if (signature_hex.size() % 2 != 0 || signature_hex.size() > 2 * 80) return false;
+  unsigned char sig[80];
+  for (size_t i = 0; i < signature_hex.size(); i += 2) {
+    int hi = hex_digit(signature_hex[i]), lo = hex_digit(signature_hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    sig[i / 2] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  EVP_PKEY* key = derive_sigv4a_key(credentials);
+  if (key == nullptr) return false;
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> md(EVP_MD_CTX_new());
+  bool ok =
+      md &&
+      EVP_DigestVerifyInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, key, nullptr) == 1 &&
+      EVP_DigestVerify(md.get(), sig, signature_hex.size() / 2,
+                       reinterpret_cast<const unsigned char*>(string_to_sign.data()),
+                       string_to_sign.size()) == 1;
+  EVP_PKEY_free(key);
+  return ok;
+}
 
 std::string_view to_string(SignError e) {
   switch (e) {
@@ -263,6 +387,7 @@ std::string sha256_hex(std::string_view data) {
 Signer::Signer() {
   md_ = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   md_ctx_ = EVP_MD_CTX_new();
+  ecdsa_ctx_ = EVP_MD_CTX_new();
   mac_ = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   if (mac_ != nullptr) mac_ctx_ = EVP_MAC_CTX_new(mac_);
   if (mac_ctx_ != nullptr) {
@@ -279,9 +404,14 @@ Signer::Signer() {
 }
 
 Signer::~Signer() {
+  for (EcdsaEntry& e : ecdsa_keys_) {
+    EVP_PKEY_free(e.key);
+    if (!e.secret.empty()) OPENSSL_cleanse(e.secret.data(), e.secret.size());
+  }
   EVP_MAC_CTX_free(mac_ctx_);
   EVP_MAC_free(mac_);
   EVP_MD_CTX_free(md_ctx_);
+  EVP_MD_CTX_free(ecdsa_ctx_);
   EVP_MD_free(md_);
   // Signing keys and secrets are wiped, not just freed.
   for (KeyEntry& k : keys_) {
@@ -348,6 +478,25 @@ const unsigned char* Signer::signing_key(const Credentials& c, std::string_view 
   return slot.key;
 }
 
+EVP_PKEY* Signer::ecdsa_key(const Credentials& c) {
+  for (EcdsaEntry& e : ecdsa_keys_) {
+    if (e.key != nullptr && e.access_key_id == c.access_key_id && e.secret == c.secret_access_key) {
+      return e.key;
+    }
+  }
+  EVP_PKEY* key = derive_sigv4a_key(c);
+  if (key == nullptr) return nullptr;
+  EcdsaEntry& slot = ecdsa_keys_[next_ecdsa_slot_];
+  next_ecdsa_slot_ = (next_ecdsa_slot_ + 1) % ecdsa_keys_.size();
+  EVP_PKEY_free(slot.key);
+  if (!slot.secret.empty()) OPENSSL_cleanse(slot.secret.data(), slot.secret.size());
+  slot.access_key_id = c.access_key_id;
+  slot.secret = c.secret_access_key;
+  slot.key = key;
+  ++keys_derived_;
+  return key;
+}
+
 std::expected<void, SignError> Signer::sign(const SignRequest& req, const Credentials& creds,
                                             const SignOptions& opts, SignedHeaders& out) {
   if (req.method.empty()) return std::unexpected(SignError::kBadMethod);
@@ -355,7 +504,9 @@ std::expected<void, SignError> Signer::sign(const SignRequest& req, const Creden
       creds.access_key_id.find_first_of("/, \t\r\n") != std::string::npos) {
     return std::unexpected(SignError::kBadCredentials);
   }
-  if (!valid_scope_part(req.service) || !valid_scope_part(req.region)) {
+  const bool v4a = opts.algorithm == Algorithm::kSigV4A;
+  if (!valid_scope_part(req.service) ||
+      (v4a ? !valid_region_set(opts.region_set) : !valid_scope_part(req.region))) {
     return std::unexpected(SignError::kBadScope);
   }
   const bool lattice = req.service == kLatticeService;
@@ -373,6 +524,11 @@ std::expected<void, SignError> Signer::sign(const SignRequest& req, const Creden
     out.content_sha256.assign(payload);
   } else {
     out.content_sha256.clear();
+  }
+  if (v4a) {
+    out.region_set.assign(opts.region_set);
+  } else {
+    out.region_set.clear();
   }
 
   // Select and lower-case the signed headers. names_ gets enough capacity up front so the views
@@ -422,6 +578,7 @@ std::expected<void, SignError> Signer::sign(const SignRequest& req, const Creden
   add("x-amz-date", out.amz_date);
   if (!out.security_token.empty()) add("x-amz-security-token", out.security_token);
   if (!out.content_sha256.empty()) add("x-amz-content-sha256", out.content_sha256);
+  if (!out.region_set.empty()) add("x-amz-region-set", out.region_set);
 
   auto name_of = [&](const SignedHeader& h) {
     return std::string_view(names_.data() + h.name_off, h.name_len);
@@ -474,28 +631,46 @@ std::expected<void, SignError> Signer::sign(const SignRequest& req, const Creden
   if (!sha256_hex(canonical_, hash)) return std::unexpected(SignError::kCrypto);
   std::string_view day(date, 8);
   string_to_sign_.clear();
-  string_to_sign_ += kAlgorithm;
+  string_to_sign_ += v4a ? kAlgorithmA : kAlgorithm;
   string_to_sign_ += '\n';
   string_to_sign_.append(date, 16);
   string_to_sign_ += '\n';
   const size_t scope_start = string_to_sign_.size();
   string_to_sign_ += day;
   string_to_sign_ += '/';
-  string_to_sign_ += req.region;
-  string_to_sign_ += '/';
+  if (!v4a) {  // SigV4A scopes carry no region: the region set header says where it is valid
+    string_to_sign_ += req.region;
+    string_to_sign_ += '/';
+  }
   string_to_sign_ += req.service;
   string_to_sign_ += "/aws4_request";
   const size_t scope_len = string_to_sign_.size() - scope_start;
   string_to_sign_ += '\n';
   string_to_sign_.append(hash, 64);
 
-  const unsigned char* key = signing_key(creds, day, req.region, req.service);
-  if (key == nullptr) return std::unexpected(SignError::kCrypto);
-  unsigned char sig[32];
-  if (!hmac({key, 32}, string_to_sign_, sig)) return std::unexpected(SignError::kCrypto);
+  // ECDSA signatures are DER, at most 72 bytes for P-256.
+  unsigned char sig[80];
+  size_t sig_len = 0;
+  if (v4a) {
+    EVP_PKEY* pkey = ecdsa_key(creds);
+    if (pkey == nullptr || ecdsa_ctx_ == nullptr) return std::unexpected(SignError::kCrypto);
+    sig_len = sizeof sig;
+    if (EVP_DigestSignInit_ex(ecdsa_ctx_, nullptr, "SHA256", nullptr, nullptr, pkey, nullptr) !=
+            1 ||
+        EVP_DigestSign(ecdsa_ctx_, sig, &sig_len,
+                       reinterpret_cast<const unsigned char*>(string_to_sign_.data()),
+                       string_to_sign_.size()) != 1) {
+      return std::unexpected(SignError::kCrypto);
+    }
+  } else {
+    const unsigned char* key = signing_key(creds, day, req.region, req.service);
+    if (key == nullptr) return std::unexpected(SignError::kCrypto);
+    if (!hmac({key, 32}, string_to_sign_, sig)) return std::unexpected(SignError::kCrypto);
+    sig_len = 32;
+  }
 
   out.authorization.clear();
-  out.authorization += kAlgorithm;
+  out.authorization += v4a ? kAlgorithmA : kAlgorithm;
   out.authorization += " Credential=";
   out.authorization += creds.access_key_id;
   out.authorization += '/';
@@ -503,7 +678,7 @@ std::expected<void, SignError> Signer::sign(const SignRequest& req, const Creden
   out.authorization += ", SignedHeaders=";
   out.authorization.append(canonical_, signed_start, signed_len);
   out.authorization += ", Signature=";
-  append_hex(out.authorization, sig, 32);
+  append_hex(out.authorization, sig, sig_len);
   return {};
 }
 

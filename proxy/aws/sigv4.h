@@ -1,6 +1,8 @@
 // AWS Signature Version 4 request signing: canonical request, string to sign, derived signing key
 // and HMAC-SHA256 (OpenSSL), giving the headers to add; byte-for-byte what botocore's SigV4Auth
-// computes for the same request (tests/integration/test_sigv4_botocore.py checks it).
+// computes for the same request (tests/integration/test_sigv4_botocore.py checks it). Also SigV4A
+// (ECDSA P-256 over the same canonical request, a region set instead of one region), checked
+// against botocore's CRT signer (awscrt) by verifying its signatures with our derived key.
 //
 // Thread affinity: a Signer is worker-local (its scratch buffers, OpenSSL contexts and signing-key
 // cache are not shared); give each worker its own. The free functions are pure, any thread.
@@ -67,7 +69,16 @@ inline constexpr std::array<std::string_view, 11> kNeverSignedHeaders = {"connec
                                                                          "user-agent",
                                                                          "x-amzn-trace-id"};
 
+enum class Algorithm {
+  kSigV4,   // AWS4-HMAC-SHA256, one region
+  kSigV4A,  // AWS4-ECDSA-P256-SHA256, a region set (x-amz-region-set), e.g. "*"
+};
+
 struct SignOptions {
+  Algorithm algorithm = Algorithm::kSigV4;
+  // SigV4A only: the regions the signature is valid in, comma-separated, "*" for all. The
+  // request's region is then not part of the scope.
+  std::string_view region_set = "*";
   // Lower-case names signed when present (host is always signed). Empty: kDefaultSignedHeaders.
   std::span<const std::string_view> signed_headers = {};
   // Sign every header present except kNeverSignedHeaders (what botocore does); overrides the list.
@@ -92,7 +103,7 @@ struct SignRequest {
   // Hex SHA-256 of the body (lower case, 64 digits) or UNSIGNED-PAYLOAD. Ignored for Lattice.
   std::string_view payload_hash = kUnsignedPayload;
   std::string_view service;  // "vpc-lattice-svcs", "execute-api", ...
-  std::string_view region;   // "us-east-1"
+  std::string_view region;   // "us-east-1" (unused by SigV4A)
   std::chrono::system_clock::time_point time;
 };
 
@@ -102,6 +113,7 @@ struct SignedHeaders {
   std::string amz_date;        // x-amz-date, e.g. 20261122T053817Z
   std::string security_token;  // x-amz-security-token; empty: do not add
   std::string content_sha256;  // x-amz-content-sha256; empty: do not add
+  std::string region_set;      // x-amz-region-set (SigV4A); empty: do not add
 
   // Calls fn(name, value) for each header to add, lower-case names.
   template <class Fn>
@@ -112,6 +124,7 @@ struct SignedHeaders {
       fn(std::string_view("x-amz-security-token"), std::string_view(security_token));
     if (!content_sha256.empty())
       fn(std::string_view("x-amz-content-sha256"), std::string_view(content_sha256));
+    if (!region_set.empty()) fn(std::string_view("x-amz-region-set"), std::string_view(region_set));
   }
 };
 
@@ -119,7 +132,7 @@ enum class SignError {
   kMissingHost,     // no Host header among the request's headers
   kBadPayloadHash,  // neither 64 lower-case hex digits nor UNSIGNED-PAYLOAD
   kBadCredentials,  // empty access key id or secret, or an access key id with '/', ',' or space
-  kBadScope,        // empty or malformed service or region
+  kBadScope,        // empty or malformed service, region or region set
   kBadTime,         // before 1970 or after 9999
   kBadMethod,       // empty method
   kCrypto,          // OpenSSL failed (e.g. SHA-256/HMAC not available)
@@ -139,7 +152,8 @@ class Signer {
   // The last signature's canonical request and string to sign, for debugging and tests.
   std::string_view canonical_request() const { return canonical_; }
   std::string_view string_to_sign() const { return string_to_sign_; }
-  // Signing keys derived so far (a cache miss each); tests use it to see the cache work.
+  // Signing keys derived so far (a cache miss each, SigV4 and SigV4A); tests use it to see the
+  // cache work.
   uint64_t keys_derived() const { return keys_derived_; }
 
  private:
@@ -161,9 +175,20 @@ class Signer {
   bool hmac(std::span<const unsigned char> key, std::string_view data, unsigned char out[32]);
   const unsigned char* signing_key(const Credentials& c, std::string_view date,
                                    std::string_view region, std::string_view service);
+  // The SigV4A key pair for the credentials (derived once per access key id and secret).
+  EVP_PKEY* ecdsa_key(const Credentials& c);
+
+  struct EcdsaEntry {
+    std::string access_key_id;
+    std::string secret;
+    EVP_PKEY* key = nullptr;
+  };
+  std::array<EcdsaEntry, 2> ecdsa_keys_{};
+  size_t next_ecdsa_slot_ = 0;
 
   EVP_MD* md_ = nullptr;
   EVP_MD_CTX* md_ctx_ = nullptr;
+  EVP_MD_CTX* ecdsa_ctx_ = nullptr;
   EVP_MAC* mac_ = nullptr;
   EVP_MAC_CTX* mac_ctx_ = nullptr;
 
@@ -184,6 +209,11 @@ void append_canonical_path(std::string& out, std::string_view path, bool normali
 void append_canonical_query(std::string& out, std::string_view query);
 // Lower-case hex SHA-256 of data (convenience for callers hashing a buffered body).
 std::string sha256_hex(std::string_view data);
+// Checks a SigV4A signature (hex DER ECDSA) over string_to_sign with the key pair AWS derives
+// from the credentials. For tests and diagnosis (the tool cross-checks awscrt's signatures).
+bool verify_sigv4a_signature(const Credentials& credentials, std::string_view string_to_sign,
+                             std::string_view signature_hex);
+
 // "YYYYMMDDTHHMMSSZ"; false outside years 1970..9999.
 bool format_amz_date(std::chrono::system_clock::time_point t, char out[16]);
 

@@ -4,6 +4,11 @@ Runs the sigv4_vectors tool (tests/tools/sigv4_tool.cc) named by OUTRIGGER_SIGV4
 generated request goes to it as one JSON line, and to botocore as an AWSRequest with the same
 method, path, query, headers, body, credentials and (frozen) time; the Authorization headers must
 be equal. Seed with OUTRIGGER_SIGV4_SEED to reproduce a failure.
+
+SigV4A signatures are ECDSA (randomized), so they cannot be compared byte for byte: botocore's CRT
+signer (CrtSigV4AsymAuth, which needs awscrt: Debian python3-awscrt) signs each request, the tool
+must produce the same Authorization up to the signature and the same headers, and must verify
+awscrt's signature over its own string to sign with its own derived key pair.
 """
 
 import datetime
@@ -12,6 +17,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 import types
 import unittest
 import urllib.parse
@@ -204,7 +210,7 @@ def botocore_sign(case, body):
 def run_tool(cases):
     lines = []
     for case in cases:
-        c = dict(case)
+        c = {k: v for k, v in case.items() if k not in ("body", "mode")}  # not the tool's
         if not c.get("sign_all"):
             c["signed_headers"] = []  # the defaults
         lines.append(json.dumps(c))
@@ -281,6 +287,154 @@ class SigV4AgainstBotocore(unittest.TestCase):
         self.assertIn("Host", out[0]["error"])
         self.assertIn("payload hash", out[1]["error"])
         self.assertNotIn("error", out[2])
+
+
+# Runs under an interpreter that has awscrt (maybe not this one: a pyenv python may lack it):
+# JSON cases on stdin, one JSON object of signed headers per line out.
+CRT_SIGNER = r"""
+import datetime, json, sys, types
+from unittest import mock
+import botocore.auth  # before botocore.crt.auth (import cycle in some botocore versions)
+import botocore.crt.auth as crt_auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+for line in sys.stdin:
+    case = json.loads(line)
+    now = datetime.datetime.fromtimestamp(case["time"], datetime.timezone.utc).replace(tzinfo=None)
+    class Frozen(datetime.datetime):
+        @classmethod
+        def utcnow(cls):
+            return now
+        @classmethod
+        def now(cls, tz=None):
+            return now if tz is None else now.replace(tzinfo=datetime.timezone.utc).astimezone(tz)
+    request = AWSRequest(method=case["method"], url=case["url"], data=case["body"].encode())
+    for name, value in case["headers"]:
+        request.headers[name] = value
+    if case["unsigned"]:
+        request.context["payload_signing_enabled"] = False
+    patches = [mock.patch.object(crt_auth, "datetime", types.SimpleNamespace(
+        datetime=Frozen, timezone=datetime.timezone))]
+    if hasattr(crt_auth, "get_current_datetime"):
+        patches.append(mock.patch.object(crt_auth, "get_current_datetime",
+                                         lambda: now.replace(tzinfo=datetime.timezone.utc)))
+    for p in patches:
+        p.start()
+    try:
+        creds = Credentials(case["access_key"], case["secret_key"], case["token"] or None)
+        crt_auth.CrtSigV4AsymAuth(creds, case["service"], case["region_set"]).add_auth(request)
+    finally:
+        for p in patches:
+            p.stop()
+    print(json.dumps({k.lower(): v for k, v in request.headers.items()}), flush=True)
+"""
+
+
+def crt_interpreter():
+    """An interpreter that can import botocore's CRT signer, or None."""
+    for candidate in dict.fromkeys([sys.executable, "/usr/bin/python3"]):
+        if not candidate or not os.path.exists(candidate):
+            continue
+        probe = subprocess.run(
+            [candidate, "-c", "import botocore.auth, botocore.crt.auth, awscrt.auth"],
+            capture_output=True, timeout=60, check=False)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def make_sigv4a_case(rng):
+    """Requests whose canonical form botocore and the CRT agree on (the canonical form itself is
+    compared with botocore above): plain or percent-encoded path segments, alphanumeric query
+    parameters, single-valued headers with odd case and spacing."""
+    host = rng.choice(HOSTS[:3])
+    segs = [rng.choice(["orders", "a", "B-1", "x_y", "%2F", "a%20b", "~t", "caf%C3%A9"])
+            for _ in range(rng.randint(0, 4))]
+    query = "&".join(rng.choice(["a", "b", "Z", "k1"]) + "=" + rng.choice(["1", "x", "", "Y2"])
+                     for _ in range(rng.randint(0, 4)))
+    body = "".join(rng.choice("abc{}:\"") for _ in range(rng.randint(0, 40)))
+    headers = [("Host", host)]
+    for name in rng.sample(["Content-Type", "x-amz-meta-team", "X-Custom", "accept"],
+                           rng.randint(0, 3)):
+        headers.append((name, rng.choice(["application/json", "  spaced   out ", "v1"])))
+    rng.shuffle(headers)
+    service = rng.choice(SERVICES)
+    mode = "unsigned" if service == LATTICE else rng.choice(["hash", "hash_header", "unsigned"])
+    payload = hashlib.sha256(body.encode()).hexdigest()
+    return {
+        "method": rng.choice(METHODS), "path": "/" + "/".join(segs), "query": query,
+        "headers": headers, "body": body, "service": service,
+        "region_set": rng.choice(["*", "us-east-1,us-west-2", "eu-central-1"]),
+        "region": "us-east-1", "time": random_time(rng),
+        "access_key": "AKIA" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+                                       for _ in range(16)),
+        "secret_key": rng.choice(SECRETS), "token": rng.choice(TOKENS[1:]), "sign_all": True,
+        "mode": mode, "payload_hash": "UNSIGNED-PAYLOAD" if mode == "unsigned" else payload,
+        "add_content_sha256": mode != "hash", "algorithm": "v4a",
+    }
+
+
+class SigV4AAgainstAwsCrt(unittest.TestCase):
+    CASES = 120
+
+    @classmethod
+    def setUpClass(cls):
+        if not TOOL:
+            raise unittest.SkipTest("OUTRIGGER_SIGV4_TOOL is not set")
+        cls.interpreter = crt_interpreter()
+        if cls.interpreter is None:
+            raise unittest.SkipTest("no python3 here can import awscrt (Debian python3-awscrt), "
+                                    "which botocore needs for SigV4A")
+
+    def crt_sign(self, cases):
+        lines = []
+        for c in cases:
+            headers = list(c["headers"])
+            if c["mode"] == "hash_header":
+                headers.append(("X-Amz-Content-SHA256", c["payload_hash"]))
+            url = "https://" + c["headers"][[n.lower() for n, _ in c["headers"]].index("host")][1]
+            url += c["path"] + ("?" + c["query"] if c["query"] else "")
+            lines.append(json.dumps(dict(c, url=url, headers=headers,
+                                         unsigned=c["mode"] == "unsigned")))
+        proc = subprocess.run([self.interpreter, "-c", CRT_SIGNER], input="\n".join(lines) + "\n",
+                              capture_output=True, text=True, timeout=120, check=False)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        return [json.loads(line) for line in proc.stdout.splitlines()]
+
+    def test_awscrt_signatures_verify_with_our_canonical_form_and_key(self):
+        seed = int(os.environ.get("OUTRIGGER_SIGV4_SEED", "20261122"))
+        rng = random.Random(seed)
+        cases = [make_sigv4a_case(rng) for _ in range(self.CASES)]
+        theirs_all = self.crt_sign(cases)
+        self.assertEqual(len(theirs_all), len(cases))
+        with_signature = []
+        for case, theirs in zip(cases, theirs_all):
+            sig = theirs["authorization"].rsplit("Signature=", 1)[1]
+            with_signature.append(dict(case, verify_signature=sig))
+        ours_all = run_tool(with_signature)
+        failures = []
+        for case, theirs, ours in zip(cases, theirs_all, ours_all):
+            self.assertNotIn("error", ours, f"tool refused {case}: {ours.get('error')}")
+            prefix = ours["authorization"].rsplit("Signature=", 1)[0]
+            same = (prefix == theirs["authorization"].rsplit("Signature=", 1)[0]
+                    and all(ours.get(h) == theirs.get(h) for h in
+                            ["x-amz-date", "x-amz-region-set", "x-amz-security-token",
+                             "x-amz-content-sha256"])
+                    and ours["verified"] == "true")
+            if not same:
+                failures.append(f"--- {json.dumps(case)[:500]}\nours: {ours}\ncrt:  {theirs}")
+        self.assertTrue(ours_all[0]["authorization"].startswith("AWS4-ECDSA-P256-SHA256 "))
+        self.assertEqual(failures, [], f"seed {seed}: {len(failures)} of {len(cases)} differ:\n"
+                         + "\n".join(failures[:3]))
+
+    def test_a_wrong_signature_does_not_verify(self):
+        case = make_sigv4a_case(random.Random(7))
+        theirs = self.crt_sign([case])[0]
+        sig = theirs["authorization"].rsplit("Signature=", 1)[1]
+        other = dict(case, verify_signature=sig, secret_key=case["secret_key"] + "x")
+        moved = dict(case, verify_signature=sig, time=case["time"] + 1)
+        ours = run_tool([dict(case, verify_signature=sig), other, moved])
+        self.assertEqual([o["verified"] for o in ours], ["true", "false", "false"])
 
 
 if __name__ == "__main__":

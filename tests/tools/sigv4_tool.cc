@@ -4,9 +4,12 @@
 //
 // Input line: {"method","path","query","headers":[[name,value],...],"payload_hash","service",
 //   "region","time":<unix seconds>,"access_key","secret_key","token","sign_all":bool,
-//   "add_content_sha256":bool,"signed_headers":[names],"normalize_path":bool}
+//   "add_content_sha256":bool,"signed_headers":[names],"normalize_path":bool,
+//   "algorithm":"v4"|"v4a","region_set","verify_signature":<hex DER>}
 // Output line: {"authorization","x-amz-date","x-amz-security-token","x-amz-content-sha256",
-//   "canonical_request","string_to_sign"} or {"error": "..."}.
+//   "x-amz-region-set","canonical_request","string_to_sign"[,"verified":"true"|"false"]} or
+//   {"error": "..."}. With verify_signature (SigV4A), "verified" says whether that signature (from
+//   another implementation) verifies over our string to sign with our derived key.
 #include <charconv>
 #include <chrono>
 #include <iostream>
@@ -25,6 +28,7 @@ namespace json = outrigger::aws::json;
 struct Input {
   std::string method, path, query, payload_hash, service, region;
   std::string access_key, secret_key, token;
+  std::string algorithm = "v4", region_set = "*", verify_signature;
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<std::string> signed_headers;
   long long time = 0;
@@ -43,24 +47,19 @@ std::string parse(std::string_view line, Input& in) {
       return {};
     };
     std::string err;
-    if (m.key == "method")
-      err = str(in.method);
-    else if (m.key == "path")
-      err = str(in.path);
-    else if (m.key == "query")
-      err = str(in.query);
-    else if (m.key == "payload_hash")
-      err = str(in.payload_hash);
-    else if (m.key == "service")
-      err = str(in.service);
-    else if (m.key == "region")
-      err = str(in.region);
-    else if (m.key == "access_key")
-      err = str(in.access_key);
-    else if (m.key == "secret_key")
-      err = str(in.secret_key);
-    else if (m.key == "token")
-      err = str(in.token);
+    const std::pair<std::string_view, std::string*> strings[] = {
+        {"method", &in.method},         {"path", &in.path},
+        {"query", &in.query},           {"payload_hash", &in.payload_hash},
+        {"service", &in.service},       {"region", &in.region},
+        {"access_key", &in.access_key}, {"secret_key", &in.secret_key},
+        {"token", &in.token},           {"algorithm", &in.algorithm},
+        {"region_set", &in.region_set}, {"verify_signature", &in.verify_signature}};
+    std::string* dst = nullptr;
+    for (const auto& [key, field] : strings) {
+      if (m.key == key) dst = field;
+    }
+    if (dst != nullptr)
+      err = str(*dst);
     else if (m.key == "sign_all")
       in.sign_all = v.kind == json::Kind::kTrue;
     else if (m.key == "add_content_sha256")
@@ -135,13 +134,26 @@ int main() {
       opts.sign_all_headers = in.sign_all;
       opts.add_content_sha256 = in.add_content_sha256;
       opts.normalize_path = in.normalize_path;
+      opts.region_set = in.region_set;
+      if (in.algorithm == "v4a") {
+        opts.algorithm = outrigger::aws::Algorithm::kSigV4A;
+      } else if (in.algorithm != "v4") {
+        err = "algorithm must be v4 or v4a";
+      }
       auto r = signer.sign(req, creds, opts, signed_headers);
-      if (!r) {
+      if (!err.empty()) {
+        // reported below
+      } else if (!r) {
         err = std::string(outrigger::aws::to_string(r.error()));
       } else {
         signed_headers.for_each([&](std::string_view n, std::string_view v) { field(out, n, v); });
         field(out, "canonical_request", signer.canonical_request());
         field(out, "string_to_sign", signer.string_to_sign());
+        if (!in.verify_signature.empty()) {
+          bool ok = outrigger::aws::verify_sigv4a_signature(creds, signer.string_to_sign(),
+                                                            in.verify_signature);
+          field(out, "verified", ok ? "true" : "false");
+        }
       }
     }
     if (!err.empty()) field(out, "error", err);

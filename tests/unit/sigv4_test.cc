@@ -334,6 +334,52 @@ TEST(SigV4, SigningKeyIsCachedPerSecretDateRegionService) {
   EXPECT_EQ(out2.authorization, first);
 }
 
+// SigV4A: the shape of the headers, and a signature made by awscrt 0.16.8 (botocore's
+// CrtSigV4AsymAuth) for GET /a/b?x=1 verifies over our string to sign with our derived key.
+TEST(SigV4A, SignsWithTheDerivedKeyAndVerifiesAwsCrtSignatures) {
+  Signer signer;
+  std::vector<Header> headers = {{"Host", "example.amazonaws.com"}};
+  SignRequest req{"GET",     "/a/b",    "x=1",       headers, kEmptyPayloadHash,
+                  "service", "ignored", kExampleTime};
+  SignOptions opts;
+  opts.algorithm = Algorithm::kSigV4A;
+  Signed s = sign_ok(signer, req, opts);
+  const std::string prefix =
+      "AWS4-ECDSA-P256-SHA256 Credential=AKIDEXAMPLE/20150830/service/aws4_request, "
+      "SignedHeaders=host;x-amz-date;x-amz-region-set, Signature=";
+  ASSERT_TRUE(s.headers.authorization.starts_with(prefix)) << s.headers.authorization;
+  EXPECT_EQ(s.headers.region_set, "*");
+  EXPECT_EQ(s.string_to_sign,
+            "AWS4-ECDSA-P256-SHA256\n20150830T123600Z\n20150830/service/aws4_request\n"
+            "039da023cf202fccc3a38d1c983c3adbdce0d71bf4d16669663504fba1c8d893");
+  std::string ours = s.headers.authorization.substr(prefix.size());
+  EXPECT_TRUE(verify_sigv4a_signature(example_credentials(), s.string_to_sign, ours));
+  const std::string awscrt =
+      "3046022100c4e652aafa86e00d47a06b2e3daf3009c8e42746873f32b865786c4c050425c5022100a1a3fcea89"
+      "17587a33166359bf17763a3281765bdb1e17d199ba024df8e36f4e";
+  EXPECT_TRUE(verify_sigv4a_signature(example_credentials(), s.string_to_sign, awscrt));
+  Credentials other = example_credentials();
+  other.secret_access_key += "x";
+  EXPECT_FALSE(verify_sigv4a_signature(other, s.string_to_sign, awscrt));
+  EXPECT_FALSE(verify_sigv4a_signature(example_credentials(), s.string_to_sign + "x", awscrt));
+  EXPECT_FALSE(verify_sigv4a_signature(example_credentials(), s.string_to_sign, "zz"));
+
+  // The key pair is derived once per credentials; the HMAC key cache is untouched.
+  EXPECT_EQ(signer.keys_derived(), 1u);
+  sign_ok(signer, req, opts);
+  EXPECT_EQ(signer.keys_derived(), 1u);
+
+  opts.region_set = "us-east-1,us-west-2";
+  Signed two = sign_ok(signer, req, opts);
+  EXPECT_EQ(two.headers.region_set, "us-east-1,us-west-2");
+  EXPECT_NE(two.canonical.find("\nx-amz-region-set:us-east-1,us-west-2\n"), std::string::npos);
+  opts.region_set = "us east";
+  SignedHeaders out;
+  auto bad = signer.sign(req, example_credentials(), opts, out);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error(), SignError::kBadScope);
+}
+
 TEST(SigV4, AmzDateFormatting) {
   char buf[16];
   ASSERT_TRUE(format_amz_date(std::chrono::system_clock::time_point(0s), buf));
