@@ -520,7 +520,7 @@ std::expected<void, SignError> Signer::sign(const SignRequest& req, const Creden
 
   out.amz_date.assign(date, 16);
   out.security_token.assign(creds.session_token);
-  if (lattice || opts.add_content_sha256) {
+  if (lattice || opts.add_content_sha256 || payload == kUnsignedPayload) {
     out.content_sha256.assign(payload);
   } else {
     out.content_sha256.clear();

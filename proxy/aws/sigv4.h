@@ -85,8 +85,10 @@ struct SignOptions {
   bool sign_all_headers = false;
   // Sign every x-amz-* header present (services expect it; S3 requires it).
   bool sign_x_amz_headers = true;
-  // Add and sign x-amz-content-sha256 carrying the payload hash. Always on for vpc-lattice-svcs,
-  // which also forces the hash to UNSIGNED-PAYLOAD (Lattice does not support payload signing).
+  // Add and sign x-amz-content-sha256 carrying the payload hash. Always on when the hash is
+  // UNSIGNED-PAYLOAD (the verifier cannot know otherwise; botocore does the same) and for
+  // vpc-lattice-svcs, which also forces the hash to UNSIGNED-PAYLOAD (Lattice does not support
+  // payload signing).
   bool add_content_sha256 = false;
   // false = S3 rules: the path is signed exactly as given (no normalisation, no second encoding).
   bool normalize_path = true;

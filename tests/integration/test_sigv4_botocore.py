@@ -151,8 +151,8 @@ def make_case(rng, i):
         "payload_hash": ("UNSIGNED-PAYLOAD" if mode == "unsigned"
                          else hashlib.sha256(body).hexdigest()),
     }
-    if mode == "unsigned":
-        case["add_content_sha256"] = True  # botocore always sends the header when unsigned
+    # Unsigned mode leaves add_content_sha256 off: the signer must add the header by itself, as
+    # botocore does.
     return case, body
 
 

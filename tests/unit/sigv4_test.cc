@@ -145,6 +145,12 @@ TEST(SigV4, ContentSha256HeaderIsOptionalForOtherServices) {
   Signed with = sign_ok(signer, req, on);
   EXPECT_EQ(with.headers.content_sha256, hash);
   EXPECT_TRUE(with.canonical.ends_with("\nhost;x-amz-content-sha256;x-amz-date\n" + hash));
+  // An unsigned payload always announces itself: the verifier could not guess it.
+  req.payload_hash = kUnsignedPayload;
+  Signed unsigned_payload = sign_ok(signer, req);
+  EXPECT_EQ(unsigned_payload.headers.content_sha256, "UNSIGNED-PAYLOAD");
+  EXPECT_TRUE(unsigned_payload.canonical.ends_with(
+      "\nhost;x-amz-content-sha256;x-amz-date\nUNSIGNED-PAYLOAD"));
 }
 
 TEST(SigV4, PathIsNormalizedAndEncodedTwice) {
@@ -191,7 +197,7 @@ TEST(SigV4, HeadersAreLowercasedTrimmedJoinedAndSorted) {
                                  {"User-Agent", "app/1"},
                                  {"Connection", "close"},
                                  {"content-type", " a  b "}};
-  SignRequest req{"get",         "/",         "",          headers, kUnsignedPayload,
+  SignRequest req{"get",         "/",         "",          headers, kEmptyPayloadHash,
                   "execute-api", "us-east-1", kExampleTime};
   SignOptions all;
   all.sign_all_headers = true;
@@ -217,8 +223,8 @@ TEST(SigV4, DefaultHeaderSelection) {
                                  {"X-Amz-Security-Token", "old-token"},
                                  {"Accept", "*/*"},
                                  {"X-Forwarded-For", "10.0.0.1"}};
-  SignRequest req{"POST",           "/",           "",          headers,
-                  kUnsignedPayload, "execute-api", "us-east-1", kExampleTime};
+  SignRequest req{"POST",        "/",         "",          headers, kEmptyPayloadHash,
+                  "execute-api", "us-east-1", kExampleTime};
   Signed s = sign_ok(signer, req);
   EXPECT_NE(
       s.headers.authorization.find("SignedHeaders=content-type;host;x-amz-date;x-amz-target,"),
