@@ -76,7 +76,11 @@ class GetOp final : public HttpCall, public std::enable_shared_from_this<GetOp> 
   GetOp(asio::io_context& io, HttpGetOptions options, HttpCallback cb, std::string name)
       : socket_(io), timer_(io), options_(options), cb_(std::move(cb)), name_(std::move(name)) {}
 
-  ~GetOp() override { wipe_request(); }
+  // The response may carry credentials: wiped, not just freed.
+  ~GetOp() override {
+    wipe_request();
+    if (!response_.empty()) OPENSSL_cleanse(response_.data(), response_.size());
+  }
 
   void start(const tcp::endpoint& ep) {
     auto self = shared_from_this();

@@ -531,11 +531,11 @@ std::expected<void, SignError> Signer::sign(const SignRequest& req, const Creden
     out.region_set.clear();
   }
 
-  // Select and lower-case the signed headers. names_ gets enough capacity up front so the views
-  // taken into it stay valid.
+  // Select and lower-case the signed headers; names are kept as offsets into names_, so growing it
+  // is harmless, but after warm-up it never needs to.
   std::span<const std::string_view> allow = opts.signed_headers;
   if (allow.empty()) allow = kDefaultSignedHeaders;
-  size_t name_bytes = 64;
+  size_t name_bytes = 128;  // room for the names the signer adds
   for (const Header& h : req.headers) name_bytes += h.name.size();
   names_.clear();
   names_.reserve(name_bytes);
