@@ -198,22 +198,29 @@ uint32_t LoadBalancer::pick_round_robin(HostSet& s, int32_t skip) noexcept {
   // chosen and pays the total. Over total_weight picks each endpoint is chosen weight times, and
   // the heavy ones are spread out rather than bunched. A skipped endpoint sits the round out (no
   // gain, no pay), so avoiding it many times neither starves nor floods it afterwards.
-  int32_t best = -1;
-  int64_t best_current = INT64_MIN;
+  // The skipped endpoint is parked at the bottom for the loop and put back after, so the loop
+  // itself has no test for it.
   int64_t total = static_cast<int64_t>(s.total_weight);
+  int64_t parked = 0;
+  if (skip >= 0) {
+    const size_t k = static_cast<size_t>(skip);
+    total -= s.weights[k];
+    parked = s.current[k];
+    s.current[k] = INT64_MIN / 2 - int64_t{s.weights[k]};
+  }
+  uint32_t best = 0;
+  int64_t best_current = INT64_MIN;
   for (uint32_t j = 0; j < m; ++j) {
-    if (static_cast<int32_t>(j) == skip) {
-      total -= s.weights[j];
-      continue;
-    }
-    s.current[j] += s.weights[j];
-    if (s.current[j] > best_current) {
-      best = static_cast<int32_t>(j);
-      best_current = s.current[j];
+    const int64_t c = s.current[j] + s.weights[j];
+    s.current[j] = c;
+    if (c > best_current) {
+      best = j;
+      best_current = c;
     }
   }
-  s.current[static_cast<size_t>(best)] -= total;
-  return s.hosts[static_cast<size_t>(best)];
+  if (skip >= 0) s.current[static_cast<size_t>(skip)] = parked;
+  s.current[best] -= total;
+  return s.hosts[best];
 }
 
 uint32_t LoadBalancer::pick_random(const HostSet& s, int32_t skip, uint64_t random) const noexcept {
