@@ -20,7 +20,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kMaxResponseHead = 16 * 1024;
+constexpr size_t kMaxResponseHead = size_t{16} * 1024;
 
 std::string host_port(const tcp::endpoint& ep) {
   const std::string ip = ep.address().to_string();
