@@ -163,6 +163,13 @@ void Resolver::resolve(std::string name, ResolveCallback cb) {
     boost::asio::post(io_, [cb = std::move(cb)] { cb(std::unexpected("empty DNS name")); });
     return;
   }
+  // The hosts file first, as the system resolver does ("localhost", names pinned by operators).
+  if (Resolution from_hosts; lookup_hosts_file(name, &from_hosts)) {
+    boost::asio::post(io_, [cb = std::move(cb), r = std::move(from_hosts)]() mutable {
+      cb(std::move(r));
+    });
+    return;
+  }
   auto* q = new Query;
   q->owner = this;
   q->name = std::move(name);
@@ -183,6 +190,32 @@ void Resolver::resolve(std::string name, ResolveCallback cb) {
       },
       q);
   update_timer();
+}
+
+bool Resolver::lookup_hosts_file(const std::string& name, Resolution* out) {
+  for (int family : {AF_INET, AF_INET6}) {
+    hostent* h = nullptr;
+    if (ares_gethostbyname_file(channel_, name.c_str(), family, &h) != ARES_SUCCESS || h == nullptr) {
+      continue;
+    }
+    for (char** p = h->h_addr_list; p != nullptr && *p != nullptr; ++p) {
+      if (family == AF_INET) {
+        boost::asio::ip::address_v4::bytes_type b;
+        std::memcpy(b.data(), *p, b.size());
+        out->addresses.emplace_back(boost::asio::ip::address_v4(b));
+      } else {
+        boost::asio::ip::address_v6::bytes_type b;
+        std::memcpy(b.data(), *p, b.size());
+        out->addresses.emplace_back(boost::asio::ip::address_v6(b));
+      }
+    }
+    ares_free_hostent(h);
+  }
+  if (out->addresses.empty()) return false;
+  std::sort(out->addresses.begin(), out->addresses.end());
+  out->addresses.erase(std::unique(out->addresses.begin(), out->addresses.end()), out->addresses.end());
+  out->ttl = kHostsFileTtl;
+  return true;
 }
 
 void Resolver::on_answer(void* arg, int status, int /*timeouts*/, unsigned char* abuf, int alen,
@@ -220,7 +253,11 @@ void Resolver::finish(Query* raw) {
   ResolveResult result;
   const int a = q->status[0];
   const int aaaa = q->status[1];
-  if (!is_empty_answer(a) || !is_empty_answer(aaaa)) {
+  // One family answered with records while the other was refused or failed outright (servers
+  // that do not serve AAAA): use what we have. A timeout still fails the whole resolution, so a
+  // dual-stack set is not halved by one lost packet (the refresher keeps the last good set).
+  const bool partial_ok = !q->addresses.empty() && a != ARES_ETIMEOUT && aaaa != ARES_ETIMEOUT;
+  if (!partial_ok && (!is_empty_answer(a) || !is_empty_answer(aaaa))) {
     std::string why;
     if (a == aaaa) {
       why = status_text(a);

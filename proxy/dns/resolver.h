@@ -70,6 +70,8 @@ class Resolver {
   void resolve(std::string name, ResolveCallback cb);
 
   static constexpr std::chrono::seconds kLiteralTtl{86'400};
+  // Names found in the hosts file are looked up again after this long (the file may change).
+  static constexpr std::chrono::seconds kHostsFileTtl{30};
 
   uint64_t queries_sent() const { return queries_sent_; }  // DNS questions (A and AAAA count 2)
   size_t in_flight() const { return in_flight_; }          // resolutions awaiting an answer
@@ -82,6 +84,7 @@ class Resolver {
   static void on_answer(void* arg, int status, int timeouts, unsigned char* abuf, int alen,
                         bool aaaa);
   void finish(Query* q);
+  bool lookup_hosts_file(const std::string& name, Resolution* out);
   void arm(const std::shared_ptr<Watch>& w);
   void process(const std::shared_ptr<Watch>& w, bool write);
   void update_timer();

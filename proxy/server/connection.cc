@@ -541,6 +541,9 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
         co_await t.async_wait(use_nothrow);
         pool.remove_waiter(&t);
         if (timed_out_) break;
+        // Woken because a connection came back: reuse it rather than replace it.
+        up = pool.take_idle(ep, Clock::now());
+        if (up) break;
         if (pool.reserve_new()) {
           got = true;
           break;
@@ -549,6 +552,11 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       wait_timer_ = nullptr;
       disarm();
       cs.rq_pending.sub();
+      if (up) {
+        reused = true;
+        cs.cx_reused.inc();
+        co_return true;
+      }
       if (!got) {
         count_error(stats::UpstreamError::kPoolTimeout);
         fail_status = 503;

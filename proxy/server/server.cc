@@ -383,6 +383,11 @@ int Server::run() {
       return 1;
     }
   }
+  // Signals first: a SIGHUP or SIGTERM that arrives as soon as we log "ready" must be ours to
+  // handle, not the default action.
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  signals_.add(SIGHUP);
   std::string error;
   try {
     start_dns();
@@ -403,9 +408,6 @@ int Server::run() {
     ready_logged_ = true;
     log::info("ready");
   }
-  signals_.add(SIGTERM);
-  signals_.add(SIGINT);
-  signals_.add(SIGHUP);
   std::function<void(boost::system::error_code, int)> on_signal =
       [this, &on_signal](boost::system::error_code ec, int sig) {
         if (ec) return;

@@ -85,6 +85,7 @@ struct Bad {
   const char* name;
   std::string raw;
   Error error;
+  friend void PrintTo(const Bad& b, std::ostream* os) { *os << b.name; }
 };
 
 class H1Smuggling : public ::testing::TestWithParam<Bad> {};
