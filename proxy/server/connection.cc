@@ -51,16 +51,14 @@ void append_uint(std::string& out, uint64_t v) {
   out.append(buf, end);
 }
 
-// Appends the header lines of a message that may be forwarded (no hop-by-hop, no framing we redo).
-void append_forwardable(std::string& out, const http::MessageHead& h, bool skip_xff_xfp) {
+constexpr uint32_t bit(http::HeaderKind k) { return 1u << static_cast<uint32_t>(k); }
+
+// Appends the header lines of a message that may be forwarded: never hop-by-hop ones, nor the
+// kinds in skip (headers the caller writes itself).
+void append_forwardable(std::string& out, const http::MessageHead& h, uint32_t skip = 0) {
   for (size_t i = 0; i < h.header_count; ++i) {
     const http::Header& f = h.headers[i];
-    if (f.hop) continue;
-    if (skip_xff_xfp &&
-        (f.kind == http::HeaderKind::kXForwardedFor || f.kind == http::HeaderKind::kXForwardedProto ||
-         f.kind == http::HeaderKind::kHost)) {
-      continue;
-    }
+    if (f.hop || (skip & bit(f.kind)) != 0) continue;
     out.append(f.name);
     out.append(": ");
     out.append(f.value);
@@ -478,18 +476,10 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   o += " HTTP/1.1\r\nhost: ";
   o += cc.host_rewrite ? std::string_view(*cc.host_rewrite) : rq.authority;
   o += "\r\n";
-  for (size_t i = 0; i < rq.header_count; ++i) {
-    const http::Header& f = rq.headers[i];
-    if (f.hop || f.kind == http::HeaderKind::kHost || f.kind == http::HeaderKind::kXForwardedFor ||
-        f.kind == http::HeaderKind::kXForwardedProto ||
-        (ex.generated_id && f.kind == http::HeaderKind::kXRequestId)) {
-      continue;
-    }
-    o += f.name;
-    o += ": ";
-    o += f.value;
-    o += "\r\n";
-  }
+  append_forwardable(o, rq,
+                     bit(http::HeaderKind::kHost) | bit(http::HeaderKind::kXForwardedFor) |
+                         bit(http::HeaderKind::kXForwardedProto) |
+                         (ex.generated_id ? bit(http::HeaderKind::kXRequestId) : 0));
   o += "x-forwarded-for: ";
   for (size_t i = 0; i < rq.header_count; ++i) {
     if (rq.headers[i].kind == http::HeaderKind::kXForwardedFor && !rq.headers[i].value.empty()) {
@@ -841,7 +831,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       h += ' ';
       h += ex.resp.reason;
       h += "\r\n";
-      append_forwardable(h, ex.resp, false);
+      append_forwardable(h, ex.resp);
       h += "\r\n";
       arm(Timeout::kStream, limits.idle_timeout);
       auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(h), use_nothrow);
@@ -877,7 +867,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   h += ' ';
   h += rs.reason;
   h += "\r\n";
-  append_forwardable(h, rs, false);
+  append_forwardable(h, rs);
   if (chunk_out) h += "transfer-encoding: chunked\r\n";
   if (rs.find(http::HeaderKind::kXRequestId) == nullptr) {
     h += "x-request-id: ";
