@@ -7,6 +7,7 @@ identity), and can call another service through its outbound sidecar (/call?url=
 import argparse
 import json
 import threading
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,6 +18,7 @@ LOCK = threading.Lock()
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sample-app/1"
+    disable_nagle_algorithm = True  # head and body are two writes: no 40 ms delayed-ACK stall
 
     def _send(self, status, obj):
         body = (json.dumps(obj, sort_keys=True) + "\n").encode()
@@ -27,7 +29,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _seen(self):
-        keep = ("x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-client-cert", "host")
+        keep = ("x-request-id", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-client-cert", "host",
+                "x-amzn-lattice-identity", "x-amzn-lattice-network", "x-amzn-lattice-target")
         return {k: v for k, v in self.headers.items() if k.lower() in keep}
 
     def do_GET(self):
@@ -43,6 +46,10 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 with urllib.request.urlopen(url, timeout=5) as r:
                     return self._send(200, {"called": url, "status": r.status, "answer": json.loads(r.read() or b"null")})
+            except urllib.error.HTTPError as e:  # the callee (or a sidecar on the way) answered an error
+                body = e.read().decode("utf-8", "replace")[:500]
+                return self._send(502, {"called": url, "status": e.code, "error": str(e), "body": body,
+                                        "reason": e.headers.get("x-outrigger-reason")})
             except Exception as e:  # noqa: BLE001 - the demo shows any failure as JSON
                 return self._send(502, {"called": url, "error": str(e)})
         return self._send(404, {"error": "not found", "path": self.path})
