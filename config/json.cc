@@ -37,6 +37,20 @@ class JsonWriter {
 
   void duration(Duration d) { string(syntax::format_duration(d)); }
 
+  // A percentage such as 20 or 12.5 (at most 6 fraction digits, as the loader accepts).
+  void decimal(double v) {
+    separate();
+    uint64_t micro = static_cast<uint64_t>(v * 1e6 + 0.5);
+    out_ += std::to_string(micro / 1'000'000);
+    if (uint64_t frac = micro % 1'000'000; frac != 0) {
+      std::string digits = std::to_string(frac);
+      digits.insert(0, 6 - digits.size(), '0');
+      while (digits.back() == '0') digits.pop_back();
+      out_ += '.';
+      out_ += digits;
+    }
+  }
+
   void boolean(bool b) {
     separate();
     out_ += b ? "true" : "false";
@@ -110,6 +124,229 @@ void write_limits(JsonWriter& w, const Limits& l) {
   w.end_object();
 }
 
+void write_retry(JsonWriter& w, const RetryConfig& r) {
+  w.key("retry");
+  w.begin_object();
+  w.key("retry_on");
+  w.strings(r.retry_on);
+  w.key("num_retries");
+  w.number(r.num_retries);
+  if (!r.retriable_status_codes.empty()) {
+    w.key("retriable_status_codes");
+    w.begin_array();
+    for (uint16_t s : r.retriable_status_codes) w.number(s);
+    w.end_array();
+  }
+  if (!r.retriable_headers.empty()) {
+    w.key("retriable_headers");
+    w.begin_array();
+    for (const RetriableHeader& h : r.retriable_headers) {
+      if (!h.value) {
+        w.string(h.name);
+        continue;
+      }
+      w.begin_object();
+      w.key("name");
+      w.string(h.name);
+      w.key("value");
+      w.string(*h.value);
+      w.end_object();
+    }
+    w.end_array();
+  }
+  w.key("retry_non_idempotent");
+  w.boolean(r.retry_non_idempotent);
+  w.key("backoff");
+  w.begin_object();
+  w.key("base");
+  w.duration(r.backoff_base);
+  w.key("max");
+  w.duration(r.backoff_max);
+  w.end_object();
+  w.key("honor_retry_after");
+  w.boolean(r.honor_retry_after);
+  if (r.honor_retry_after) {
+    w.key("retry_after_max");
+    w.duration(r.retry_after_max);
+  }
+  w.key("max_buffered_body_bytes");
+  w.number(r.max_buffered_body_bytes);
+  w.end_object();
+}
+
+void write_status_ranges(JsonWriter& w, const std::vector<StatusRange>& ranges) {
+  w.begin_array();
+  for (const StatusRange& r : ranges) {
+    if (r.first == r.last) {
+      w.number(r.first);
+    } else {
+      w.string(std::to_string(r.first) + "-" + std::to_string(r.last));
+    }
+  }
+  w.end_array();
+}
+
+std::string_view auth_word(AwsAuth a) { return a == AwsAuth::kIam ? "iam" : "none"; }
+
+// The resilience keys of a cluster: the always-present ones with their defaults, the optional
+// blocks when set.
+void write_resilience(JsonWriter& w, const Cluster& c) {
+  w.key("lb_policy");
+  w.string(lb_policy_name(c.lb_policy));
+  w.key("panic_threshold_percent");
+  w.number(c.panic_threshold_percent);
+  w.key("zone_aware");
+  w.begin_object();
+  w.key("enabled");
+  w.boolean(c.zone_aware.enabled);
+  w.key("min_healthy_percent");
+  w.number(c.zone_aware.min_healthy_percent);
+  w.end_object();
+  w.key("circuit_breakers");
+  w.begin_object();
+  w.key("max_connections");
+  w.number(c.circuit_breakers.max_connections);
+  w.key("max_pending_requests");
+  w.number(c.circuit_breakers.max_pending_requests);
+  w.key("max_requests");
+  w.number(c.circuit_breakers.max_requests);
+  if (!c.retry_budget) {
+    w.key("max_retries");
+    w.number(c.circuit_breakers.max_retries);
+  }
+  w.end_object();
+  if (c.retry_budget) {
+    w.key("retry_budget");
+    w.begin_object();
+    w.key("budget_percent");
+    w.decimal(c.retry_budget->budget_percent);
+    w.key("min_retry_concurrency");
+    w.number(c.retry_budget->min_retry_concurrency);
+    w.end_object();
+  }
+  if (const auto& od = c.outlier_detection) {
+    w.key("outlier_detection");
+    w.begin_object();
+    w.key("consecutive_5xx");
+    w.number(od->consecutive_5xx);
+    w.key("consecutive_gateway_failure");
+    w.number(od->consecutive_gateway_failure);
+    w.key("split_external_local_origin_errors");
+    w.boolean(od->split_external_local_origin_errors);
+    if (od->split_external_local_origin_errors) {
+      w.key("consecutive_local_origin_failure");
+      w.number(od->consecutive_local_origin_failure);
+    }
+    w.key("interval");
+    w.duration(od->interval);
+    w.key("base_ejection_time");
+    w.duration(od->base_ejection_time);
+    w.key("max_ejection_time");
+    w.duration(od->max_ejection_time);
+    w.key("max_ejection_percent");
+    w.number(od->max_ejection_percent);
+    w.key("always_eject_one_host");
+    w.boolean(od->always_eject_one_host);
+    w.key("successful_active_health_check_uneject_host");
+    w.boolean(od->successful_active_health_check_uneject_host);
+    w.end_object();
+  }
+  if (const auto& hc = c.health_check) {
+    w.key("health_check");
+    w.begin_object();
+    w.key("path");
+    w.string(hc->path);
+    if (!hc->host.empty()) {
+      w.key("host");
+      w.string(hc->host);
+    }
+    w.key("interval");
+    w.duration(hc->interval);
+    w.key("interval_jitter");
+    w.duration(hc->interval_jitter);
+    w.key("interval_jitter_percent");
+    w.number(hc->interval_jitter_percent);
+    w.key("initial_jitter");
+    w.duration(hc->initial_jitter);
+    w.key("timeout");
+    w.duration(hc->timeout);
+    w.key("healthy_threshold");
+    w.number(hc->healthy_threshold);
+    w.key("unhealthy_threshold");
+    w.number(hc->unhealthy_threshold);
+    w.key("expected_statuses");
+    write_status_ranges(w, hc->expected_statuses);
+    if (!hc->retriable_statuses.empty()) {
+      w.key("retriable_statuses");
+      write_status_ranges(w, hc->retriable_statuses);
+    }
+    w.end_object();
+  }
+}
+
+// The privatelink / lattice / apigateway block (their endpoint is not rendered separately).
+void write_aws_target(JsonWriter& w, const Cluster& c) {
+  if (const auto& pl = c.privatelink) {
+    w.key("privatelink");
+    w.begin_object();
+    w.key("endpoint");
+    w.string(pl->endpoint);
+    w.key("port");
+    w.number(pl->port);
+    if (!pl->service_name.empty()) {
+      w.key("service_name");
+      w.string(pl->service_name);
+    }
+    w.key("prefer_zonal");
+    w.boolean(pl->prefer_zonal);
+    w.end_object();
+  }
+  if (const auto& lat = c.lattice) {
+    w.key("lattice");
+    w.begin_object();
+    w.key("service");
+    w.string(lat->service);
+    w.key("custom_domain");
+    w.boolean(lat->custom_domain);
+    w.key("port");
+    w.number(lat->port);
+    w.key("auth");
+    w.string(auth_word(lat->auth));
+    if (lat->auth == AwsAuth::kIam) {
+      w.key("sigv4a");
+      w.boolean(lat->sigv4a);
+      if (!lat->region.empty()) {
+        w.key("region");
+        w.string(lat->region);
+      }
+    }
+    w.end_object();
+  }
+  if (const auto& api = c.apigateway) {
+    w.key("apigateway");
+    w.begin_object();
+    w.key("endpoint");
+    w.string(api->host);
+    w.key("api_id");
+    w.string(api->api_id);
+    w.key("region");
+    w.string(api->region);
+    if (!api->vpce_id.empty()) {
+      w.key("vpc_endpoint");
+      w.string(api->vpce_id);
+    }
+    if (!api->stage.empty()) {
+      w.key("stage");
+      w.string(api->stage);
+    }
+    w.key("port");
+    w.number(api->port);
+    w.key("auth");
+    w.string(auth_word(api->auth));
+    w.end_object();
+  }
+}
+
 void write_route(JsonWriter& w, const Route& r) {
   w.begin_object();
   w.key("name");
@@ -125,10 +362,31 @@ void write_route(JsonWriter& w, const Route& r) {
   w.key("path_prefix");
   w.string(r.match.path_prefix);
   w.end_object();
-  w.key("cluster");
-  w.string(r.cluster);
+  if (r.failover.empty()) {
+    w.key("cluster");
+    w.string(r.cluster);
+  } else {
+    w.key("clusters");
+    w.begin_array();
+    w.string(r.cluster);
+    for (const std::string& c : r.failover) w.string(c);
+    w.end_array();
+  }
   w.key("timeout");
   w.duration(r.timeout);
+  if (r.per_try_timeout.count() != 0) {
+    w.key("per_try_timeout");
+    w.duration(r.per_try_timeout);
+  }
+  if (r.idle_timeout) {
+    w.key("idle_timeout");
+    w.duration(*r.idle_timeout);
+  }
+  if (r.allow_timeout_header) {
+    w.key("allow_timeout_header");
+    w.boolean(true);
+  }
+  if (r.retry) write_retry(w, *r.retry);
   if (r.authz) {
     w.key("authz");
     w.begin_object();
@@ -207,11 +465,30 @@ void write_cluster(JsonWriter& w, const Cluster& c) {
   w.key("name");
   w.string(c.name);
   w.key("type");
-  w.string(c.type == ClusterType::kDns ? "dns" : "static");
-  w.key("endpoints");
-  w.begin_array();
-  for (const Endpoint& e : c.endpoints) w.string(e.address.to_string());
-  w.end_array();
+  w.string(cluster_type_name(c.type));
+  if (c.type == ClusterType::kStatic || c.type == ClusterType::kDns) {
+    w.key("endpoints");
+    w.begin_array();
+    for (const Endpoint& e : c.endpoints) {
+      if (e.weight == 1 && e.zone.empty()) {
+        w.string(e.address.to_string());
+        continue;
+      }
+      w.begin_object();
+      w.key("address");
+      w.string(e.address.to_string());
+      w.key("weight");
+      w.number(e.weight);
+      if (!e.zone.empty()) {
+        w.key("zone");
+        w.string(e.zone);
+      }
+      w.end_object();
+    }
+    w.end_array();
+  } else {
+    write_aws_target(w, c);
+  }
   if (c.host_rewrite) {
     w.key("host_rewrite");
     w.string(*c.host_rewrite);
@@ -222,7 +499,7 @@ void write_cluster(JsonWriter& w, const Cluster& c) {
   w.duration(c.idle_timeout);
   w.key("max_connections");
   w.number(c.max_connections);
-  if (c.type == ClusterType::kDns) {
+  if (c.resolves_names()) {
     w.key("dns");
     w.begin_object();
     w.key("min_ttl");
@@ -254,6 +531,7 @@ void write_cluster(JsonWriter& w, const Cluster& c) {
     w.strings(c.tls->alpn);
     w.end_object();
   }
+  write_resilience(w, c);
   w.end_object();
 }
 
@@ -317,6 +595,30 @@ std::string to_json(const Config& config, JsonStyle style) {
   w.begin_object();
   w.key("reload_interval");
   w.duration(config.tls.reload_interval);
+  w.end_object();
+
+  w.key("aws");
+  w.begin_object();
+  if (!config.aws.region.empty()) {
+    w.key("region");
+    w.string(config.aws.region);
+  }
+  if (!config.aws.zone.empty()) {
+    w.key("zone");
+    w.string(config.aws.zone);
+  }
+  w.key("credentials");
+  switch (config.aws.credentials) {
+    case AwsCredentials::kEnv:
+      w.string("env");
+      break;
+    case AwsCredentials::kEcs:
+      w.string("ecs");
+      break;
+    case AwsCredentials::kAuto:
+      w.string("auto");
+      break;
+  }
   w.end_object();
 
   w.key("listeners");

@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "config/syntax.h"
+#include "proxy/aws/names.h"
 
 namespace outrigger::config {
 namespace {
@@ -31,8 +32,8 @@ constexpr int64_t kMaxConnections = 1'000'000;
 
 using Keys = std::span<const std::string_view>;
 
-constexpr std::string_view kTopKeys[] = {"workers", "admin", "access_log", "dns",     "drain",
-                                         "limits",  "tls",   "listeners",  "clusters"};
+constexpr std::string_view kTopKeys[] = {"workers", "admin", "access_log", "dns",       "drain",
+                                         "limits",  "tls",   "aws",        "listeners", "clusters"};
 constexpr std::string_view kAdminKeys[] = {"address"};
 constexpr std::string_view kDnsKeys[] = {"resolvers", "timeout", "min_ttl", "max_ttl"};
 constexpr std::string_view kDrainKeys[] = {"delay", "timeout"};
@@ -44,7 +45,17 @@ constexpr std::string_view kLimitsKeys[] = {"max_request_headers_bytes",
                                             "max_connections"};
 constexpr std::string_view kListenerKeys[] = {"name", "address",  "role",  "limits",
                                               "tls",  "identity", "routes"};
-constexpr std::string_view kRouteKeys[] = {"name", "match", "cluster", "timeout", "authz"};
+constexpr std::string_view kRouteKeys[] = {"name",         "match",
+                                           "cluster",      "clusters",
+                                           "timeout",      "per_try_timeout",
+                                           "idle_timeout", "allow_timeout_header",
+                                           "retry",        "authz"};
+constexpr std::string_view kRetryKeys[] = {
+    "retry_on",          "num_retries",          "retriable_status_codes",
+    "retriable_headers", "retry_non_idempotent", "backoff",
+    "honor_retry_after", "retry_after_max",      "max_buffered_body_bytes"};
+constexpr std::string_view kBackoffKeys[] = {"base", "max"};
+constexpr std::string_view kRetriableHeaderKeys[] = {"name", "value"};
 constexpr std::string_view kMatchKeys[] = {"host", "hosts", "path_prefix"};
 constexpr std::string_view kClusterKeys[] = {"name",
                                              "type",
@@ -54,8 +65,50 @@ constexpr std::string_view kClusterKeys[] = {"name",
                                              "idle_timeout",
                                              "max_connections",
                                              "dns",
-                                             "tls"};
-constexpr std::string_view kEndpointKeys[] = {"address"};
+                                             "tls",
+                                             "lb_policy",
+                                             "panic_threshold_percent",
+                                             "zone_aware",
+                                             "circuit_breakers",
+                                             "retry_budget",
+                                             "outlier_detection",
+                                             "health_check",
+                                             "privatelink",
+                                             "lattice",
+                                             "apigateway"};
+constexpr std::string_view kEndpointKeys[] = {"address", "weight", "zone"};
+constexpr std::string_view kZoneAwareKeys[] = {"enabled", "min_healthy_percent"};
+constexpr std::string_view kBreakerKeys[] = {"max_connections", "max_pending_requests",
+                                             "max_requests", "max_retries"};
+constexpr std::string_view kRetryBudgetKeys[] = {"budget_percent", "min_retry_concurrency"};
+constexpr std::string_view kOutlierKeys[] = {"consecutive_5xx",
+                                             "consecutive_gateway_failure",
+                                             "consecutive_local_origin_failure",
+                                             "split_external_local_origin_errors",
+                                             "interval",
+                                             "base_ejection_time",
+                                             "max_ejection_time",
+                                             "max_ejection_percent",
+                                             "always_eject_one_host",
+                                             "successful_active_health_check_uneject_host"};
+constexpr std::string_view kHealthCheckKeys[] = {"path",
+                                                 "host",
+                                                 "interval",
+                                                 "interval_jitter",
+                                                 "interval_jitter_percent",
+                                                 "initial_jitter",
+                                                 "timeout",
+                                                 "healthy_threshold",
+                                                 "unhealthy_threshold",
+                                                 "expected_statuses",
+                                                 "retriable_statuses"};
+constexpr std::string_view kPrivateLinkKeys[] = {"endpoint", "port", "service_name",
+                                                 "prefer_zonal"};
+constexpr std::string_view kLatticeKeys[] = {"service", "custom_domain", "port",
+                                             "auth",    "sigv4a",        "region"};
+constexpr std::string_view kApiGatewayKeys[] = {"endpoint", "api_id", "region", "vpc_endpoint",
+                                                "stage",    "port",   "auth"};
+constexpr std::string_view kAwsKeys[] = {"region", "zone", "credentials"};
 constexpr std::string_view kClusterDnsKeys[] = {"min_ttl", "max_ttl"};
 constexpr std::string_view kTlsKeys[] = {"reload_interval"};
 constexpr std::string_view kListenerTlsKeys[] = {"cert", "key", "client_ca", "client_cert", "alpn"};
@@ -67,6 +120,16 @@ constexpr std::string_view kClusterTlsKeys[] = {"sni", "ca", "cert", "key", "ver
 // ALPN protocols the data path speaks ("h2" joins when HTTP/2 lands).
 constexpr std::string_view kAlpnProtocols[] = {"http/1.1"};
 constexpr int64_t kMinReloadIntervalMs = 100;
+
+// retry_on condition names (Envoy's x-envoy-retry-on), kept in step with
+// upstream::retry_on_bit (tests/unit/policy_from_config_test.cc checks every name).
+constexpr std::string_view kRetryOnNames[] = {
+    "connect-failure",        "refused-stream",   "reset", "gateway-error", "5xx",
+    "retriable-status-codes", "retriable-headers"};
+constexpr int64_t kMaxRetries = 10;
+constexpr uint64_t kMaxBufferedBodyBytes = 64u << 20;
+constexpr size_t kMaxFailoverClusters = 8;
+constexpr int64_t kMaxThreshold = 1000;  // health check and outlier detection counts
 
 // Header names the proxy sets or frames messages with; none may carry the caller's identity.
 constexpr std::string_view kReservedHeaders[] = {
@@ -162,6 +225,91 @@ bool parse_san_pattern(std::string_view text, std::string* out, std::string* rea
   if (normalized.ends_with('.')) normalized.pop_back();
   *out = std::move(normalized);
   return true;
+}
+
+// A Host header value: a DNS name or an IP literal (IPv6 in brackets), optionally with a port.
+bool is_host_value(std::string_view text) {
+  HostPort hp;
+  std::string reason;
+  return syntax::is_dns_name(text) || syntax::is_ipv4_literal(text) ||
+         (text.size() > 2 && text.front() == '[' && text.back() == ']' &&
+          syntax::is_ipv6_literal(text.substr(1, text.size() - 2))) ||
+         syntax::parse_host_port(text, false, &hp, &reason);
+}
+
+// Lower case without the trailing dot (how DNS names are stored).
+std::string dns_key(std::string_view name) {
+  std::string out = lower_case(name);
+  if (out.ends_with('.')) out.pop_back();
+  return out;
+}
+
+// "a", "a or b", "a, b or c".
+std::string word_list(Keys words) {
+  std::string out;
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) out += i + 1 == words.size() ? " or " : ", ";
+    out += words[i];
+  }
+  return out;
+}
+
+// A non-negative decimal with up to 6 fraction digits ("20", "12.5").
+bool parse_decimal(std::string_view t, double* out) {
+  size_t dot = t.find('.');
+  std::string_view whole = t.substr(0, dot);
+  std::string_view frac = dot == std::string_view::npos ? std::string_view() : t.substr(dot + 1);
+  auto digits = [](std::string_view d) {
+    return std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (whole.empty() || whole.size() > 9 || !digits(whole) || !digits(frac) || frac.size() > 6 ||
+      (dot != std::string_view::npos && frac.empty())) {
+    return false;
+  }
+  double v = 0;
+  for (char c : whole) v = v * 10 + (c - '0');
+  double scale = 1;
+  for (char c : frac) {
+    scale /= 10;
+    v += (c - '0') * scale;
+  }
+  *out = v;
+  return true;
+}
+
+bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+// Names meant as PrivateLink endpoint names: their first label starts with "vpce-", or they end
+// in the vpce.amazonaws.com domain. Such names must parse as one; other names are private DNS
+// names.
+bool looks_like_vpce_name(std::string_view key) {
+  return key.starts_with("vpce-") || key.ends_with(".vpce.amazonaws.com") ||
+         key.ends_with(".vpce.amazonaws.com.cn");
+}
+
+// Names meant as generated VPC Lattice service names.
+bool looks_like_lattice_name(std::string_view key) {
+  return key.find(".vpc-lattice-svcs.") != std::string_view::npos || key.ends_with(".on.aws");
+}
+
+bool is_api_id(std::string_view s) {
+  return s.size() == 10 && std::all_of(s.begin(), s.end(), is_lower_alnum);
+}
+
+// "vpce-" and 8 or 17 hex digits.
+bool is_vpce_id(std::string_view s) {
+  if (!s.starts_with("vpce-")) return false;
+  std::string_view hex = s.substr(5);
+  return (hex.size() == 8 || hex.size() == 17) && std::all_of(hex.begin(), hex.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// API Gateway stage names: 1..128 of letters, digits, '-' and '_'.
+bool is_stage_name(std::string_view s) {
+  return !s.empty() && s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
 }
 
 // Where route authz may appear, decided per listener.
@@ -496,6 +644,93 @@ class Loader {
     return true;
   }
 
+  bool get_bool(const Entry& e, bool* out) {
+    std::string text;
+    if (!scalar(e.value, e.loc, e.key, "true or false", &text)) return false;
+    if (text != "true" && text != "false") {
+      error(e.loc, e.key + ": expected true or false, got " + describe(e.value));
+      return false;
+    }
+    *out = text == "true";
+    return true;
+  }
+
+  bool get_u32(const Entry& e, int64_t min, int64_t max, uint32_t* out) {
+    int64_t v = 0;
+    if (!get_int(e, min, max, &v)) return false;
+    *out = static_cast<uint32_t>(v);
+    return true;
+  }
+
+  bool get_port(const Entry& e, uint16_t* out) {
+    int64_t v = 0;
+    if (!get_int(e, 1, 65535, &v)) return false;
+    *out = static_cast<uint16_t>(v);
+    return true;
+  }
+
+  // One of `words`: its index, or -1 after reporting "KEY: unknown WHAT "x" (expected ...)".
+  int get_choice(const Entry& e, std::string_view what, Keys words) {
+    std::string text;
+    if (!get_string(e, &text)) return -1;
+    for (size_t i = 0; i < words.size(); ++i) {
+      if (words[i] == text) return static_cast<int>(i);
+    }
+    error(e.loc, e.key + ": unknown " + std::string(what) + " " + quote(text) + " (expected " +
+                     word_list(words) + ")");
+    return -1;
+  }
+
+  // An HTTP status (100..599) or an inclusive range "200-299" of them.
+  bool get_status_range(const YAML::Node& n, const SourceLoc& loc, std::string_view label,
+                        StatusRange* out) {
+    std::string text;
+    if (!scalar(n, loc, label, "a status or a range of statuses", &text)) return false;
+    size_t dash = text.find('-', 1);
+    int64_t first = 0, last = 0;
+    bool ok = dash == std::string::npos
+                  ? syntax::parse_int(text, &first) && (last = first, true)
+                  : syntax::parse_int(std::string_view(text).substr(0, dash), &first) &&
+                        syntax::parse_int(std::string_view(text).substr(dash + 1), &last);
+    if (!ok) {
+      error(loc, std::string(label) + ": expected a status (200) or a range of statuses " +
+                     "(200-299), got " + describe(n));
+      return false;
+    }
+    if (first < 100 || first > 599 || last < 100 || last > 599) {
+      error(loc, std::string(label) + ": " + quote(text) + " is not an HTTP status (100..599)");
+      return false;
+    }
+    if (first > last) {
+      error(loc, std::string(label) + ": range " + quote(text) + " is empty (first > last)");
+      return false;
+    }
+    *out = {static_cast<uint16_t>(first), static_cast<uint16_t>(last)};
+    return true;
+  }
+
+  // A non-empty list of statuses and ranges.
+  bool get_status_ranges(const Entry& e, std::vector<StatusRange>* out) {
+    std::optional<std::vector<Item>> items = open_list(e);
+    if (!items) return false;
+    if (items->empty()) {
+      error(e.loc, e.key + ": must list at least one status (omit it otherwise)");
+      return false;
+    }
+    std::vector<StatusRange> ranges;
+    bool ok = true;
+    for (const Item& item : *items) {
+      StatusRange r;
+      if (get_status_range(item.node, item.loc, e.key, &r)) {
+        ranges.push_back(r);
+      } else {
+        ok = false;
+      }
+    }
+    if (ok) *out = std::move(ranges);
+    return ok;
+  }
+
   // ---- sections ----
 
   void load_config(const YAML::Node& root, Config* config) {
@@ -508,6 +743,7 @@ class Loader {
     if (const Entry* e = top->get("drain")) load_drain(*e, config);
     if (const Entry* e = top->get("limits")) load_limits(*e, &config->limits);
     if (const Entry* e = top->get("tls")) load_tls(*e, config);
+    if (const Entry* e = top->get("aws")) load_aws(*e, config);
 
     // Clusters load first so that routes can be checked against their names.
     bool has_listeners = require(*top, "listeners", "");
@@ -669,31 +905,33 @@ class Loader {
       }
       bool type_known = true;
       if (const Entry* t = m->get("type")) {
-        std::string text;
-        if (!get_string(*t, &text)) {
-          type_known = false;
-        } else if (text == "static") {
-          cluster.type = ClusterType::kStatic;
-        } else if (text == "dns") {
-          cluster.type = ClusterType::kDns;
-        } else {
-          error(t->loc, "type: unknown cluster type " + quote(text) + " (expected static or dns)");
-          type_known = false;
-        }
+        constexpr std::string_view kWords[] = {"static", "dns", "privatelink", "lattice",
+                                               "apigateway"};
+        constexpr ClusterType kTypes[] = {ClusterType::kStatic, ClusterType::kDns,
+                                          ClusterType::kPrivateLink, ClusterType::kLattice,
+                                          ClusterType::kApiGateway};
+        int i = get_choice(*t, "cluster type", kWords);
+        type_known = i >= 0;
+        if (type_known) cluster.type = kTypes[i];
       }
-      if (require(*m, "endpoints", "cluster")) {
+      const bool aws_type =
+          type_known && cluster.type != ClusterType::kStatic && cluster.type != ClusterType::kDns;
+      if (aws_type) {
+        if (const Entry* x = m->get("endpoints")) {
+          error(x->key_loc, "endpoints: not allowed in clusters of type " +
+                                std::string(cluster_type_name(cluster.type)) +
+                                " (the endpoint comes from its " +
+                                std::string(cluster_type_name(cluster.type)) + " block)");
+        }
+      } else if (!type_known) {
+        if (const Entry* x = m->get("endpoints")) load_endpoints(*x, false, &cluster);
+      } else if (require(*m, "endpoints", "cluster")) {
         load_endpoints(*m->get("endpoints"), type_known, &cluster);
       }
       if (const Entry* h = m->get("host_rewrite")) {
         std::string text;
         if (get_string(*h, &text)) {
-          HostPort hp;
-          std::string reason;
-          bool ok = syntax::is_dns_name(text) || syntax::is_ipv4_literal(text) ||
-                    (text.size() > 2 && text.front() == '[' && text.back() == ']' &&
-                     syntax::is_ipv6_literal(std::string_view(text).substr(1, text.size() - 2))) ||
-                    syntax::parse_host_port(text, false, &hp, &reason);
-          if (ok) {
+          if (is_host_value(text)) {
             cluster.host_rewrite = text;
           } else {
             error(h->loc, "host_rewrite: invalid host " + quote(text));
@@ -718,6 +956,8 @@ class Loader {
         }
       }
       if (const Entry* t = m->get("tls")) load_cluster_tls(*t, type_known, &cluster);
+      load_aws_target(*m, type_known, *config, &cluster);
+      load_resilience(*m, type_known, &cluster);
       config->clusters.push_back(std::move(cluster));
     }
     return true;
@@ -734,9 +974,22 @@ class Loader {
       YAML::Node node = item.node;
       SourceLoc loc = item.loc;
       std::string label = "endpoints";
+      Endpoint endpoint;
       if (node.IsMap()) {
         std::optional<Map> m = open_map(node, loc, "endpoint", kEndpointKeys);
-        if (!m || !require(*m, "address", "endpoint")) continue;
+        if (!m) continue;
+        if (const Entry* w = m->get("weight")) get_u32(*w, 1, kMaxEndpointWeight, &endpoint.weight);
+        if (const Entry* z = m->get("zone")) {
+          std::string text;
+          if (get_string(*z, &text)) {
+            if (auto zone = aws::parse_availability_zone(text)) {
+              endpoint.zone = zone->name;
+            } else {
+              error(z->loc, "zone: " + zone.error());
+            }
+          }
+        }
+        if (!require(*m, "address", "endpoint")) continue;
         const Entry& a = *m->get("address");
         node = a.value;
         loc = a.loc;
@@ -746,7 +999,6 @@ class Loader {
               "endpoints: expected \"host:port\" or a map with address, got " + describe(node));
         continue;
       }
-      Endpoint endpoint;
       if (!get_address(node, loc, label, false, &endpoint.address)) continue;
       const HostPort& hp = endpoint.address;
       bool ip = syntax::is_ipv4_literal(hp.host) || syntax::is_ipv6_literal(hp.host);
@@ -766,6 +1018,514 @@ class Loader {
       }
       cluster->endpoints.push_back(std::move(endpoint));
     }
+  }
+
+  // ---- AWS-native upstreams (issue 6) ----
+
+  // The privatelink / lattice / apigateway block: required in a cluster of that type, refused in
+  // the others.
+  void load_aws_target(const Map& m, bool type_known, const Config& config, Cluster* cluster) {
+    struct Block {
+      std::string_view key;
+      ClusterType type;
+    };
+    constexpr Block kBlocks[] = {{"privatelink", ClusterType::kPrivateLink},
+                                 {"lattice", ClusterType::kLattice},
+                                 {"apigateway", ClusterType::kApiGateway}};
+    for (const Block& b : kBlocks) {
+      const Entry* e = m.get(b.key);
+      if (type_known && cluster->type != b.type) {
+        if (e != nullptr) {
+          error(e->key_loc,
+                std::string(b.key) + ": only allowed in clusters of type " + std::string(b.key));
+        }
+        continue;
+      }
+      if (!type_known) {
+        if (e == nullptr) continue;  // the type error says enough; still check the block
+      } else if (!require(m, b.key, "cluster")) {
+        continue;
+      }
+      switch (b.type) {
+        case ClusterType::kPrivateLink:
+          load_privatelink(*e, config, cluster);
+          break;
+        case ClusterType::kLattice:
+          load_lattice(*e, cluster);
+          break;
+        default:
+          load_apigateway(*e, m, config, cluster);
+          break;
+      }
+    }
+  }
+
+  // Lower-cased, dot-stripped DNS name (not an IP literal), or an error.
+  bool get_dns_name(const Entry& e, std::string* out) {
+    std::string text;
+    if (!get_string(e, &text)) return false;
+    std::string_view bare = text;
+    if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']') {
+      bare = bare.substr(1, bare.size() - 2);
+    }
+    if (syntax::is_ipv4_literal(bare) || syntax::is_ipv6_literal(bare)) {
+      error(e.loc, e.key + ": must be a DNS name, not an IP address");
+      return false;
+    }
+    if (!syntax::is_dns_name(text)) {
+      error(e.loc, e.key + ": invalid DNS name " + quote(text));
+      return false;
+    }
+    *out = dns_key(text);
+    return true;
+  }
+
+  // `auth: none | iam`; kNone on errors.
+  AwsAuth get_auth(const Map& m) {
+    const Entry* a = m.get("auth");
+    if (a == nullptr) return AwsAuth::kNone;
+    constexpr std::string_view kWords[] = {"none", "iam"};
+    return get_choice(*a, "auth", kWords) == 1 ? AwsAuth::kIam : AwsAuth::kNone;
+  }
+
+  void load_privatelink(const Entry& e, const Config& config, Cluster* cluster) {
+    std::optional<Map> m = open_map(e, kPrivateLinkKeys);
+    if (!m) return;
+    PrivateLink pl;
+    pl.port = cluster->tls ? 443 : 80;
+    bool endpoint_ok = false;
+    if (require(*m, "endpoint", "privatelink")) {
+      const Entry& ep = *m->get("endpoint");
+      std::string text;
+      if (!get_string(ep, &text)) {
+        // reported
+      } else if (looks_like_vpce_name(dns_key(text))) {
+        if (auto parsed = aws::parse_privatelink_endpoint_name(text); !parsed) {
+          error(ep.loc, "endpoint: " + parsed.error());
+        } else if (!config.aws.region.empty() && parsed->region != config.aws.region) {
+          error(ep.loc, "endpoint: the endpoint is in region " + parsed->region +
+                            " but aws.region is " + config.aws.region +
+                            " (an interface endpoint lives in the task's own VPC)");
+        } else {
+          pl.endpoint = dns_key(text);
+          pl.vpce_name = true;
+          pl.region = parsed->region;
+          pl.zone = parsed->availability_zone;
+          endpoint_ok = true;
+        }
+      } else {
+        endpoint_ok = get_dns_name(ep, &pl.endpoint);
+      }
+    }
+    if (const Entry* p = m->get("port")) get_port(*p, &pl.port);
+    if (const Entry* n = m->get("service_name")) get_dns_name(*n, &pl.service_name);
+    pl.prefer_zonal = pl.vpce_name && pl.zone.empty();
+    if (const Entry* z = m->get("prefer_zonal")) {
+      bool want = false;
+      if (get_bool(*z, &want) && want && endpoint_ok) {
+        if (!pl.vpce_name) {
+          error(z->loc,
+                "prefer_zonal: needs a vpce-... endpoint name (a private DNS name has no zonal "
+                "form)");
+        } else if (!pl.zone.empty()) {
+          error(z->loc, "prefer_zonal: the endpoint name is already zonal (" + pl.zone + ")");
+        }
+      }
+      if (!want) pl.prefer_zonal = false;
+    }
+    if (endpoint_ok) cluster->endpoints.push_back({HostPort{pl.endpoint, pl.port}, 1, pl.zone});
+    if (!pl.service_name.empty()) {
+      if (!cluster->host_rewrite) cluster->host_rewrite = pl.service_name;
+      if (cluster->tls && cluster->tls->sni.empty()) cluster->tls->sni = pl.service_name;
+    } else if (cluster->tls && pl.vpce_name && cluster->tls->sni.empty() &&
+               cluster->tls->verify_san.empty()) {
+      error(cluster->tls->loc,
+            "tls: the provider's certificate does not name the vpce-... endpoint; set "
+            "privatelink.service_name (or tls.sni or tls.verify_san)");
+    }
+    cluster->privatelink = std::move(pl);
+  }
+
+  void load_lattice(const Entry& e, Cluster* cluster) {
+    std::optional<Map> m = open_map(e, kLatticeKeys);
+    if (!m) return;
+    Lattice lat;
+    const Entry* custom = m->get("custom_domain");
+    bool custom_ok = custom == nullptr || get_bool(*custom, &lat.custom_domain);
+    std::string name_region;
+    bool service_ok = false;
+    if (require(*m, "service", "lattice")) {
+      const Entry& sv = *m->get("service");
+      std::string text;
+      if (!get_string(sv, &text)) {
+        // reported
+      } else if (looks_like_lattice_name(dns_key(text))) {
+        if (auto parsed = aws::parse_lattice_service_name(text); !parsed) {
+          error(sv.loc, "service: " + parsed.error());
+        } else if (lat.custom_domain) {
+          error(custom->loc, "custom_domain: " + quote(dns_key(text)) +
+                                 " is the service's generated name, not a custom domain");
+        } else {
+          lat.service = dns_key(text);
+          name_region = parsed->region;
+          service_ok = true;
+        }
+      } else if (get_dns_name(sv, &lat.service)) {
+        if (!lat.custom_domain && custom_ok) {
+          error(sv.loc, "service: " + quote(text) +
+                            " is not a VPC Lattice service name (<name>-<id>.<label>."
+                            "vpc-lattice-svcs.<region>.on.aws); set custom_domain: true if it "
+                            "is the service's custom domain name");
+        } else {
+          service_ok = true;
+        }
+      }
+    }
+    if (const Entry* p = m->get("port")) get_port(*p, &lat.port);
+    lat.auth = get_auth(*m);
+    const bool iam = lat.auth == AwsAuth::kIam;
+    if (const Entry* a = m->get("sigv4a"); a && get_bool(*a, &lat.sigv4a) && lat.sigv4a && !iam) {
+      error(a->loc, "sigv4a: only used with auth: iam");
+    }
+    lat.region = name_region;
+    if (const Entry* r = m->get("region")) {
+      std::string text;
+      if (get_string(*r, &text)) {
+        if (auto region = aws::parse_region(text); !region) {
+          error(r->loc, "region: " + region.error());
+        } else if (!iam) {
+          error(r->key_loc, "region: only used for signing (auth: iam)");
+        } else if (!name_region.empty() && region->name != name_region) {
+          error(r->loc, "region: " + region->name + " differs from the service name's region " +
+                            name_region);
+        } else {
+          lat.region = region->name;
+        }
+      }
+    }
+    if (service_ok) {
+      cluster->endpoints.push_back({HostPort{lat.service, lat.port}, 1, ""});
+      // Lattice routes by Host: it must name the service.
+      if (!cluster->host_rewrite) cluster->host_rewrite = lat.service;
+    }
+    if (iam) cluster->signing = AwsSigning{"vpc-lattice-svcs", lat.region, lat.sigv4a};
+    cluster->lattice = std::move(lat);
+  }
+
+  void load_apigateway(const Entry& e, const Map& cluster_map, const Config& config,
+                       Cluster* cluster) {
+    std::optional<Map> m = open_map(e, kApiGatewayKeys);
+    if (!m) return;
+    ApiGateway api;
+    bool ok = true;
+    // From `endpoint`, when given: the other keys may repeat its parts but not contradict them.
+    std::optional<aws::ExecuteApiHost> from_endpoint;
+    const Entry* ep = m->get("endpoint");
+    if (ep != nullptr) {
+      std::string text;
+      ok = get_string(*ep, &text);
+      if (ok) {
+        auto parsed = aws::parse_execute_api_host(text);
+        if (!parsed) {
+          error(ep->loc, "endpoint: " + parsed.error());
+          ok = false;
+        } else {
+          from_endpoint = std::move(*parsed);
+          api.host = dns_key(text);
+          api.api_id = from_endpoint->api_id;
+          api.region = from_endpoint->region;
+          api.vpce_id = from_endpoint->vpce_id;
+        }
+      }
+    }
+    auto differs = [&](const Entry& x, std::string_view given, std::string_view in_endpoint,
+                       std::string_view what) {
+      if (!from_endpoint || given == in_endpoint) return false;
+      error(x.loc, x.key + ": " + quote(given) + " differs from the endpoint's " +
+                       std::string(what) + " " +
+                       (in_endpoint.empty() ? std::string("(none)") : quote(in_endpoint)));
+      ok = false;
+      return true;
+    };
+    if (const Entry* a = m->get("api_id")) {
+      std::string text;
+      if (!get_string(*a, &text)) {
+        ok = false;
+      } else if (!is_api_id(text)) {
+        error(a->loc, "api_id: " + quote(text) +
+                          " is not an API id (10 lower-case letters or "
+                          "digits)");
+        ok = false;
+      } else if (!differs(*a, text, api.api_id, "API id")) {
+        api.api_id = text;
+      }
+    } else if (ep == nullptr) {
+      require(*m, "api_id", "apigateway");
+      ok = false;
+    }
+    if (const Entry* r = m->get("region")) {
+      std::string text;
+      if (!get_string(*r, &text)) {
+        ok = false;
+      } else if (auto region = aws::parse_region(text); !region) {
+        error(r->loc, "region: " + region.error());
+        ok = false;
+      } else if (!differs(*r, region->name, api.region, "region")) {
+        api.region = region->name;
+      }
+    } else if (ep == nullptr) {
+      if (config.aws.region.empty()) {
+        error(m->loc, "missing required key \"region\" in apigateway (or set aws.region)");
+        ok = false;
+      } else {
+        api.region = config.aws.region;
+      }
+    }
+    if (const Entry* v = m->get("vpc_endpoint")) {
+      std::string text;
+      if (!get_string(*v, &text)) {
+        ok = false;
+      } else if (!is_vpce_id(text)) {
+        error(v->loc, "vpc_endpoint: " + quote(text) +
+                          " is not a VPC endpoint id (vpce- and 8 or 17 hex digits)");
+        ok = false;
+      } else if (!differs(*v, text, api.vpce_id, "VPC endpoint")) {
+        api.vpce_id = text;
+      }
+    }
+    if (ok && ep == nullptr) {
+      // Compose the name and check it as if it had been given.
+      auto region = aws::parse_region(api.region);
+      std::string host = api.api_id + (api.vpce_id.empty() ? "" : "-" + api.vpce_id) +
+                         ".execute-api." + api.region + ".amazonaws.com" +
+                         (region && region->partition == "aws-cn" ? ".cn" : "");
+      if (auto parsed = aws::parse_execute_api_host(host); !parsed) {
+        error(m->loc, "apigateway: " + parsed.error());
+        ok = false;
+      } else {
+        api.host = std::move(host);
+      }
+    }
+    if (ok && !api.vpce_id.empty() && !config.aws.region.empty() &&
+        api.region != config.aws.region) {
+      error((ep                 ? ep
+             : m->get("region") ? m->get("region")
+                                : m->get("vpc_endpoint"))
+                ->loc,
+            "apigateway: a private API's VPC endpoint is in the task's region " +
+                config.aws.region + ", not " + api.region);
+      ok = false;
+    }
+    if (const Entry* st = m->get("stage")) {
+      std::string text;
+      if (get_string(*st, &text)) {
+        if (is_stage_name(text)) {
+          api.stage = text;
+        } else {
+          error(st->loc, "stage: invalid stage name " + quote(text) +
+                             " (1..128 letters, digits, \"-\" and \"_\")");
+        }
+      }
+    }
+    if (const Entry* p = m->get("port")) get_port(*p, &api.port);
+    api.auth = get_auth(*m);
+    if (!cluster->tls) {
+      error(cluster_map.loc,
+            "missing required key \"tls\" in cluster (API Gateway only accepts HTTPS; e.g. tls: "
+            "{ca: system})");
+    }
+    if (ok) {
+      cluster->endpoints.push_back({HostPort{api.host, api.port}, 1, ""});
+      if (!cluster->host_rewrite) cluster->host_rewrite = api.host;
+    }
+    if (api.auth == AwsAuth::kIam) cluster->signing = AwsSigning{"execute-api", api.region, false};
+    cluster->apigateway = std::move(api);
+  }
+
+  // ---- resilience (issue 5) ----
+
+  void load_resilience(const Map& m, bool type_known, Cluster* cluster) {
+    if (const Entry* p = m.get("lb_policy")) {
+      constexpr std::string_view kWords[] = {"round_robin", "least_request", "random"};
+      constexpr LbPolicy kPolicies[] = {LbPolicy::kRoundRobin, LbPolicy::kLeastRequest,
+                                        LbPolicy::kRandom};
+      if (int i = get_choice(*p, "policy", kWords); i >= 0) cluster->lb_policy = kPolicies[i];
+    }
+    if (const Entry* p = m.get("panic_threshold_percent")) {
+      get_u32(*p, 0, 100, &cluster->panic_threshold_percent);
+    }
+    if (const Entry* z = m.get("zone_aware")) {
+      if (std::optional<Map> zm = open_map(*z, kZoneAwareKeys)) {
+        if (const Entry* x = zm->get("enabled")) get_bool(*x, &cluster->zone_aware.enabled);
+        if (const Entry* x = zm->get("min_healthy_percent")) {
+          get_u32(*x, 0, 100, &cluster->zone_aware.min_healthy_percent);
+        }
+      }
+    }
+    const Entry* budget = m.get("retry_budget");
+    if (budget != nullptr) {
+      if (std::optional<Map> bm = open_map(*budget, kRetryBudgetKeys)) {
+        RetryBudgetConfig b;
+        if (const Entry* x = bm->get("budget_percent")) {
+          std::string text;
+          double v = 0;
+          if (scalar(x->value, x->loc, x->key, "a percentage", &text)) {
+            if (!parse_decimal(text, &v) || v > 100) {
+              error(x->loc,
+                    "budget_percent: expected a number from 0 to 100 (e.g. 20 or 12.5), "
+                    "got " +
+                        describe(x->value));
+            } else {
+              b.budget_percent = v;
+            }
+          }
+        }
+        if (const Entry* x = bm->get("min_retry_concurrency")) {
+          get_u32(*x, 0, kMaxConnections, &b.min_retry_concurrency);
+        }
+        cluster->retry_budget = b;
+      }
+    }
+    if (const Entry* c = m.get("circuit_breakers")) {
+      if (std::optional<Map> cm = open_map(*c, kBreakerKeys)) {
+        CircuitBreakers& cb = cluster->circuit_breakers;
+        if (const Entry* x = cm->get("max_connections")) {
+          get_u32(*x, 1, kMaxConnections, &cb.max_connections);
+        }
+        if (const Entry* x = cm->get("max_pending_requests")) {
+          get_u32(*x, 0, kMaxConnections, &cb.max_pending_requests);
+        }
+        if (const Entry* x = cm->get("max_requests")) {
+          get_u32(*x, 1, kMaxConnections, &cb.max_requests);
+        }
+        if (const Entry* x = cm->get("max_retries")) {
+          if (budget != nullptr) {
+            error(x->key_loc,
+                  "max_retries: has no effect when the cluster has a retry_budget (the budget "
+                  "replaces it)");
+          } else {
+            get_u32(*x, 0, kMaxConnections, &cb.max_retries);
+          }
+        }
+      }
+    }
+    if (const Entry* o = m.get("outlier_detection")) load_outlier_detection(*o, cluster);
+    if (const Entry* h = m.get("health_check")) {
+      if (type_known &&
+          (cluster->type == ClusterType::kLattice || cluster->type == ClusterType::kApiGateway)) {
+        error(h->key_loc, "health_check: not supported on clusters of type " +
+                              std::string(cluster_type_name(cluster->type)) +
+                              " (AWS runs the endpoint and checks what is behind it)");
+      } else if (cluster->tls) {
+        error(h->key_loc,
+              "health_check: checks are plaintext HTTP; not supported on clusters with tls yet");
+      } else {
+        load_health_check(*h, cluster);
+      }
+    }
+  }
+
+  void load_outlier_detection(const Entry& e, Cluster* cluster) {
+    std::optional<Map> m = open_map(e, kOutlierKeys);
+    if (!m) return;
+    OutlierDetection od;
+    bool counts_ok = true;
+    auto count = [&](std::string_view key, uint32_t* out) {
+      if (const Entry* x = m->get(key)) counts_ok &= get_u32(*x, 0, kMaxThreshold, out);
+    };
+    count("consecutive_5xx", &od.consecutive_5xx);
+    count("consecutive_gateway_failure", &od.consecutive_gateway_failure);
+    bool split_ok = true;
+    if (const Entry* x = m->get("split_external_local_origin_errors")) {
+      split_ok = get_bool(*x, &od.split_external_local_origin_errors);
+    }
+    if (const Entry* x = m->get("consecutive_local_origin_failure")) {
+      if (split_ok && !od.split_external_local_origin_errors) {
+        error(x->key_loc,
+              "consecutive_local_origin_failure: has no effect unless "
+              "split_external_local_origin_errors is true");
+      } else {
+        count("consecutive_local_origin_failure", &od.consecutive_local_origin_failure);
+      }
+    }
+    if (counts_ok && split_ok && od.consecutive_5xx == 0 && od.consecutive_gateway_failure == 0 &&
+        (!od.split_external_local_origin_errors || od.consecutive_local_origin_failure == 0)) {
+      error(m->loc,
+            "outlier_detection: every detector is off (its consecutive_* thresholds are 0); "
+            "remove outlier_detection instead");
+    }
+    if (const Entry* x = m->get("interval")) get_duration(*x, Zero::kRejected, &od.interval);
+    if (const Entry* x = m->get("base_ejection_time")) {
+      get_duration(*x, Zero::kRejected, &od.base_ejection_time);
+    }
+    if (const Entry* x = m->get("max_ejection_time")) {
+      get_duration(*x, Zero::kRejected, &od.max_ejection_time);
+    }
+    if (const Entry* x = m->get("max_ejection_percent")) {
+      get_u32(*x, 0, 100, &od.max_ejection_percent);
+    }
+    if (const Entry* x = m->get("always_eject_one_host")) get_bool(*x, &od.always_eject_one_host);
+    if (const Entry* x = m->get("successful_active_health_check_uneject_host")) {
+      get_bool(*x, &od.successful_active_health_check_uneject_host);
+    }
+    cluster->outlier_detection = od;
+  }
+
+  void load_health_check(const Entry& e, Cluster* cluster) {
+    std::optional<Map> m = open_map(e, kHealthCheckKeys);
+    if (!m) return;
+    HealthCheck hc;
+    hc.loc = m->loc;
+    if (const Entry* p = m->get("path")) {
+      std::string text;
+      if (get_string(*p, &text)) {
+        if (!text.starts_with("/")) {
+          error(p->loc, "path: must start with \"/\", got " + quote(text));
+        } else if (text.size() > 1024) {
+          error(p->loc, "path: longer than 1024 characters");
+        } else if (std::any_of(text.begin(), text.end(), [](unsigned char c) {
+                     return c <= 0x20 || c >= 0x7f || c == '#';
+                   })) {
+          error(p->loc, "path: must not contain spaces, control or non-ASCII characters, or \"#\"");
+        } else {
+          hc.path = text;
+        }
+      }
+    }
+    if (const Entry* h = m->get("host")) {
+      std::string text;
+      if (get_string(*h, &text)) {
+        if (is_host_value(text)) {
+          hc.host = text;
+        } else {
+          error(h->loc, "host: invalid host " + quote(text));
+        }
+      }
+    }
+    if (const Entry* x = m->get("interval")) get_duration(*x, Zero::kRejected, &hc.interval);
+    if (const Entry* x = m->get("interval_jitter")) {
+      get_duration(*x, Zero::kAllowed, &hc.interval_jitter);
+    }
+    if (const Entry* x = m->get("interval_jitter_percent")) {
+      get_u32(*x, 0, 100, &hc.interval_jitter_percent);
+    }
+    if (const Entry* x = m->get("initial_jitter")) {
+      get_duration(*x, Zero::kAllowed, &hc.initial_jitter);
+    }
+    if (const Entry* x = m->get("timeout")) get_duration(*x, Zero::kRejected, &hc.timeout);
+    if (const Entry* x = m->get("healthy_threshold")) {
+      get_u32(*x, 1, kMaxThreshold, &hc.healthy_threshold);
+    }
+    if (const Entry* x = m->get("unhealthy_threshold")) {
+      get_u32(*x, 1, kMaxThreshold, &hc.unhealthy_threshold);
+    }
+    if (const Entry* x = m->get("expected_statuses")) {
+      get_status_ranges(*x, &hc.expected_statuses);
+    }
+    if (const Entry* x = m->get("retriable_statuses")) {
+      get_status_ranges(*x, &hc.retriable_statuses);
+    }
+    cluster->health_check = std::move(hc);
   }
 
   // ---- listeners ----
@@ -908,23 +1668,267 @@ class Loader {
         }
       }
       if (const Entry* x = m->get("match")) load_match(*x, &route.match);
-      if (require(*m, "cluster", "route")) {
-        const Entry& c = *m->get("cluster");
-        if (get_string(c, &route.cluster) && clusters_known &&
-            !cluster_names_.contains(route.cluster)) {
-          std::string message = "cluster: unknown cluster " + quote(route.cluster);
-          std::vector<std::string> known;
-          for (const auto& [name, loc] : cluster_names_) known.push_back(name);
-          std::sort(known.begin(), known.end());
-          if (std::string hint = syntax::closest(route.cluster, known); !hint.empty()) {
-            message += " (did you mean " + quote(hint) + "?)";
-          }
-          error(c.loc, message);
+      const Entry* one = m->get("cluster");
+      const Entry* list = m->get("clusters");
+      if (one && list) {
+        error(later(*one, *list).key_loc, "\"cluster\" and \"clusters\" are mutually exclusive");
+      } else if (list) {
+        load_route_clusters(*list, clusters_known, &route);
+      } else if (require(*m, "cluster", "route")) {
+        if (get_string(*one, &route.cluster) && clusters_known) {
+          check_cluster_ref(route.cluster, one->loc, "cluster");
         }
       }
-      if (const Entry* x = m->get("timeout")) get_duration(*x, Zero::kRejected, &route.timeout);
+      const Entry* timeout = m->get("timeout");
+      bool timeout_ok =
+          timeout == nullptr || get_duration(*timeout, Zero::kRejected, &route.timeout);
+      if (const Entry* x = m->get("per_try_timeout");
+          x && get_duration(*x, Zero::kAllowed, &route.per_try_timeout) && timeout_ok &&
+          route.per_try_timeout > route.timeout) {
+        error(x->loc, "per_try_timeout " + syntax::format_duration(route.per_try_timeout) +
+                          " is longer than the route timeout " +
+                          syntax::format_duration(route.timeout) + " (it would never fire)");
+      }
+      if (const Entry* x = m->get("idle_timeout")) {
+        Duration d{};
+        if (get_duration(*x, Zero::kRejected, &d)) route.idle_timeout = d;
+      }
+      if (const Entry* x = m->get("allow_timeout_header")) {
+        get_bool(*x, &route.allow_timeout_header);
+      }
+      if (const Entry* r = m->get("retry")) load_retry(*r, &route);
       if (const Entry* a = m->get("authz")) load_authz(*a, place, &route);
       listener->routes.push_back(std::move(route));
+    }
+  }
+
+  static const Entry& later(const Entry& a, const Entry& b) {
+    return std::tie(a.key_loc.line, a.key_loc.column) > std::tie(b.key_loc.line, b.key_loc.column)
+               ? a
+               : b;
+  }
+
+  // Reports a route's reference to a cluster that does not exist, with a "did you mean".
+  void check_cluster_ref(const std::string& name, const SourceLoc& loc, std::string_view label) {
+    if (cluster_names_.contains(name)) return;
+    std::string message = std::string(label) + ": unknown cluster " + quote(name);
+    std::vector<std::string> known;
+    for (const auto& [n, l] : cluster_names_) known.push_back(n);
+    std::sort(known.begin(), known.end());
+    if (std::string hint = syntax::closest(name, known); !hint.empty()) {
+      message += " (did you mean " + quote(hint) + "?)";
+    }
+    error(loc, message);
+  }
+
+  // `clusters: [a, b, ...]`: cluster = a, failover = the rest.
+  void load_route_clusters(const Entry& e, bool clusters_known, Route* route) {
+    std::optional<std::vector<Item>> items = open_list(e);
+    if (!items) return;
+    if (items->empty()) {
+      error(e.loc, "clusters: must list at least one cluster");
+      return;
+    }
+    if (items->size() > kMaxFailoverClusters) {
+      error(e.loc, "clusters: too many clusters (" + std::to_string(items->size()) + ", at most " +
+                       std::to_string(kMaxFailoverClusters) + ")");
+    }
+    std::vector<std::string> names;
+    for (const Item& item : *items) {
+      std::string name;
+      if (!scalar(item.node, item.loc, "clusters", "a cluster name", &name)) continue;
+      if (std::find(names.begin(), names.end(), name) != names.end()) {
+        error(item.loc, "clusters: " + quote(name) + " is listed twice");
+        continue;
+      }
+      if (clusters_known) check_cluster_ref(name, item.loc, "clusters");
+      names.push_back(std::move(name));
+    }
+    if (names.empty()) return;
+    route->cluster = names.front();
+    route->failover.assign(names.begin() + 1, names.end());
+  }
+
+  void load_retry(const Entry& e, Route* route) {
+    std::optional<Map> m = open_map(e, kRetryKeys);
+    if (!m) return;
+    RetryConfig r;
+    r.loc = m->loc;
+    bool conditions_ok = require(*m, "retry_on", "retry") && load_retry_on(*m->get("retry_on"), &r);
+    auto has = [&r](std::string_view name) {
+      return std::find(r.retry_on.begin(), r.retry_on.end(), name) != r.retry_on.end();
+    };
+    if (const Entry* x = m->get("num_retries")) get_u32(*x, 0, kMaxRetries, &r.num_retries);
+    if (const Entry* x = m->get("retriable_status_codes")) {
+      if (conditions_ok && !has("retriable-status-codes")) {
+        error(x->key_loc,
+              "retriable_status_codes: has no effect unless retry_on includes "
+              "retriable-status-codes");
+      } else {
+        load_status_codes(*x, &r.retriable_status_codes);
+      }
+    } else if (conditions_ok && has("retriable-status-codes")) {
+      error(m->loc,
+            "missing required key \"retriable_status_codes\" in retry (retry_on includes "
+            "retriable-status-codes)");
+    }
+    if (const Entry* x = m->get("retriable_headers")) {
+      if (conditions_ok && !has("retriable-headers")) {
+        error(x->key_loc,
+              "retriable_headers: has no effect unless retry_on includes retriable-headers");
+      } else {
+        load_retriable_headers(*x, &r.retriable_headers);
+      }
+    } else if (conditions_ok && has("retriable-headers")) {
+      error(m->loc,
+            "missing required key \"retriable_headers\" in retry (retry_on includes "
+            "retriable-headers)");
+    }
+    if (const Entry* x = m->get("retry_non_idempotent")) get_bool(*x, &r.retry_non_idempotent);
+    if (const Entry* b = m->get("backoff")) {
+      if (std::optional<Map> bm = open_map(*b, kBackoffKeys)) {
+        const Entry* base = bm->get("base");
+        const Entry* max = bm->get("max");
+        bool ok = true;
+        if (base) ok &= get_duration(*base, Zero::kRejected, &r.backoff_base);
+        if (max) {
+          ok &= get_duration(*max, Zero::kRejected, &r.backoff_max);
+        } else if (base && ok) {
+          r.backoff_max = r.backoff_base * 10;  // Envoy's default
+          if (r.backoff_max.count() > syntax::kMaxDurationMs) {
+            r.backoff_max = Duration{syntax::kMaxDurationMs};
+          }
+        }
+        if (ok && r.backoff_max < r.backoff_base) {
+          error((max ? max : base)->loc, "backoff: max " + syntax::format_duration(r.backoff_max) +
+                                             " is less than base " +
+                                             syntax::format_duration(r.backoff_base));
+        }
+      }
+    }
+    bool honor_ok = true;
+    if (const Entry* x = m->get("honor_retry_after")) {
+      honor_ok = get_bool(*x, &r.honor_retry_after);
+    }
+    if (const Entry* x = m->get("retry_after_max")) {
+      if (honor_ok && !r.honor_retry_after) {
+        error(x->key_loc, "retry_after_max: has no effect when honor_retry_after is false");
+      } else {
+        get_duration(*x, Zero::kAllowed, &r.retry_after_max);
+      }
+    }
+    if (const Entry* x = m->get("max_buffered_body_bytes")) {
+      get_size(*x, 0, kMaxBufferedBodyBytes, &r.max_buffered_body_bytes);
+    }
+    route->retry = std::move(r);
+  }
+
+  // A list of condition names, or one comma-separated string of them (x-envoy-retry-on style).
+  bool load_retry_on(const Entry& e, RetryConfig* r) {
+    std::vector<std::pair<std::string, SourceLoc>> names;
+    if (e.value.IsScalar()) {
+      std::string_view text = e.value.Scalar();
+      while (!text.empty()) {
+        size_t comma = text.find(',');
+        std::string_view part = text.substr(0, comma);
+        while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+        while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+        if (!part.empty()) names.emplace_back(std::string(part), e.loc);
+        if (comma == std::string_view::npos) break;
+        text.remove_prefix(comma + 1);
+      }
+    } else if (e.value.IsSequence()) {
+      std::optional<std::vector<Item>> items = open_list(e);
+      for (const Item& item : *items) {
+        std::string name;
+        if (scalar(item.node, item.loc, "retry_on", "a condition name", &name)) {
+          names.emplace_back(std::move(name), item.loc);
+        }
+      }
+      if (names.size() != items->size()) return false;
+    } else {
+      error(e.loc, "retry_on: expected a list of conditions, got " + describe(e.value));
+      return false;
+    }
+    if (names.empty()) {
+      error(e.loc, "retry_on: must list at least one condition");
+      return false;
+    }
+    bool ok = true;
+    std::vector<std::string> known(std::begin(kRetryOnNames), std::end(kRetryOnNames));
+    for (auto& [name, loc] : names) {
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        std::string message = "retry_on: unknown condition " + quote(name);
+        if (std::string hint = syntax::closest(name, known); !hint.empty()) {
+          message += " (did you mean " + quote(hint) + "?)";
+        } else {
+          message += " (expected " + word_list(kRetryOnNames) + ")";
+        }
+        error(loc, message);
+        ok = false;
+      } else if (std::find(r->retry_on.begin(), r->retry_on.end(), name) != r->retry_on.end()) {
+        error(loc, "retry_on: duplicate condition " + quote(name));
+        ok = false;
+      } else {
+        r->retry_on.push_back(std::move(name));
+      }
+    }
+    return ok;
+  }
+
+  void load_status_codes(const Entry& e, std::vector<uint16_t>* out) {
+    std::optional<std::vector<Item>> items = open_list(e);
+    if (!items) return;
+    if (items->empty()) error(e.loc, e.key + ": must list at least one status");
+    for (const Item& item : *items) {
+      std::string text;
+      int64_t v = 0;
+      if (!scalar(item.node, item.loc, e.key, "an HTTP status", &text)) continue;
+      if (!syntax::parse_int(text, &v) || v < 100 || v > 599) {
+        error(item.loc, e.key + ": " + quote(text) + " is not an HTTP status (100..599)");
+      } else if (std::find(out->begin(), out->end(), v) != out->end()) {
+        error(item.loc, e.key + ": duplicate status " + text);
+      } else {
+        out->push_back(static_cast<uint16_t>(v));
+      }
+    }
+  }
+
+  // Items: "name", or {name, value} for an exact value.
+  void load_retriable_headers(const Entry& e, std::vector<RetriableHeader>* out) {
+    std::optional<std::vector<Item>> items = open_list(e);
+    if (!items) return;
+    if (items->empty()) error(e.loc, e.key + ": must list at least one header");
+    for (const Item& item : *items) {
+      RetriableHeader h;
+      std::string name;
+      SourceLoc name_loc = item.loc;
+      if (item.node.IsMap()) {
+        std::optional<Map> m =
+            open_map(item.node, item.loc, "retriable header", kRetriableHeaderKeys);
+        if (!m || !require(*m, "name", "retriable header")) continue;
+        const Entry& n = *m->get("name");
+        if (!get_string(n, &name)) continue;
+        name_loc = n.loc;
+        if (const Entry* v = m->get("value")) {
+          std::string value;
+          if (!get_string(*v, &value)) continue;
+          if (std::any_of(value.begin(), value.end(),
+                          [](unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7f; })) {
+            error(v->loc, "value: header value contains control characters");
+            continue;
+          }
+          h.value = std::move(value);
+        }
+      } else if (!scalar(item.node, item.loc, e.key, "a header name or a map with name", &name)) {
+        continue;
+      }
+      if (!is_header_token(name)) {
+        error(name_loc, e.key + ": invalid header name " + quote(name));
+        continue;
+      }
+      h.name = lower_case(name);
+      out->push_back(std::move(h));
     }
   }
 
@@ -992,6 +1996,43 @@ class Loader {
           config->tls.reload_interval = d;
         }
       }
+    }
+  }
+
+  // ---- aws ----
+
+  void load_aws(const Entry& e, Config* config) {
+    std::optional<Map> m = open_map(e, kAwsKeys);
+    if (!m) return;
+    Aws& aws = config->aws;
+    if (const Entry* r = m->get("region")) {
+      std::string text;
+      if (get_string(*r, &text)) {
+        if (auto region = aws::parse_region(text)) {
+          aws.region = region->name;
+        } else {
+          error(r->loc, "region: " + region.error());
+        }
+      }
+    }
+    if (const Entry* z = m->get("zone")) {
+      std::string text;
+      if (get_string(*z, &text)) {
+        auto zone = aws::parse_availability_zone(text);
+        if (!zone) {
+          error(z->loc, "zone: " + zone.error());
+        } else if (!aws.region.empty() && zone->region.name != aws.region) {
+          error(z->loc, "zone: " + zone->name + " is not in region " + aws.region);
+        } else {
+          aws.zone = zone->name;
+        }
+      }
+    }
+    if (const Entry* c = m->get("credentials")) {
+      constexpr std::string_view kWords[] = {"auto", "env", "ecs"};
+      constexpr AwsCredentials kModes[] = {AwsCredentials::kAuto, AwsCredentials::kEnv,
+                                           AwsCredentials::kEcs};
+      if (int i = get_choice(*c, "credential source", kWords); i >= 0) aws.credentials = kModes[i];
     }
   }
 

@@ -8,6 +8,34 @@ std::string HostPort::to_string() const {
   return host + ":" + port_text;
 }
 
+std::string_view cluster_type_name(ClusterType t) {
+  switch (t) {
+    case ClusterType::kDns:
+      return "dns";
+    case ClusterType::kPrivateLink:
+      return "privatelink";
+    case ClusterType::kLattice:
+      return "lattice";
+    case ClusterType::kApiGateway:
+      return "apigateway";
+    case ClusterType::kStatic:
+      break;
+  }
+  return "static";
+}
+
+std::string_view lb_policy_name(LbPolicy p) {
+  switch (p) {
+    case LbPolicy::kLeastRequest:
+      return "least_request";
+    case LbPolicy::kRandom:
+      return "random";
+    case LbPolicy::kRoundRobin:
+      break;
+  }
+  return "round_robin";
+}
+
 const Cluster* Config::find_cluster(std::string_view name) const {
   for (const Cluster& c : clusters) {
     if (c.name == name) return &c;

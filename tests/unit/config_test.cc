@@ -753,7 +753,9 @@ clusters:
     host_rewrite: d.internal:8443
     dns: {min_ttl: 10m, max_ttl: 1m, refresh: 5s}
 )")),
-            (Lines{"t.yaml:7:11: type: unknown cluster type \"eds\" (expected static or dns)",
+            (Lines{"t.yaml:7:11: type: unknown cluster type \"eds\" (expected static, dns, "
+                   "privatelink, lattice or "
+                   "apigateway)",
                    "t.yaml:11:19: host_rewrite: invalid host \"bad host\"",
                    "t.yaml:12:22: max_connections: 0 is out of range (1..1000000)",
                    "t.yaml:13:5: dns: only allowed in clusters of type dns",
