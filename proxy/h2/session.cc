@@ -1,0 +1,784 @@
+#include "proxy/h2/session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <chrono>
+#include <charconv>
+#include <cstring>
+
+namespace outrigger::h2 {
+namespace {
+
+constexpr uint8_t kDrainPing[8] = {'o', 'r', '-', 'd', 'r', 'a', 'i', 'n'};
+
+int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+          NGHTTP2_NV_FLAG_NONE};
+}
+
+// Regular fields we may put on the wire: no pseudo-headers (the caller's own go first), no
+// connection-specific ones, te only as "trailers".
+bool sendable(const Field& f) {
+  if (f.name.empty() || f.name[0] == ':') return false;
+  if (is_connection_specific(f.name)) return false;
+  if (f.name == "te" && f.value != "trailers") return false;
+  return true;
+}
+
+std::string lib_error(std::string_view what, int rv) {
+  std::string s(what);
+  s += ": ";
+  s += nghttp2_strerror(rv);
+  return s;
+}
+
+bool parse_uint(std::string_view v, int64_t* out) {
+  if (v.empty() || v.size() > 18) return false;
+  int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + (c - '0');
+  }
+  *out = n;
+  return true;
+}
+
+}  // namespace
+
+std::string_view error_code_name(uint32_t code) noexcept {
+  switch (code) {
+    case kNoError: return "NO_ERROR";
+    case kProtocolError: return "PROTOCOL_ERROR";
+    case kInternalError: return "INTERNAL_ERROR";
+    case kFlowControlError: return "FLOW_CONTROL_ERROR";
+    case kSettingsTimeout: return "SETTINGS_TIMEOUT";
+    case kStreamClosed: return "STREAM_CLOSED";
+    case kFrameSizeError: return "FRAME_SIZE_ERROR";
+    case kRefusedStream: return "REFUSED_STREAM";
+    case kCancel: return "CANCEL";
+    case kCompressionError: return "COMPRESSION_ERROR";
+    case kConnectError: return "CONNECT_ERROR";
+    case kEnhanceYourCalm: return "ENHANCE_YOUR_CALM";
+    case kInadequateSecurity: return "INADEQUATE_SECURITY";
+    case kHttp11Required: return "HTTP_1_1_REQUIRED";
+    default: return "UNKNOWN";
+  }
+}
+
+Counters& Counters::operator+=(const Counters& o) noexcept {
+  streams_opened += o.streams_opened;
+  invalid_headers += o.invalid_headers;
+  header_list_too_large += o.header_list_too_large;
+  refused_streams += o.refused_streams;
+  peer_resets += o.peer_resets;
+  rapid_reset += o.rapid_reset;
+  continuation_flood += o.continuation_flood;
+  settings_flood += o.settings_flood;
+  ping_flood += o.ping_flood;
+  empty_frame_flood += o.empty_frame_flood;
+  connection_errors += o.connection_errors;
+  goaway_received += o.goaway_received;
+  return *this;
+}
+
+// ---------------------------------------------------------------------------------------------
+// nghttp2 callbacks
+
+struct Session::Glue {
+  static Session& S(void* ud) { return *static_cast<Session*>(ud); }
+
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
+    Session& s = S(ud);
+    if (s.fatal_) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    s.last_frame_type_ = hd->type;
+    const bool end_stream = (hd->flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    switch (hd->type) {
+      case NGHTTP2_DATA:
+      case NGHTTP2_HEADERS:
+      case NGHTTP2_CONTINUATION:
+        if (hd->length == 0 && !end_stream) {
+          if (++s.empty_frames_ > s.limits_.max_empty_frames) {
+            ++s.counters_.empty_frame_flood;
+            s.fail(kEnhanceYourCalm, "empty frame flood");
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+          }
+        } else {
+          s.empty_frames_ = 0;
+        }
+        break;
+      default:
+        break;
+    }
+    if (hd->type == NGHTTP2_HEADERS) {
+      s.block_stream_ = hd->stream_id;
+      s.block_continuations_ = 0;
+      s.block_bytes_ = hd->length;
+    } else if (hd->type == NGHTTP2_CONTINUATION) {
+      ++s.block_continuations_;
+      s.block_bytes_ += hd->length;
+    } else if (hd->type == NGHTTP2_SETTINGS && (hd->flags & NGHTTP2_FLAG_ACK) == 0 &&
+               hd->length / 6 > s.limits_.max_settings) {
+      ++s.counters_.settings_flood;
+      s.fail(kEnhanceYourCalm, "too many SETTINGS entries");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if ((hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION) &&
+        (s.block_continuations_ > s.limits_.max_continuations ||
+         s.block_bytes_ > s.limits_.max_header_block_bytes)) {
+      ++s.counters_.continuation_flood;
+      s.fail(kEnhanceYourCalm, "CONTINUATION flood");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+    Session& s = S(ud);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Stream* st = s.find(frame->hd.stream_id);
+    if (st == nullptr) {
+      if (!s.server_ || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+      st = &s.add_stream(frame->hd.stream_id);
+    }
+    st->header_bytes = 0;
+    st->oversized = false;
+    s.hbuf_.clear();
+    s.hrefs_.clear();
+    return 0;
+  }
+
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                       void* ud) {
+    Session& s = S(ud);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    Stream* st = s.find(frame->hd.stream_id);
+    if (st == nullptr || st->oversized) return 0;
+    st->header_bytes += namelen + valuelen + 32;
+    if (st->header_bytes > s.limits_.max_header_list_size) {
+      st->oversized = true;
+      return 0;
+    }
+    std::array<uint32_t, 4> r;
+    r[0] = static_cast<uint32_t>(s.hbuf_.size());
+    r[1] = static_cast<uint32_t>(namelen);
+    s.hbuf_.append(reinterpret_cast<const char*>(name), namelen);
+    r[2] = static_cast<uint32_t>(s.hbuf_.size());
+    r[3] = static_cast<uint32_t>(valuelen);
+    s.hbuf_.append(reinterpret_cast<const char*>(value), valuelen);
+    s.hrefs_.push_back(r);
+    return 0;
+  }
+
+  static std::span<const Field> block_fields(Session& s) {
+    s.hfields_.clear();
+    const std::string_view b(s.hbuf_);
+    for (const auto& r : s.hrefs_) {
+      s.hfields_.push_back({b.substr(r[0], r[1]), b.substr(r[2], r[3])});
+    }
+    return s.hfields_;
+  }
+
+  static void reject_headers(Session& s, Stream& st, uint32_t code) {
+    nghttp2_submit_rst_stream(s.ng_, NGHTTP2_FLAG_NONE, st.id, code);
+  }
+
+  static int server_headers(ServerSession& s, const nghttp2_frame* frame, Stream& st) {
+    const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      if (st.oversized) {
+        ++s.counters_.header_list_too_large;
+        const nghttp2_nv nv = make_nv(":status", "431");
+        nghttp2_submit_response(s.ng_, st.id, &nv, 1, nullptr);
+        return 0;
+      }
+      std::span<const Field> fields = block_fields(s);
+      if (validate_request(fields) != FieldError::kNone) {
+        ++s.counters_.invalid_headers;
+        reject_headers(s, st, kProtocolError);
+        return 0;
+      }
+      Request rq;
+      size_t first_regular = fields.size();
+      for (size_t i = 0; i < fields.size(); ++i) {
+        const Field& f = fields[i];
+        if (f.name[0] != ':') {
+          first_regular = i;
+          break;
+        }
+        if (f.name == ":method") rq.method = f.value;
+        else if (f.name == ":scheme") rq.scheme = f.value;
+        else if (f.name == ":authority") rq.authority = f.value;
+        else if (f.name == ":path") rq.path = f.value;
+      }
+      rq.headers = fields.subspan(first_regular);
+      for (const Field& f : rq.headers) {
+        if (f.name == "host" && rq.authority.empty()) rq.authority = f.value;
+        if (f.name == "content-length") parse_uint(f.value, &rq.content_length);
+      }
+      rq.end_stream = end_stream;
+      st.known = true;
+      ++s.counters_.streams_opened;
+      s.sevents_->on_request(st.id, rq);
+      if (end_stream && s.find(st.id) != nullptr) s.events_->on_end_stream(st.id);
+      return 0;
+    }
+    // Trailers.
+    if (!st.known) return 0;
+    if (st.oversized) {
+      ++s.counters_.header_list_too_large;
+      reject_headers(s, st, kEnhanceYourCalm);
+      return 0;
+    }
+    std::span<const Field> fields = block_fields(s);
+    if (validate_response(fields, true) != FieldError::kNone) {
+      ++s.counters_.invalid_headers;
+      reject_headers(s, st, kProtocolError);
+      return 0;
+    }
+    s.events_->on_trailers(st.id, fields);
+    if (end_stream && s.find(st.id) != nullptr) s.events_->on_end_stream(st.id);
+    return 0;
+  }
+
+  static int client_headers(ClientSession& s, const nghttp2_frame* frame, Stream& st) {
+    const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (!st.known) return 0;
+    if (st.oversized) {
+      ++s.counters_.header_list_too_large;
+      reject_headers(s, st, kEnhanceYourCalm);
+      return 0;
+    }
+    std::span<const Field> fields = block_fields(s);
+    const bool trailers = st.got_final_head;
+    if (validate_response(fields, trailers) != FieldError::kNone) {
+      ++s.counters_.invalid_headers;
+      reject_headers(s, st, kProtocolError);
+      return 0;
+    }
+    if (trailers) {
+      s.events_->on_trailers(st.id, fields);
+      if (end_stream && s.find(st.id) != nullptr) s.events_->on_end_stream(st.id);
+      return 0;
+    }
+    Response rs;
+    const std::string_view status = fields[0].value;  // validated: :status first, 3 digits
+    rs.status = (status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0');
+    rs.headers = fields.subspan(1);
+    for (const Field& f : rs.headers) {
+      if (f.name == "content-length") parse_uint(f.value, &rs.content_length);
+    }
+    rs.end_stream = end_stream;
+    if (rs.status < 200) {
+      s.cevents_->on_informational(st.id, rs);
+      return 0;
+    }
+    st.got_final_head = true;
+    s.cevents_->on_response(st.id, rs);
+    if (end_stream && s.find(st.id) != nullptr) s.events_->on_end_stream(st.id);
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+    Session& s = S(ud);
+    if (s.fatal_) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS: {
+        Stream* st = s.find(frame->hd.stream_id);
+        if (st == nullptr) return 0;
+        return s.server_ ? server_headers(static_cast<ServerSession&>(s), frame, *st)
+                         : client_headers(static_cast<ClientSession&>(s), frame, *st);
+      }
+      case NGHTTP2_DATA: {
+        if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) return 0;
+        Stream* st = s.find(frame->hd.stream_id);
+        if (st != nullptr && st->known) s.events_->on_end_stream(st->id);
+        return 0;
+      }
+      case NGHTTP2_RST_STREAM: {
+        Stream* st = s.find(frame->hd.stream_id);
+        if (st == nullptr) return 0;
+        st->reset_by_peer = true;
+        if (st->response_done) return 0;
+        ++s.counters_.peer_resets;
+        if (s.server_ && s.note_reset()) {
+          ++s.counters_.rapid_reset;
+          s.fail(kEnhanceYourCalm, "rapid reset");
+          return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        return 0;
+      }
+      case NGHTTP2_GOAWAY: {
+        s.goaway_received_ = true;
+        ++s.counters_.goaway_received;
+        if (!s.server_) {
+          static_cast<ClientSession&>(s).goaway_last_stream_id_ = frame->goaway.last_stream_id;
+        }
+        s.events_->on_goaway(frame->goaway.last_stream_id, frame->goaway.error_code);
+        return 0;
+      }
+      case NGHTTP2_PING: {
+        if (s.server_ && (frame->hd.flags & NGHTTP2_FLAG_ACK) != 0 &&
+            std::memcmp(frame->ping.opaque_data, kDrainPing, 8) == 0) {
+          auto& ss = static_cast<ServerSession&>(s);
+          if (ss.drain_step_ == 1) ss.goaway(kNoError);
+        }
+        return 0;
+      }
+      default:
+        return 0;
+    }
+  }
+
+  static int on_invalid_frame_recv(nghttp2_session*, const nghttp2_frame* frame, int lib_error,
+                                   void* ud) {
+    Session& s = S(ud);
+    if (frame == nullptr || frame->hd.type != NGHTTP2_HEADERS) return 0;
+    if (lib_error == NGHTTP2_ERR_HTTP_HEADER || lib_error == NGHTTP2_ERR_HTTP_MESSAGING) {
+      ++s.counters_.invalid_headers;
+    } else if (lib_error == NGHTTP2_ERR_REFUSED_STREAM ||
+               (s.server_ && lib_error == NGHTTP2_ERR_PROTO &&
+                s.known_streams() >= s.limits_.max_concurrent_streams)) {
+      ++s.counters_.refused_streams;
+    }
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data,
+                           size_t len, void* ud) {
+    Session& s = S(ud);
+    Stream* st = s.find(stream_id);
+    if (st == nullptr || !st->known) {
+      nghttp2_session_consume(s.ng_, stream_id, len);  // nobody will consume these bytes
+      return 0;
+    }
+    st->unconsumed += len;
+    s.events_->on_data(stream_id, {data, len});
+    return 0;
+  }
+
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+    Session& s = S(ud);
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+      if (Stream* st = s.find(frame->hd.stream_id)) st->response_done = true;
+    } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != kNoError) {
+      ++s.counters_.connection_errors;
+    }
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                             void* ud) {
+    Session& s = S(ud);
+    auto it = s.streams_.find(stream_id);
+    if (it == s.streams_.end()) return 0;
+    std::unique_ptr<Stream> st = std::move(it->second);
+    s.streams_.erase(it);
+    if (st->unconsumed > 0) {
+      nghttp2_session_consume_connection(s.ng_, st->unconsumed);
+    }
+    if (st->known) {
+      CloseInfo info;
+      info.error_code = error_code;
+      info.reset_by_peer = st->reset_by_peer;
+      if (!s.server_) {
+        const auto& cs = static_cast<ClientSession&>(s);
+        info.unprocessed = (st->reset_by_peer && error_code == kRefusedStream) ||
+                           (cs.goaway_last_stream_id_ >= 0 && stream_id > cs.goaway_last_stream_id_);
+      }
+      s.events_->on_stream_close(stream_id, info);
+    }
+    return 0;
+  }
+
+  static ssize_t read_body(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t length,
+                           uint32_t* flags, nghttp2_data_source*, void* ud) {
+    Session& s = S(ud);
+    const BodyRead r = s.events_->on_body_read(stream_id, {buf, length});
+    if (r.n > length) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    switch (r.status) {
+      case BodyRead::Status::kData:
+        if (r.n == 0) return NGHTTP2_ERR_DEFERRED;
+        return static_cast<ssize_t>(r.n);
+      case BodyRead::Status::kDeferred:
+        return NGHTTP2_ERR_DEFERRED;
+      case BodyRead::Status::kEnd: {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        Stream* st = s.find(stream_id);
+        if (st != nullptr && st->has_trailers) {
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          s.send_trailers(*st, st->trailers.fields());
+          st->has_trailers = false;
+          st->trailers.clear();
+        }
+        return static_cast<ssize_t>(r.n);
+      }
+      case BodyRead::Status::kEndBeforeTrailers: {
+        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        if (Stream* st = s.find(stream_id)) st->trailers_pending = true;
+        return static_cast<ssize_t>(r.n);
+      }
+    }
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+
+  static int on_error(nghttp2_session*, int, const char* msg, size_t len, void* ud) {
+    Session& s = S(ud);
+    s.lib_message_.assign(msg, std::min<size_t>(len, 200));
+    return 0;
+  }
+
+  static const nghttp2_session_callbacks* callbacks() {
+    static const nghttp2_session_callbacks* cbs = [] {
+      nghttp2_session_callbacks* c = nullptr;
+      nghttp2_session_callbacks_new(&c);
+      nghttp2_session_callbacks_set_on_begin_frame_callback(c, on_begin_frame);
+      nghttp2_session_callbacks_set_on_begin_headers_callback(c, on_begin_headers);
+      nghttp2_session_callbacks_set_on_header_callback(c, on_header);
+      nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
+      nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(c, on_invalid_frame_recv);
+      nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, on_data_chunk);
+      nghttp2_session_callbacks_set_on_frame_send_callback(c, on_frame_send);
+      nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
+      nghttp2_session_callbacks_set_error_callback2(c, on_error);
+      return c;  // process lifetime
+    }();
+    return cbs;
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Session
+
+Session::Session(StreamEvents* events, const Limits& limits, bool server)
+    : events_(events), limits_(limits), server_(server), now_(steady_now_ms) {}
+
+Session::~Session() {
+  if (ng_ != nullptr) nghttp2_session_del(ng_);
+}
+
+bool Session::init() {
+  nghttp2_option* opt = nullptr;
+  if (nghttp2_option_new(&opt) != 0) {
+    error_ = "nghttp2_option_new failed";
+    return false;
+  }
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_no_closed_streams(opt, 1);
+  nghttp2_option_set_max_outbound_ack(opt, limits_.max_outbound_ack);
+  nghttp2_option_set_max_settings(opt, limits_.max_settings);
+  nghttp2_option_set_max_send_header_block_length(opt, limits_.max_send_header_block);
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, limits_.max_deflate_table);
+  // nghttp2's own CONTINUATION and reset limits stay as a backstop behind ours (which trip first
+  // and are counted).
+  nghttp2_option_set_max_continuations(opt, limits_.max_continuations + 1);
+  if (server_) {
+    nghttp2_option_set_stream_reset_rate_limit(
+        opt, std::max<uint64_t>(1000, 2ull * limits_.max_rapid_resets), 33);
+  }
+  int rv = server_ ? nghttp2_session_server_new2(&ng_, Glue::callbacks(), this, opt)
+                   : nghttp2_session_client_new2(&ng_, Glue::callbacks(), this, opt);
+  nghttp2_option_del(opt);
+  if (rv != 0) {
+    error_ = lib_error("nghttp2 session", rv);
+    ng_ = nullptr;
+    return false;
+  }
+  std::array<nghttp2_settings_entry, 4> iv;
+  size_t n = 0;
+  if (server_) {
+    iv[n++] = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits_.max_concurrent_streams};
+  } else {
+    iv[n++] = {NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+  }
+  iv[n++] = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits_.initial_stream_window};
+  iv[n++] = {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits_.max_header_list_size};
+  rv = nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, iv.data(), n);
+  if (rv == 0 && limits_.connection_window > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE) {
+    rv = nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
+                                               static_cast<int32_t>(limits_.connection_window));
+  }
+  if (rv != 0) {
+    error_ = lib_error("nghttp2 settings", rv);
+    return false;
+  }
+  return true;
+}
+
+Session::Stream* Session::find(int32_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+Session::Stream& Session::add_stream(int32_t id) {
+  auto& p = streams_[id];
+  p = std::make_unique<Stream>();
+  p->id = id;
+  return *p;
+}
+
+size_t Session::known_streams() const noexcept {
+  size_t n = 0;
+  for (const auto& [id, st] : streams_) n += st->known ? 1 : 0;
+  return n;
+}
+
+void Session::fail(uint32_t code, std::string why) {
+  if (fatal_) return;
+  fatal_ = true;
+  fatal_code_ = code;
+  fatal_goaway_queued_ = true;
+  error_ = std::move(why);
+  if (code != kNoError) ++counters_.connection_errors;
+}
+
+bool Session::note_reset() {
+  const int64_t width = std::max<int64_t>(1, limits_.rapid_reset_window_ms / kBuckets);
+  const int64_t slot = now_() / width;
+  if (slot - reset_slot_ >= kBuckets) {
+    reset_buckets_.fill(0);
+  } else {
+    for (int64_t k = reset_slot_ + 1; k <= slot; ++k) reset_buckets_[k % kBuckets] = 0;
+  }
+  reset_slot_ = std::max(slot, reset_slot_);
+  ++reset_buckets_[slot % kBuckets];
+  uint64_t sum = 0;
+  for (uint32_t b : reset_buckets_) sum += b;
+  return sum > limits_.max_rapid_resets;
+}
+
+int Session::send_trailers(Stream& st, std::span<const Field> fields) {
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(fields.size());
+  for (const Field& f : fields) {
+    if (sendable(f)) nv.push_back(make_nv(f.name, f.value));
+  }
+  return nghttp2_submit_trailer(ng_, st.id, nv.data(), nv.size());
+}
+
+std::expected<void, std::string> Session::feed(std::span<const uint8_t> in) {
+  if (fatal_) return std::unexpected(error_);
+  const ssize_t rv = nghttp2_session_mem_recv(ng_, in.data(), in.size());
+  if (rv >= 0 && !fatal_) return {};
+  if (!fatal_) {
+    switch (rv) {
+      case NGHTTP2_ERR_FLOODED:
+        if (last_frame_type_ == NGHTTP2_PING) {
+          ++counters_.ping_flood;
+          fail(kEnhanceYourCalm, "PING flood");
+        } else {
+          ++counters_.settings_flood;
+          fail(kEnhanceYourCalm, "SETTINGS flood");
+        }
+        break;
+      case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS:
+        ++counters_.continuation_flood;
+        fail(kEnhanceYourCalm, "CONTINUATION flood");
+        break;
+      case NGHTTP2_ERR_BAD_CLIENT_MAGIC:
+        fail(kProtocolError, "bad client preface");
+        break;
+      default:
+        fail(kInternalError, lib_error("nghttp2", static_cast<int>(rv)) +
+                                 (lib_message_.empty() ? "" : " (" + lib_message_ + ")"));
+        break;
+    }
+  }
+  return std::unexpected(error_);
+}
+
+std::span<const uint8_t> Session::pending_output() {
+  if (out_off_ > 0) {
+    out_.erase(out_.begin(), out_.begin() + static_cast<ptrdiff_t>(out_off_));
+    out_off_ = 0;
+  }
+  while (!fatal_ && out_.size() < limits_.output_buffer_bytes) {
+    const uint8_t* p = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(ng_, &p);
+    if (n < 0) {
+      fail(kInternalError, lib_error("nghttp2 send", static_cast<int>(n)));
+      break;
+    }
+    if (n == 0) break;
+    out_.insert(out_.end(), p, p + n);
+  }
+  if (fatal_ && fatal_goaway_queued_ && !fatal_goaway_written_) {
+    // nghttp2 can no longer be used: write the GOAWAY ourselves (out_ ends on a frame boundary).
+    const uint32_t last = ng_ != nullptr
+                              ? static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(ng_))
+                              : 0;
+    const uint8_t f[17] = {0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0,
+                           static_cast<uint8_t>((last >> 24) & 0x7f), static_cast<uint8_t>(last >> 16),
+                           static_cast<uint8_t>(last >> 8), static_cast<uint8_t>(last),
+                           static_cast<uint8_t>(fatal_code_ >> 24),
+                           static_cast<uint8_t>(fatal_code_ >> 16),
+                           static_cast<uint8_t>(fatal_code_ >> 8),
+                           static_cast<uint8_t>(fatal_code_)};
+    out_.insert(out_.end(), f, f + sizeof f);
+    fatal_goaway_written_ = true;
+  }
+  return {out_.data(), out_.size()};
+}
+
+void Session::consume_output(size_t n) {
+  out_off_ += std::min(n, out_.size() - out_off_);
+}
+
+bool Session::want_write() const {
+  if (out_off_ < out_.size()) return true;
+  if (fatal_) return fatal_goaway_queued_ && !fatal_goaway_written_;
+  return nghttp2_session_want_write(ng_) != 0;
+}
+
+bool Session::done() const {
+  if (out_off_ < out_.size()) return false;
+  if (fatal_) return !fatal_goaway_queued_ || fatal_goaway_written_;
+  return nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0;
+}
+
+void Session::consume(int32_t stream, size_t n) {
+  if (fatal_) return;
+  Stream* st = find(stream);
+  if (st == nullptr) return;
+  n = std::min<uint64_t>(n, st->unconsumed);
+  if (n == 0) return;
+  st->unconsumed -= n;
+  nghttp2_session_consume(ng_, stream, n);
+}
+
+void Session::resume(int32_t stream) {
+  if (fatal_) return;
+  nghttp2_session_resume_data(ng_, stream);
+}
+
+std::expected<void, std::string> Session::submit_trailers(int32_t stream,
+                                                          std::span<const Field> fields) {
+  if (fatal_) return std::unexpected(error_);
+  Stream* st = find(stream);
+  if (st == nullptr) return std::unexpected("no such stream");
+  if (st->trailers_pending) {
+    st->trailers_pending = false;
+    if (int rv = send_trailers(*st, fields); rv != 0) {
+      return std::unexpected(lib_error("trailers", rv));
+    }
+    return {};
+  }
+  st->trailers.clear();
+  for (const Field& f : fields) st->trailers.add(f.name, f.value);
+  st->has_trailers = true;
+  return {};
+}
+
+void Session::reset_stream(int32_t stream, uint32_t code) {
+  if (fatal_) return;
+  nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, stream, code);
+}
+
+void Session::terminate(uint32_t code) {
+  if (fatal_) return;
+  if (code != kNoError) ++counters_.connection_errors;  // on_frame_send counts only lib GOAWAYs
+  nghttp2_session_terminate_session(ng_, code);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServerSession
+
+std::expected<std::unique_ptr<ServerSession>, std::string> ServerSession::create(
+    ServerEvents* events, const Limits& limits) {
+  std::unique_ptr<ServerSession> s(new ServerSession(events, limits));
+  if (!s->init()) return std::unexpected(s->error_);
+  return s;
+}
+
+std::expected<void, std::string> ServerSession::submit_response(int32_t stream, int status,
+                                                                std::span<const Field> fields,
+                                                                bool has_body) {
+  if (fatal_) return std::unexpected(error_);
+  if (status < 100 || status > 999) return std::unexpected("bad status");
+  char code[4];
+  std::to_chars(code, code + 3, status);
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(fields.size() + 1);
+  nv.push_back(make_nv(":status", std::string_view(code, 3)));
+  for (const Field& f : fields) {
+    if (sendable(f)) nv.push_back(make_nv(f.name, f.value));
+  }
+  nghttp2_data_provider prd{};
+  prd.read_callback = Glue::read_body;
+  const int rv =
+      nghttp2_submit_response(ng_, stream, nv.data(), nv.size(), has_body ? &prd : nullptr);
+  if (rv != 0) return std::unexpected(lib_error("response", rv));
+  return {};
+}
+
+void ServerSession::begin_drain() {
+  if (fatal_ || drain_step_ > 0) return;
+  drain_step_ = 1;
+  nghttp2_submit_shutdown_notice(ng_);
+  nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, kDrainPing);
+}
+
+void ServerSession::goaway(uint32_t code) {
+  if (fatal_ || drain_step_ >= 2) return;
+  drain_step_ = 2;
+  if (code != kNoError) ++counters_.connection_errors;
+  nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_), code,
+                        nullptr, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ClientSession
+
+std::expected<std::unique_ptr<ClientSession>, std::string> ClientSession::create(
+    ClientEvents* events, const Limits& limits) {
+  std::unique_ptr<ClientSession> s(new ClientSession(events, limits));
+  if (!s->init()) return std::unexpected(s->error_);
+  return s;
+}
+
+uint32_t ClientSession::peer_max_concurrent_streams() const {
+  return nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+bool ClientSession::can_open_stream() const {
+  if (fatal_ || goaway_received_) return false;
+  if (nghttp2_session_check_request_allowed(ng_) == 0) return false;
+  return streams_.size() < peer_max_concurrent_streams();
+}
+
+std::expected<int32_t, std::string> ClientSession::submit_request(std::span<const Field> fields,
+                                                                  bool has_body) {
+  if (fatal_) return std::unexpected(error_);
+  if (!can_open_stream()) {
+    return std::unexpected(goaway_received_ ? "connection is going away"
+                                            : "peer's concurrent stream limit reached");
+  }
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(fields.size());
+  for (const Field& f : fields) {
+    if (!f.name.empty() && f.name[0] == ':') nv.push_back(make_nv(f.name, f.value));
+  }
+  for (const Field& f : fields) {
+    if (sendable(f)) nv.push_back(make_nv(f.name, f.value));
+  }
+  nghttp2_data_provider prd{};
+  prd.read_callback = Glue::read_body;
+  const int32_t id =
+      nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(), has_body ? &prd : nullptr, nullptr);
+  if (id < 0) return std::unexpected(lib_error("request", id));
+  Stream& st = add_stream(id);
+  st.known = true;
+  ++counters_.streams_opened;
+  return id;
+}
+
+}  // namespace outrigger::h2

@@ -1,0 +1,291 @@
+#include "proxy/h2/translate.h"
+
+#include <charconv>
+
+namespace outrigger::h2 {
+namespace {
+
+std::string_view trim(std::string_view v) noexcept {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+  return v;
+}
+
+// Does a TE value list the "trailers" token (with or without parameters)?
+bool te_has_trailers(std::string_view v) noexcept {
+  while (!v.empty()) {
+    const size_t comma = v.find(',');
+    std::string_view item = trim(v.substr(0, comma));
+    item = trim(item.substr(0, item.find(';')));
+    if (http::iequals(item, "trailers")) return true;
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+void append_fields(const http::MessageHead& h, FieldList* out, uint32_t skip_kinds) {
+  for (size_t i = 0; i < h.header_count; ++i) {
+    const http::Header& f = h.headers[i];
+    if (f.kind == http::HeaderKind::kTe) {
+      if ((skip_kinds & kind_bit(f.kind)) == 0 && te_has_trailers(f.value)) {
+        out->add("te", "trailers");
+      }
+      continue;
+    }
+    if (f.hop || f.kind == http::HeaderKind::kHost || (skip_kinds & kind_bit(f.kind)) != 0) {
+      continue;
+    }
+    // Names the h1 parser does not mark but HTTP/2 forbids (RFC 9113 8.2.2).
+    if (http::iequals(f.name, "connection") || http::iequals(f.name, "keep-alive") ||
+        http::iequals(f.name, "proxy-connection") || http::iequals(f.name, "transfer-encoding") ||
+        http::iequals(f.name, "upgrade")) {
+      continue;
+    }
+    out->add(f.name, f.value);
+  }
+}
+
+// Kinds of lower-case h2 field names the h1 forwarding code acts on.
+http::HeaderKind classify(std::string_view n) noexcept {
+  using K = http::HeaderKind;
+  if (n == "host") return K::kHost;
+  if (n == "content-length") return K::kContentLength;
+  if (n == "te") return K::kTe;
+  if (n == "expect") return K::kExpect;
+  if (n == "trailer") return K::kTrailer;
+  if (n == "x-forwarded-for") return K::kXForwardedFor;
+  if (n == "x-forwarded-proto") return K::kXForwardedProto;
+  if (n == "x-request-id") return K::kXRequestId;
+  if (n == "proxy-authorization") return K::kProxyAuthorization;
+  return K::kOther;
+}
+
+void append_line(std::string* out, std::string_view name, std::string_view value) {
+  out->append(name);
+  out->append(": ");
+  out->append(value);
+  out->append("\r\n");
+}
+
+// Appends fields for HTTP/1.1 with cookie fields joined into one line.
+void append_h1_fields(std::span<const Field> fields, bool request, std::string* out) {
+  bool cookie_done = false;
+  for (const Field& f : fields) {
+    if (f.name.empty() || f.name[0] == ':' || is_connection_specific(f.name)) continue;
+    if (request && (f.name == "host" || f.name == "te")) continue;
+    if (request && f.name == "cookie") {
+      if (cookie_done) continue;
+      cookie_done = true;
+      out->append("cookie: ");
+      bool first = true;
+      for (const Field& c : fields) {
+        if (c.name != "cookie") continue;
+        if (!first) out->append("; ");
+        out->append(c.value);
+        first = false;
+      }
+      out->append("\r\n");
+      continue;
+    }
+    append_line(out, f.name, f.value);
+  }
+}
+
+}  // namespace
+
+void h1_request_to_h2(const http::RequestHead& rq, std::string_view scheme, FieldList* out,
+                      uint32_t skip_kinds) {
+  out->add(":method", rq.method);
+  if (rq.method == "CONNECT") {
+    out->add(":authority", rq.authority.empty() ? rq.target : rq.authority);
+  } else {
+    out->add(":scheme", rq.scheme.empty() ? scheme : rq.scheme);
+    if (!rq.authority.empty()) out->add(":authority", rq.authority);
+    out->add(":path", rq.target.empty() ? std::string_view("/") : rq.target);
+  }
+  append_fields(rq, out, skip_kinds);
+}
+
+void h1_response_to_h2(const http::ResponseHead& rs, FieldList* out, uint32_t skip_kinds) {
+  append_fields(rs, out, skip_kinds | kind_bit(http::HeaderKind::kTe));
+}
+
+H1Framing h1_framing(bool end_stream, int64_t content_length) noexcept {
+  if (end_stream) return H1Framing::kNone;
+  return content_length >= 0 ? H1Framing::kContentLength : H1Framing::kChunked;
+}
+
+void append_h1_request_head(const Request& rq, H1Framing framing, std::string* out) {
+  out->append(rq.method);
+  out->push_back(' ');
+  out->append(rq.method == "CONNECT" ? rq.authority : rq.path);
+  out->append(" HTTP/1.1\r\n");
+  append_line(out, "host", rq.authority);
+  append_h1_fields(rq.headers, true, out);
+  if (framing == H1Framing::kChunked) out->append("transfer-encoding: chunked\r\n");
+}
+
+void append_h1_response_head(int status, std::span<const Field> fields, H1Framing framing,
+                             std::string* out) {
+  char code[4];
+  std::to_chars(code, code + 3, status);
+  out->append("HTTP/1.1 ");
+  out->append(code, 3);
+  out->push_back(' ');
+  out->append(reason_phrase(status));
+  out->append("\r\n");
+  append_h1_fields(fields, false, out);
+  if (framing == H1Framing::kChunked) out->append("transfer-encoding: chunked\r\n");
+}
+
+bool to_h1_request_head(const Request& rq, http::RequestHead* out, std::string* cookie_scratch) {
+  out->version_minor = 1;
+  out->keep_alive = true;
+  out->head_bytes = 0;
+  out->connection_token_count = 0;
+  out->method = rq.method;
+  out->target = rq.method == "CONNECT" ? rq.authority : rq.path;
+  out->path = out->target.substr(0, out->target.find('?'));
+  out->authority = rq.authority;
+  out->scheme = rq.scheme;
+  out->is_head = rq.method == "HEAD";
+  out->expect_continue = false;
+  cookie_scratch->clear();
+  size_t n = 0, cookies = 0;
+  for (const Field& f : rq.headers) {
+    if (f.name == "cookie") {
+      if (cookies++ > 0) cookie_scratch->append("; ");
+      cookie_scratch->append(f.value);
+    }
+  }
+  bool cookie_done = false;
+  for (const Field& f : rq.headers) {
+    http::Header h;
+    h.name = f.name;
+    h.value = f.value;
+    h.kind = classify(f.name);
+    h.hop = h.kind == http::HeaderKind::kTe || h.kind == http::HeaderKind::kTrailer ||
+            h.kind == http::HeaderKind::kProxyAuthorization;
+    if (f.name == "cookie") {
+      if (cookie_done) continue;
+      cookie_done = true;
+      h.value = *cookie_scratch;
+    }
+    if (h.kind == http::HeaderKind::kExpect && http::iequals(f.value, "100-continue")) {
+      out->expect_continue = true;
+    }
+    if (n == http::kMaxHeaders) return false;
+    out->headers[n++] = h;
+  }
+  out->header_count = n;
+  switch (h1_framing(rq.end_stream, rq.content_length)) {
+    case H1Framing::kNone:
+      out->body = http::BodyKind::kNone;
+      out->content_length = 0;
+      out->has_te_chunked = false;
+      break;
+    case H1Framing::kContentLength:
+      out->body = http::BodyKind::kContentLength;
+      out->content_length = static_cast<uint64_t>(rq.content_length);
+      out->has_te_chunked = false;
+      break;
+    case H1Framing::kChunked:
+      out->body = http::BodyKind::kChunked;
+      out->content_length = 0;
+      out->has_te_chunked = true;
+      break;
+  }
+  return true;
+}
+
+bool forbidden_in_trailers(std::string_view n) noexcept {
+  static constexpr std::string_view kNames[] = {
+      "age", "authorization", "cache-control", "connection", "content-encoding",
+      "content-length", "content-range", "content-type", "cookie", "date", "expect", "expires",
+      "host", "keep-alive", "location", "max-forwards", "pragma", "proxy-authenticate",
+      "proxy-authorization", "proxy-connection", "retry-after", "set-cookie", "te", "trailer",
+      "transfer-encoding", "upgrade", "vary", "warning", "www-authenticate"};
+  for (std::string_view k : kNames) {
+    if (k == n) return true;
+  }
+  return false;
+}
+
+void h1_trailers_to_h2(std::string_view block, FieldList* out) {
+  std::string lower;
+  while (!block.empty()) {
+    size_t eol = block.find("\r\n");
+    std::string_view line = block.substr(0, eol);
+    block.remove_prefix(eol == std::string_view::npos ? block.size() : eol + 2);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) continue;
+    lower.assign(line.substr(0, colon));
+    for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    if (forbidden_in_trailers(lower)) continue;
+    out->add(lower, trim(line.substr(colon + 1)));
+  }
+}
+
+void append_h1_last_chunk(std::span<const Field> trailers, std::string* out) {
+  out->append("0\r\n");
+  for (const Field& f : trailers) {
+    if (f.name.empty() || f.name[0] == ':' || forbidden_in_trailers(f.name)) continue;
+    append_line(out, f.name, f.value);
+  }
+  out->append("\r\n");
+}
+
+std::string_view reason_phrase(int status) noexcept {
+  switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+  }
+}
+
+}  // namespace outrigger::h2
