@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -18,6 +19,7 @@
 
 #include "config/loader.h"
 #include "proxy/server/server.h"
+#include "proxy/tls/pki.h"
 
 namespace outrigger::cli {
 
@@ -33,6 +35,9 @@ Usage:
   outrigger reverse-proxy --listen ADDR:PORT --to http://HOST:PORT [options]
                                          quick mode: one listener, one upstream
   outrigger probe http://ADDR:PORT/PATH  exit 0 when the URL answers 2xx (container health checks)
+  outrigger pki init DIR                 create a dev root CA + subordinate CA (like AWS Private CA)
+  outrigger pki issue DIR --name SERVICE --account ID [--dns NAME] [--days N] [--client|--server|--both]
+                                         issue a leaf whose SANs carry the service identity
   outrigger version                      print the version
 
 Every subcommand takes --help and --version.
@@ -51,7 +56,7 @@ Loads and validates FILE. Prints every problem as FILE:LINE:COLUMN: message on s
 exits 0 when the config is valid.
 )";
 
-constexpr std::string_view kReverseProxyHelp = R"(Usage: outrigger reverse-proxy --listen ADDR:PORT --to http://HOST:PORT [options]
+constexpr std::string_view kReverseProxyHelp = R"(Usage: outrigger reverse-proxy --listen ADDR:PORT --to http[s]://HOST:PORT [options]
 
 Proxies every request received on ADDR:PORT to one upstream. HOST may be an IP address or a DNS
 name (resolved asynchronously and re-resolved on its TTL).
@@ -59,6 +64,11 @@ name (resolved asynchronously and re-resolved on its TTL).
 Options:
   --listen ADDR:PORT       address to accept on (port 0 picks a free port, printed on stderr)
   --to http://HOST:PORT    the upstream
+  --to https://NAME:PORT   the upstream over TLS: SNI NAME, its certificate must verify against
+                           --ca and carry NAME as a SAN (never falls back to plaintext)
+  --resolve NAME:ADDR      connect to ADDR for NAME instead of resolving it (like curl --resolve)
+  --ca FILE                PEM trust bundle for https upstreams (roots + subordinates), or "system"
+  --cert FILE, --key FILE  client certificate chain and key for mTLS to the upstream
   --workers N              worker threads (default: the CPUs this process may use)
   --admin ADDR:PORT        admin listener (/ready, /healthz, /metrics, /config, /clusters)
   --access-log MODE        off | stdout | FILE (default stdout)
@@ -155,20 +165,66 @@ std::optional<config::Config> quick_config(const Args& a, std::vector<std::strin
   config::Cluster cl;
   cl.name = "upstream";
   std::string_view url = to->second;
+  bool https = false;
   if (url.starts_with("http://")) {
     url.remove_prefix(7);
+  } else if (url.starts_with("https://")) {
+    url.remove_prefix(8);
+    https = true;
   } else {
-    errors->push_back("--to: expected http://HOST:PORT, got \"" + to->second + "\"");
+    errors->push_back("--to: expected http://HOST:PORT or https://NAME:PORT, got \"" + to->second +
+                      "\"");
   }
   while (!url.empty() && url.back() == '/') url.remove_suffix(1);
   config::Endpoint ep;
   if (errors->empty() && !config::parse_host_port(url, false, &ep.address, &err)) {
     errors->push_back("--to: " + err);
   }
+  const std::string name = ep.address.host;
+  if (auto rs = a.opts.find("resolve"); rs != a.opts.end() && errors->empty()) {
+    // NAME:ADDR; ADDR may be an IPv6 literal, with or without brackets.
+    const size_t colon = rs->second.find(':');
+    std::string host = colon == std::string::npos ? "" : rs->second.substr(0, colon);
+    std::string addr = colon == std::string::npos ? "" : rs->second.substr(colon + 1);
+    if (addr.size() > 2 && addr.front() == '[' && addr.back() == ']') addr = addr.substr(1, addr.size() - 2);
+    boost::system::error_code aec;
+    boost::asio::ip::make_address(addr, aec);
+    if (host.empty() || aec) {
+      errors->push_back("--resolve: expected NAME:ADDR with an IP address, got \"" + rs->second + "\"");
+    } else if (host != name) {
+      errors->push_back("--resolve: NAME \"" + host + "\" is not the --to host \"" + name + "\"");
+    } else {
+      ep.address.host = addr;
+    }
+  }
   boost::system::error_code ec;
   boost::asio::ip::make_address(ep.address.host, ec);
   cl.type = ec ? config::ClusterType::kDns : config::ClusterType::kStatic;
   cl.endpoints.push_back(ep);
+  auto abs_path = [](const std::string& p) {
+    return p.empty() || p.front() == '/' ? p : std::filesystem::absolute(p).string();
+  };
+  const auto ca = a.opts.find("ca");
+  const auto cert = a.opts.find("cert");
+  const auto key = a.opts.find("key");
+  if (https) {
+    config::ClusterTls t;
+    t.sni = name;
+    if (ca == a.opts.end()) {
+      errors->push_back("--to https://... needs --ca FILE (the upstream's trust bundle) or --ca system");
+    } else {
+      t.ca = ca->second == "system" ? ca->second : abs_path(ca->second);
+    }
+    if ((cert == a.opts.end()) != (key == a.opts.end())) {
+      errors->push_back("--cert and --key go together");
+    } else if (cert != a.opts.end()) {
+      t.cert = abs_path(cert->second);
+      t.key = abs_path(key->second);
+    }
+    cl.tls = t;
+  } else if (ca != a.opts.end() || cert != a.opts.end() || key != a.opts.end()) {
+    errors->push_back("--ca, --cert and --key need --to https://NAME:PORT");
+  }
   config::Route r;
   r.name = "all";
   r.cluster = cl.name;
@@ -281,6 +337,7 @@ int main(int argc, char** argv) {
     std::cout << "outrigger " << kVersion << "\n";
     return 0;
   }
+  if (sub == "pki") return tls::pki_main(argc - 1, argv + 1);
   if (sub == "probe") {
     std::string_view url;
     int timeout_ms = 2000;
@@ -317,7 +374,8 @@ int main(int argc, char** argv) {
   static const Sub kSubs[] = {
       {"run", kRunHelp, {"config"}, cmd_run},
       {"validate", kValidateHelp, {"config"}, cmd_validate},
-      {"reverse-proxy", kReverseProxyHelp, {"listen", "to", "workers", "admin", "access-log"},
+      {"reverse-proxy", kReverseProxyHelp,
+       {"listen", "to", "workers", "admin", "access-log", "resolve", "ca", "cert", "key"},
        cmd_reverse_proxy},
   };
   for (const Sub& s : kSubs) {

@@ -13,7 +13,9 @@
 #include <functional>
 #include <span>
 
+#include "proxy/base/log.h"
 #include "proxy/server/worker.h"
+#include "proxy/tls/identity.h"
 
 namespace outrigger::server {
 
@@ -33,6 +35,7 @@ std::string_view status_text(int status) {
   switch (status) {
     case 400: return "Bad Request";
     case 403: return "Forbidden";
+    case 421: return "Misdirected Request";
     case 404: return "Not Found";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
@@ -53,16 +56,42 @@ void append_uint(std::string& out, uint64_t v) {
 
 constexpr uint32_t bit(http::HeaderKind k) { return 1u << static_cast<uint32_t>(k); }
 
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
+    if (x != b[i]) return false;  // b is lower case
+  }
+  return true;
+}
+
 // Appends the header lines of a message that may be forwarded: never hop-by-hop ones, nor the
-// kinds in skip (headers the caller writes itself).
-void append_forwardable(std::string& out, const http::MessageHead& h, uint32_t skip = 0) {
+// kinds in skip (headers the caller writes itself), nor a header named `strip` (lower case).
+void append_forwardable(std::string& out, const http::MessageHead& h, uint32_t skip = 0,
+                        std::string_view strip = {}) {
   for (size_t i = 0; i < h.header_count; ++i) {
     const http::Header& f = h.headers[i];
     if (f.hop || (skip & bit(f.kind)) != 0) continue;
+    if (!strip.empty() && iequals(f.name, strip)) continue;
     out.append(f.name);
     out.append(": ");
     out.append(f.value);
     out.append("\r\n");
+  }
+}
+
+std::string_view tls_failure_text(stats::TlsError e) {
+  switch (e) {
+    case stats::TlsError::kExpired: return "upstream tls: certificate expired";
+    case stats::TlsError::kNotYetValid: return "upstream tls: certificate not yet valid";
+    case stats::TlsError::kUnknownCa: return "upstream tls: certificate not from a trusted ca";
+    case stats::TlsError::kSanMismatch: return "upstream tls: certificate name mismatch";
+    case stats::TlsError::kHandshakeTimeout: return "upstream tls: handshake timeout";
+    case stats::TlsError::kPeerAlert: return "upstream tls: refused by the upstream";
+    case stats::TlsError::kProtocolVersion: return "upstream tls: protocol version";
+    case stats::TlsError::kNoSharedCipher: return "upstream tls: no shared cipher";
+    case stats::TlsError::kEof: return "upstream tls: closed during handshake";
+    default: return "upstream tls: handshake failed";
   }
 }
 
@@ -123,6 +152,38 @@ void give_exchange(std::unique_ptr<Exchange> e) {
   if (t_exchanges.size() < 64) t_exchanges.push_back(std::move(e));
 }
 }  // namespace
+
+struct DownstreamConnection::Peer {
+  tls::Identity identity;
+  std::string xfcc;  // the identity header's value; "" = send none
+};
+
+namespace {
+// Upstream I/O, TLS or plain. Plain returns Asio's own awaitable (no extra coroutine frame).
+asio::awaitable<net::IoResult> us_read(upstream::Connection& c, asio::mutable_buffer b) {
+  return c.tls ? net::read_some(*c.tls, b) : c.socket.async_read_some(b, use_nothrow);
+}
+asio::awaitable<net::IoResult> us_write(upstream::Connection& c,
+                                        std::span<const asio::const_buffer> b) {
+  return c.tls ? net::write(*c.tls, b) : asio::async_write(c.socket, b, use_nothrow);
+}
+asio::awaitable<net::IoResult> us_write(upstream::Connection& c, asio::const_buffer b) {
+  return c.tls ? net::write(*c.tls, b) : asio::async_write(c.socket, b, use_nothrow);
+}
+}  // namespace
+
+asio::awaitable<net::IoResult> DownstreamConnection::ds_read(asio::mutable_buffer b) {
+  return tls_ ? net::read_some(*tls_, b) : socket_.async_read_some(b, use_nothrow);
+}
+
+asio::awaitable<net::IoResult> DownstreamConnection::ds_write(
+    std::span<const asio::const_buffer> b) {
+  return tls_ ? net::write(*tls_, b) : asio::async_write(socket_, b, use_nothrow);
+}
+
+asio::awaitable<net::IoResult> DownstreamConnection::ds_write(asio::const_buffer b) {
+  return tls_ ? net::write(*tls_, b) : asio::async_write(socket_, b, use_nothrow);
+}
 
 DownstreamConnection::DownstreamConnection(Worker& worker, size_t listener_index, tcp::socket socket)
     : worker_(worker), listener_index_(listener_index), socket_(std::move(socket)) {
@@ -213,8 +274,7 @@ asio::awaitable<bool> DownstreamConnection::read_downstream(Timeout kind, millis
   compact();
   if (rend_ == base::kBufferSize) co_return true;  // caller decides (head too large)
   arm(kind, d);
-  auto [ec, n] = co_await socket_.async_read_some(
-      asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_), use_nothrow);
+  auto [ec, n] = co_await ds_read(asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
   disarm();
   if (ec || n == 0) co_return false;
   rend_ += n;
@@ -236,8 +296,7 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
     if (close_ && requests_ > 0 && Clock::now() - idle_since_ >= kDrainIdleGrace) break;
     if (rbuf_ != nullptr && !lean_requested_) {
       compact();
-      auto [ec, n] = co_await socket_.async_read_some(
-          asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_), use_nothrow);
+      auto [ec, n] = co_await ds_read(asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
       if (!ec && n > 0) {
         rend_ += n;
         ok = true;
@@ -248,6 +307,26 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
     }
     // Lean wait: no buffer while nothing arrives.
     release_buffer();
+    if (tls_) {
+      // TLS: the session may hold decrypted bytes already, so wait by reading one byte; the
+      // rest of the record stays inside the session until the buffer is there.
+      char first = 0;
+      auto [ec, n] = co_await net::read_some(*tls_, asio::buffer(&first, 1));
+      if (ec || n == 0) {
+        if (ec != asio::error::operation_aborted || timed_out_) break;
+        continue;
+      }
+      rbuf_ = worker_.buffers().get();
+      rbuf_->data[0] = first;
+      rend_ = 1;
+      if (net::pending(*tls_) > 0) {
+        auto [ec2, n2] = co_await net::read_some(
+            *tls_, asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
+        if (!ec2) rend_ += n2;
+      }
+      ok = true;
+      break;
+    }
     auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
     if (ec) {
       if (ec != asio::error::operation_aborted || timed_out_) break;
@@ -269,7 +348,38 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
   co_return ok;
 }
 
+// The server side of the TLS handshake, bounded by the header timeout. Failures are counted by
+// reason (a plaintext client shows as not_tls) and end the connection quietly.
+asio::awaitable<bool> DownstreamConnection::tls_accept(const ListenerState& ls) {
+  stats::TlsStats& ts = worker_.stats().listener(ls.stats_id).tls;
+  std::shared_ptr<const tls::ServerTls> material = ls.tls->current.load();
+  tls_ = net::make_server_stream(socket_, material);
+  arm(Timeout::kHandshake, ls.listener->limits.header_timeout);
+  const boost::system::error_code ec = co_await net::handshake(*tls_, true);
+  disarm();
+  SSL* ssl = net::native(*tls_);
+  if (ec) {
+    const std::string_view reason =
+        timed_out_ ? std::string_view("handshake_timeout") : tls::handshake_failure_reason(ssl, ec);
+    ts.errors[static_cast<size_t>(stats::tls_error_from_reason(reason))].inc();
+    co_return false;
+  }
+  ts.handshakes.inc();
+  if (SSL_session_reused(ssl) != 0) ts.resumed.inc();
+  peer_ = std::make_unique<Peer>();
+  peer_->identity = tls::extract_identity(ssl, ls.identity_rules);
+  if (ls.inbound) {
+    peer_->xfcc =
+        tls::xfcc_value(peer_->identity, SSL_get0_peer_certificate(ssl), material->uri_san());
+  }
+  co_return true;
+}
+
 asio::awaitable<void> DownstreamConnection::run() {
+  {
+    const ListenerState& ls = worker_.snapshot()->listeners[listener_index_];
+    if (ls.tls && !co_await tls_accept(ls)) co_return;
+  }
   for (;;) {
     if (rbeg_ == rend_) {
       // While draining, a quiet keep-alive connection still gets a short grace: a request the
@@ -307,7 +417,7 @@ asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
   if (!ex.req.is_head) o += body;
   ex.status = status;
   arm(Timeout::kStream, worker_.snapshot()->listeners[listener_index_].listener->limits.idle_timeout);
-  auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(o), use_nothrow);
+  auto [ec, n] = co_await ds_write(asio::buffer(o));
   disarm();
   ex.bytes_sent += n;
   if (close) close_ = true;
@@ -440,6 +550,24 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
     co_await send_local(ex, 404, "no route for host and path", has_body);
     co_return finish(!has_body);
   }
+  if (const auto& policy = ls.authz[ex.route->index]; policy) {
+    static const tls::Identity kAnonymous{};
+    const tls::AuthzDecision d = tls::authorize(peer_ ? peer_->identity : kAnonymous, *policy);
+    if (!d.allowed) {
+      const bool anonymous = d.reason == "no_verified_identity";
+      worker_.stats()
+          .route(ex.route->stats_id)
+          .authz_denied[static_cast<size_t>(anonymous ? stats::AuthzDenial::kNoVerifiedIdentity
+                                                      : stats::AuthzDenial::kNotAllowed)]
+          .inc();
+      rbeg_ += rq.head_bytes;
+      co_await send_local(ex, 403,
+                          anonymous ? "caller has no verified client certificate"
+                                    : "caller identity not allowed on this route",
+                          has_body);
+      co_return finish(!has_body);
+    }
+  }
   const bool keep = co_await forward(ex, snap, ls, snap.clusters[ex.route->cluster]);
   co_return finish(keep);
 }
@@ -476,10 +604,20 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   o += " HTTP/1.1\r\nhost: ";
   o += cc.host_rewrite ? std::string_view(*cc.host_rewrite) : rq.authority;
   o += "\r\n";
+  // Inbound, the identity header is ours alone: a client's copy never reaches the app.
+  const std::string_view identity_header =
+      ls.inbound ? std::string_view(ls.listener->identity.header) : std::string_view();
   append_forwardable(o, rq,
                      bit(http::HeaderKind::kHost) | bit(http::HeaderKind::kXForwardedFor) |
                          bit(http::HeaderKind::kXForwardedProto) |
-                         (ex.generated_id ? bit(http::HeaderKind::kXRequestId) : 0));
+                         (ex.generated_id ? bit(http::HeaderKind::kXRequestId) : 0),
+                     identity_header);
+  if (!identity_header.empty() && peer_ && !peer_->xfcc.empty()) {
+    o += identity_header;
+    o += ": ";
+    o += peer_->xfcc;
+    o += "\r\n";
+  }
   o += "x-forwarded-for: ";
   for (size_t i = 0; i < rq.header_count; ++i) {
     if (rq.headers[i].kind == http::HeaderKind::kXForwardedFor && !rq.headers[i].value.empty()) {
@@ -582,6 +720,50 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     }
     boost::system::error_code ignored;
     up->socket.set_option(tcp::no_delay(true), ignored);
+    if (cluster.tls) {
+      // Origination: chain and name verified inside the handshake, session resumed when the
+      // worker holds one for this endpoint. A failure is a 503 with its reason, never plaintext.
+      std::shared_ptr<const tls::ClientTls> material = cluster.tls->current.load();
+      auto ssl = material->new_ssl(cluster.sni, &worker_.tls_sessions(), up->name);
+      stats::TlsError failure = stats::TlsError::kCount;
+      std::string detail;
+      if (!ssl) {
+        failure = stats::TlsError::kHandshakeFailed;
+        detail = ssl.error();
+      } else {
+        up->tls = net::make_client_stream(up->socket, std::move(*ssl), std::move(material));
+        active_upstream_ = up.get();
+        arm(Timeout::kConnect, cc.connect_timeout);
+        const boost::system::error_code hec = co_await net::handshake(*up->tls, false);
+        disarm();
+        active_upstream_ = nullptr;
+        if (hec) {
+          failure = timed_out_ ? stats::TlsError::kHandshakeTimeout
+                               : stats::tls_error_from_reason(
+                                     tls::handshake_failure_reason(net::native(*up->tls), hec));
+          detail = hec.message();
+        }
+      }
+      if (failure != stats::TlsError::kCount) {
+        cs.tls.errors[static_cast<size_t>(failure)].inc();
+        count_error(stats::UpstreamError::kTlsHandshake);
+        worker_.tls_sessions().forget(up->name, cluster.sni);
+        log::warn("upstream tls handshake failed",
+                  {{"cluster", cc.name},
+                   {"endpoint", up->name},
+                   {"sni", cluster.sni},
+                   {"reason", std::string(stats::tls_error_name(failure))},
+                   {"detail", detail}});
+        ex.upstream_name = up->name;
+        up.reset();
+        pool.unreserve();
+        fail_status = 503;
+        fail_reason = tls_failure_text(failure);
+        co_return false;
+      }
+      cs.tls.handshakes.inc();
+      if (SSL_session_reused(net::native(*up->tls)) != 0) cs.tls.resumed.inc();
+    }
     cs.cx_total.inc();
     co_return true;
   };
@@ -673,7 +855,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     }
     if (nb > 0) {
       arm(Timeout::kStream, limits.idle_timeout);
-      auto [ec, n] = co_await asio::async_write(up->socket, std::span(bufs.data(), nb), use_nothrow);
+      auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), nb));
       disarm();
       if (ec) upstream_write_failed = true;
     }
@@ -709,8 +891,8 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) co_return ReadHead::kTimeout;
       arm(kind, left);
-      auto [ec, n] = co_await up->socket.async_read_some(
-          asio::buffer(ex.ubuf->data + ex.uend, base::kBufferSize - ex.uend), use_nothrow);
+      auto [ec, n] = co_await us_read(
+          *up, asio::buffer(ex.ubuf->data + ex.uend, base::kBufferSize - ex.uend));
       disarm();
       if (ec || n == 0) co_return timed_out_ ? ReadHead::kTimeout : ReadHead::kClosed;
       ex.uend += n;
@@ -744,7 +926,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     if (!skip_body) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       arm(Timeout::kStream, limits.idle_timeout);
-      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(kContinue), use_nothrow);
+      auto [ec, n] = co_await ds_write(asio::buffer(kContinue));
       disarm();
       if (ec) {
         active_upstream_ = nullptr;
@@ -776,7 +958,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     rbeg_ = pos;
     if (nb == 0) continue;
     arm(Timeout::kStream, limits.idle_timeout);
-    auto [ec, n] = co_await asio::async_write(up->socket, std::span(bufs.data(), nb), use_nothrow);
+    auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), nb));
     disarm();
     if (ec) upstream_write_failed = true;
   }
@@ -801,7 +983,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       ex.upstream_name = up->name;
       active_upstream_ = up.get();
       arm(Timeout::kStream, limits.idle_timeout);
-      auto [ec, n] = co_await asio::async_write(up->socket, asio::buffer(ex.out), use_nothrow);
+      auto [ec, n] = co_await us_write(*up, asio::buffer(ex.out));
       disarm();
       if (ec) upstream_write_failed = true;
       continue;
@@ -834,7 +1016,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       append_forwardable(h, ex.resp);
       h += "\r\n";
       arm(Timeout::kStream, limits.idle_timeout);
-      auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(h), use_nothrow);
+      auto [ec, n] = co_await ds_write(asio::buffer(h));
       disarm();
       if (ec) {
         active_upstream_ = nullptr;
@@ -941,7 +1123,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     }
     if (nb > 0) {
       arm(Timeout::kStream, limits.idle_timeout);
-      auto [ec, n] = co_await asio::async_write(socket_, std::span(bufs.data(), nb), use_nothrow);
+      auto [ec, n] = co_await ds_write(std::span(bufs.data(), nb));
       disarm();
       ex.bytes_sent += n;
       head_sent = true;
@@ -955,8 +1137,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     if (resp_done) break;
     ex.ubeg = ex.uend = 0;
     arm(Timeout::kStream, limits.idle_timeout);
-    auto [ec, n] = co_await up->socket.async_read_some(
-        asio::buffer(ex.ubuf->data, base::kBufferSize), use_nothrow);
+    auto [ec, n] = co_await us_read(*up, asio::buffer(ex.ubuf->data, base::kBufferSize));
     disarm();
     if (ec || n == 0) {
       if (rs.body == http::BodyKind::kUntilClose && !ec.failed() && n == 0) {
@@ -970,7 +1151,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       }
       if (chunk_out) {
         arm(Timeout::kStream, limits.idle_timeout);
-        auto [ec2, n2] = co_await asio::async_write(socket_, asio::buffer("0\r\n\r\n", 5), use_nothrow);
+        auto [ec2, n2] = co_await ds_write(asio::buffer("0\r\n\r\n", 5));
         disarm();
         ex.bytes_sent += n2;
         if (ec2) downstream_keep = false;

@@ -11,10 +11,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "proxy/base/buffer.h"
 #include "proxy/http/h1.h"
+#include "proxy/net/tls_stream.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/upstream/pool.h"
 
@@ -48,8 +50,14 @@ class DownstreamConnection {
 
  private:
   enum class Timeout : uint8_t { kNone, kIdle, kHeader, kBody, kConnect, kPoolWait, kResponse,
-                                 kExpect, kStream };
+                                 kExpect, kStream, kHandshake };
   struct Upstream;
+  struct Peer;  // the verified caller of a TLS connection
+
+  boost::asio::awaitable<net::IoResult> ds_read(boost::asio::mutable_buffer b);
+  boost::asio::awaitable<net::IoResult> ds_write(std::span<const boost::asio::const_buffer> b);
+  boost::asio::awaitable<net::IoResult> ds_write(boost::asio::const_buffer b);
+  boost::asio::awaitable<bool> tls_accept(const ListenerState& ls);
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<bool> wait_for_request();
@@ -69,6 +77,8 @@ class DownstreamConnection {
   Worker& worker_;
   size_t listener_index_;
   tcp::socket socket_;
+  net::TlsStreamPtr tls_;        // TLS listeners only
+  std::unique_ptr<Peer> peer_;   // after a TLS handshake
   std::string client_ip_;
   base::Buffer* rbuf_ = nullptr;
   size_t rbeg_ = 0, rend_ = 0;

@@ -9,6 +9,7 @@
 #include "config/loader.h"
 #include "proxy/base/cpu.h"
 #include "proxy/base/log.h"
+#include "proxy/tls/identity.h"
 
 namespace outrigger::server {
 
@@ -29,6 +30,42 @@ std::string endpoint_string(const tcp::endpoint& ep) {
 }
 
 std::string dns_key(const config::Cluster& c, size_t i) { return c.name + "#" + std::to_string(i); }
+
+tls::ServerTlsSettings server_settings(const config::ListenerTls& t) {
+  tls::ServerTlsSettings s;
+  s.cert_chain = t.cert;
+  s.key = t.key;
+  s.client_ca = t.client_ca;
+  s.client_cert = t.client_cert == config::ClientCertMode::kRequired   ? tls::ServerTlsSettings::kRequired
+                  : t.client_cert == config::ClientCertMode::kOptional ? tls::ServerTlsSettings::kOptional
+                                                                        : tls::ServerTlsSettings::kNone;
+  s.alpn = t.alpn;
+  return s;
+}
+
+tls::ClientTlsSettings client_settings(const config::Cluster& c) {
+  tls::ClientTlsSettings s;
+  const config::ClusterTls& t = *c.tls;
+  s.ca = t.ca;
+  s.cert = t.cert;
+  s.key = t.key;
+  s.sni = t.sni;
+  s.verify_san = t.verify_san;
+  s.alpn = t.alpn;
+  return s;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string o;
+  for (const auto& x : v) o += x + "\x1f";
+  return o;
+}
+
+bool is_ip_literal(const std::string& host) {
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
 
 }  // namespace
 
@@ -59,6 +96,13 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
         cs.endpoints.insert(cs.endpoints.end(), it->second.begin(), it->second.end());
       }
     }
+    if (c.tls) {
+      cs.tls = cluster_tls_.at(c.name)->slot;  // prepare_tls ran for this config
+      cs.sni = c.tls->sni;
+      if (cs.sni.empty() && !c.endpoints.empty() && !is_ip_literal(c.endpoints[0].address.host)) {
+        cs.sni = c.endpoints[0].address.host;
+      }
+    }
     cluster_index[c.name] = static_cast<uint32_t>(s->clusters.size());
     s->clusters.push_back(std::move(cs));
   }
@@ -69,6 +113,13 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
     ls.head_limits.max_head_bytes =
         std::min<size_t>(l.limits.max_request_headers_bytes, base::kBufferSize);
     ls.head_limits.max_headers = std::min<size_t>(l.limits.max_headers, http::kMaxHeaders);
+    if (l.tls) {
+      ls.tls = listener_tls_.at(l.name)->slot;
+      ls.scheme = "https";
+    }
+    ls.inbound = l.role == config::ListenerRole::kInbound;
+    ls.identity_rules.uri_template = l.identity.uri_template;
+    ls.authz.resize(l.routes.size());
     for (size_t i = 0; i < l.routes.size(); ++i) {
       const config::Route& r = l.routes[i];
       router::CompiledRoute cr;
@@ -78,11 +129,118 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
       cr.stats_id = registry_->route_id(l.name, r.name);
       for (const std::string& h : r.match.hosts) cr.hosts.push_back(router::compile_host_pattern(h));
       cr.path_prefix = r.match.path_prefix;
+      if (r.authz) {
+        ls.authz[i] = tls::AuthzPolicy{r.authz->allow_any_verified, r.authz->allow_accounts,
+                                       r.authz->allow_services};
+      }
       ls.routes.add(std::move(cr));
     }
     s->listeners.push_back(std::move(ls));
   }
   return s;
+}
+
+bool Server::prepare_tls(const config::Config& cfg, std::string* error) {
+  const auto interval = std::chrono::milliseconds(cfg.tls.reload_interval);
+  // Material whose settings did not change is kept (its watcher goes on); new material is built
+  // now, so a broken file fails the start-up or the reload instead of the first handshake. On
+  // failure the maps in use are untouched.
+  auto keep_or_build = [&](const auto& old_map, auto& new_map, const std::string& name,
+                           auto settings, const std::string& fingerprint, std::string_view kind,
+                           const config::SourceLoc& loc) -> bool {
+    using Entry = typename std::decay_t<decltype(old_map)>::mapped_type::element_type;
+    using Watcher = typename decltype(Entry::watcher)::element_type;
+    if (auto it = old_map.find(name); it != old_map.end() && it->second->fingerprint == fingerprint) {
+      new_map[name] = it->second;
+      return true;
+    }
+    auto e = std::make_shared<Entry>();
+    e->fingerprint = fingerprint;
+    e->slot = std::make_shared<std::decay_t<decltype(*e->slot)>>();
+    std::weak_ptr slot_ref = e->slot;
+    const std::string who = std::string(kind) + " " + name;
+    typename Watcher::Options opts;
+    opts.interval = interval;
+    opts.on_update = [slot_ref, who](typename Watcher::Ptr p) {
+      if (auto slot = slot_ref.lock()) slot->current.store(std::move(p));
+      log::info("tls material reloaded", {{"for", who}});
+    };
+    opts.on_error = [who](const std::string& err) {
+      log::error("tls material refused; the previous one stays in use",
+                 {{"for", who}, {"error", err}});
+    };
+    auto w = Watcher::start(io_.get_executor(), std::move(settings), std::move(opts));
+    if (!w) {
+      *error = (loc.line > 0 ? loc.file + ":" + std::to_string(loc.line) + ":" +
+                                   std::to_string(loc.column) + ": "
+                             : std::string()) +
+               who + ": tls: " + w.error();
+      return false;
+    }
+    e->slot->current.store((*w)->current());
+    e->watcher = std::move(*w);
+    new_map[name] = std::move(e);
+    return true;
+  };
+  std::map<std::string, std::shared_ptr<ServerTlsEntry>> listeners;
+  std::map<std::string, std::shared_ptr<ClientTlsEntry>> clusters;
+  for (const config::Listener& l : cfg.listeners) {
+    if (!l.tls) continue;
+    const auto st = server_settings(*l.tls);
+    const std::string fp = st.cert_chain + "\n" + st.key + "\n" + st.client_ca + "\n" +
+                           std::to_string(static_cast<int>(st.client_cert)) + joined(st.alpn) +
+                           std::to_string(interval.count());
+    if (!keep_or_build(listener_tls_, listeners, l.name, st, fp, "listener", l.tls->loc)) return false;
+  }
+  for (const config::Cluster& c : cfg.clusters) {
+    if (!c.tls) continue;
+    const auto st = client_settings(c);
+    const std::string fp = st.ca + "\n" + st.cert + "\n" + st.key + "\n" + st.sni + "\n" +
+                           joined(st.verify_san) + "\n" + joined(st.alpn) +
+                           std::to_string(interval.count());
+    if (!keep_or_build(cluster_tls_, clusters, c.name, st, fp, "cluster", c.tls->loc)) return false;
+  }
+  listener_tls_ = std::move(listeners);
+  cluster_tls_ = std::move(clusters);
+  return true;
+}
+
+std::string Server::tls_metrics() const {
+  std::string o;
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  auto series = [&](std::string_view name, std::string_view kind, const std::string& owner,
+                    std::string_view extra, std::string_view value) {
+    o += name;
+    o += '{';
+    o += kind;  // the label: listener="..." or cluster="..."
+    o += '=';
+    log::append_json_string(o, owner);  // a JSON string is a valid Prometheus label value here
+    o += extra;
+    o += "} ";
+    o += value;
+    o += '\n';
+  };
+  o += "# HELP outrigger_tls_certificate_expiry_seconds Seconds until the loaded certificate's notAfter (negative once expired).\n";
+  o += "# TYPE outrigger_tls_certificate_expiry_seconds gauge\n";
+  for (const auto& [name, e] : listener_tls_) {
+    if (auto na = e->watcher->not_after()) series("outrigger_tls_certificate_expiry_seconds", "listener", name, "", std::to_string(*na - now));
+  }
+  for (const auto& [name, e] : cluster_tls_) {
+    if (auto na = e->watcher->not_after()) series("outrigger_tls_certificate_expiry_seconds", "cluster", name, "", std::to_string(*na - now));
+  }
+  o += "# HELP outrigger_tls_material_reloads_total Reloads of TLS certificate, key and trust-bundle files, by result.\n";
+  o += "# TYPE outrigger_tls_material_reloads_total counter\n";
+  for (const auto& [name, e] : listener_tls_) {
+    series("outrigger_tls_material_reloads_total", "listener", name, ",result=\"ok\"", std::to_string(e->watcher->reloads()));
+    series("outrigger_tls_material_reloads_total", "listener", name, ",result=\"failed\"", std::to_string(e->watcher->failures()));
+  }
+  for (const auto& [name, e] : cluster_tls_) {
+    series("outrigger_tls_material_reloads_total", "cluster", name, ",result=\"ok\"", std::to_string(e->watcher->reloads()));
+    series("outrigger_tls_material_reloads_total", "cluster", name, ",result=\"failed\"", std::to_string(e->watcher->failures()));
+  }
+  return o;
 }
 
 bool Server::bind_listeners(std::string* error) {
@@ -196,7 +354,7 @@ void Server::start_admin() {
   });
   admin_->handle("/metrics", [this](std::string_view, std::string_view) {
     return admin::Response{200, "text/plain; version=0.0.4; charset=utf-8",
-                           registry_->render_prometheus()};
+                           registry_->render_prometheus() + tls_metrics()};
   });
   admin_->handle("/config", [this](std::string_view, std::string_view) {
     return admin::Response{200, "application/json", config::to_json(*config_)};
@@ -303,6 +461,14 @@ void Server::reload() {
     }
     problems += "]";
   }
+  if (problems.empty()) {
+    std::string err;
+    if (!prepare_tls(*r.config, &err)) {
+      problems = "[";
+      log::append_json_string(problems, err);
+      problems += "]";
+    }
+  }
   if (!problems.empty()) {
     registry_->main().config_reloads_failed.inc();
     log::error("config reload failed", {log::raw("errors", problems)});
@@ -389,6 +555,10 @@ int Server::run() {
   signals_.add(SIGINT);
   signals_.add(SIGHUP);
   std::string error;
+  if (!prepare_tls(*config_, &error)) {
+    log::error("tls material unusable", {{"error", error}});
+    return 1;
+  }
   try {
     start_dns();
     if (!bind_listeners(&error)) {

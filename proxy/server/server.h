@@ -21,6 +21,7 @@
 #include "proxy/server/snapshot.h"
 #include "proxy/server/worker.h"
 #include "proxy/stats/stats.h"
+#include "proxy/tls/watcher.h"
 
 namespace outrigger::server {
 
@@ -44,6 +45,19 @@ class Server {
   void finish();
   void publish();
   std::string clusters_json() const;
+  // Builds (or keeps, when unchanged) the TLS material of every listener and cluster of cfg.
+  // On error nothing changes: the start-up or reload fails with the message.
+  bool prepare_tls(const config::Config& cfg, std::string* error);
+  std::string tls_metrics() const;
+
+  template <class Tls, class Watcher>
+  struct TlsEntry {
+    std::string fingerprint;  // the settings it was built from
+    std::unique_ptr<Watcher> watcher;
+    std::shared_ptr<TlsSlot<Tls>> slot;
+  };
+  using ServerTlsEntry = TlsEntry<tls::ServerTls, tls::ServerTlsWatcher>;
+  using ClientTlsEntry = TlsEntry<tls::ClientTls, tls::ClientTlsWatcher>;
 
   boost::asio::io_context io_{1};
   std::shared_ptr<const config::Config> config_;
@@ -61,6 +75,8 @@ class Server {
   std::unique_ptr<dns::Resolver> resolver_;
   std::unique_ptr<dns::Refresher> refresher_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::map<std::string, std::shared_ptr<ServerTlsEntry>> listener_tls_;  // by listener name
+  std::map<std::string, std::shared_ptr<ClientTlsEntry>> cluster_tls_;   // by cluster name
   boost::asio::signal_set signals_{io_};
   boost::asio::steady_timer drain_timer_{io_};
   boost::asio::steady_timer drain_poll_{io_};

@@ -21,6 +21,7 @@
 #include "proxy/base/buffer.h"
 #include "proxy/server/access_log.h"
 #include "proxy/server/snapshot.h"
+#include "proxy/tls/context.h"
 #include "proxy/stats/stats.h"
 #include "proxy/upstream/pool.h"
 
@@ -55,6 +56,8 @@ class Worker {
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   upstream::ClusterPool& pool(const ClusterState& cluster);
   base::BufferPool& buffers() { return buffers_; }
+  // Resumable TLS sessions of upstream connections, by (endpoint, SNI).
+  tls::ClientSessionCache& tls_sessions() { return tls_sessions_; }
   stats::Shard& stats() { return stats_; }
   AccessLogBuffer& access_log() { return access_log_; }
   bool draining() const { return draining_; }
@@ -66,6 +69,7 @@ class Worker {
   void unlink(DownstreamConnection* c);
 
  private:
+  tls::ClientSessionCache tls_sessions_;
   boost::asio::awaitable<void> accept_loop(size_t listener_index, tcp::acceptor& acceptor);
   void tick();
   void schedule_tick();

@@ -104,10 +104,32 @@ std::string_view limit_name(Limit l) noexcept {
   return "unknown";
 }
 
+std::string_view tls_error_name(TlsError e) noexcept {
+  static constexpr std::array<std::string_view, static_cast<size_t>(TlsError::kCount)> kNames = {
+      "not_tls",     "no_client_certificate", "protocol_version", "no_shared_cipher",
+      "unknown_ca",  "expired",               "not_yet_valid",    "san_mismatch",
+      "peer_alert",  "eof",                   "handshake_timeout", "handshake_failed"};
+  const auto i = static_cast<size_t>(e);
+  return i < kNames.size() ? kNames[i] : "handshake_failed";
+}
+
+TlsError tls_error_from_reason(std::string_view reason) noexcept {
+  for (size_t i = 0; i < static_cast<size_t>(TlsError::kCount); ++i) {
+    if (tls_error_name(static_cast<TlsError>(i)) == reason) return static_cast<TlsError>(i);
+  }
+  return TlsError::kHandshakeFailed;  // "other" and anything new
+}
+
+std::string_view authz_denial_name(AuthzDenial d) noexcept {
+  return d == AuthzDenial::kNoVerifiedIdentity ? "no_verified_identity" : "not_allowed";
+}
+
 std::string_view upstream_error_name(UpstreamError e) noexcept {
   switch (e) {
     case UpstreamError::kConnectTimeout:
       return "connect_timeout";
+    case UpstreamError::kTlsHandshake:
+      return "tls_handshake";
     case UpstreamError::kConnectRefused:
       return "connect_refused";
     case UpstreamError::kConnectFailed:
@@ -195,16 +217,29 @@ struct HistogramSum {
   }
 };
 
+struct TlsSum {
+  uint64_t handshakes = 0;
+  uint64_t resumed = 0;
+  std::array<uint64_t, static_cast<size_t>(TlsError::kCount)> errors{};
+  void add(const TlsStats& s) {
+    handshakes += s.handshakes.value();
+    resumed += s.resumed.value();
+    for (size_t i = 0; i < errors.size(); ++i) errors[i] += s.errors[i].value();
+  }
+};
+
 struct ListenerSum {
   int64_t cx_active = 0;
   uint64_t cx_total = 0;
   uint64_t no_route = 0;
   std::array<uint64_t, static_cast<size_t>(BadRequest::kCount)> bad{};
+  TlsSum tls;
 };
 
 struct RouteSum {
   std::array<uint64_t, kCodeClasses> rq{};
   HistogramSum duration;
+  std::array<uint64_t, static_cast<size_t>(AuthzDenial::kCount)> denied{};
 };
 
 struct ClusterSum {
@@ -217,6 +252,7 @@ struct ClusterSum {
   int64_t rq_pending = 0;
   std::array<uint64_t, static_cast<size_t>(UpstreamError::kCount)> errors{};
   HistogramSum duration;
+  TlsSum tls;
 };
 
 // The le="..." strings, in the shortest fixed notation ("0.0005", "1", "60").
@@ -337,6 +373,34 @@ void write_histogram(Writer& w, std::string_view name, Labels labels, const Hist
   w.value(cumulative);
 }
 
+// outrigger_<side>_tls_handshakes_total / _resumed_total / _errors_total{reason} per owner
+// (listener or cluster). Written for every owner so the series exist before the first failure.
+template <class NameOf, class SumOf>
+void write_tls(Writer& w, std::string_view side, std::string_view label, size_t n, NameOf name_of,
+               SumOf sum_of) {
+  const std::string hs = "outrigger_" + std::string(side) + "_tls_handshakes_total";
+  const std::string rs = "outrigger_" + std::string(side) + "_tls_resumed_total";
+  const std::string es = "outrigger_" + std::string(side) + "_tls_handshake_errors_total";
+  w.family(hs, "counter", "TLS handshakes completed.");
+  for (size_t id = 0; id < n; ++id) {
+    w.series(hs, "", {{label, name_of(id)}});
+    w.value(sum_of(id).handshakes);
+  }
+  w.family(rs, "counter", "TLS handshakes that resumed a session.");
+  for (size_t id = 0; id < n; ++id) {
+    w.series(rs, "", {{label, name_of(id)}});
+    w.value(sum_of(id).resumed);
+  }
+  w.family(es, "counter", "Failed TLS handshakes, by reason.");
+  for (size_t id = 0; id < n; ++id) {
+    const TlsSum& t = sum_of(id);
+    for (size_t i = 0; i < t.errors.size(); ++i) {
+      w.series(es, "", {{label, name_of(id)}, {"reason", tls_error_name(static_cast<TlsError>(i))}});
+      w.value(t.errors[i]);
+    }
+  }
+}
+
 // Everything read from /proc/self for the standard process_* metrics; -1 where unreadable.
 struct ProcessInfo {
   double cpu_seconds = -1;
@@ -430,12 +494,14 @@ std::string Registry::render_prometheus() const {
       t.cx_total += s.cx_total.value();
       t.no_route += s.no_route.value();
       for (size_t i = 0; i < t.bad.size(); ++i) t.bad[i] += s.bad_requests[i].value();
+      t.tls.add(s.tls);
     }
     for (size_t id = 0; id < n_routes; ++id) {
       const RouteStats& s = sh.route(static_cast<uint32_t>(id));
       RouteSum& t = rs[id];
       for (size_t i = 0; i < kCodeClasses; ++i) t.rq[i] += s.rq[i].value();
       t.duration.add(s.duration);
+      for (size_t i = 0; i < t.denied.size(); ++i) t.denied[i] += s.authz_denied[i].value();
     }
     for (size_t id = 0; id < n_clusters; ++id) {
       const ClusterStats& s = sh.cluster(static_cast<uint32_t>(id));
@@ -449,6 +515,7 @@ std::string Registry::render_prometheus() const {
       t.rq_pending += s.rq_pending.value();
       for (size_t i = 0; i < t.errors.size(); ++i) t.errors[i] += s.errors[i].value();
       t.duration.add(s.duration);
+      t.tls.add(s.tls);
     }
     for (size_t i = 0; i < limits.size(); ++i) limits[i] += sh.limit(static_cast<Limit>(i)).value();
   }
@@ -490,6 +557,9 @@ std::string Registry::render_prometheus() const {
         w.value(ls[id].bad[i]);
       }
     }
+    write_tls(w, "downstream", "listener", n_listeners,
+              [&](size_t id) { return name_of(listeners_, id, 0); },
+              [&](size_t id) -> const TlsSum& { return ls[id].tls; });
   }
 
   // Downstream, per (listener, route).
@@ -512,6 +582,17 @@ std::string Registry::render_prometheus() const {
       write_histogram(w, kDur,
                       {{"listener", name_of(routes_, id, 0)}, {"route", name_of(routes_, id, 1)}},
                       rs[id].duration);
+    }
+    constexpr std::string_view kDenied = "outrigger_downstream_authz_denied_total";
+    w.family(kDenied, "counter", "Requests refused with 403 by a route's caller allow-list, by reason.");
+    for (size_t id = 0; id < n_routes; ++id) {
+      for (size_t i = 0; i < rs[id].denied.size(); ++i) {
+        w.series(kDenied, "",
+                 {{"listener", name_of(routes_, id, 0)},
+                  {"route", name_of(routes_, id, 1)},
+                  {"reason", authz_denial_name(static_cast<AuthzDenial>(i))}});
+        w.value(rs[id].denied[i]);
+      }
     }
   }
 
@@ -566,6 +647,9 @@ std::string Registry::render_prometheus() const {
     for (size_t id = 0; id < n_clusters; ++id) {
       write_histogram(w, kDur, {{"cluster", name_of(clusters_, id, 0)}}, cs[id].duration);
     }
+    write_tls(w, "upstream", "cluster", n_clusters,
+              [&](size_t id) { return name_of(clusters_, id, 0); },
+              [&](size_t id) -> const TlsSum& { return cs[id].tls; });
   }
 
   constexpr std::string_view kLimit = "outrigger_limit_hits_total";

@@ -99,6 +99,7 @@ enum class UpstreamError : uint8_t {
   kProtocol,         // malformed response, 502
   kPoolTimeout,      // no connection within connect_timeout at max_connections, 503
   kNoEndpoint,       // cluster has no resolved endpoint, 503
+  kTlsHandshake,     // TLS origination failed (reason in the TLS error counter), 503
   kCount
 };
 std::string_view upstream_error_name(UpstreamError e) noexcept;
@@ -107,17 +108,49 @@ std::string_view upstream_error_name(UpstreamError e) noexcept;
 enum class BadRequest : uint8_t { kMalformed, kSmuggling, kBadVersion, kCount };
 std::string_view bad_request_name(BadRequest b) noexcept;
 
+// Failed TLS handshakes, both sides; label reason="<name>" with the names in tls_error_name(),
+// which are the reasons proxy/tls reports (plus handshake_timeout).
+enum class TlsError : uint8_t {
+  kNotTls,               // plaintext on a TLS port
+  kNoClientCertificate,  // required but not sent
+  kProtocolVersion,      // e.g. TLS 1.1
+  kNoSharedCipher,
+  kUnknownCa,
+  kExpired,
+  kNotYetValid,
+  kSanMismatch,
+  kPeerAlert,  // the peer refused us (e.g. our certificate)
+  kEof,        // closed mid-handshake
+  kHandshakeTimeout,
+  kHandshakeFailed,  // anything else
+  kCount
+};
+std::string_view tls_error_name(TlsError e) noexcept;
+TlsError tls_error_from_reason(std::string_view reason) noexcept;
+
+// Route authorization denials (403); label reason="no_verified_identity" | "not_allowed".
+enum class AuthzDenial : uint8_t { kNoVerifiedIdentity, kNotAllowed, kCount };
+std::string_view authz_denial_name(AuthzDenial d) noexcept;
+
+struct TlsStats {
+  Counter handshakes;  // completed
+  Counter resumed;     // of which resumed a session
+  std::array<Counter, static_cast<size_t>(TlsError::kCount)> errors;
+};
+
 struct ListenerStats {
   Gauge cx_active;
   Counter cx_total;
   Counter no_route;  // 404 for lack of a route
   std::array<Counter, static_cast<size_t>(BadRequest::kCount)> bad_requests;
+  TlsStats tls;
 };
 
 // Keyed by (listener, route): downstream requests and their latency.
 struct RouteStats {
   std::array<Counter, kCodeClasses> rq;
   Histogram duration;  // first byte of request head to last byte of response
+  std::array<Counter, static_cast<size_t>(AuthzDenial::kCount)> authz_denied;
 };
 
 struct ClusterStats {
@@ -130,6 +163,7 @@ struct ClusterStats {
   Gauge rq_pending;                      // requests waiting for a connection
   std::array<Counter, static_cast<size_t>(UpstreamError::kCount)> errors;
   Histogram duration;  // request sent to last byte of response
+  TlsStats tls;        // origination
 };
 
 constexpr uint32_t kMaxListeners = 256;

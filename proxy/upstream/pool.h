@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/net/tls_stream.h"
 #include "proxy/stats/stats.h"
 
 namespace outrigger::upstream {
@@ -28,6 +29,7 @@ struct Connection {
   std::string name;  // "ip:port", formatted once per connection for logs
   Clock::time_point idle_since{};
   uint64_t requests = 0;
+  net::TlsStreamPtr tls;  // TLS origination; wraps `socket` (declared after it: destroyed first)
 };
 
 class ClusterPool {
