@@ -9,8 +9,9 @@ usage() {
   cat <<EOF
 usage: bench/run.sh [options] [OUTRIGGER_BINARY]
 
-  OUTRIGGER_BINARY        path to outrigger (or env OUTRIGGER_BIN); needed only when the
-                          proxy list includes outrigger
+  OUTRIGGER_BINARY        path to outrigger (or env OUTRIGGER_BIN); needed when the
+                          proxy list includes outrigger, and by the TLS cases (they make
+                          their certificates with `outrigger pki`)
   -d, --duration SEC      measured run per proxy and round      (BENCH_DURATION, default 10)
   -w, --warmup SEC        warm-up before each measured run      (BENCH_WARMUP, default 2)
   -r, --rounds N          interleaved rounds (A B C D A B C D..) (BENCH_ROUNDS, default 3)
@@ -95,6 +96,9 @@ for c in "${CASES[@]}"; do
 done
 if [[ " ${PROXIES[*]} " == *" outrigger "* ]]; then
   [[ -n "$OUTRIGGER_BIN" ]] || bench_die "outrigger selected but no binary given (see --help)"
+fi
+# Also used without outrigger in the list: the TLS cases make their certificates with it.
+if [[ -n "$OUTRIGGER_BIN" ]]; then
   [[ -x "$OUTRIGGER_BIN" ]] || bench_die "outrigger binary '$OUTRIGGER_BIN' is not executable"
   OUTRIGGER_BIN="$(cd "$(dirname "$OUTRIGGER_BIN")" && pwd)/$(basename "$OUTRIGGER_BIN")"
 fi

@@ -282,3 +282,39 @@ bench_cpu_busy_ticks() {
   done </proc/stat
   bench_die "cpu$1 not in /proc/stat"
 }
+
+# bench_make_pki DIR : the dev PKI of the TLS cases, written once per run by `outrigger pki`
+# (EC P-256 everywhere, account 222222222222):
+#   bundle.pem                 root + subordinate CA: what every side trusts
+#   backend.pem / .key         server leaf of the TLS backend, DNS SAN backend.bench.internal
+#   proxy.pem / .key           client leaf every proxy presents upstream (mTLS);
+#   proxy-combined.pem         the same chain + key in one file (HAProxy's `crt`)
+#   frontend.pem / .key        server leaf of the proxies' TLS listeners, DNS SAN proxy.bench.internal
+#   client.pem / .key          client leaf of the load generator (mTLS listeners)
+# Needs an outrigger binary (OUTRIGGER_BIN, or `outrigger` on PATH) even when only peers are run.
+bench_make_pki() {
+  local dir="$1" bin="${OUTRIGGER_BIN:-}" log
+  [[ -f "$dir/done" ]] && return 0
+  [[ -n "$bin" ]] || bin="$(command -v outrigger 2>/dev/null || true)"
+  if [[ -z "$bin" || ! -x "$bin" ]]; then
+    bench_log "the TLS cases make their certificates with 'outrigger pki': pass the outrigger" \
+      "binary (also with -p peers only)"
+    return 1
+  fi
+  log="$BENCH_TMP/pki.log"
+  {
+    "$bin" pki init "$dir" &&
+      "$bin" pki issue "$dir" --name backend --account 222222222222 --server \
+        --dns backend.bench.internal &&
+      "$bin" pki issue "$dir" --name proxy --account 222222222222 --client &&
+      "$bin" pki issue "$dir" --name frontend --account 222222222222 --server \
+        --dns proxy.bench.internal &&
+      "$bin" pki issue "$dir" --name client --account 222222222222 --client
+  } >"$log" 2>&1 || { bench_tail_log "$log"; return 1; }
+  (
+    umask 077
+    cat "$dir/proxy.pem" "$dir/proxy.key" >"$dir/proxy-combined.pem"
+    cat "$dir/frontend.pem" "$dir/frontend.key" >"$dir/frontend-combined.pem"
+  )
+  touch "$dir/done"
+}
