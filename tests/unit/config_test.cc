@@ -1579,5 +1579,845 @@ TEST_F(ConfigTls, ReadmeTlsExampleLoads) {
   EXPECT_EQ(r.config->clusters[1].tls->cert, p("certs/orders.pem"));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Resilience keys (issue 5): route timeouts and retries, cluster load balancing, breakers,
+// budgets, outlier detection, health checks
+
+constexpr std::string_view kRetryRoutes = R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    routes:
+      - name: full
+        clusters: [a, b, c]
+        timeout: 3s
+        per_try_timeout: 1s
+        idle_timeout: 20s
+        allow_timeout_header: true
+        retry:
+          retry_on: [5xx, connect-failure, retriable-status-codes, retriable-headers]
+          num_retries: 3
+          retriable_status_codes: [409, 429]
+          retriable_headers: [X-Retry-Me, {name: x-upstream-state, value: draining}]
+          retry_non_idempotent: true
+          backoff: {base: 50ms, max: 1s}
+          retry_after_max: 2s
+          max_buffered_body_bytes: 1MiB
+      - name: string_form
+        cluster: a
+        retry:
+          retry_on: "gateway-error, reset,refused-stream"
+          backoff: {base: 100ms}
+          honor_retry_after: false
+      - name: defaults
+        cluster: b
+        retry: {retry_on: [5xx]}
+clusters:
+  - {name: a, endpoints: [127.0.0.1:1]}
+  - {name: b, endpoints: [127.0.0.1:2]}
+  - {name: c, endpoints: [127.0.0.1:3]}
+)";
+
+constexpr std::string_view kResilienceClusters = R"(
+aws: {zone: us-east-1b}
+clusters:
+  - name: app
+    type: dns
+    endpoints:
+      - {address: "a.internal:80", weight: 3, zone: us-east-1a}
+      - {address: "b.internal:80", zone: us-east-1b}
+      - c.internal:80
+    lb_policy: least_request
+    panic_threshold_percent: 0
+    zone_aware: {enabled: false, min_healthy_percent: 50}
+    circuit_breakers: {max_connections: 10, max_pending_requests: 0, max_requests: 20}
+    retry_budget: {budget_percent: 12.5, min_retry_concurrency: 1}
+    outlier_detection:
+      consecutive_5xx: 3
+      consecutive_gateway_failure: 0
+      consecutive_local_origin_failure: 2
+      interval: 5s
+      base_ejection_time: 10s
+      max_ejection_time: 1m
+      max_ejection_percent: 50
+      always_eject_one_host: true
+      successful_active_health_check_uneject_host: false
+    health_check:
+      path: /ready?deep=1
+      host: app.internal
+      interval: 2s
+      interval_jitter: 100ms
+      interval_jitter_percent: 0
+      initial_jitter: 1s
+      timeout: 500ms
+      healthy_threshold: 1
+      unhealthy_threshold: 5
+      expected_statuses: [200-299, 304]
+      retriable_statuses: ["503"]
+  - name: other
+    endpoints: [127.0.0.1:1]
+    lb_policy: random
+    retry_budget: {}
+    outlier_detection: {}
+    health_check: {}
+  - name: third
+    endpoints: [127.0.0.1:1]
+    circuit_breakers: {max_retries: 0}
+)";
+
+TEST(ConfigResilience, DefaultsWithoutTheNewKeys) {
+  auto c = load_ok(std::string(kListeners) + std::string(kClusters));
+  ASSERT_TRUE(c);
+  const Route& r = c->listeners[0].routes[0];
+  EXPECT_EQ(r.cluster, "app");
+  EXPECT_TRUE(r.failover.empty());
+  EXPECT_EQ(r.timeout.count(), 15'000);
+  EXPECT_EQ(r.per_try_timeout.count(), 0);
+  EXPECT_FALSE(r.idle_timeout);
+  EXPECT_FALSE(r.allow_timeout_header);
+  EXPECT_FALSE(r.retry);
+  const Cluster& cl = c->clusters[0];
+  EXPECT_EQ(cl.lb_policy, LbPolicy::kRoundRobin);
+  EXPECT_EQ(cl.panic_threshold_percent, 50u);
+  EXPECT_TRUE(cl.zone_aware.enabled);
+  EXPECT_EQ(cl.zone_aware.min_healthy_percent, 70u);
+  EXPECT_EQ(cl.circuit_breakers.max_connections, 1024u);
+  EXPECT_EQ(cl.circuit_breakers.max_pending_requests, 1024u);
+  EXPECT_EQ(cl.circuit_breakers.max_requests, 1024u);
+  EXPECT_EQ(cl.circuit_breakers.max_retries, 3u);
+  EXPECT_FALSE(cl.retry_budget);
+  EXPECT_FALSE(cl.outlier_detection);
+  EXPECT_FALSE(cl.health_check);
+  EXPECT_FALSE(cl.privatelink || cl.lattice || cl.apigateway || cl.signing);
+  EXPECT_EQ(cl.endpoints[0].weight, 1u);
+  EXPECT_EQ(cl.endpoints[0].zone, "");
+  EXPECT_FALSE(cl.resolves_names());
+  EXPECT_EQ(c->aws.region, "");
+  EXPECT_EQ(c->aws.zone, "");
+  EXPECT_EQ(c->aws.credentials, AwsCredentials::kAuto);
+}
+
+TEST(ConfigResilience, RouteTimeoutsRetryAndFailover) {
+  auto c = load_ok(yaml(kRetryRoutes));
+  ASSERT_TRUE(c);
+  const auto& routes = c->listeners[0].routes;
+  const Route& full = routes[0];
+  EXPECT_EQ(full.cluster, "a");
+  EXPECT_EQ(full.failover, (Lines{"b", "c"}));
+  EXPECT_EQ(full.timeout.count(), 3'000);
+  EXPECT_EQ(full.per_try_timeout.count(), 1'000);
+  ASSERT_TRUE(full.idle_timeout);
+  EXPECT_EQ(full.idle_timeout->count(), 20'000);
+  EXPECT_TRUE(full.allow_timeout_header);
+  ASSERT_TRUE(full.retry);
+  const RetryConfig& r = *full.retry;
+  EXPECT_EQ(r.retry_on,
+            (Lines{"5xx", "connect-failure", "retriable-status-codes", "retriable-headers"}));
+  EXPECT_EQ(r.num_retries, 3u);
+  EXPECT_EQ(r.retriable_status_codes, (std::vector<uint16_t>{409, 429}));
+  ASSERT_EQ(r.retriable_headers.size(), 2u);
+  EXPECT_EQ(r.retriable_headers[0].name, "x-retry-me");
+  EXPECT_FALSE(r.retriable_headers[0].value);
+  EXPECT_EQ(r.retriable_headers[1].name, "x-upstream-state");
+  EXPECT_EQ(r.retriable_headers[1].value, "draining");
+  EXPECT_TRUE(r.retry_non_idempotent);
+  EXPECT_EQ(r.backoff_base.count(), 50);
+  EXPECT_EQ(r.backoff_max.count(), 1'000);
+  EXPECT_TRUE(r.honor_retry_after);
+  EXPECT_EQ(r.retry_after_max.count(), 2'000);
+  EXPECT_EQ(r.max_buffered_body_bytes, 1u << 20);
+  EXPECT_EQ(r.loc.line, 12);
+
+  const RetryConfig& s = *routes[1].retry;
+  EXPECT_EQ(s.retry_on, (Lines{"gateway-error", "reset", "refused-stream"}));
+  EXPECT_EQ(s.backoff_base.count(), 100);
+  EXPECT_EQ(s.backoff_max.count(), 1'000);  // 10 x base, as Envoy
+  EXPECT_FALSE(s.honor_retry_after);
+  EXPECT_TRUE(routes[1].failover.empty());
+
+  const RetryConfig& d = *routes[2].retry;
+  EXPECT_EQ(d.num_retries, 1u);
+  EXPECT_FALSE(d.retry_non_idempotent);
+  EXPECT_EQ(d.backoff_base.count(), 25);
+  EXPECT_EQ(d.backoff_max.count(), 250);
+  EXPECT_EQ(d.retry_after_max.count(), 5'000);
+  EXPECT_EQ(d.max_buffered_body_bytes, 64u * 1024);
+}
+
+TEST(ConfigResilience, ClusterKeys) {
+  auto c = load_ok(std::string(kListeners) + yaml(kResilienceClusters));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->aws.zone, "us-east-1b");
+  const Cluster& a = c->clusters[0];
+  ASSERT_EQ(a.endpoints.size(), 3u);
+  EXPECT_EQ(a.endpoints[0].weight, 3u);
+  EXPECT_EQ(a.endpoints[0].zone, "us-east-1a");
+  EXPECT_EQ(a.endpoints[1].weight, 1u);
+  EXPECT_EQ(a.endpoints[1].zone, "us-east-1b");
+  EXPECT_EQ(a.endpoints[2].zone, "");
+  EXPECT_EQ(a.lb_policy, LbPolicy::kLeastRequest);
+  EXPECT_EQ(a.panic_threshold_percent, 0u);
+  EXPECT_FALSE(a.zone_aware.enabled);
+  EXPECT_EQ(a.zone_aware.min_healthy_percent, 50u);
+  EXPECT_EQ(a.circuit_breakers.max_connections, 10u);
+  EXPECT_EQ(a.circuit_breakers.max_pending_requests, 0u);
+  EXPECT_EQ(a.circuit_breakers.max_requests, 20u);
+  EXPECT_EQ(a.circuit_breakers.max_retries, 3u);
+  ASSERT_TRUE(a.retry_budget);
+  EXPECT_DOUBLE_EQ(a.retry_budget->budget_percent, 12.5);
+  EXPECT_EQ(a.retry_budget->min_retry_concurrency, 1u);
+  ASSERT_TRUE(a.outlier_detection);
+  const OutlierDetection& od = *a.outlier_detection;
+  EXPECT_EQ(od.consecutive_5xx, 3u);
+  EXPECT_EQ(od.consecutive_gateway_failure, 0u);
+  EXPECT_EQ(od.consecutive_local_origin_failure, 2u);
+  EXPECT_TRUE(od.split_external_local_origin_errors);
+  EXPECT_EQ(od.interval.count(), 5'000);
+  EXPECT_EQ(od.base_ejection_time.count(), 10'000);
+  EXPECT_EQ(od.max_ejection_time.count(), 60'000);
+  EXPECT_EQ(od.max_ejection_percent, 50u);
+  EXPECT_TRUE(od.always_eject_one_host);
+  EXPECT_FALSE(od.successful_active_health_check_uneject_host);
+  ASSERT_TRUE(a.health_check);
+  const HealthCheck& hc = *a.health_check;
+  EXPECT_EQ(hc.path, "/ready?deep=1");
+  EXPECT_EQ(hc.host, "app.internal");
+  EXPECT_EQ(hc.interval.count(), 2'000);
+  EXPECT_EQ(hc.interval_jitter.count(), 100);
+  EXPECT_EQ(hc.interval_jitter_percent, 0u);
+  EXPECT_EQ(hc.initial_jitter.count(), 1'000);
+  EXPECT_EQ(hc.timeout.count(), 500);
+  EXPECT_EQ(hc.healthy_threshold, 1u);
+  EXPECT_EQ(hc.unhealthy_threshold, 5u);
+  ASSERT_EQ(hc.expected_statuses.size(), 2u);
+  EXPECT_EQ(hc.expected_statuses[0].first, 200);
+  EXPECT_EQ(hc.expected_statuses[0].last, 299);
+  EXPECT_EQ(hc.expected_statuses[1].first, 304);
+  EXPECT_EQ(hc.expected_statuses[1].last, 304);
+  ASSERT_EQ(hc.retriable_statuses.size(), 1u);
+  EXPECT_EQ(hc.retriable_statuses[0].first, 503);
+
+  const Cluster& o = c->clusters[1];
+  EXPECT_EQ(o.lb_policy, LbPolicy::kRandom);
+  ASSERT_TRUE(o.retry_budget);
+  EXPECT_DOUBLE_EQ(o.retry_budget->budget_percent, 20.0);
+  EXPECT_EQ(o.retry_budget->min_retry_concurrency, 3u);
+  ASSERT_TRUE(o.outlier_detection);
+  EXPECT_EQ(o.outlier_detection->consecutive_5xx, 5u);
+  EXPECT_EQ(o.outlier_detection->max_ejection_percent, 10u);
+  EXPECT_EQ(o.outlier_detection->base_ejection_time.count(), 30'000);
+  EXPECT_FALSE(o.outlier_detection->always_eject_one_host);
+  ASSERT_TRUE(o.health_check);
+  EXPECT_EQ(o.health_check->path, "/health");
+  EXPECT_EQ(o.health_check->interval.count(), 5'000);
+  EXPECT_EQ(o.health_check->timeout.count(), 1'000);
+  EXPECT_EQ(o.health_check->healthy_threshold, 2u);
+  EXPECT_EQ(o.health_check->unhealthy_threshold, 3u);
+  ASSERT_EQ(o.health_check->expected_statuses.size(), 1u);
+  EXPECT_EQ(o.health_check->expected_statuses[0].first, 200);
+  EXPECT_EQ(o.health_check->expected_statuses[0].last, 399);
+  EXPECT_EQ(c->clusters[2].circuit_breakers.max_retries, 0u);
+}
+
+TEST(ConfigErrors, RouteRetryErrorsAreLocated) {
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    routes:
+      - cluster: app
+        retry:
+          retry_on: [5xx, 5xxx, gateway-error, 5xx, retriable-4xx, envoy-ratelimited]
+          num_retries: 11
+          retriable_status_codes: [503]
+          backoff: {base: 100ms, max: 50ms}
+          honor_retry_after: false
+          retry_after_max: 1s
+          max_buffered_body_bytes: 1GiB
+      - cluster: app
+        retry: {retry_on: "reset, bogus", retriable_headers: [x-a]}
+      - cluster: app
+        retry:
+          retry_on: [retriable-status-codes, retriable-headers]
+      - cluster: app
+        retry:
+          retry_on: [retriable-status-codes, retriable-headers]
+          retriable_status_codes: [99, "abc", 500, 500]
+          retriable_headers: ["bad header", {value: x}, {name: ok, value: "a\x01"}]
+          backoff: {max: 10ms}
+      - cluster: app
+        retry: {num_retries: 2}
+      - cluster: app
+        retry: {retry_on: []}
+      - cluster: app
+        retry: {retry_on: {a: b}}
+      - cluster: app
+        retry: on
+)") + std::string(kClusters)),
+            (Lines{
+                "t.yaml:7:27: retry_on: unknown condition \"5xxx\" (did you mean \"5xx\"?)",
+                "t.yaml:7:48: retry_on: duplicate condition \"5xx\"",
+                "t.yaml:7:53: retry_on: unknown condition \"retriable-4xx\" (expected "
+                "connect-failure, refused-stream, reset, gateway-error, 5xx, "
+                "retriable-status-codes or retriable-headers)",
+                "t.yaml:7:68: retry_on: unknown condition \"envoy-ratelimited\" (expected "
+                "connect-failure, refused-stream, reset, gateway-error, 5xx, "
+                "retriable-status-codes or retriable-headers)",
+                "t.yaml:8:24: num_retries: 11 is out of range (0..10)",
+                "t.yaml:10:39: backoff: max 50ms is less than base 100ms",
+                "t.yaml:12:11: retry_after_max: has no effect when honor_retry_after is false",
+                "t.yaml:13:36: max_buffered_body_bytes: 1GiB is out of range (0..67108864)",
+                // Inside a comma-separated string the position is the string's.
+                "t.yaml:15:27: retry_on: unknown condition \"bogus\" (expected connect-failure, "
+                "refused-stream, reset, gateway-error, 5xx, retriable-status-codes or "
+                "retriable-headers)",
+                "t.yaml:18:11: missing required key \"retriable_status_codes\" in retry (retry_on "
+                "includes retriable-status-codes)",
+                "t.yaml:18:11: missing required key \"retriable_headers\" in retry (retry_on "
+                "includes retriable-headers)",
+                "t.yaml:22:36: retriable_status_codes: \"99\" is not an HTTP status (100..599)",
+                "t.yaml:22:40: retriable_status_codes: \"abc\" is not an HTTP status (100..599)",
+                "t.yaml:22:52: retriable_status_codes: duplicate status 500",
+                "t.yaml:23:31: retriable_headers: invalid header name \"bad header\"",
+                "t.yaml:23:45: missing required key \"name\" in retriable header",
+                "t.yaml:23:75: value: header value contains control characters",
+                "t.yaml:24:26: backoff: max 10ms is less than base 25ms",
+                "t.yaml:26:16: missing required key \"retry_on\" in retry",
+                "t.yaml:28:27: retry_on: must list at least one condition",
+                "t.yaml:30:27: retry_on: expected a list of conditions, got a map",
+                "t.yaml:32:16: retry: expected a map, got \"on\"",
+            }));
+  // A condition list without the matching list's condition: the list has no effect.
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    routes:
+      - cluster: app
+        retry:
+          retry_on: 5xx
+          retriable_status_codes: [503]
+          retriable_headers: [x-a]
+)") + std::string(kClusters)),
+            (Lines{"t.yaml:8:11: retriable_status_codes: has no effect unless retry_on includes "
+                   "retriable-status-codes",
+                   "t.yaml:9:11: retriable_headers: has no effect unless retry_on includes "
+                   "retriable-headers"}));
+}
+
+TEST(ConfigErrors, RouteTargetsAndTimeouts) {
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    routes:
+      - cluster: app
+        clusters: [app]
+      - clusters: [app, ap, app, [x]]
+      - clusters: []
+      - clusters: app
+      - clusters: [app, b, c, d, e, f, g, h, i]
+      - cluster: app
+        timeout: 2s
+        per_try_timeout: 3s
+        idle_timeout: 0s
+        allow_timeout_header: yes
+      - cluster: app
+        per_try_timeout: 15s
+)") + std::string(kClusters)),
+            (Lines{
+                "t.yaml:6:9: \"cluster\" and \"clusters\" are mutually exclusive",
+                "t.yaml:7:25: clusters: unknown cluster \"ap\" (did you mean \"app\"?)",
+                "t.yaml:7:29: clusters: \"app\" is listed twice",
+                "t.yaml:7:34: clusters: expected a cluster name, got a list",
+                "t.yaml:8:19: clusters: must list at least one cluster",
+                "t.yaml:9:19: clusters: expected a list, got \"app\"",
+                "t.yaml:10:19: clusters: too many clusters (9, at most 8)",
+                "t.yaml:10:25: clusters: unknown cluster \"b\"",
+                "t.yaml:10:28: clusters: unknown cluster \"c\"",
+                "t.yaml:10:31: clusters: unknown cluster \"d\"",
+                "t.yaml:10:34: clusters: unknown cluster \"e\"",
+                "t.yaml:10:37: clusters: unknown cluster \"f\"",
+                "t.yaml:10:40: clusters: unknown cluster \"g\"",
+                "t.yaml:10:43: clusters: unknown cluster \"h\"",
+                "t.yaml:10:46: clusters: unknown cluster \"i\"",
+                "t.yaml:13:26: per_try_timeout 3s is longer than the route timeout 2s (it would "
+                "never fire)",
+                "t.yaml:14:23: idle_timeout: must be greater than 0",
+                "t.yaml:15:31: allow_timeout_header: expected true or false, got \"yes\"",
+            }));
+}
+
+TEST(ConfigErrors, ClusterResilienceErrorsAreLocated) {
+  EXPECT_EQ(errors_of(std::string(kListeners) + yaml(R"(
+clusters:
+  - name: app
+    endpoints:
+      - {address: "127.0.0.1:1", weight: 0, zone: us-east-1}
+      - {address: "127.0.0.1:2", weight: 129, zone: use1-az1}
+      - {weight: 2}
+    lb_policy: maglev
+    panic_threshold_percent: 101
+    zone_aware: {enabled: 1, min_healthy_percent: -1, local_zone: x}
+    circuit_breakers: {max_connections: 0, max_pending_requests: -1, max_requests: 0}
+    retry_budget: {budget_percent: 100.5, min_retry_concurrency: x}
+  - name: b
+    endpoints: [127.0.0.1:3]
+    retry_budget: {budget_percent: 1e2}
+    circuit_breakers: {max_retries: 5}
+    outlier_detection:
+      consecutive_5xx: 0
+      consecutive_gateway_failure: 0
+      consecutive_local_origin_failure: 0
+      interval: 0s
+      max_ejection_percent: 200
+      always_eject_one_host: maybe
+)")),
+            (Lines{
+                "t.yaml:8:42: weight: 0 is out of range (1..128)",
+                "t.yaml:8:51: zone: availability zone 'us-east-1' is a region: add the zone letter "
+                "(e.g. us-east-1a)",
+                "t.yaml:9:42: weight: 129 is out of range (1..128)",
+                "t.yaml:9:53: zone: availability zone 'use1-az1' must be a region followed by a "
+                "zone letter, e.g. us-east-1a",
+                "t.yaml:10:9: missing required key \"address\" in endpoint",
+                "t.yaml:11:16: lb_policy: unknown policy \"maglev\" (expected round_robin, "
+                "least_request or random)",
+                "t.yaml:12:30: panic_threshold_percent: 101 is out of range (0..100)",
+                "t.yaml:13:27: enabled: expected true or false, got \"1\"",
+                "t.yaml:13:51: min_healthy_percent: -1 is out of range (0..100)",
+                "t.yaml:13:55: unknown key \"local_zone\"",
+                "t.yaml:14:41: max_connections: 0 is out of range (1..1000000)",
+                "t.yaml:14:66: max_pending_requests: -1 is out of range (0..1000000)",
+                "t.yaml:14:84: max_requests: 0 is out of range (1..1000000)",
+                "t.yaml:15:36: budget_percent: expected a number from 0 to 100 (e.g. 20 or 12.5), "
+                "got \"100.5\"",
+                "t.yaml:15:66: min_retry_concurrency: expected an integer, got \"x\"",
+                "t.yaml:18:36: budget_percent: expected a number from 0 to 100 (e.g. 20 or 12.5), "
+                "got \"1e2\"",
+                "t.yaml:19:24: max_retries: has no effect when the cluster has a retry_budget (the "
+                "budget replaces it)",
+                "t.yaml:21:7: outlier_detection: every detector is off (its consecutive_* "
+                "thresholds are 0); remove outlier_detection instead",
+                "t.yaml:24:17: interval: must be greater than 0",
+                "t.yaml:25:29: max_ejection_percent: 200 is out of range (0..100)",
+                "t.yaml:26:30: always_eject_one_host: expected true or false, got \"maybe\"",
+            }));
+  EXPECT_EQ(
+      errors_of(std::string(kListeners) + yaml(R"(
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:1]
+  - name: c
+    endpoints: [127.0.0.1:4]
+    outlier_detection:
+      split_external_local_origin_errors: false
+      consecutive_local_origin_failure: 3
+    health_check:
+      path: health
+      host: "bad host"
+      interval: 0s
+      timeout: 1.5s
+      healthy_threshold: 0
+      unhealthy_threshold: 1001
+      expected_statuses: [200-, 99, 300-200, "2xx", 600]
+      retriable_statuses: []
+  - name: d
+    endpoints: [127.0.0.1:5]
+    outlier_detection: {split_external_local_origin_errors: false, consecutive_5xx: 0,
+                        consecutive_gateway_failure: 0}
+    health_check: {path: "/a b"}
+)")),
+      (Lines{
+          "t.yaml:12:7: consecutive_local_origin_failure: has no effect unless "
+          "split_external_local_origin_errors is true",
+          "t.yaml:14:13: path: must start with \"/\", got \"health\"",
+          "t.yaml:15:13: host: invalid host \"bad host\"",
+          "t.yaml:16:17: interval: must be greater than 0",
+          "t.yaml:17:16: timeout: invalid duration \"1.5s\" (fractions are not allowed; use a "
+          "smaller unit, e.g. 1500ms)",
+          "t.yaml:18:26: healthy_threshold: 0 is out of range (1..1000)",
+          "t.yaml:19:28: unhealthy_threshold: 1001 is out of range (1..1000)",
+          "t.yaml:20:27: expected_statuses: expected a status (200) or a range of statuses "
+          "(200-299), got \"200-\"",
+          "t.yaml:20:33: expected_statuses: \"99\" is not an HTTP status (100..599)",
+          "t.yaml:20:37: expected_statuses: range \"300-200\" is empty (first > last)",
+          "t.yaml:20:46: expected_statuses: expected a status (200) or a range of statuses "
+          "(200-299), got \"2xx\"",
+          "t.yaml:20:53: expected_statuses: \"600\" is not an HTTP status (100..599)",
+          "t.yaml:21:27: retriable_statuses: must list at least one status (omit it otherwise)",
+          "t.yaml:24:24: outlier_detection: every detector is off (its consecutive_* thresholds "
+          "are 0); remove outlier_detection instead",
+          "t.yaml:26:26: path: must not contain spaces, control or non-ASCII characters, or \"#\"",
+      }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// AWS-native upstreams (issue 6)
+
+constexpr std::string_view kVpce =
+    "vpce-0a1b2c3d4e5f6a7b8-abcdefgh.vpce-svc-0123456789abcdef0.us-east-1.vpce.amazonaws.com";
+constexpr std::string_view kLatticeName =
+    "orders-0123456789abcdef0.7d67968.vpc-lattice-svcs.us-east-1.on.aws";
+
+std::string sub(std::string text) {
+  for (size_t i; (i = text.find("$VPCE")) != std::string::npos;) text.replace(i, 5, kVpce);
+  for (size_t i; (i = text.find("$LATTICE")) != std::string::npos;) {
+    text.replace(i, 8, kLatticeName);
+  }
+  return text;
+}
+
+constexpr std::string_view kAwsClusters = R"(
+aws: {region: us-east-1}
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:8080]
+  - name: users
+    type: privatelink
+    privatelink:
+      endpoint: "$VPCE."
+      service_name: users.example.com
+    tls: {ca: system}
+    dns: {min_ttl: 10s}
+  - name: users_plain
+    type: privatelink
+    privatelink:
+      endpoint: Users.Internal.Example.com
+      port: 8080
+      prefer_zonal: false
+  - name: users_zonal
+    type: privatelink
+    privatelink:
+      endpoint: vpce-0a1b2c3d4e5f6a7b8-abcdefgh-us-east-1a.vpce-svc-0123456789abcdef0.us-east-1.vpce.amazonaws.com
+    host_rewrite: keep.me
+  - name: orders
+    type: lattice
+    lattice: {service: "$LATTICE", auth: iam}
+    tls: {ca: system}
+  - name: orders_custom
+    type: lattice
+    lattice:
+      service: orders.example.com
+      custom_domain: true
+      port: 80
+      auth: iam
+      sigv4a: true
+  - name: orders_plain
+    type: lattice
+    lattice: {service: "$LATTICE"}
+  - name: api
+    type: apigateway
+    apigateway: {api_id: abcde12345, vpc_endpoint: vpce-0123456789abcdef0, stage: prod,
+                 auth: iam}
+    tls: {ca: system}
+  - name: api_endpoint
+    type: apigateway
+    apigateway: {endpoint: "fghij67890.execute-api.eu-west-1.amazonaws.com", region: eu-west-1}
+    tls: {ca: system}
+  - name: api_cn
+    type: apigateway
+    apigateway: {api_id: klmno12345, region: cn-north-1}
+    tls: {ca: system, sni: api.example.cn}
+)";
+
+TEST(ConfigAws, TopLevelAws) {
+  auto c = load_ok("aws: {region: eu-west-1, zone: eu-west-1c, credentials: ecs}\n" +
+                   std::string(kListeners) + std::string(kClusters));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->aws.region, "eu-west-1");
+  EXPECT_EQ(c->aws.zone, "eu-west-1c");
+  EXPECT_EQ(c->aws.credentials, AwsCredentials::kEcs);
+  EXPECT_EQ(load_ok("aws: {credentials: env}\n" + std::string(kListeners) + std::string(kClusters))
+                ->aws.credentials,
+            AwsCredentials::kEnv);
+  EXPECT_EQ(errors_of(yaml(R"(
+aws:
+  region: us-east
+  zone: us-east-1
+  credentials: instance
+  profile: x
+)") + std::string(kListeners) +
+                      std::string(kClusters)),
+            (Lines{
+                "t.yaml:2:11: region: region 'us-east' must look like us-east-1 or us-gov-west-1 "
+                "(<geo>-[<qualifier>-]<direction>-<number>)",
+                "t.yaml:3:9: zone: availability zone 'us-east-1' is a region: add the zone letter "
+                "(e.g. us-east-1a)",
+                "t.yaml:4:16: credentials: unknown credential source \"instance\" (expected auto, "
+                "env or ecs)",
+                "t.yaml:5:3: unknown key \"profile\"",
+            }));
+  EXPECT_EQ(errors_of("aws: {region: us-east-1, zone: us-west-2a}\n" + std::string(kListeners) +
+                      std::string(kClusters)),
+            (Lines{
+                "t.yaml:1:32: zone: us-west-2a is not in region us-east-1",
+            }));
+}
+
+TEST(ConfigAws, PrivateLinkLatticeAndApiGatewayLoad) {
+  auto c = load_ok(std::string(kListeners) + sub(yaml(kAwsClusters)));
+  ASSERT_TRUE(c);
+  auto get = [&](std::string_view name) -> const Cluster& { return *c->find_cluster(name); };
+
+  const Cluster& users = get("users");
+  EXPECT_EQ(users.type, ClusterType::kPrivateLink);
+  EXPECT_TRUE(users.resolves_names());
+  ASSERT_TRUE(users.privatelink);
+  EXPECT_EQ(users.privatelink->endpoint, kVpce);
+  EXPECT_TRUE(users.privatelink->vpce_name);
+  EXPECT_EQ(users.privatelink->region, "us-east-1");
+  EXPECT_EQ(users.privatelink->zone, "");
+  EXPECT_EQ(users.privatelink->port, 443);  // with tls
+  EXPECT_EQ(users.privatelink->service_name, "users.example.com");
+  EXPECT_TRUE(users.privatelink->prefer_zonal);
+  ASSERT_EQ(users.endpoints.size(), 1u);
+  EXPECT_EQ(users.endpoints[0].address.to_string(), std::string(kVpce) + ":443");
+  EXPECT_EQ(users.host_rewrite, "users.example.com");
+  EXPECT_EQ(users.tls->sni, "users.example.com");
+  EXPECT_EQ(users.dns.min_ttl.count(), 10'000);
+  EXPECT_FALSE(users.signing);
+
+  const Cluster& plain = get("users_plain");
+  EXPECT_EQ(plain.privatelink->endpoint, "users.internal.example.com");
+  EXPECT_FALSE(plain.privatelink->vpce_name);
+  EXPECT_FALSE(plain.privatelink->prefer_zonal);
+  EXPECT_EQ(plain.endpoints[0].address.to_string(), "users.internal.example.com:8080");
+  EXPECT_FALSE(plain.host_rewrite);
+
+  const Cluster& zonal = get("users_zonal");
+  EXPECT_EQ(zonal.privatelink->zone, "us-east-1a");
+  EXPECT_FALSE(zonal.privatelink->prefer_zonal);
+  EXPECT_EQ(zonal.privatelink->port, 80);  // plaintext
+  EXPECT_EQ(zonal.endpoints[0].zone, "us-east-1a");
+  EXPECT_EQ(zonal.host_rewrite, "keep.me");
+
+  const Cluster& orders = get("orders");
+  ASSERT_TRUE(orders.lattice);
+  EXPECT_EQ(orders.lattice->service, kLatticeName);
+  EXPECT_FALSE(orders.lattice->custom_domain);
+  EXPECT_EQ(orders.lattice->port, 443);
+  EXPECT_EQ(orders.lattice->auth, AwsAuth::kIam);
+  EXPECT_EQ(orders.lattice->region, "us-east-1");
+  EXPECT_EQ(orders.endpoints[0].address.to_string(), std::string(kLatticeName) + ":443");
+  EXPECT_EQ(orders.host_rewrite, kLatticeName);
+  ASSERT_TRUE(orders.signing);
+  EXPECT_EQ(orders.signing->service, "vpc-lattice-svcs");
+  EXPECT_EQ(orders.signing->region, "us-east-1");
+  EXPECT_FALSE(orders.signing->sigv4a);
+
+  const Cluster& custom = get("orders_custom");
+  EXPECT_TRUE(custom.lattice->custom_domain);
+  EXPECT_EQ(custom.lattice->region, "");  // the run-time region signs
+  EXPECT_EQ(custom.endpoints[0].address.to_string(), "orders.example.com:80");
+  ASSERT_TRUE(custom.signing);
+  EXPECT_TRUE(custom.signing->sigv4a);
+  EXPECT_EQ(custom.signing->region, "");
+  EXPECT_FALSE(get("orders_plain").signing);
+
+  const Cluster& api = get("api");
+  ASSERT_TRUE(api.apigateway);
+  EXPECT_EQ(api.apigateway->api_id, "abcde12345");
+  EXPECT_EQ(api.apigateway->region, "us-east-1");  // from aws.region
+  EXPECT_EQ(api.apigateway->vpce_id, "vpce-0123456789abcdef0");
+  EXPECT_EQ(api.apigateway->host,
+            "abcde12345-vpce-0123456789abcdef0.execute-api.us-east-1.amazonaws.com");
+  EXPECT_EQ(api.apigateway->stage, "prod");
+  EXPECT_EQ(api.endpoints[0].address.port, 443);
+  EXPECT_EQ(api.host_rewrite, api.apigateway->host);
+  ASSERT_TRUE(api.signing);
+  EXPECT_EQ(api.signing->service, "execute-api");
+  EXPECT_EQ(api.signing->region, "us-east-1");
+
+  const Cluster& by_endpoint = get("api_endpoint");
+  EXPECT_EQ(by_endpoint.apigateway->api_id, "fghij67890");
+  EXPECT_EQ(by_endpoint.apigateway->region, "eu-west-1");
+  EXPECT_EQ(by_endpoint.apigateway->vpce_id, "");
+  EXPECT_FALSE(by_endpoint.signing);
+  EXPECT_EQ(get("api_cn").apigateway->host, "klmno12345.execute-api.cn-north-1.amazonaws.com.cn");
+  EXPECT_EQ(get("api_cn").tls->sni, "api.example.cn");
+}
+
+TEST(ConfigErrors, AwsClusterErrorsAreLocated) {
+  EXPECT_EQ(errors_of(std::string(kListeners) + sub(yaml(R"(
+aws: {region: us-west-2}
+clusters:
+  - name: app
+    type: privatelink
+    endpoints: [127.0.0.1:1]
+    lattice: {service: x}
+  - name: pl_region
+    type: privatelink
+    privatelink: {endpoint: "$VPCE"}
+  - name: pl_bad
+    type: privatelink
+    privatelink:
+      endpoint: vpce-0a1b2c3d4e5f6a7b8-abcdefgh.vpce-svc-0123456789abcdef0.us-moon-1.vpce.amazonaws.com
+      port: 0
+      service_name: 10.0.0.1
+  - name: pl_private
+    type: privatelink
+    privatelink: {endpoint: users.example.com, prefer_zonal: true}
+  - name: pl_ip
+    type: privatelink
+    privatelink: {endpoint: "10.1.2.3"}
+  - name: pl_missing
+    type: privatelink
+)"))),
+            (Lines{
+                "t.yaml:7:5: missing required key \"privatelink\" in cluster",
+                "t.yaml:9:5: endpoints: not allowed in clusters of type privatelink (the endpoint "
+                "comes from its privatelink block)",
+                "t.yaml:10:5: lattice: only allowed in clusters of type lattice",
+                "t.yaml:13:29: endpoint: the endpoint is in region us-east-1 but aws.region is "
+                "us-west-2 (an interface endpoint lives in the task's own VPC)",
+                "t.yaml:17:17: endpoint: PrivateLink endpoint name: region 'us-moon-1': 'moon' is "
+                "not a direction (east, west, north, south, central, northeast, northwest, "
+                "southeast, southwest)",
+                "t.yaml:18:13: port: 0 is out of range (1..65535)",
+                "t.yaml:19:21: service_name: must be a DNS name, not an IP address",
+                "t.yaml:22:62: prefer_zonal: needs a vpce-... endpoint name (a private DNS name "
+                "has no zonal form)",
+                "t.yaml:25:29: endpoint: must be a DNS name, not an IP address",
+                "t.yaml:26:5: missing required key \"privatelink\" in cluster",
+            }));
+}
+
+TEST(ConfigErrors, LatticeAndApiGatewayErrorsAreLocated) {
+  EXPECT_EQ(
+      errors_of(std::string(kListeners) + sub(yaml(R"(
+clusters:
+  - name: app
+    endpoints: [127.0.0.1:1]
+  - name: l1
+    type: lattice
+    lattice: {service: orders.example.com}
+  - name: l2
+    type: lattice
+    lattice:
+      service: orders-xyz.7d67968.vpc-lattice-svcs.us-east-1.on.aws
+  - name: l3
+    type: lattice
+    lattice:
+      service: "$LATTICE"
+      custom_domain: true
+      sigv4a: true
+      region: us-east-1
+  - name: l4
+    type: lattice
+    lattice:
+      service: "$LATTICE"
+      auth: iam
+      region: us-west-2
+      port: 70000
+  - name: l5
+    type: lattice
+    lattice: {service: "$LATTICE", auth: sigv4}
+  - name: a1
+    type: apigateway
+    apigateway: {api_id: ABCDE12345, vpc_endpoint: vpce-xyz, stage: "a/b"}
+  - name: a2
+    type: apigateway
+    apigateway: {api_id: abcde12345}
+    tls: {ca: system}
+  - name: a3
+    type: apigateway
+    apigateway:
+      endpoint: abcde12345.execute-api.us-east-1.amazonaws.com
+      api_id: fghij67890
+      region: eu-west-1
+      vpc_endpoint: vpce-0123456789abcdef0
+    tls: {ca: system}
+  - name: a4
+    type: apigateway
+    apigateway: {endpoint: abcde12345.execute-api.us-east-1.amazonaws.com.cn}
+    tls: {ca: system}
+  - name: a5
+    type: apigateway
+    apigateway: {region: us-east-1}
+    tls: {ca: system}
+    health_check: {}
+)"))),
+      (Lines{
+          "t.yaml:10:24: service: \"orders.example.com\" is not a VPC Lattice service name "
+          "(<name>-<id>.<label>.vpc-lattice-svcs.<region>.on.aws); set custom_domain: true if it "
+          "is the service's custom domain name",
+          "t.yaml:14:16: service: VPC Lattice service name: 'xyz' after the service name must be "
+          "the service id's 8-17 hex digits",
+          "t.yaml:19:22: custom_domain: "
+          "\"orders-0123456789abcdef0.7d67968.vpc-lattice-svcs.us-east-1.on.aws\" is the service's "
+          "generated name, not a custom domain",
+          "t.yaml:20:15: sigv4a: only used with auth: iam",
+          "t.yaml:21:7: region: only used for signing (auth: iam)",
+          "t.yaml:27:15: region: us-west-2 differs from the service name's region us-east-1",
+          "t.yaml:28:13: port: 70000 is out of range (1..65535)",
+          "t.yaml:31:100: auth: unknown auth \"sigv4\" (expected none or iam)",
+          "t.yaml:32:5: missing required key \"tls\" in cluster (API Gateway only accepts HTTPS; "
+          "e.g. tls: {ca: system})",
+          "t.yaml:34:17: missing required key \"region\" in apigateway (or set aws.region)",
+          "t.yaml:34:26: api_id: \"ABCDE12345\" is not an API id (10 lower-case letters or digits)",
+          "t.yaml:34:52: vpc_endpoint: \"vpce-xyz\" is not a VPC endpoint id (vpce- and 8 or 17 "
+          "hex digits)",
+          "t.yaml:34:69: stage: invalid stage name \"a/b\" (1..128 letters, digits, \"-\" and "
+          "\"_\")",
+          "t.yaml:37:17: missing required key \"region\" in apigateway (or set aws.region)",
+          "t.yaml:43:15: api_id: \"fghij67890\" differs from the endpoint's API id \"abcde12345\"",
+          "t.yaml:44:15: region: \"eu-west-1\" differs from the endpoint's region \"us-east-1\"",
+          "t.yaml:45:21: vpc_endpoint: \"vpce-0123456789abcdef0\" differs from the endpoint's VPC "
+          "endpoint (none)",
+          "t.yaml:49:28: endpoint: execute-api host region us-east-1 (partition aws) uses "
+          "amazonaws.com, not amazonaws.com.cn",
+          "t.yaml:53:17: missing required key \"api_id\" in apigateway",
+          "t.yaml:55:5: health_check: not supported on clusters of type apigateway (AWS runs the "
+          "endpoint and checks what is behind it)",
+      }));
+}
+
+// Every new key renders to JSON and loads back into the same config.
+TEST(ConfigJson, NewKeysRoundTrip) {
+  const std::string texts[] = {yaml(kRetryRoutes),
+                               std::string(kListeners) + yaml(kResilienceClusters),
+                               std::string(kListeners) + sub(yaml(kAwsClusters))};
+  for (const std::string& text : texts) {
+    auto c = load_ok(text);
+    ASSERT_TRUE(c);
+    for (JsonStyle style : {JsonStyle::kPretty, JsonStyle::kCompact}) {
+      std::string json = to_json(*c, style);
+      if (style == JsonStyle::kCompact) EXPECT_TRUE(python_accepts_json(json));
+      LoadResult back = load_string(json, "json");
+      for (const Diagnostic& d : back.errors) ADD_FAILURE() << d.to_string() << "\n" << json;
+      ASSERT_TRUE(back.ok());
+      EXPECT_EQ(to_json(*back.config, style), json);
+    }
+  }
+  auto c = load_ok(yaml(kRetryRoutes));
+  std::string json = to_json(*c, JsonStyle::kCompact);
+  EXPECT_NE(json.find(R"("clusters":["a","b","c"],"timeout":"3s","per_try_timeout":"1s",)"
+                      R"("idle_timeout":"20s","allow_timeout_header":true,"retry":{"retry_on":)"
+                      R"(["5xx","connect-failure","retriable-status-codes","retriable-headers"],)"
+                      R"("num_retries":3,"retriable_status_codes":[409,429],"retriable_headers":)"
+                      R"(["x-retry-me",{"name":"x-upstream-state","value":"draining"}],)"
+                      R"("retry_non_idempotent":true,"backoff":{"base":"50ms","max":"1s"},)"
+                      R"("honor_retry_after":true,"retry_after_max":"2s",)"
+                      R"("max_buffered_body_bytes":1048576}})"),
+            std::string::npos)
+      << json;
+  c = load_ok(std::string(kListeners) + yaml(kResilienceClusters));
+  json = to_json(*c, JsonStyle::kCompact);
+  EXPECT_NE(json.find(R"("aws":{"zone":"us-east-1b","credentials":"auto"})"), std::string::npos);
+  EXPECT_NE(json.find(R"({"address":"a.internal:80","weight":3,"zone":"us-east-1a"})"),
+            std::string::npos);
+  EXPECT_NE(json.find(R"("retry_budget":{"budget_percent":12.5,"min_retry_concurrency":1})"),
+            std::string::npos);
+  EXPECT_NE(json.find(R"("expected_statuses":["200-299",304],"retriable_statuses":[503])"),
+            std::string::npos);
+  c = load_ok(std::string(kListeners) + sub(yaml(kAwsClusters)));
+  json = to_json(*c, JsonStyle::kCompact);
+  EXPECT_NE(json.find(R"("type":"lattice","lattice":{"service":"orders.example.com",)"
+                      R"("custom_domain":true,"port":80,"auth":"iam","sigv4a":true})"),
+            std::string::npos)
+      << json;
+}
+
 }  // namespace
 }  // namespace outrigger::config
