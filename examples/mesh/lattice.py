@@ -147,6 +147,7 @@ class TargetConnection(http.client.HTTPConnection):
 class Handler(BaseHTTPRequestHandler):
   protocol_version = "HTTP/1.1"
   server_version = "lattice-mesh/1"
+  disable_nagle_algorithm = True  # head and body are two writes: no delayed-ACK stall
 
   def setup(self):
     self.request.settimeout(30)

@@ -361,7 +361,7 @@ class Mesh:
 
     # Certificates (mTLS variant): one dev CA, a certificate per service, the Lattice front's
     # server certificate (network account) and an outsider from a non-allowed account.
-    if self.variant == "mtls":
+    if self.variant in ("mtls", "aws"):
       self._pki()
 
     # Per account: config (verbatim), app, sidecar.
@@ -379,14 +379,15 @@ class Mesh:
     self.spawn("privatelink", "transit", [self.python, os.path.join(HERE, "relay.py"),
                                           "--listen", pl["listen"], "--to", pl["target"],
                                           "--name", "privatelink"])
-    provider_cfg = open(os.path.join(HERE, t["configs"][self.variant]["provider"])).read()
+    with open(os.path.join(HERE, t["configs"][self.variant]["provider"])) as f:
+      provider_cfg = f.read()
     # The front checks every signature it gets; it requires one once the provider's sidecar
     # signs (the `lattice` cluster kind), and lets unsigned requests through until then.
     self.lattice_auth = "iam" if re.search(r"^\s*type:\s*lattice\b", provider_cfg, re.M) \
         else "optional"
     argv = [self.python, os.path.join(HERE, "lattice.py"), "--topology", TOPOLOGY,
             "--listen", lat["listen"], "--to", lat["target"], "--auth", self.lattice_auth]
-    if self.variant == "mtls":
+    if self.variant in ("mtls", "aws"):
       pki = os.path.join(self.run_dir, "pki")
       argv += ["--cert", os.path.join(pki, "lattice.pem"), "--key",
                os.path.join(pki, "lattice.key"), "--to-ca", os.path.join(pki, "bundle.pem"),
@@ -662,7 +663,7 @@ def report(m):
   c, p = m.account("consumer"), m.account("provider")
   proxy = "http://127.0.0.1:%d" % t["ports"]["outbound"]
   app = "http://127.0.0.1:%d" % t["ports"]["app"]
-  tls = m.variant == "mtls"
+  tls = m.variant in ("mtls", "aws")
   print("\n== accounts (network namespaces)")
   for role in ("consumer", "provider"):
     a = m.account(role)
@@ -777,7 +778,7 @@ def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   sub = ap.add_subparsers(dest="cmd", required=True)
   u = sub.add_parser("up")
-  u.add_argument("--variant", choices=["auto", "plain", "mtls"], default="auto")
+  u.add_argument("--variant", choices=["auto", "plain", "mtls", "aws"], default="auto")
   u.add_argument("--bin")
   u.add_argument("--id", help="five hex digits (default: random)")
   s = sub.add_parser("status")
@@ -786,7 +787,7 @@ def main(argv=None):
   d.add_argument("id", nargs="?")
   d.add_argument("--all", action="store_true")
   de = sub.add_parser("demo")
-  de.add_argument("--variant", choices=["auto", "plain", "mtls"], default="auto")
+  de.add_argument("--variant", choices=["auto", "plain", "mtls", "aws"], default="auto")
   de.add_argument("--bin")
   de.add_argument("--oneshot", action="store_true")
   de.add_argument("--id", help="five hex digits (default: random)")
