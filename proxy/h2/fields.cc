@@ -34,8 +34,8 @@ bool check_value(std::string_view v) noexcept {
   for (char c : v) {
     if (c == '\0' || c == '\r' || c == '\n') return false;
   }
-  if (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' ||
-                     v.back() == '\t')) {
+  if (!v.empty() &&
+      (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t')) {
     return false;
   }
   return true;
@@ -122,19 +122,32 @@ bool is_connection_specific(std::string_view n) noexcept {
 
 std::string_view field_error_name(FieldError e) noexcept {
   switch (e) {
-    case FieldError::kNone: return "ok";
-    case FieldError::kPseudoAfterRegular: return "pseudo-header after regular field";
-    case FieldError::kUnknownPseudo: return "unknown pseudo-header";
-    case FieldError::kDuplicatePseudo: return "duplicate pseudo-header";
-    case FieldError::kMissingPseudo: return "missing pseudo-header";
-    case FieldError::kUpperCaseName: return "upper-case field name";
-    case FieldError::kBadName: return "invalid field name";
-    case FieldError::kBadValue: return "invalid field value";
-    case FieldError::kConnectionSpecific: return "connection-specific field";
-    case FieldError::kBadTe: return "te other than trailers";
-    case FieldError::kBadPath: return "invalid :path";
-    case FieldError::kBadAuthority: return "invalid :authority";
-    case FieldError::kBadContentLength: return "invalid content-length";
+    case FieldError::kNone:
+      return "ok";
+    case FieldError::kPseudoAfterRegular:
+      return "pseudo-header after regular field";
+    case FieldError::kUnknownPseudo:
+      return "unknown pseudo-header";
+    case FieldError::kDuplicatePseudo:
+      return "duplicate pseudo-header";
+    case FieldError::kMissingPseudo:
+      return "missing pseudo-header";
+    case FieldError::kUpperCaseName:
+      return "upper-case field name";
+    case FieldError::kBadName:
+      return "invalid field name";
+    case FieldError::kBadValue:
+      return "invalid field value";
+    case FieldError::kConnectionSpecific:
+      return "connection-specific field";
+    case FieldError::kBadTe:
+      return "te other than trailers";
+    case FieldError::kBadPath:
+      return "invalid :path";
+    case FieldError::kBadAuthority:
+      return "invalid :authority";
+    case FieldError::kBadContentLength:
+      return "invalid content-length";
   }
   return "invalid";
 }

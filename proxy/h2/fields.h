@@ -42,17 +42,17 @@ class FieldList {
 // What is wrong with a request's header list (RFC 9113 8.2 and 8.3), kNone when it is fine.
 enum class FieldError : uint8_t {
   kNone,
-  kPseudoAfterRegular,     // a pseudo-header after a regular field
-  kUnknownPseudo,          // a pseudo-header that is not allowed (e.g. :status in a request)
+  kPseudoAfterRegular,  // a pseudo-header after a regular field
+  kUnknownPseudo,       // a pseudo-header that is not allowed (e.g. :status in a request)
   kDuplicatePseudo,
-  kMissingPseudo,          // :method, and for non-CONNECT :scheme and :path
+  kMissingPseudo,  // :method, and for non-CONNECT :scheme and :path
   kUpperCaseName,
-  kBadName,                // empty or characters outside tchar
-  kBadValue,               // NUL, CR, LF, or leading/trailing whitespace
-  kConnectionSpecific,     // connection, keep-alive, proxy-connection, transfer-encoding, upgrade
-  kBadTe,                  // te other than "trailers"
-  kBadPath,                // empty, or not starting with '/' (except "*" for OPTIONS)
-  kBadAuthority,           // userinfo, or :authority and host that differ, or neither present
+  kBadName,             // empty or characters outside tchar
+  kBadValue,            // NUL, CR, LF, or leading/trailing whitespace
+  kConnectionSpecific,  // connection, keep-alive, proxy-connection, transfer-encoding, upgrade
+  kBadTe,               // te other than "trailers"
+  kBadPath,             // empty, or not starting with '/' (except "*" for OPTIONS)
+  kBadAuthority,        // userinfo, or :authority and host that differ, or neither present
   kBadContentLength,
 };
 std::string_view field_error_name(FieldError e) noexcept;

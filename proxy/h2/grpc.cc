@@ -24,7 +24,8 @@ bool is_grpc_request(std::span<const Field> fields) noexcept {
 }
 
 std::expected<std::chrono::nanoseconds, std::string> parse_grpc_timeout(std::string_view v) {
-  if (v.size() < 2 || v.size() > 9) return std::unexpected("grpc-timeout: 1 to 8 digits and a unit");
+  if (v.size() < 2 || v.size() > 9)
+    return std::unexpected("grpc-timeout: 1 to 8 digits and a unit");
   const std::string_view digits = v.substr(0, v.size() - 1);
   int64_t n = 0;
   for (char c : digits) {
@@ -33,13 +34,26 @@ std::expected<std::chrono::nanoseconds, std::string> parse_grpc_timeout(std::str
   }
   int64_t unit_ns = 0;
   switch (v.back()) {
-    case 'H': unit_ns = 3'600'000'000'000; break;
-    case 'M': unit_ns = 60'000'000'000; break;
-    case 'S': unit_ns = 1'000'000'000; break;
-    case 'm': unit_ns = 1'000'000; break;
-    case 'u': unit_ns = 1'000; break;
-    case 'n': unit_ns = 1; break;
-    default: return std::unexpected("grpc-timeout: unit is not one of H M S m u n");
+    case 'H':
+      unit_ns = 3'600'000'000'000;
+      break;
+    case 'M':
+      unit_ns = 60'000'000'000;
+      break;
+    case 'S':
+      unit_ns = 1'000'000'000;
+      break;
+    case 'm':
+      unit_ns = 1'000'000;
+      break;
+    case 'u':
+      unit_ns = 1'000;
+      break;
+    case 'n':
+      unit_ns = 1;
+      break;
+    default:
+      return std::unexpected("grpc-timeout: unit is not one of H M S m u n");
   }
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   if (n > kMax / unit_ns) return std::chrono::nanoseconds::max();
@@ -120,15 +134,21 @@ void grpc_error_fields(GrpcStatus status, std::string_view message, FieldList* o
 
 GrpcStatus grpc_status_for_http(int s) noexcept {
   switch (s) {
-    case 400: return GrpcStatus::kInternal;
-    case 401: return GrpcStatus::kUnauthenticated;
-    case 403: return GrpcStatus::kPermissionDenied;
-    case 404: return GrpcStatus::kUnimplemented;
+    case 400:
+      return GrpcStatus::kInternal;
+    case 401:
+      return GrpcStatus::kUnauthenticated;
+    case 403:
+      return GrpcStatus::kPermissionDenied;
+    case 404:
+      return GrpcStatus::kUnimplemented;
     case 429:
     case 502:
     case 503:
-    case 504: return GrpcStatus::kUnavailable;
-    default: return GrpcStatus::kUnknown;
+    case 504:
+      return GrpcStatus::kUnavailable;
+    default:
+      return GrpcStatus::kUnknown;
   }
 }
 

@@ -44,7 +44,7 @@ bool is_grpc_request(std::span<const Field> fields) noexcept;
 // grpc-timeout: 1 to 8 ASCII digits then one unit of H M S m u n. Saturates at
 // nanoseconds::max() (99999999H does not fit).
 std::expected<std::chrono::nanoseconds, std::string> parse_grpc_timeout(std::string_view v);
-// The value for a grpc-timeout field (largest unit that keeps 8 digits, rounding up).
+// The value for a grpc-timeout field: the finest unit whose count fits 8 digits (rounded up).
 std::string format_grpc_timeout(std::chrono::nanoseconds d);
 
 // grpc-message percent-encoding: bytes outside 0x20-0x7e and '%' become %XX.

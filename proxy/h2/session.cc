@@ -3,8 +3,8 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
-#include <chrono>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 
 namespace outrigger::h2 {
@@ -33,6 +33,14 @@ bool sendable(const Field& f) {
   return true;
 }
 
+// nghttp2 copies name/value pairs on submit, so one scratch array per thread serves every call.
+std::vector<nghttp2_nv>& nv_scratch(size_t n) {
+  thread_local std::vector<nghttp2_nv> nv;
+  nv.clear();
+  nv.reserve(n);
+  return nv;
+}
+
 std::string lib_error(std::string_view what, int rv) {
   std::string s(what);
   s += ": ";
@@ -55,21 +63,36 @@ bool parse_uint(std::string_view v, int64_t* out) {
 
 std::string_view error_code_name(uint32_t code) noexcept {
   switch (code) {
-    case kNoError: return "NO_ERROR";
-    case kProtocolError: return "PROTOCOL_ERROR";
-    case kInternalError: return "INTERNAL_ERROR";
-    case kFlowControlError: return "FLOW_CONTROL_ERROR";
-    case kSettingsTimeout: return "SETTINGS_TIMEOUT";
-    case kStreamClosed: return "STREAM_CLOSED";
-    case kFrameSizeError: return "FRAME_SIZE_ERROR";
-    case kRefusedStream: return "REFUSED_STREAM";
-    case kCancel: return "CANCEL";
-    case kCompressionError: return "COMPRESSION_ERROR";
-    case kConnectError: return "CONNECT_ERROR";
-    case kEnhanceYourCalm: return "ENHANCE_YOUR_CALM";
-    case kInadequateSecurity: return "INADEQUATE_SECURITY";
-    case kHttp11Required: return "HTTP_1_1_REQUIRED";
-    default: return "UNKNOWN";
+    case kNoError:
+      return "NO_ERROR";
+    case kProtocolError:
+      return "PROTOCOL_ERROR";
+    case kInternalError:
+      return "INTERNAL_ERROR";
+    case kFlowControlError:
+      return "FLOW_CONTROL_ERROR";
+    case kSettingsTimeout:
+      return "SETTINGS_TIMEOUT";
+    case kStreamClosed:
+      return "STREAM_CLOSED";
+    case kFrameSizeError:
+      return "FRAME_SIZE_ERROR";
+    case kRefusedStream:
+      return "REFUSED_STREAM";
+    case kCancel:
+      return "CANCEL";
+    case kCompressionError:
+      return "COMPRESSION_ERROR";
+    case kConnectError:
+      return "CONNECT_ERROR";
+    case kEnhanceYourCalm:
+      return "ENHANCE_YOUR_CALM";
+    case kInadequateSecurity:
+      return "INADEQUATE_SECURITY";
+    case kHttp11Required:
+      return "HTTP_1_1_REQUIRED";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -156,8 +179,7 @@ struct Session::Glue {
   }
 
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
-                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
-                       void* ud) {
+                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
     Session& s = S(ud);
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     Stream* st = s.find(frame->hd.stream_id);
@@ -188,6 +210,7 @@ struct Session::Glue {
   }
 
   static void reject_headers(Session& s, Stream& st, uint32_t code) {
+    st.local_reset = code;  // reported even when the stream closes before the RST goes out
     nghttp2_submit_rst_stream(s.ng_, NGHTTP2_FLAG_NONE, st.id, code);
   }
 
@@ -214,10 +237,14 @@ struct Session::Glue {
           first_regular = i;
           break;
         }
-        if (f.name == ":method") rq.method = f.value;
-        else if (f.name == ":scheme") rq.scheme = f.value;
-        else if (f.name == ":authority") rq.authority = f.value;
-        else if (f.name == ":path") rq.path = f.value;
+        if (f.name == ":method")
+          rq.method = f.value;
+        else if (f.name == ":scheme")
+          rq.scheme = f.value;
+        else if (f.name == ":authority")
+          rq.authority = f.value;
+        else if (f.name == ":path")
+          rq.path = f.value;
       }
       rq.headers = fields.subspan(first_regular);
       for (const Field& f : rq.headers) {
@@ -376,8 +403,7 @@ struct Session::Glue {
     return 0;
   }
 
-  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
-                             void* ud) {
+  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
     Session& s = S(ud);
     auto it = s.streams_.find(stream_id);
     if (it == s.streams_.end()) return 0;
@@ -388,12 +414,13 @@ struct Session::Glue {
     }
     if (st->known) {
       CloseInfo info;
-      info.error_code = error_code;
+      info.error_code = error_code != kNoError ? error_code : st->local_reset;
       info.reset_by_peer = st->reset_by_peer;
       if (!s.server_) {
         const auto& cs = static_cast<ClientSession&>(s);
-        info.unprocessed = (st->reset_by_peer && error_code == kRefusedStream) ||
-                           (cs.goaway_last_stream_id_ >= 0 && stream_id > cs.goaway_last_stream_id_);
+        info.unprocessed =
+            (st->reset_by_peer && error_code == kRefusedStream) ||
+            (cs.goaway_last_stream_id_ >= 0 && stream_id > cs.goaway_last_stream_id_);
       }
       s.events_->on_stream_close(stream_id, info);
     }
@@ -475,7 +502,7 @@ bool Session::init() {
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_no_closed_streams(opt, 1);
   nghttp2_option_set_max_outbound_ack(opt, limits_.max_outbound_ack);
-  nghttp2_option_set_max_settings(opt, limits_.max_settings);
+  nghttp2_option_set_max_settings(opt, 1u << 20);  // ours (on_begin_frame) counts it
   nghttp2_option_set_max_send_header_block_length(opt, limits_.max_send_header_block);
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, limits_.max_deflate_table);
   // nghttp2's own CONTINUATION and reset limits stay as a backstop behind ours (which trip first
@@ -557,8 +584,7 @@ bool Session::note_reset() {
 }
 
 int Session::send_trailers(Stream& st, std::span<const Field> fields) {
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(fields.size());
+  std::vector<nghttp2_nv>& nv = nv_scratch(fields.size());
   for (const Field& f : fields) {
     if (sendable(f)) nv.push_back(make_nv(f.name, f.value));
   }
@@ -613,12 +639,21 @@ std::span<const uint8_t> Session::pending_output() {
   }
   if (fatal_ && fatal_goaway_queued_ && !fatal_goaway_written_) {
     // nghttp2 can no longer be used: write the GOAWAY ourselves (out_ ends on a frame boundary).
-    const uint32_t last = ng_ != nullptr
-                              ? static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(ng_))
-                              : 0;
-    const uint8_t f[17] = {0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0,
-                           static_cast<uint8_t>((last >> 24) & 0x7f), static_cast<uint8_t>(last >> 16),
-                           static_cast<uint8_t>(last >> 8), static_cast<uint8_t>(last),
+    const uint32_t last =
+        ng_ != nullptr ? static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(ng_)) : 0;
+    const uint8_t f[17] = {0,
+                           0,
+                           8,
+                           NGHTTP2_GOAWAY,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           static_cast<uint8_t>((last >> 24) & 0x7f),
+                           static_cast<uint8_t>(last >> 16),
+                           static_cast<uint8_t>(last >> 8),
+                           static_cast<uint8_t>(last),
                            static_cast<uint8_t>(fatal_code_ >> 24),
                            static_cast<uint8_t>(fatal_code_ >> 16),
                            static_cast<uint8_t>(fatal_code_ >> 8),
@@ -629,9 +664,7 @@ std::span<const uint8_t> Session::pending_output() {
   return {out_.data(), out_.size()};
 }
 
-void Session::consume_output(size_t n) {
-  out_off_ += std::min(n, out_.size() - out_off_);
-}
+void Session::consume_output(size_t n) { out_off_ += std::min(n, out_.size() - out_off_); }
 
 bool Session::want_write() const {
   if (out_off_ < out_.size()) return true;
@@ -685,8 +718,7 @@ void Session::reset_stream(int32_t stream, uint32_t code) {
 
 void Session::terminate(uint32_t code) {
   if (fatal_) return;
-  if (code != kNoError) ++counters_.connection_errors;  // on_frame_send counts only lib GOAWAYs
-  nghttp2_session_terminate_session(ng_, code);
+  nghttp2_session_terminate_session(ng_, code);  // on_frame_send counts the GOAWAY
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,8 +738,7 @@ std::expected<void, std::string> ServerSession::submit_response(int32_t stream, 
   if (status < 100 || status > 999) return std::unexpected("bad status");
   char code[4];
   std::to_chars(code, code + 3, status);
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(fields.size() + 1);
+  std::vector<nghttp2_nv>& nv = nv_scratch(fields.size() + 1);
   nv.push_back(make_nv(":status", std::string_view(code, 3)));
   for (const Field& f : fields) {
     if (sendable(f)) nv.push_back(make_nv(f.name, f.value));
@@ -730,7 +761,6 @@ void ServerSession::begin_drain() {
 void ServerSession::goaway(uint32_t code) {
   if (fatal_ || drain_step_ >= 2) return;
   drain_step_ = 2;
-  if (code != kNoError) ++counters_.connection_errors;
   nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_), code,
                         nullptr, 0);
 }
@@ -762,8 +792,7 @@ std::expected<int32_t, std::string> ClientSession::submit_request(std::span<cons
     return std::unexpected(goaway_received_ ? "connection is going away"
                                             : "peer's concurrent stream limit reached");
   }
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(fields.size());
+  std::vector<nghttp2_nv>& nv = nv_scratch(fields.size());
   for (const Field& f : fields) {
     if (!f.name.empty() && f.name[0] == ':') nv.push_back(make_nv(f.name, f.value));
   }
@@ -772,8 +801,8 @@ std::expected<int32_t, std::string> ClientSession::submit_request(std::span<cons
   }
   nghttp2_data_provider prd{};
   prd.read_callback = Glue::read_body;
-  const int32_t id =
-      nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(), has_body ? &prd : nullptr, nullptr);
+  const int32_t id = nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(),
+                                            has_body ? &prd : nullptr, nullptr);
   if (id < 0) return std::unexpected(lib_error("request", id));
   Stream& st = add_stream(id);
   st.known = true;

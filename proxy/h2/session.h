@@ -70,7 +70,7 @@ struct Limits {
   // SETTINGS and PING ACKs queued but not written (nghttp2 max_outbound_ack): above it the peer
   // floods while not reading.
   uint32_t max_outbound_ack = 1000;
-  // Entries in one SETTINGS frame (nghttp2 max_settings).
+  // Entries in one SETTINGS frame (checked by us, before nghttp2 parses the frame).
   uint32_t max_settings = 32;
   // Consecutive DATA/HEADERS/CONTINUATION frames without payload and without END_STREAM
   // (CVE-2019-9518 "empty frames flood").
@@ -88,7 +88,7 @@ struct Counters {
   uint64_t streams_opened = 0;         // requests delivered (server) or submitted (client)
   uint64_t invalid_headers = 0;        // stream reset PROTOCOL_ERROR: RFC 9113 8.2/8.3 violations
   uint64_t header_list_too_large = 0;  // 431 response (request head) or reset (trailers/response)
-  uint64_t refused_streams = 0;        // over our MAX_CONCURRENT_STREAMS
+  uint64_t refused_streams = 0;        // over our MAX_CONCURRENT_STREAMS (see README)
   uint64_t peer_resets = 0;            // RST_STREAM from the peer on a stream still in progress
   uint64_t rapid_reset = 0;            // GOAWAY ENHANCE_YOUR_CALM: rapid reset limit
   uint64_t continuation_flood = 0;     // GOAWAY ENHANCE_YOUR_CALM: CONTINUATION count/bytes
@@ -113,10 +113,10 @@ struct CloseInfo {
 // What a body read hook produced.
 struct BodyRead {
   enum class Status : uint8_t {
-    kData,            // n bytes copied (n > 0), more may follow
-    kDeferred,        // nothing now; call resume(stream) when more is available
-    kEnd,             // n bytes (maybe 0) and the body is complete; trailers queued by
-                      // submit_trailers() before this go out, else END_STREAM is set
+    kData,               // n bytes copied (n > 0), more may follow
+    kDeferred,           // nothing now; call resume(stream) when more is available
+    kEnd,                // n bytes (maybe 0) and the body is complete; trailers queued by
+                         // submit_trailers() before this go out, else END_STREAM is set
     kEndBeforeTrailers,  // as kEnd, but trailers follow later through submit_trailers()
   };
   size_t n = 0;
@@ -149,11 +149,11 @@ class StreamEvents {
 struct Request {
   std::string_view method;
   std::string_view scheme;
-  std::string_view authority;          // :authority, or Host when :authority is absent
-  std::string_view path;               // :path (target, with query)
-  std::span<const Field> headers;      // regular fields in order, lower-case names
-  int64_t content_length = -1;         // -1: absent
-  bool end_stream = false;             // no body follows
+  std::string_view authority;      // :authority, or Host when :authority is absent
+  std::string_view path;           // :path (target, with query)
+  std::span<const Field> headers;  // regular fields in order, lower-case names
+  int64_t content_length = -1;     // -1: absent
+  bool end_stream = false;         // no body follows
 };
 
 // A response head as received. Views valid only during on_response().
@@ -247,15 +247,16 @@ class Session {
 
   struct Stream {
     int32_t id = 0;
-    bool known = false;         // the proxy was told (server: on_request; client: submitted)
-    bool response_done = false; // we sent END_STREAM (server: the response completed)
-    bool oversized = false;     // the header block being received went over the limit
+    bool known = false;           // the proxy was told (server: on_request; client: submitted)
+    bool response_done = false;   // we sent END_STREAM (server: the response completed)
+    bool oversized = false;       // the header block being received went over the limit
     bool got_final_head = false;  // client: a non-1xx response head arrived
     bool reset_by_peer = false;
-    bool trailers_pending = false;  // our body ended with kEndBeforeTrailers
+    uint32_t local_reset = kNoError;  // we rejected the stream's headers with this code
+    bool trailers_pending = false;    // our body ended with kEndBeforeTrailers
     size_t header_bytes = 0;
-    uint64_t unconsumed = 0;    // delivered by on_data, not yet consumed()
-    FieldList trailers;         // queued by submit_trailers before the body ended
+    uint64_t unconsumed = 0;  // delivered by on_data, not yet consumed()
+    FieldList trailers;       // queued by submit_trailers before the body ended
     bool has_trailers = false;
   };
 
@@ -272,7 +273,7 @@ class Session {
   // Output
   std::vector<uint8_t> out_;
   size_t out_off_ = 0;
-  bool fatal_ = false;          // nghttp2 must not be used any more
+  bool fatal_ = false;  // nghttp2 must not be used any more
   uint32_t fatal_code_ = kNoError;
   bool fatal_goaway_queued_ = false;
   bool fatal_goaway_written_ = false;
@@ -301,7 +302,7 @@ class ServerSession final : public Session {
   // Queues our SETTINGS (and the connection window update): pending_output() has them at once.
   // The client preface is expected first in feed() (prior knowledge h2c and ALPN h2 alike).
   static std::expected<std::unique_ptr<ServerSession>, std::string> create(ServerEvents* events,
-                                                                          const Limits& limits);
+                                                                           const Limits& limits);
 
   // Response head; has_body: on_body_read supplies the body (else END_STREAM on the head).
   std::expected<void, std::string> submit_response(int32_t stream, int status,
@@ -326,13 +327,12 @@ class ClientSession final : public Session {
  public:
   // Queues the client preface and SETTINGS (push disabled).
   static std::expected<std::unique_ptr<ClientSession>, std::string> create(ClientEvents* events,
-                                                                          const Limits& limits);
+                                                                           const Limits& limits);
 
   // fields: pseudo-header fields first (:method, :scheme, :authority, :path), then the rest with
   // lower-case names (see h1_request_to_h2). has_body: on_body_read supplies the body.
   // Fails when can_open_stream() is false.
-  std::expected<int32_t, std::string> submit_request(std::span<const Field> fields,
-                                                     bool has_body);
+  std::expected<int32_t, std::string> submit_request(std::span<const Field> fields, bool has_body);
   // A new stream fits: the connection is healthy, no GOAWAY arrived, and the peer's
   // SETTINGS_MAX_CONCURRENT_STREAMS is not reached.
   bool can_open_stream() const;

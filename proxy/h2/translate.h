@@ -15,9 +15,7 @@
 
 namespace outrigger::h2 {
 
-constexpr uint32_t kind_bit(http::HeaderKind k) noexcept {
-  return 1u << static_cast<uint32_t>(k);
-}
+constexpr uint32_t kind_bit(http::HeaderKind k) noexcept { return 1u << static_cast<uint32_t>(k); }
 
 // h1 request head -> h2 request fields: :method, :scheme (the target's, else `scheme`),
 // :authority (Host, or the absolute-form authority), :path (CONNECT: :method and :authority

@@ -1,0 +1,1411 @@
+// HTTP/2 codec tests: our ServerSession against a real nghttp2 client session and our
+// ClientSession against a real nghttp2 server session, bytes pumped between them in memory;
+// hand-built frames for the abuse limits; the translation and gRPC helpers.
+#include <gtest/gtest.h>
+#include <nghttp2/nghttp2.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "proxy/h2/fields.h"
+#include "proxy/h2/grpc.h"
+#include "proxy/h2/session.h"
+#include "proxy/h2/translate.h"
+#include "proxy/http/h1.h"
+
+namespace outrigger::h2 {
+namespace {
+
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+std::span<const uint8_t> bytes(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+Pairs to_pairs(std::span<const Field> fs) {
+  Pairs p;
+  for (const Field& f : fs) p.emplace_back(std::string(f.name), std::string(f.value));
+  return p;
+}
+
+std::string find(const Pairs& p, std::string_view name) {
+  for (const auto& [n, v] : p) {
+    if (n == name) return v;
+  }
+  return "<none>";
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real nghttp2 session as the other side.
+
+struct PeerStream {
+  Pairs head, trailers;
+  std::string body;
+  bool ended = false, closed = false;
+  uint32_t close_code = 0;
+  // what this side sends
+  std::string send;
+  size_t sent = 0;
+  bool send_trailers = false;
+};
+
+class Peer {
+ public:
+  // server: act as an nghttp2 server (for ClientSession tests); else a client.
+  explicit Peer(bool server, std::vector<nghttp2_settings_entry> settings = {},
+                bool manual_window = false) {
+    nghttp2_session_callbacks* cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
+    nghttp2_option* opt;
+    nghttp2_option_new(&opt);
+    if (manual_window) nghttp2_option_set_no_auto_window_update(opt, 1);
+    if (server) {
+      nghttp2_session_server_new2(&ng, cb, this, opt);
+    } else {
+      nghttp2_session_client_new2(&ng, cb, this, opt);
+    }
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
+  }
+  ~Peer() { nghttp2_session_del(ng); }
+
+  int32_t request(const Pairs& fields, std::string body = "", bool has_body = false,
+                  bool trailers = false) {
+    auto nv = make_nv(fields);
+    nghttp2_data_provider prd{};
+    prd.read_callback = read_cb;
+    const bool with_body = has_body || !body.empty();
+    const int32_t id = nghttp2_submit_request(ng, nullptr, nv.data(), nv.size(),
+                                              with_body ? &prd : nullptr, nullptr);
+    if (id > 0) {
+      streams[id].send = std::move(body);
+      streams[id].send_trailers = trailers;
+    }
+    return id;
+  }
+  void respond(int32_t id, const Pairs& fields, std::string body, bool trailers) {
+    auto nv = make_nv(fields);
+    nghttp2_data_provider prd{};
+    prd.read_callback = read_cb;
+    streams[id].send = std::move(body);
+    streams[id].send_trailers = trailers;
+    const bool with_body = !streams[id].send.empty() || trailers;
+    nghttp2_submit_response(ng, id, nv.data(), nv.size(), with_body ? &prd : nullptr);
+  }
+
+  std::string take_output() {
+    std::string out;
+    for (int i = 0; i < 100000; ++i) {
+      const uint8_t* p;
+      const ssize_t n = nghttp2_session_mem_send(ng, &p);
+      if (n <= 0) break;
+      out.append(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+    }
+    return out;
+  }
+  void feed(std::span<const uint8_t> in) {
+    const ssize_t rv = nghttp2_session_mem_recv(ng, in.data(), in.size());
+    if (rv < 0) recv_error = static_cast<int>(rv);
+  }
+
+  nghttp2_session* ng = nullptr;
+  std::map<int32_t, PeerStream> streams;
+  int goaways = 0;
+  int32_t goaway_last = -1;
+  uint32_t goaway_code = 0;
+  int recv_error = 0;
+  int rst_received = 0;
+  uint32_t last_rst_code = 0;
+  // Server role: answer each complete request with this (body = prefix + request body).
+  bool auto_respond = false;
+  std::string respond_prefix = "echo:";
+
+ private:
+  static std::vector<nghttp2_nv> make_nv(const Pairs& fields) {
+    std::vector<nghttp2_nv> nv;
+    for (const auto& [n, v] : fields) {
+      nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                    NGHTTP2_NV_FLAG_NONE});
+    }
+    return nv;
+  }
+  static Peer& P(void* ud) { return *static_cast<Peer*>(ud); }
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* f, void* ud) {
+    P(ud).streams[f->hd.stream_id];
+    return 0;
+  }
+  static int on_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* n, size_t nl,
+                       const uint8_t* v, size_t vl, uint8_t, void* ud) {
+    PeerStream& s = P(ud).streams[f->hd.stream_id];
+    const bool trailer = !s.head.empty() && f->headers.cat == NGHTTP2_HCAT_HEADERS &&
+                         find(s.head, ":status") != "100";
+    (trailer ? s.trailers : s.head)
+        .emplace_back(std::string(reinterpret_cast<const char*>(n), nl),
+                      std::string(reinterpret_cast<const char*>(v), vl));
+    return 0;
+  }
+  static int on_frame_recv(nghttp2_session* ng, const nghttp2_frame* f, void* ud) {
+    Peer& p = P(ud);
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+      ++p.goaways;
+      p.goaway_last = f->goaway.last_stream_id;
+      p.goaway_code = f->goaway.error_code;
+    }
+    if (f->hd.type == NGHTTP2_RST_STREAM) {
+      ++p.rst_received;
+      p.last_rst_code = f->rst_stream.error_code;
+    }
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+      PeerStream& s = p.streams[f->hd.stream_id];
+      s.ended = true;
+      if (p.auto_respond && nghttp2_session_check_server_session(ng)) {
+        p.respond(f->hd.stream_id, {{":status", "200"}, {"x-peer", "yes"}},
+                  p.respond_prefix + s.body, true);
+      }
+    }
+    return 0;
+  }
+  static int on_data(nghttp2_session*, uint8_t, int32_t id, const uint8_t* d, size_t n, void* ud) {
+    P(ud).streams[id].body.append(reinterpret_cast<const char*>(d), n);
+    return 0;
+  }
+  static int on_close(nghttp2_session*, int32_t id, uint32_t code, void* ud) {
+    PeerStream& s = P(ud).streams[id];
+    s.closed = true;
+    s.close_code = code;
+    return 0;
+  }
+  static ssize_t read_cb(nghttp2_session* ng, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
+                         nghttp2_data_source*, void* ud) {
+    PeerStream& s = P(ud).streams[id];
+    const size_t n = std::min(len, s.send.size() - s.sent);
+    std::memcpy(buf, s.send.data() + s.sent, n);
+    s.sent += n;
+    if (s.sent == s.send.size()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (s.send_trailers) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        static const std::string tn = "x-trailer", tv = "done";
+        nghttp2_nv nv{reinterpret_cast<uint8_t*>(const_cast<char*>(tn.data())),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(tv.data())), tn.size(),
+                      tv.size(), NGHTTP2_NV_FLAG_NONE};
+        nghttp2_submit_trailer(ng, id, &nv, 1);
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Our side's event recorder (server and client).
+
+struct RecStream {
+  std::string method, scheme, authority, path;
+  int status = 0;
+  Pairs headers, trailers;
+  std::string body;
+  int64_t content_length = -1;
+  bool head_end_stream = false, ended = false, closed = false;
+  CloseInfo close;
+  // body we send
+  std::string send;
+  size_t sent = 0;
+  bool send_done = false;       // no more body will be appended
+  bool trailers_later = false;  // end with kEndBeforeTrailers
+  int informational = 0;
+};
+
+class Rec : public ServerEvents, public ClientEvents {
+ public:
+  void on_request(int32_t id, const Request& r) override {
+    RecStream& s = st[id];
+    s.method = r.method;
+    s.scheme = r.scheme;
+    s.authority = r.authority;
+    s.path = r.path;
+    s.headers = to_pairs(r.headers);
+    s.content_length = r.content_length;
+    s.head_end_stream = r.end_stream;
+    ++requests;
+    if (respond_inline) {
+      auto* ss = static_cast<ServerSession*>(session);
+      s.send = "inline";
+      s.send_done = true;
+      EXPECT_TRUE(ss->submit_response(id, 200, {}, true).has_value());
+    }
+  }
+  void on_response(int32_t id, const Response& r) override {
+    RecStream& s = st[id];
+    s.status = r.status;
+    s.headers = to_pairs(r.headers);
+    s.content_length = r.content_length;
+    s.head_end_stream = r.end_stream;
+  }
+  void on_informational(int32_t id, const Response&) override { ++st[id].informational; }
+  void on_data(int32_t id, std::span<const uint8_t> d) override {
+    st[id].body.append(reinterpret_cast<const char*>(d.data()), d.size());
+    if (auto_consume) session->consume(id, d.size());
+  }
+  void on_trailers(int32_t id, std::span<const Field> t) override { st[id].trailers = to_pairs(t); }
+  void on_end_stream(int32_t id) override { st[id].ended = true; }
+  void on_stream_close(int32_t id, const CloseInfo& info) override {
+    st[id].closed = true;
+    st[id].close = info;
+    ++closes;
+  }
+  BodyRead on_body_read(int32_t id, std::span<uint8_t> out) override {
+    RecStream& s = st[id];
+    ++body_reads;
+    const size_t n = std::min(out.size(), s.send.size() - s.sent);
+    std::memcpy(out.data(), s.send.data() + s.sent, n);
+    s.sent += n;
+    if (s.sent == s.send.size() && s.send_done) {
+      return {n, s.trailers_later ? BodyRead::Status::kEndBeforeTrailers : BodyRead::Status::kEnd};
+    }
+    if (n == 0) return {0, BodyRead::Status::kDeferred};
+    return {n, BodyRead::Status::kData};
+  }
+  void on_goaway(int32_t last, uint32_t code) override {
+    goaway_last = last;
+    goaway_code = code;
+    ++goaways;
+  }
+
+  Session* session = nullptr;
+  std::map<int32_t, RecStream> st;
+  bool auto_consume = true;
+  bool respond_inline = false;
+  int requests = 0, closes = 0, goaways = 0, body_reads = 0;
+  int32_t goaway_last = -1;
+  uint32_t goaway_code = 0;
+};
+
+// Moves bytes both ways until neither side has anything to write.
+void pump(Session& s, Peer& p) {
+  for (int i = 0; i < 10000; ++i) {
+    bool moved = false;
+    auto out = s.pending_output();
+    if (!out.empty()) {
+      p.feed(out);
+      s.consume_output(out.size());
+      moved = true;
+    }
+    const std::string in = p.take_output();
+    if (!in.empty()) {
+      (void)s.feed(bytes(in));
+      moved = true;
+    }
+    if (!moved) return;
+  }
+  ADD_FAILURE() << "pump did not settle";
+}
+
+std::unique_ptr<ServerSession> make_server(Rec& rec, const Limits& limits = {}) {
+  auto s = ServerSession::create(&rec, limits);
+  EXPECT_TRUE(s.has_value()) << (s ? "" : s.error());
+  rec.session = s->get();
+  return std::move(*s);
+}
+
+std::unique_ptr<ClientSession> make_client(Rec& rec, const Limits& limits = {}) {
+  auto s = ClientSession::create(&rec, limits);
+  EXPECT_TRUE(s.has_value()) << (s ? "" : s.error());
+  rec.session = s->get();
+  return std::move(*s);
+}
+
+const Pairs kGet = {{":method", "GET"},  {":scheme", "https"}, {":authority", "example.com"},
+                    {":path", "/a?b=1"}, {"user-agent", "t"},  {"cookie", "a=1"},
+                    {"cookie", "b=2"}};
+
+Pairs post(std::string path = "/up") {
+  return {{":method", "POST"}, {":scheme", "http"}, {":authority", "svc"}, {":path", path}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-built frames.
+
+struct Frame {
+  uint8_t type = 0, flags = 0;
+  int32_t stream = 0;
+  std::string payload;
+};
+
+std::string frame(uint8_t type, uint8_t flags, int32_t stream, std::string_view payload) {
+  std::string f;
+  const auto len = static_cast<uint32_t>(payload.size());
+  f += static_cast<char>(len >> 16);
+  f += static_cast<char>(len >> 8);
+  f += static_cast<char>(len);
+  f += static_cast<char>(type);
+  f += static_cast<char>(flags);
+  f += static_cast<char>((stream >> 24) & 0x7f);
+  f += static_cast<char>(stream >> 16);
+  f += static_cast<char>(stream >> 8);
+  f += static_cast<char>(stream);
+  f += payload;
+  return f;
+}
+
+std::string u32(uint32_t v) {
+  std::string s(4, '\0');
+  s[0] = static_cast<char>(v >> 24);
+  s[1] = static_cast<char>(v >> 16);
+  s[2] = static_cast<char>(v >> 8);
+  s[3] = static_cast<char>(v);
+  return s;
+}
+
+std::vector<Frame> parse_frames(std::string_view b) {
+  std::vector<Frame> out;
+  while (b.size() >= 9) {
+    const auto* p = reinterpret_cast<const uint8_t*>(b.data());
+    const size_t len = (size_t{p[0]} << 16) | (size_t{p[1]} << 8) | p[2];
+    if (b.size() < 9 + len) break;
+    Frame f;
+    f.type = p[3];
+    f.flags = p[4];
+    f.stream = static_cast<int32_t>(((p[5] & 0x7fu) << 24) | (p[6] << 16) | (p[7] << 8) | p[8]);
+    f.payload = std::string(b.substr(9, len));
+    out.push_back(std::move(f));
+    b.remove_prefix(9 + len);
+  }
+  return out;
+}
+
+uint32_t payload_u32(const Frame& f, size_t at) {
+  const auto* p = reinterpret_cast<const uint8_t*>(f.payload.data() + at);
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+// A raw client: the preface, an HPACK encoder, and the server's frames as they come.
+class Raw {
+ public:
+  explicit Raw(ServerSession& s, bool ack_settings = true) : s_(s) {
+    nghttp2_hd_deflate_new(&deflater_, 4096);
+    send(std::string(NGHTTP2_CLIENT_MAGIC) + frame(NGHTTP2_SETTINGS, 0, 0, ""));
+    drain();
+    if (ack_settings) send(frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0, ""));
+  }
+  ~Raw() { nghttp2_hd_deflate_del(deflater_); }
+
+  std::string block(const Pairs& fields) {
+    std::vector<nghttp2_nv> nv;
+    for (const auto& [n, v] : fields) {
+      nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                    NGHTTP2_NV_FLAG_NONE});
+    }
+    std::string out(nghttp2_hd_deflate_bound(deflater_, nv.data(), nv.size()), '\0');
+    const ssize_t n = nghttp2_hd_deflate_hd(deflater_, reinterpret_cast<uint8_t*>(out.data()),
+                                            out.size(), nv.data(), nv.size());
+    out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    return out;
+  }
+  std::string headers(int32_t id, const Pairs& fields, bool end_stream) {
+    return frame(NGHTTP2_HEADERS,
+                 NGHTTP2_FLAG_END_HEADERS | (end_stream ? NGHTTP2_FLAG_END_STREAM : 0), id,
+                 block(fields));
+  }
+  bool send(const std::string& b) { return s_.feed(bytes(b)).has_value(); }
+  std::vector<Frame> drain() {
+    std::string all;
+    for (int i = 0; i < 1000; ++i) {
+      auto out = s_.pending_output();
+      if (out.empty()) break;
+      all.append(reinterpret_cast<const char*>(out.data()), out.size());
+      s_.consume_output(out.size());
+    }
+    return parse_frames(all);
+  }
+
+ private:
+  ServerSession& s_;
+  nghttp2_hd_deflater* deflater_ = nullptr;
+};
+
+const Frame* find_frame(const std::vector<Frame>& fs, uint8_t type, int32_t stream = -1) {
+  for (const Frame& f : fs) {
+    if (f.type == type && (stream < 0 || f.stream == stream)) return &f;
+  }
+  return nullptr;
+}
+
+Pairs simple_get(int32_t) {
+  return {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// ServerSession
+
+TEST(H2Server, GetWithResponseBodyAndTrailers) {
+  Rec rec;
+  auto s = make_server(rec);
+  Peer client(false);
+  const int32_t id = client.request(kGet);
+  pump(*s, client);
+  ASSERT_EQ(rec.requests, 1);
+  RecStream& r = rec.st[id];
+  EXPECT_EQ(r.method, "GET");
+  EXPECT_EQ(r.scheme, "https");
+  EXPECT_EQ(r.authority, "example.com");
+  EXPECT_EQ(r.path, "/a?b=1");
+  EXPECT_EQ(find(r.headers, "user-agent"), "t");
+  EXPECT_TRUE(r.head_end_stream);
+  EXPECT_TRUE(r.ended);
+
+  r.send = "hello world";
+  r.send_done = true;
+  const Field extra[] = {{"content-type", "text/plain"}, {"connection", "close"}};
+  ASSERT_TRUE(s->submit_response(id, 200, extra, true).has_value());
+  const Field tr[] = {{"x-checksum", "abc"}};
+  ASSERT_TRUE(s->submit_trailers(id, tr).has_value());
+  pump(*s, client);
+  PeerStream& p = client.streams[id];
+  EXPECT_EQ(find(p.head, ":status"), "200");
+  EXPECT_EQ(find(p.head, "content-type"), "text/plain");
+  EXPECT_EQ(find(p.head, "connection"), "<none>");  // connection-specific fields never sent
+  EXPECT_EQ(p.body, "hello world");
+  EXPECT_EQ(find(p.trailers, "x-checksum"), "abc");
+  EXPECT_TRUE(p.closed);
+  EXPECT_EQ(p.close_code, 0u);
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(r.close.error_code, kNoError);
+  EXPECT_FALSE(r.close.reset_by_peer);
+  EXPECT_EQ(s->open_streams(), 0u);
+  EXPECT_EQ(s->counters().streams_opened, 1u);
+}
+
+TEST(H2Server, PostBodyAndTrailersFromClient) {
+  Rec rec;
+  auto s = make_server(rec);
+  Peer client(false);
+  std::string body(100000, 'x');
+  const int32_t id = client.request(post(), body, true, true);
+  pump(*s, client);
+  RecStream& r = rec.st[id];
+  EXPECT_FALSE(r.head_end_stream);
+  EXPECT_EQ(r.body.size(), body.size());
+  EXPECT_EQ(r.body, body);
+  EXPECT_EQ(find(r.trailers, "x-trailer"), "done");
+  EXPECT_TRUE(r.ended);
+  // A response sent from inside on_request (re-entrant submit) reaches the client.
+  Rec rec2;
+  rec2.respond_inline = true;
+  auto s2 = make_server(rec2);
+  Peer client2(false);
+  const int32_t id2 = client2.request(kGet);
+  pump(*s2, client2);
+  EXPECT_EQ(client2.streams[id2].body, "inline");
+  EXPECT_TRUE(client2.streams[id2].closed);
+}
+
+TEST(H2Server, FlowControlFollowsConsume) {
+  Rec rec;
+  rec.auto_consume = false;
+  Limits lim;
+  lim.initial_stream_window = 16384;
+  lim.connection_window = 65535;
+  auto s = make_server(rec, lim);
+  Peer client(false);
+  const std::string body(200000, 'y');
+  const int32_t id = client.request(post(), body, true);
+  pump(*s, client);
+  RecStream& r = rec.st[id];
+  // Nothing consumed: the client stops at the stream window.
+  EXPECT_EQ(r.body.size(), 16384u);
+  EXPECT_EQ(nghttp2_session_get_stream_remote_window_size(client.ng, id), 0);
+  // Consuming part of it is not enough for a WINDOW_UPDATE (nghttp2 waits for half a window).
+  s->consume(id, 100);
+  pump(*s, client);
+  EXPECT_EQ(r.body.size(), 16384u);
+  // Consuming in steps lets it all through, never more than a window ahead.
+  size_t consumed = 100;
+  for (int i = 0; i < 1000 && !r.ended; ++i) {
+    s->consume(id, r.body.size() - consumed);
+    consumed = r.body.size();
+    pump(*s, client);
+    EXPECT_LE(r.body.size() - consumed, 16384u);
+  }
+  EXPECT_TRUE(r.ended);
+  EXPECT_EQ(r.body, body);
+}
+
+TEST(H2Server, ResponseBodyDeferredUntilResume) {
+  Rec rec;
+  auto s = make_server(rec);
+  Peer client(false);
+  const int32_t id = client.request(kGet);
+  pump(*s, client);
+  RecStream& r = rec.st[id];
+  ASSERT_TRUE(s->submit_response(id, 200, {}, true).has_value());
+  pump(*s, client);
+  EXPECT_EQ(find(client.streams[id].head, ":status"), "200");
+  EXPECT_FALSE(client.streams[id].ended);
+  const int reads = rec.body_reads;
+  EXPECT_GE(reads, 1);
+  // Deferred: pumping again does not ask for the body.
+  pump(*s, client);
+  EXPECT_EQ(rec.body_reads, reads);
+  EXPECT_FALSE(s->want_write());
+  r.send = "part1";
+  s->resume(id);
+  EXPECT_TRUE(s->want_write());
+  pump(*s, client);
+  EXPECT_EQ(client.streams[id].body, "part1");
+  r.send += "part2";
+  r.send_done = true;
+  r.trailers_later = true;
+  s->resume(id);
+  pump(*s, client);
+  EXPECT_EQ(client.streams[id].body, "part1part2");
+  EXPECT_FALSE(client.streams[id].ended);  // waits for the trailers
+  const Field tr[] = {{"grpc-status", "0"}};
+  ASSERT_TRUE(s->submit_trailers(id, tr).has_value());
+  pump(*s, client);
+  EXPECT_EQ(find(client.streams[id].trailers, "grpc-status"), "0");
+  EXPECT_TRUE(client.streams[id].closed);
+}
+
+TEST(H2Server, LargeResponseRespectsClientWindow) {
+  Rec rec;
+  Limits lim;
+  lim.output_buffer_bytes = 4096;  // small: output is pulled in pieces
+  auto s = make_server(rec, lim);
+  Peer client(false, {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1000}}, true);
+  const int32_t id = client.request(kGet);
+  pump(*s, client);
+  RecStream& r = rec.st[id];
+  r.send = std::string(50000, 'z');
+  r.send_done = true;
+  ASSERT_TRUE(s->submit_response(id, 200, {}, true).has_value());
+  pump(*s, client);
+  EXPECT_EQ(client.streams[id].body.size(), 1000u);
+  for (int i = 0; i < 200 && !client.streams[id].ended; ++i) {
+    nghttp2_session_consume(client.ng, id, 1000);
+    pump(*s, client);
+  }
+  EXPECT_EQ(client.streams[id].body, r.send);
+}
+
+TEST(H2Server, InvalidRequestHeadersAreReset) {
+  const std::vector<Pairs> bad = {
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"X-Upper", "1"}},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"connection", "keep-alive"}},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"transfer-encoding", "chunked"}},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"te", "gzip"}},
+      {{":method", "GET"}, {":scheme", "http"}, {"x-a", "1"}, {":authority", "h"}, {":path", "/"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"host", "other"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "u@h"}, {":path", "/"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "nope"}},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"x-a", " padded"}},
+  };
+  Rec rec;
+  auto s = make_server(rec);
+  Raw raw(*s);
+  raw.drain();
+  int32_t id = 1;
+  for (const Pairs& p : bad) {
+    ASSERT_TRUE(raw.send(raw.headers(id, p, true))) << id;
+    auto frames = raw.drain();
+    const Frame* rst = find_frame(frames, NGHTTP2_RST_STREAM, id);
+    ASSERT_NE(rst, nullptr) << "no reset for case " << (id / 2);
+    EXPECT_EQ(payload_u32(*rst, 0), kProtocolError);
+    id += 2;
+  }
+  EXPECT_EQ(rec.requests, 0);
+  EXPECT_EQ(s->counters().invalid_headers, bad.size());
+  // The connection is still fine: a valid request goes through.
+  ASSERT_TRUE(raw.send(raw.headers(id, simple_get(id), true)));
+  raw.drain();
+  EXPECT_EQ(rec.requests, 1);
+  EXPECT_FALSE(s->done());
+}
+
+TEST(H2Server, HeaderListTooLargeGets431) {
+  Rec rec;
+  Limits lim;
+  lim.max_header_list_size = 4096;
+  auto s = make_server(rec, lim);
+  Peer client(false);
+  Pairs big = kGet;
+  for (int i = 0; i < 8; ++i) big.emplace_back("x-big-" + std::to_string(i), std::string(900, 'a'));
+  const int32_t id = client.request(big);
+  const int32_t ok = client.request(kGet);
+  pump(*s, client);
+  EXPECT_EQ(find(client.streams[id].head, ":status"), "431");
+  EXPECT_TRUE(client.streams[id].closed);
+  EXPECT_EQ(rec.st.count(id), 0u);  // never reached the proxy
+  EXPECT_EQ(rec.st.count(ok), 1u);  // the connection goes on
+  EXPECT_EQ(s->counters().header_list_too_large, 1u);
+  EXPECT_EQ(nghttp2_session_get_remote_settings(client.ng, NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE),
+            4096u);
+}
+
+TEST(H2Server, MaxConcurrentStreamsEnforced) {
+  // Before the client acknowledged our SETTINGS: the extra stream is refused (retryable).
+  {
+    Rec rec;
+    Limits lim;
+    lim.max_concurrent_streams = 2;
+    auto s = make_server(rec, lim);
+    Raw raw(*s, /*ack_settings=*/false);
+    for (int32_t id : {1, 3, 5}) ASSERT_TRUE(raw.send(raw.headers(id, simple_get(id), false)));
+    const auto frames = raw.drain();
+    EXPECT_EQ(rec.requests, 2);
+    EXPECT_EQ(rec.st.count(5), 0u);
+    EXPECT_EQ(s->counters().refused_streams, 1u);
+    const Frame* rst = find_frame(frames, NGHTTP2_RST_STREAM, 5);
+    ASSERT_NE(rst, nullptr);
+    EXPECT_EQ(payload_u32(*rst, 0), kRefusedStream);
+    EXPECT_EQ(find_frame(frames, NGHTTP2_GOAWAY), nullptr);
+  }
+  // After the ACK a client that still exceeds the limit is broken: nghttp2 ends the connection
+  // with PROTOCOL_ERROR; the streams it had stay served up to the last one processed.
+  {
+    Rec rec;
+    Limits lim;
+    lim.max_concurrent_streams = 2;
+    auto s = make_server(rec, lim);
+    Raw raw(*s);
+    for (int32_t id : {1, 3, 5}) (void)raw.send(raw.headers(id, simple_get(id), false));
+    const auto frames = raw.drain();
+    EXPECT_EQ(rec.requests, 2);
+    EXPECT_EQ(s->counters().refused_streams, 1u);
+    const Frame* ga = find_frame(frames, NGHTTP2_GOAWAY);
+    ASSERT_NE(ga, nullptr);
+    EXPECT_EQ(payload_u32(*ga, 4), kProtocolError);
+    EXPECT_EQ(s->counters().connection_errors, 1u);
+  }
+}
+
+TEST(H2Server, ClientRespectsAdvertisedConcurrency) {
+  Rec rec;
+  Limits lim;
+  lim.max_concurrent_streams = 3;
+  auto s = make_server(rec, lim);
+  Peer client(false);
+  pump(*s, client);  // SETTINGS exchanged
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(client.request(kGet));
+  pump(*s, client);
+  EXPECT_EQ(rec.requests, 3);  // the client queues the rest
+  for (int i = 0; i < 3; ++i) {
+    rec.st[ids[i]].send_done = true;
+    ASSERT_TRUE(s->submit_response(ids[i], 204, {}, false).has_value());
+  }
+  pump(*s, client);
+  EXPECT_EQ(rec.requests, 6);
+  EXPECT_EQ(s->counters().refused_streams, 0u);
+}
+
+TEST(H2Server, RapidResetEndsConnection) {
+  Rec rec;
+  auto s = make_server(rec);  // 200 per 10 s
+  Raw raw(*s);
+  raw.drain();
+  bool ok = true;
+  int32_t id = 1;
+  for (int i = 0; i < 300 && ok; ++i, id += 2) {
+    ok = raw.send(raw.headers(id, simple_get(id), true) +
+                  frame(NGHTTP2_RST_STREAM, 0, id, u32(kCancel)));
+  }
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(rec.requests, 201);
+  EXPECT_EQ(s->counters().rapid_reset, 1u);
+  EXPECT_EQ(s->counters().peer_resets, 201u);
+  auto frames = raw.drain();
+  const Frame* ga = find_frame(frames, NGHTTP2_GOAWAY);
+  ASSERT_NE(ga, nullptr);
+  EXPECT_EQ(payload_u32(*ga, 4), kEnhanceYourCalm);
+  EXPECT_EQ(static_cast<int32_t>(payload_u32(*ga, 0)), 401);  // last processed stream
+  EXPECT_TRUE(s->done());
+  EXPECT_FALSE(s->feed(bytes("x")).has_value());
+}
+
+int64_t g_now_ms = 0;
+
+TEST(H2Server, RapidResetWindowSlides) {
+  Rec rec;
+  auto s = make_server(rec);
+  g_now_ms = 1'000'000;
+  s->set_clock([] { return g_now_ms; });
+  Raw raw(*s);
+  raw.drain();
+  int32_t id = 1;
+  // 150 resets, then 11 s later another 150: never 200 inside one window.
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 150; ++i, id += 2) {
+      ASSERT_TRUE(raw.send(raw.headers(id, simple_get(id), true) +
+                           frame(NGHTTP2_RST_STREAM, 0, id, u32(kCancel))));
+    }
+    g_now_ms += 11'000;
+  }
+  EXPECT_EQ(s->counters().rapid_reset, 0u);
+  EXPECT_EQ(s->counters().peer_resets, 300u);
+  // Resets of streams whose response completed do not count.
+  ASSERT_TRUE(raw.send(raw.headers(id, simple_get(id), true)));
+  ASSERT_TRUE(s->submit_response(id, 204, {}, false).has_value());
+  raw.drain();
+  ASSERT_TRUE(raw.send(frame(NGHTTP2_RST_STREAM, 0, id, u32(kCancel))));
+  EXPECT_EQ(s->counters().peer_resets, 300u);
+}
+
+TEST(H2Server, ContinuationFloodEndsConnection) {
+  Rec rec;
+  auto s = make_server(rec);  // 32 CONTINUATION frames at most
+  Raw raw(*s);
+  raw.drain();
+  const std::string blk = raw.block(simple_get(1));
+  std::string b = frame(NGHTTP2_HEADERS, 0, 1, blk.substr(0, 1));
+  bool ok = raw.send(b);
+  for (int i = 0; i < 40 && ok; ++i) {
+    // Padding-free CONTINUATION frames carrying one harmless literal field each.
+    ok = raw.send(frame(NGHTTP2_CONTINUATION, 0, 1, std::string("\x40\x01x\x01y", 5)));
+  }
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(s->counters().continuation_flood, 1u);
+  auto frames = raw.drain();
+  const Frame* ga = find_frame(frames, NGHTTP2_GOAWAY);
+  ASSERT_NE(ga, nullptr);
+  EXPECT_EQ(payload_u32(*ga, 4), kEnhanceYourCalm);
+  EXPECT_TRUE(s->done());
+  EXPECT_EQ(rec.requests, 0);
+}
+
+TEST(H2Server, HeaderBlockBytesLimit) {
+  Rec rec;
+  Limits lim;
+  lim.max_header_block_bytes = 2000;
+  auto s = make_server(rec, lim);
+  Raw raw(*s);
+  raw.drain();
+  bool ok = raw.send(frame(NGHTTP2_HEADERS, 0, 1, raw.block(simple_get(1))));
+  for (int i = 0; i < 4 && ok; ++i) {
+    // Valid HPACK: each CONTINUATION carries one more ~600 byte field.
+    ok = raw.send(frame(NGHTTP2_CONTINUATION, 0, 1,
+                        raw.block({{"x-f" + std::to_string(i), std::string(600, 'v')}})));
+  }
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(s->counters().continuation_flood, 1u);
+  const auto frames = raw.drain();
+  const Frame* ga = find_frame(frames, NGHTTP2_GOAWAY);
+  ASSERT_NE(ga, nullptr);
+  EXPECT_EQ(payload_u32(*ga, 4), kEnhanceYourCalm);
+}
+
+TEST(H2Server, PingFloodEndsConnection) {
+  Rec rec;
+  auto s = make_server(rec);  // 1000 queued ACKs at most
+  Raw raw(*s);
+  raw.drain();
+  // The client never reads: all PINGs arrive before any output is pulled.
+  std::string pings;
+  for (int i = 0; i < 1100; ++i) pings += frame(NGHTTP2_PING, 0, 0, std::string(8, 'p'));
+  EXPECT_FALSE(raw.send(pings));
+  EXPECT_EQ(s->counters().ping_flood, 1u);
+  EXPECT_EQ(s->counters().settings_flood, 0u);
+  const auto frames = raw.drain();
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back().type, NGHTTP2_GOAWAY);
+  EXPECT_EQ(payload_u32(frames.back(), 4), kEnhanceYourCalm);
+  EXPECT_LT(frames.size(), 10u);  // the queued ACKs are dropped, not written
+  EXPECT_TRUE(s->done());
+}
+
+TEST(H2Server, PingsAnsweredWhenClientReads) {
+  Rec rec;
+  auto s = make_server(rec);
+  Raw raw(*s);
+  raw.drain();
+  size_t acks = 0;
+  for (int round = 0; round < 5; ++round) {
+    std::string pings;
+    for (int i = 0; i < 500; ++i) pings += frame(NGHTTP2_PING, 0, 0, std::string(8, 'q'));
+    ASSERT_TRUE(raw.send(pings));
+    for (const Frame& f : raw.drain()) acks += f.type == NGHTTP2_PING ? 1 : 0;
+  }
+  EXPECT_EQ(acks, 2500u);
+  EXPECT_EQ(s->counters().ping_flood, 0u);
+}
+
+TEST(H2Server, SettingsFloodEndsConnection) {
+  Rec rec;
+  auto s = make_server(rec);
+  Raw raw(*s);
+  raw.drain();
+  std::string settings;
+  for (int i = 0; i < 1100; ++i) settings += frame(NGHTTP2_SETTINGS, 0, 0, "");
+  EXPECT_FALSE(raw.send(settings));
+  EXPECT_EQ(s->counters().settings_flood, 1u);
+  const auto frames = raw.drain();
+  const Frame* ga = find_frame(frames, NGHTTP2_GOAWAY);
+  ASSERT_NE(ga, nullptr);
+  EXPECT_EQ(payload_u32(*ga, 4), kEnhanceYourCalm);
+}
+
+TEST(H2Server, TooManySettingsEntries) {
+  Rec rec;
+  auto s = make_server(rec);  // 32 entries per frame
+  Raw raw(*s);
+  raw.drain();
+  std::string entries;
+  for (int i = 0; i < 40; ++i) entries += std::string("\x00\x03", 2) + u32(100);
+  EXPECT_FALSE(raw.send(frame(NGHTTP2_SETTINGS, 0, 0, entries)));
+  EXPECT_EQ(s->counters().settings_flood, 1u);
+  const auto frames = raw.drain();
+  const Frame* ga = find_frame(frames, NGHTTP2_GOAWAY);
+  ASSERT_NE(ga, nullptr);
+  EXPECT_EQ(payload_u32(*ga, 4), kEnhanceYourCalm);
+}
+
+TEST(H2Server, EmptyFrameFlood) {
+  Rec rec;
+  auto s = make_server(rec);  // 16 empty frames in a row at most
+  Raw raw(*s);
+  raw.drain();
+  ASSERT_TRUE(raw.send(raw.headers(1, post(), false)));
+  bool ok = true;
+  for (int i = 0; i < 30 && ok; ++i) ok = raw.send(frame(NGHTTP2_DATA, 0, 1, ""));
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(s->counters().empty_frame_flood, 1u);
+  const auto frames = raw.drain();
+  const Frame* ga = find_frame(frames, NGHTTP2_GOAWAY);
+  ASSERT_NE(ga, nullptr);
+  EXPECT_EQ(payload_u32(*ga, 4), kEnhanceYourCalm);
+}
+
+TEST(H2Server, BadPrefaceIsAnError) {
+  Rec rec;
+  auto s = make_server(rec);
+  EXPECT_FALSE(s->feed(bytes("GET / HTTP/1.1\r\nHost: x\r\n\r\n")).has_value());
+  EXPECT_FALSE(s->error().empty());
+  std::string all;
+  for (int i = 0; i < 10; ++i) {
+    auto out = s->pending_output();
+    if (out.empty()) break;
+    all.append(reinterpret_cast<const char*>(out.data()), out.size());
+    s->consume_output(out.size());
+  }
+  const auto frames = parse_frames(all);
+  const Frame* ga = find_frame(frames, NGHTTP2_GOAWAY);
+  ASSERT_NE(ga, nullptr);
+  EXPECT_EQ(payload_u32(*ga, 4), kProtocolError);
+  EXPECT_TRUE(s->done());
+}
+
+TEST(H2Server, PeerResetReported) {
+  Rec rec;
+  auto s = make_server(rec);
+  Peer client(false);
+  const int32_t id = client.request(post(), "", true);
+  pump(*s, client);
+  ASSERT_EQ(rec.requests, 1);
+  nghttp2_submit_rst_stream(client.ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+  pump(*s, client);
+  EXPECT_TRUE(rec.st[id].closed);
+  EXPECT_TRUE(rec.st[id].close.reset_by_peer);
+  EXPECT_EQ(rec.st[id].close.error_code, kCancel);
+  EXPECT_EQ(s->counters().peer_resets, 1u);
+  // reset_stream from our side.
+  const int32_t id2 = client.request(kGet);
+  pump(*s, client);
+  s->reset_stream(id2, kInternalError);
+  pump(*s, client);
+  EXPECT_TRUE(rec.st[id2].closed);
+  EXPECT_FALSE(rec.st[id2].close.reset_by_peer);
+  EXPECT_EQ(client.streams[id2].close_code, kInternalError);
+}
+
+TEST(H2Server, GracefulDrainTwoStep) {
+  Rec rec;
+  auto s = make_server(rec);
+  Peer client(false);
+  const int32_t id = client.request(kGet);
+  pump(*s, client);
+  s->begin_drain();
+  EXPECT_TRUE(s->draining());
+  // Step 1 goes out with a PING; the client's ACK triggers step 2 inside pump().
+  auto out = s->pending_output();
+  client.feed(out);
+  s->consume_output(out.size());
+  EXPECT_EQ(client.goaway_last, (1u << 31) - 1);
+  EXPECT_EQ(client.goaway_code, 0u);
+  pump(*s, client);
+  EXPECT_EQ(client.goaways, 2);
+  EXPECT_EQ(client.goaway_last, id);
+  EXPECT_FALSE(s->done());  // the stream in flight finishes first
+  rec.st[id].send = "bye";
+  rec.st[id].send_done = true;
+  ASSERT_TRUE(s->submit_response(id, 200, {}, true).has_value());
+  pump(*s, client);
+  EXPECT_EQ(client.streams[id].body, "bye");
+  EXPECT_TRUE(s->done());
+}
+
+TEST(H2Server, ClosedStreamBytesReturnToConnectionWindow) {
+  Rec rec;
+  rec.auto_consume = false;
+  Limits lim;
+  lim.initial_stream_window = 30000;
+  lim.connection_window = 65535;
+  auto s = make_server(rec, lim);
+  Peer client(false);
+  // Two streams fill most of the connection window; neither is consumed.
+  const int32_t a = client.request(post("/a"), std::string(30000, 'a'), true);
+  const int32_t b = client.request(post("/b"), std::string(30000, 'b'), true);
+  pump(*s, client);
+  EXPECT_EQ(rec.st[a].body.size() + rec.st[b].body.size(), 60000u);
+  // The proxy resets both (e.g. the upstream failed) without consuming: the connection window
+  // must come back, or the connection would stall for every later stream.
+  s->reset_stream(a, kCancel);
+  s->reset_stream(b, kCancel);
+  pump(*s, client);
+  const int32_t c = client.request(post("/c"), std::string(30000, 'c'), true);
+  pump(*s, client);
+  EXPECT_EQ(rec.st[c].body.size(), 30000u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ClientSession
+
+TEST(H2Client, RequestResponseWithBodiesAndTrailers) {
+  Rec rec;
+  auto c = make_client(rec);
+  Peer server(true);
+  server.auto_respond = true;
+  const Pairs req = post("/echo");
+  std::vector<Field> fields;
+  for (const auto& [n, v] : req) fields.push_back({n, v});
+  fields.push_back({"connection", "close"});  // dropped on the way out
+  auto id = c->submit_request(fields, true);
+  ASSERT_TRUE(id.has_value()) << id.error();
+  RecStream& r = rec.st[*id];
+  r.send = "ping";
+  r.send_done = true;
+  const Field tr[] = {{"x-req-trailer", "1"}};
+  ASSERT_TRUE(c->submit_trailers(*id, tr).has_value());
+  pump(*c, server);
+  EXPECT_EQ(server.streams[*id].body, "ping");
+  EXPECT_EQ(find(server.streams[*id].head, "connection"), "<none>");
+  EXPECT_EQ(find(server.streams[*id].trailers, "x-req-trailer"), "1");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(find(r.headers, "x-peer"), "yes");
+  EXPECT_EQ(r.body, "echo:ping");
+  EXPECT_EQ(find(r.trailers, "x-trailer"), "done");
+  EXPECT_TRUE(r.ended);
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(r.close.error_code, kNoError);
+  EXPECT_FALSE(r.close.unprocessed);
+}
+
+std::vector<Field> fields_of(const Pairs& p) {
+  std::vector<Field> f;
+  for (const auto& [n, v] : p) f.push_back({n, v});
+  return f;
+}
+
+TEST(H2Client, ConcurrencyLimitFromPeer) {
+  Rec rec;
+  auto c = make_client(rec);
+  EXPECT_EQ(c->peer_max_concurrent_streams(), 100u);  // until the peer's SETTINGS
+  Peer server(true, {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 2}});
+  pump(*c, server);
+  EXPECT_EQ(c->peer_max_concurrent_streams(), 2u);
+  const auto f = fields_of(simple_get(0));
+  auto a = c->submit_request(f, false);
+  auto b = c->submit_request(f, false);
+  ASSERT_TRUE(a.has_value() && b.has_value());
+  EXPECT_FALSE(c->can_open_stream());
+  EXPECT_FALSE(c->submit_request(f, false).has_value());
+  pump(*c, server);
+  server.respond(*a, {{":status", "204"}}, "", false);
+  pump(*c, server);
+  EXPECT_EQ(rec.st[*a].status, 204);
+  EXPECT_TRUE(rec.st[*a].closed);
+  EXPECT_TRUE(c->can_open_stream());
+  EXPECT_TRUE(c->submit_request(f, false).has_value());
+}
+
+TEST(H2Client, GoawayMarksLaterStreamsUnprocessed) {
+  Rec rec;
+  auto c = make_client(rec);
+  Peer server(true);
+  pump(*c, server);
+  const auto f = fields_of(simple_get(0));
+  auto a = c->submit_request(f, false);
+  auto b = c->submit_request(f, false);
+  auto d = c->submit_request(f, false);
+  pump(*c, server);
+  // The server processed only the first stream.
+  nghttp2_submit_goaway(server.ng, NGHTTP2_FLAG_NONE, *a, NGHTTP2_NO_ERROR, nullptr, 0);
+  server.respond(*a, {{":status", "200"}}, "first", false);
+  pump(*c, server);
+  EXPECT_EQ(rec.goaways, 1);
+  EXPECT_EQ(rec.goaway_last, *a);
+  EXPECT_EQ(c->goaway_last_stream_id(), *a);
+  EXPECT_TRUE(c->goaway_received());
+  EXPECT_FALSE(c->can_open_stream());
+  EXPECT_FALSE(c->submit_request(f, false).has_value());
+  EXPECT_EQ(rec.st[*a].body, "first");
+  EXPECT_FALSE(rec.st[*a].close.unprocessed);
+  for (int32_t id : {*b, *d}) {
+    EXPECT_TRUE(rec.st[id].closed) << id;
+    EXPECT_TRUE(rec.st[id].close.unprocessed) << id;
+  }
+  EXPECT_TRUE(c->done());
+}
+
+TEST(H2Client, RefusedStreamIsRetryable) {
+  Rec rec;
+  auto c = make_client(rec);
+  Peer server(true);
+  pump(*c, server);
+  auto a = c->submit_request(fields_of(simple_get(0)), false);
+  pump(*c, server);
+  nghttp2_submit_rst_stream(server.ng, NGHTTP2_FLAG_NONE, *a, NGHTTP2_REFUSED_STREAM);
+  pump(*c, server);
+  EXPECT_TRUE(rec.st[*a].closed);
+  EXPECT_TRUE(rec.st[*a].close.reset_by_peer);
+  EXPECT_TRUE(rec.st[*a].close.unprocessed);
+  EXPECT_EQ(rec.st[*a].close.error_code, kRefusedStream);
+}
+
+TEST(H2Client, ResponseFlowControlAndInformational) {
+  Rec rec;
+  rec.auto_consume = false;
+  Limits lim;
+  lim.initial_stream_window = 20000;
+  auto c = make_client(rec, lim);
+  Peer server(true);
+  pump(*c, server);
+  auto a = c->submit_request(fields_of(simple_get(0)), false);
+  pump(*c, server);
+  const Pairs cont = {{":status", "100"}};
+  std::vector<nghttp2_nv> nv;
+  for (const auto& [n, v] : cont) {
+    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                  reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), 0});
+  }
+  nghttp2_submit_headers(server.ng, NGHTTP2_FLAG_NONE, *a, nullptr, nv.data(), nv.size(), nullptr);
+  const std::string body(100000, 'r');
+  server.respond(*a, {{":status", "200"}, {"content-length", "100000"}}, body, false);
+  pump(*c, server);
+  RecStream& r = rec.st[*a];
+  EXPECT_EQ(r.informational, 1);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_length, 100000);
+  EXPECT_EQ(r.body.size(), 20000u);
+  size_t consumed = 0;
+  for (int i = 0; i < 100 && !r.ended; ++i) {
+    c->consume(*a, r.body.size() - consumed);
+    consumed = r.body.size();
+    pump(*c, server);
+  }
+  EXPECT_EQ(r.body, body);
+  EXPECT_TRUE(r.closed);
+}
+
+TEST(H2Client, RequestBodyDeferred) {
+  Rec rec;
+  auto c = make_client(rec);
+  Peer server(true);
+  server.auto_respond = true;
+  server.respond_prefix = "";
+  pump(*c, server);
+  auto a = c->submit_request(fields_of(post()), true);
+  pump(*c, server);
+  EXPECT_TRUE(server.streams.count(*a) == 1 && !server.streams[*a].ended);
+  rec.st[*a].send = "chunk1";
+  c->resume(*a);
+  pump(*c, server);
+  EXPECT_EQ(server.streams[*a].body, "chunk1");
+  rec.st[*a].send += "chunk2";
+  rec.st[*a].send_done = true;
+  c->resume(*a);
+  pump(*c, server);
+  EXPECT_EQ(rec.st[*a].body, "chunk1chunk2");
+  EXPECT_TRUE(rec.st[*a].closed);
+}
+
+TEST(H2Client, OversizedResponseHeadReset) {
+  Rec rec;
+  Limits lim;
+  lim.max_header_list_size = 2048;
+  auto c = make_client(rec, lim);
+  Peer server(true);
+  pump(*c, server);
+  auto a = c->submit_request(fields_of(simple_get(0)), false);
+  pump(*c, server);
+  server.respond(*a, {{":status", "200"}, {"x-big", std::string(4000, 'b')}}, "", false);
+  pump(*c, server);
+  EXPECT_EQ(rec.st[*a].status, 0);
+  EXPECT_TRUE(rec.st[*a].closed);
+  EXPECT_EQ(rec.st[*a].close.error_code, kEnhanceYourCalm);
+  EXPECT_EQ(c->counters().header_list_too_large, 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Field validation
+
+TEST(H2Fields, ValidateRequest) {
+  auto v = [](const Pairs& p) { return validate_request(fields_of(p)); };
+  EXPECT_EQ(v(simple_get(0)), FieldError::kNone);
+  EXPECT_EQ(v({{":method", "CONNECT"}, {":authority", "h:443"}}), FieldError::kNone);
+  EXPECT_EQ(v({{":method", "CONNECT"}, {":authority", "h:443"}, {":path", "/"}}),
+            FieldError::kMissingPseudo);
+  EXPECT_EQ(v({{":method", "OPTIONS"}, {":scheme", "http"}, {":authority", "h"}, {":path", "*"}}),
+            FieldError::kNone);
+  EXPECT_EQ(v({{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {"host", "h"}}),
+            FieldError::kNone);
+  EXPECT_EQ(v({{":method", "GET"}, {":scheme", "http"}, {":path", "/"}}),
+            FieldError::kBadAuthority);
+  EXPECT_EQ(v({{":method", "GET"}, {":method", "GET"}, {":scheme", "http"}, {":path", "/"}}),
+            FieldError::kDuplicatePseudo);
+  EXPECT_EQ(v({{":method", "GET"}, {":status", "200"}}), FieldError::kUnknownPseudo);
+  Pairs te = simple_get(0);
+  te.emplace_back("te", "trailers");
+  EXPECT_EQ(v(te), FieldError::kNone);
+  te.back().second = "trailers, gzip";
+  EXPECT_EQ(v(te), FieldError::kBadTe);
+  Pairs cl = simple_get(0);
+  cl.emplace_back("content-length", "12x");
+  EXPECT_EQ(v(cl), FieldError::kBadContentLength);
+  for (const char* n :
+       {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"}) {
+    Pairs p = simple_get(0);
+    p.emplace_back(n, "x");
+    EXPECT_EQ(v(p), FieldError::kConnectionSpecific) << n;
+  }
+  Pairs sp = simple_get(0);
+  sp.emplace_back("x", std::string("a\r\nb"));
+  EXPECT_EQ(v(sp), FieldError::kBadValue);
+  EXPECT_EQ(validate_response(fields_of({{":status", "200"}, {"a", "b"}}), false),
+            FieldError::kNone);
+  EXPECT_EQ(validate_response(fields_of({{"a", "b"}, {":status", "200"}}), false),
+            FieldError::kPseudoAfterRegular);
+  EXPECT_EQ(validate_response(fields_of({{":status", "200"}}), true), FieldError::kUnknownPseudo);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Translation
+
+http::RequestHead parse_h1(std::string_view raw) {
+  http::HeadParser p;
+  http::RequestHead h;
+  EXPECT_EQ(p.parse_request(raw, &h), http::ParseResult::kDone) << http::error_reason(p.error());
+  return h;
+}
+
+TEST(H2Translate, H1RequestToH2) {
+  static const std::string raw =
+      "POST /up?x=1 HTTP/1.1\r\nHost: Example.com\r\nConnection: keep-alive, X-Hop\r\n"
+      "X-Hop: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers, deflate\r\nTransfer-Encoding: chunked\r\n"
+      "Upgrade: foo\r\nProxy-Connection: x\r\nX-Forwarded-For: 1.2.3.4\r\nAccept: */*\r\n\r\n";
+  const http::RequestHead h = parse_h1(raw);
+  FieldList out;
+  h1_request_to_h2(h, "http", &out, kind_bit(http::HeaderKind::kXForwardedFor));
+  const Pairs p = to_pairs(out.fields());
+  const Pairs want = {{":method", "POST"},  {":scheme", "http"}, {":authority", "Example.com"},
+                      {":path", "/up?x=1"}, {"te", "trailers"},  {"accept", "*/*"}};
+  EXPECT_EQ(p, want);
+  EXPECT_EQ(validate_request(out.fields()), FieldError::kNone);
+  // TE without trailers is dropped; CONNECT carries :authority only.
+  http::RequestHead c = parse_h1("GET / HTTP/1.1\r\nHost: h:443\r\nTE: gzip\r\n\r\n");
+  c.method = "CONNECT";  // the h1 parser does not take CONNECT; the translation still knows it
+  c.target = "h:443";
+  FieldList co;
+  h1_request_to_h2(c, "http", &co);
+  const Pairs cw = {{":method", "CONNECT"}, {":authority", "h:443"}};
+  EXPECT_EQ(to_pairs(co.fields()), cw);
+}
+
+TEST(H2Translate, H2RequestToH1) {
+  const Pairs hdrs = {
+      {"cookie", "a=1"}, {"accept", "*/*"}, {"cookie", "b=2"}, {"te", "trailers"}, {"host", "svc"}};
+  const auto hf = fields_of(hdrs);
+  Request rq;
+  rq.method = "POST";
+  rq.scheme = "https";
+  rq.authority = "svc";
+  rq.path = "/p?q=1";
+  rq.headers = hf;
+  rq.end_stream = false;
+  std::string out;
+  append_h1_request_head(rq, h1_framing(rq.end_stream, rq.content_length), &out);
+  EXPECT_EQ(out,
+            "POST /p?q=1 HTTP/1.1\r\nhost: svc\r\ncookie: a=1; b=2\r\naccept: */*\r\n"
+            "transfer-encoding: chunked\r\n");
+  // With content-length: no chunked framing. End of stream on the head: no body at all.
+  EXPECT_EQ(h1_framing(false, 10), H1Framing::kContentLength);
+  EXPECT_EQ(h1_framing(true, -1), H1Framing::kNone);
+  // The result parses as a valid h1 head.
+  out += "\r\n";
+  const http::RequestHead back = parse_h1(out);
+  EXPECT_EQ(back.body, http::BodyKind::kChunked);
+  EXPECT_EQ(back.authority, "svc");
+
+  http::RequestHead head;
+  std::string scratch;
+  ASSERT_TRUE(to_h1_request_head(rq, &head, &scratch));
+  EXPECT_EQ(head.method, "POST");
+  EXPECT_EQ(head.target, "/p?q=1");
+  EXPECT_EQ(head.path, "/p");
+  EXPECT_EQ(head.authority, "svc");
+  EXPECT_EQ(head.body, http::BodyKind::kChunked);
+  ASSERT_EQ(head.header_count, 4u);  // the two cookies became one
+  EXPECT_EQ(head.headers[0].value, "a=1; b=2");
+  EXPECT_TRUE(head.find(http::HeaderKind::kTe)->hop);
+  EXPECT_EQ(head.find(http::HeaderKind::kHost)->value, "svc");
+}
+
+TEST(H2Translate, Responses) {
+  const auto f = fields_of({{"content-type", "text/plain"}, {"content-length", "5"}});
+  std::string out;
+  append_h1_response_head(404, f, H1Framing::kContentLength, &out);
+  EXPECT_EQ(out, "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n");
+
+  static const std::string raw =
+      "HTTP/1.1 200 OK\r\nContent-Type: a/b\r\nTransfer-Encoding: chunked\r\n"
+      "Connection: close\r\nTrailer: grpc-status\r\nX-Y: z\r\n\r\n";
+  http::HeadParser p;
+  http::ResponseHead rs;
+  ASSERT_EQ(p.parse_response(raw, false, &rs), http::ParseResult::kDone);
+  FieldList h2;
+  h1_response_to_h2(rs, &h2);
+  const Pairs want = {{"content-type", "a/b"}, {"x-y", "z"}};
+  EXPECT_EQ(to_pairs(h2.fields()), want);
+  EXPECT_EQ(validate_response(h2.fields(), false), FieldError::kMissingPseudo);  // :status apart
+}
+
+TEST(H2Translate, Trailers) {
+  // Through the real chunked decoder.
+  std::string body = "3\r\nabc\r\n0\r\nGrpc-Status: 0\r\nContent-Length: 3\r\nX-Sum: 9\r\n\r\n";
+  http::ChunkedDecoder dec;
+  auto r = dec.decode(body.data(), body.size());
+  ASSERT_EQ(r.status, http::ChunkedDecoder::Status::kDone);
+  FieldList t;
+  h1_trailers_to_h2(dec.trailers(), &t);
+  const Pairs want = {{"grpc-status", "0"}, {"x-sum", "9"}};
+  EXPECT_EQ(to_pairs(t.fields()), want);
+  std::string last;
+  append_h1_last_chunk(t.fields(), &last);
+  EXPECT_EQ(last, "0\r\ngrpc-status: 0\r\nx-sum: 9\r\n\r\n");
+  // And it decodes again.
+  std::string again = "1\r\nx\r\n" + last;
+  http::ChunkedDecoder dec2;
+  EXPECT_EQ(dec2.decode(again.data(), again.size()).status, http::ChunkedDecoder::Status::kDone);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gRPC
+
+TEST(H2Grpc, Timeout) {
+  using namespace std::chrono;
+  EXPECT_EQ(*parse_grpc_timeout("100m"), milliseconds(100));
+  EXPECT_EQ(*parse_grpc_timeout("5S"), seconds(5));
+  EXPECT_EQ(*parse_grpc_timeout("2M"), minutes(2));
+  EXPECT_EQ(*parse_grpc_timeout("1H"), hours(1));
+  EXPECT_EQ(*parse_grpc_timeout("7u"), microseconds(7));
+  EXPECT_EQ(*parse_grpc_timeout("9n"), nanoseconds(9));
+  EXPECT_EQ(*parse_grpc_timeout("99999999n"), nanoseconds(99999999));
+  EXPECT_EQ(*parse_grpc_timeout("99999999H"), nanoseconds::max());
+  EXPECT_FALSE(parse_grpc_timeout("123456789S").has_value());  // 9 digits
+  EXPECT_FALSE(parse_grpc_timeout("S").has_value());
+  EXPECT_FALSE(parse_grpc_timeout("10s").has_value());
+  EXPECT_FALSE(parse_grpc_timeout("1.5S").has_value());
+  EXPECT_FALSE(parse_grpc_timeout("-1S").has_value());
+  EXPECT_EQ(format_grpc_timeout(milliseconds(250)), "250000u");
+  EXPECT_EQ(*parse_grpc_timeout(format_grpc_timeout(seconds(1000))), seconds(1000));
+  EXPECT_EQ(format_grpc_timeout(hours(200000)), "12000000M");
+  EXPECT_EQ(format_grpc_timeout(hours(2000000)), "2000000H");
+}
+
+TEST(H2Grpc, DetectionAndErrors) {
+  EXPECT_TRUE(is_grpc_content_type("application/grpc"));
+  EXPECT_TRUE(is_grpc_content_type("application/grpc+proto"));
+  EXPECT_TRUE(is_grpc_content_type("application/grpc;charset=utf-8"));
+  EXPECT_TRUE(is_grpc_content_type("Application/GRPC"));
+  EXPECT_FALSE(is_grpc_content_type("application/grpc-web"));
+  EXPECT_FALSE(is_grpc_content_type("application/json"));
+  EXPECT_TRUE(is_grpc_request(fields_of({{"content-type", "application/grpc"}})));
+  EXPECT_FALSE(is_grpc_request(fields_of({{"accept", "application/grpc"}})));
+
+  EXPECT_EQ(grpc_percent_encode("a b%c\n\xc3\xa9"), "a b%25c%0A%C3%A9");
+  EXPECT_EQ(grpc_percent_decode("a b%25c%0A%C3%A9"), "a b%c\n\xc3\xa9");
+  EXPECT_EQ(grpc_percent_decode("bad%zz%4"), "bad%zz%4");
+
+  FieldList f;
+  grpc_error_fields(GrpcStatus::kUnavailable, "upstream down: 100%", &f);
+  const Pairs want = {{"content-type", "application/grpc"},
+                      {"grpc-status", "14"},
+                      {"grpc-message", "upstream down: 100%25"}};
+  EXPECT_EQ(to_pairs(f.fields()), want);
+  EXPECT_EQ(grpc_status_for_http(503), GrpcStatus::kUnavailable);
+  EXPECT_EQ(grpc_status_for_http(404), GrpcStatus::kUnimplemented);
+  EXPECT_EQ(grpc_status_for_http(418), GrpcStatus::kUnknown);
+
+  // A trailers-only response through the real sessions.
+  Rec rec;
+  auto s = make_server(rec);
+  Peer client(false);
+  const int32_t id = client.request({{":method", "POST"},
+                                     {":scheme", "http"},
+                                     {":authority", "svc"},
+                                     {":path", "/pkg.Svc/M"},
+                                     {"content-type", "application/grpc"},
+                                     {"te", "trailers"},
+                                     {"grpc-timeout", "1S"}});
+  pump(*s, client);
+  ASSERT_EQ(rec.requests, 1);
+  EXPECT_TRUE(is_grpc_request(fields_of(rec.st[id].headers)));
+  EXPECT_EQ(*parse_grpc_timeout(find(rec.st[id].headers, "grpc-timeout")), std::chrono::seconds(1));
+  FieldList e;
+  grpc_error_fields(GrpcStatus::kDeadlineExceeded, "deadline", &e);
+  ASSERT_TRUE(s->submit_response(id, 200, e.fields(), false).has_value());
+  pump(*s, client);
+  EXPECT_EQ(find(client.streams[id].head, ":status"), "200");
+  EXPECT_EQ(find(client.streams[id].head, "grpc-status"), "4");
+  EXPECT_TRUE(client.streams[id].closed);
+  EXPECT_EQ(client.streams[id].close_code, 0u);
+}
+
+}  // namespace
+}  // namespace outrigger::h2
