@@ -129,6 +129,7 @@ class Mesh:
     self.verbose = verbose
     self.procs = {}  # name -> {"pid", "start", "ns", "argv", "log"}
     self.created = {"run_netns": False, "etc_netns": False}
+    self.owner = None  # {"pid", "start"} of a process whose exit orphans the mesh (tests, demo)
     self.python = SYSTEM_PY if os.access(SYSTEM_PY, os.X_OK) else sys.executable
 
   # ------------------------------------------------------------------ state
@@ -143,7 +144,7 @@ class Mesh:
     with open(tmp, "w") as f:
       json.dump({"id": self.id, "variant": self.variant, "lattice_auth": self.lattice_auth,
                  "binary": self.binary, "namespaces": self.ns, "procs": self.procs,
-                 "created": self.created}, f, indent=1, sort_keys=True)
+                 "created": self.created, "owner": self.owner}, f, indent=1, sort_keys=True)
     os.replace(tmp, self.state_path)
 
   @classmethod
@@ -157,6 +158,7 @@ class Mesh:
       m.binary = st.get("binary")
       m.procs = st.get("procs", {})
       m.created = st.get("created", m.created)
+      m.owner = st.get("owner")
     except (OSError, ValueError):
       pass  # a half-built mesh: names are derived from the id, so down() still finds them
     return m
@@ -275,7 +277,9 @@ class Mesh:
     return resp
 
   # ------------------------------------------------------------------ up
-  def up(self, ready_timeout=20):
+  def up(self, ready_timeout=20, owned=True):
+    """owned: the mesh belongs to this process (a test, the demo); if it dies without down(),
+    sweep_orphans() removes the mesh later. `mesh.py up` passes False (it exits at once)."""
     if os.geteuid() != 0:
       raise MeshError("the mesh needs root (network namespaces)")
     if shutil.which("ip") is None or not os.path.exists("/usr/sbin/dnsmasq"):
@@ -287,6 +291,8 @@ class Mesh:
       self.variant = self.requested_variant
     if os.path.exists(self.run_dir):
       raise MeshError("%s exists already (mesh %s is up?)" % (self.run_dir, self.id))
+    if owned:
+      self.owner = {"pid": os.getpid(), "start": pid_start_time(os.getpid())}
     try:
       self._up(ready_timeout)
     except BaseException:
@@ -591,6 +597,19 @@ def list_namespaces():
   return [line.split()[0] for line in p.stdout.splitlines() if line.strip()]
 
 
+def sweep_orphans():
+  """Removes meshes whose owner process is gone (a test killed by a timeout, say). Meshes made
+  by `mesh.py up` have no owner and stay until `down`. Returns the ids removed."""
+  removed = []
+  for i in all_ids():
+    m = Mesh.attach(i)
+    o = m.owner
+    if o and not (pid_alive(o["pid"]) and pid_start_time(o["pid"]) == o["start"]):
+      m.down()
+      removed.append(i)
+  return removed
+
+
 def all_ids():
   ids = set()
   for ns in list_namespaces():
@@ -794,7 +813,7 @@ def main(argv=None):
   args = ap.parse_args(argv)
   try:
     if args.cmd == "up":
-      m = Mesh(binary=args.bin, variant=args.variant, run_id=args.id, verbose=True).up()
+      m = Mesh(binary=args.bin, variant=args.variant, run_id=args.id, verbose=True).up(owned=False)
       print(m.id)
       print(m.status(), file=sys.stderr)
       return 0

@@ -30,6 +30,7 @@ def setUpModule():
   global M
   if SKIP:
     raise unittest.SkipTest(SKIP)
+  meshlib.sweep_orphans()  # meshes of earlier runs killed before their teardown
   M = meshlib.Mesh(binary=binary(), variant="auto")
   M.up()
 
@@ -297,6 +298,25 @@ class Teardown(MeshTestCase):
     again = subprocess.run([os.path.join(MESH_DIR, "mesh.sh"), "down", mid],
                            capture_output=True, text=True, timeout=60)
     self.assertEqual(again.returncode, 0, again.stderr)
+
+  def test_mesh_of_a_killed_owner_is_swept(self):
+    code = ("import sys, time; sys.path.insert(0, %r); import mesh; "
+            "m = mesh.Mesh(binary=%r, variant='plain').up(); print(m.id, flush=True); "
+            "time.sleep(120)") % (MESH_DIR, binary())
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+      mid = owner.stdout.readline().strip()  # bounded: up() fails or finishes within ~60 s
+      self.assertRegex(mid, r"^[0-9a-f]{5}$")
+      m = meshlib.Mesh.attach(mid)
+      self.assertTrue(m.procs and all(m.proc_alive(n) for n in m.procs), m.status())
+    finally:
+      owner.kill()  # SIGKILL: no teardown of its own
+      owner.wait(10)
+      owner.stdout.close()
+    self.assertIn(mid, meshlib.sweep_orphans())
+    self.assertEqual(m.leftovers(), [])
+    self.assertNotIn(M.id, meshlib.sweep_orphans(), "a live owner's mesh must stay")
+    self.assertIn(M.ns["consumer"], meshlib.list_namespaces())
 
   def test_demo_oneshot_runs_and_cleans_up(self):
     env = dict(os.environ, DEMO_ONESHOT="1")
