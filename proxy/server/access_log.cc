@@ -71,6 +71,14 @@ void AccessLogBuffer::append(const AccessLogEntry& e) {
   b.append(dur, static_cast<size_t>(n));
   b += ",\"upstream\":";
   log::append_json_string(b, e.upstream);
+  b += ",\"cluster\":";
+  log::append_json_string(b, e.cluster);
+  b += ",\"attempts\":";
+  b += std::to_string(e.attempts);
+  if (!e.caller.empty()) {
+    b += ",\"caller\":";
+    log::append_json_string(b, e.caller);
+  }
   b += ",\"request_id\":";
   log::append_json_string(b, e.request_id);
   b += "}\n";

@@ -29,6 +29,9 @@ class AccessLogSink {
 
 struct AccessLogEntry {
   std::string_view listener, route, method, authority, path, protocol, upstream, request_id;
+  std::string_view cluster;  // the cluster the request went to ("" = none)
+  std::string_view caller;   // verified caller "account/service" on TLS listeners, else ""
+  uint32_t attempts = 0;     // upstream attempts (1 + retries); 0 = none was made
   int status = 0;
   uint64_t bytes_received = 0, bytes_sent = 0;
   double duration_ms = 0;

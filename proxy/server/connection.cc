@@ -130,6 +130,9 @@ struct Exchange {
   uint64_t bytes_received = 0, bytes_sent = 0;
   std::string_view route_name = "";
   std::string upstream_name;  // reused across requests: assignment keeps its capacity
+  std::string replay;         // the request body as sent, kept for retries (bounded)
+  uint32_t attempts = 0;
+  std::string_view cluster_name;
   const router::CompiledRoute* route = nullptr;
 };
 
@@ -144,17 +147,21 @@ std::unique_ptr<Exchange> take_exchange() {
 }
 void give_exchange(std::unique_ptr<Exchange> e) {
   e->upstream_name.clear();
+  if (e->replay.capacity() > (16u << 10)) std::string().swap(e->replay);
   e->route = nullptr;
   e->route_name = "";
   e->status = 0;
   e->bytes_received = e->bytes_sent = 0;
   e->generated_id = false;
+  e->attempts = 0;
+  e->cluster_name = {};
   if (t_exchanges.size() < 64) t_exchanges.push_back(std::move(e));
 }
 }  // namespace
 
 struct DownstreamConnection::Peer {
   tls::Identity identity;
+  std::string caller;  // "account/service" for the access log
   std::string xfcc;  // the identity header's value; "" = send none
 };
 
@@ -368,6 +375,7 @@ asio::awaitable<bool> DownstreamConnection::tls_accept(const ListenerState& ls) 
   if (SSL_session_reused(ssl) != 0) ts.resumed.inc();
   peer_ = std::make_unique<Peer>();
   peer_->identity = tls::extract_identity(ssl, ls.identity_rules);
+  if (peer_->identity.known()) peer_->caller = peer_->identity.account + "/" + peer_->identity.service;
   if (ls.inbound) {
     peer_->xfcc =
         tls::xfcc_value(peer_->identity, SSL_get0_peer_certificate(ssl), material->uri_san());
@@ -396,7 +404,8 @@ asio::awaitable<void> DownstreamConnection::run() {
 }
 
 asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
-                                                       std::string_view reason, bool close) {
+                                                       std::string_view reason, bool close,
+                                                       std::string_view extra_headers) {
   const std::string body = "outrigger: " + std::string(reason) + "\n";
   std::string& o = ex.out;
   o.clear();
@@ -413,7 +422,9 @@ asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
     o += ex.request_id_view;
   }
   if (close) o += "\r\nconnection: close";
-  o += "\r\n\r\n";
+  o += "\r\n";
+  o += extra_headers;  // complete lines
+  o += "\r\n";
   if (!ex.req.is_head) o += body;
   ex.status = status;
   arm(Timeout::kStream, worker_.snapshot()->listeners[listener_index_].listener->limits.idle_timeout);
@@ -471,6 +482,9 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       e.path = ex.req.target;
       e.protocol = ex.req.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
       e.upstream = ex.upstream_name;
+      e.cluster = ex.cluster_name;
+      e.attempts = ex.attempts;
+      if (peer_ && peer_->identity.known()) e.caller = peer_->caller;
       e.request_id = ex.request_id_view;
       e.status = ex.status;
       e.bytes_received = ex.bytes_received;
@@ -568,7 +582,25 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       co_return finish(!has_body);
     }
   }
-  const bool keep = co_await forward(ex, snap, ls, snap.clusters[ex.route->cluster]);
+  // Failover: the first cluster of the route's priority list with an endpoint that may serve.
+  uint32_t target = ex.route->cluster;
+  if (const auto& failover = ls.failover[ex.route->index]; !failover.empty()) {
+    const auto now = Clock::now();
+    auto usable = [&](uint32_t k) {
+      const ClusterState& c = snap.clusters[k];
+      return !c.endpoints.empty() && worker_.runtime(c, now).lb.available_count() > 0;
+    };
+    if (!usable(target)) {
+      for (uint32_t k : failover) {
+        if (usable(k)) {
+          target = k;
+          worker_.stats().cluster(snap.clusters[k].stats_id).failover.inc();
+          break;
+        }
+      }
+    }
+  }
+  const bool keep = co_await forward(ex, snap, ls, snap.clusters[target]);
   co_return finish(keep);
 }
 
@@ -578,21 +610,58 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   const http::RequestHead& rq = ex.req;
   const config::Cluster& cc = *cluster.cluster;
   const config::Limits& limits = ls.listener->limits;
+  const config::Route& route = *ex.route->route;
   upstream::ClusterPool& pool = worker_.pool(cluster);
   stats::ClusterStats& cs = pool.stats();
   const size_t head_end = rbeg_ + rq.head_bytes;
   const bool has_body = rq.body != http::BodyKind::kNone;
+  const auto routed_at = Clock::now();
+  ClusterRuntime& rt = worker_.runtime(cluster, routed_at);
+  upstream::CircuitBreaker& breaker = cluster.shared->breaker;
+  const auto& policy_slot = ls.retry[ex.route->index];
+  const upstream::RetryPolicy* policy = policy_slot ? &*policy_slot : nullptr;
+  const bool may_retry = policy != nullptr && policy->retry_on != 0 && policy->num_retries > 0;
   auto count_error = [&](stats::UpstreamError e) { cs.errors[static_cast<size_t>(e)].inc(); };
+  auto count_overflow = [&](upstream::Overflow o) {
+    cs.overflows[static_cast<size_t>(o) - 1].inc();
+  };
+  auto count_retry = [&](stats::RetryOutcome r) { cs.retries[static_cast<size_t>(r)].inc(); };
   // A local answer before any body byte was read: the connection survives only without a body.
-  auto fail_early = [&](int status, std::string_view reason) -> asio::awaitable<bool> {
+  auto fail_early = [&](int status, std::string_view reason,
+                        std::string_view extra = {}) -> asio::awaitable<bool> {
     rbeg_ = head_end;
-    co_await send_local(ex, status, reason, has_body);
+    co_await send_local(ex, status, reason, has_body, extra);
     co_return !has_body;
   };
 
   if (cluster.endpoints.empty()) {
     count_error(stats::UpstreamError::kNoEndpoint);
     co_return co_await fail_early(503, "no upstream endpoint");
+  }
+  // Envoy's max_requests: refused at once, never queued.
+  upstream::BreakerSlot request_slot(breaker, upstream::Resource::kRequests);
+  if (!request_slot) {
+    count_overflow(upstream::Overflow::kRequests);
+    co_return co_await fail_early(503, "circuit breaker open: max requests",
+                                  "x-outrigger-overflow: requests\r\n");
+  }
+  struct BudgetGuard {
+    upstream::RetryBudget& b;
+    ~BudgetGuard() { b.request_finished(); }
+  } budget_guard{rt.budget};
+  rt.budget.request_started();
+
+  // The deadline for the response head over every attempt and backoff.
+  auto request_deadline = routed_at + route.timeout;
+  if (route.allow_timeout_header) {
+    for (size_t i = 0; i < rq.header_count; ++i) {
+      if (iequals(rq.headers[i].name, "x-outrigger-timeout-ms")) {
+        if (auto t = upstream::parse_timeout_ms(rq.headers[i].value)) {
+          request_deadline = routed_at + *t;
+        }
+        break;
+      }
+    }
   }
 
   // The upstream request head.
@@ -637,16 +706,19 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   if (rq.body == http::BodyKind::kChunked) o += "transfer-encoding: chunked\r\n";
   o += "\r\n";
 
-  // A connection: pooled, or new within the cluster's bound and connect timeout.
+  // A connection to `ep`: pooled, or new within the cluster's bounds and connect timeout.
   std::unique_ptr<upstream::Connection> up;
   bool reused = false;
   int fail_status = 0;
   std::string_view fail_reason;
+  std::string_view fail_extra;
+  bool fail_connect = false;  // the failure is the endpoint's (connect, TLS): retriable, ejectable
   auto drop_upstream = [&](bool reusable) {
     if (up) pool.release(std::move(up), reusable, Clock::now());
   };
-  auto acquire = [&](bool allow_idle) -> asio::awaitable<bool> {
-    const tcp::endpoint ep = pool.pick(cluster.endpoints);
+  auto acquire = [&](const tcp::endpoint& ep, bool allow_idle) -> asio::awaitable<bool> {
+    fail_connect = false;
+    fail_extra = {};
     if (allow_idle) {
       up = pool.take_idle(ep, Clock::now());
       reused = up != nullptr;
@@ -657,6 +729,15 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     }
     reused = false;
     if (!pool.reserve_new()) {
+      // Waiting for a pooled connection is Envoy's "pending request".
+      upstream::BreakerSlot pending(breaker, upstream::Resource::kPending);
+      if (!pending) {
+        count_overflow(upstream::Overflow::kPending);
+        fail_status = 503;
+        fail_reason = "circuit breaker open: max pending requests";
+        fail_extra = "x-outrigger-overflow: pending\r\n";
+        co_return false;
+      }
       worker_.stats().limit(stats::Limit::kPoolWait).inc();
       cs.rq_pending.add();
       asio::steady_timer t(worker_.io());
@@ -692,7 +773,17 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
         co_return false;
       }
     }
+    // Envoy's max_connections, cluster-wide.
+    if (breaker.try_acquire(upstream::Resource::kConnections) != upstream::Overflow::kNone) {
+      pool.unreserve();
+      count_overflow(upstream::Overflow::kConnections);
+      fail_status = 503;
+      fail_reason = "circuit breaker open: max connections";
+      fail_extra = "x-outrigger-overflow: connections\r\n";
+      co_return false;
+    }
     up = pool.make_connection();
+    up->breaker = std::shared_ptr<upstream::CircuitBreaker>(cluster.shared, &breaker);
     up->endpoint = ep;
     up->name = ep.address().to_string() + ":" + std::to_string(ep.port());
     active_upstream_ = up.get();
@@ -702,9 +793,10 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     active_upstream_ = nullptr;
     if (ec) {
       const bool to = timed_out_;
+      ex.upstream_name = up->name;
       up.reset();
       pool.unreserve();
-      ex.upstream_name = ep.address().to_string() + ":" + std::to_string(ep.port());
+      fail_connect = true;
       if (to) {
         count_error(stats::UpstreamError::kConnectTimeout);
         fail_status = 503;
@@ -759,6 +851,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
         pool.unreserve();
         fail_status = 503;
         fail_reason = tls_failure_text(failure);
+        fail_connect = true;
         co_return false;
       }
       cs.tls.handshakes.inc();
@@ -767,32 +860,29 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     cs.cx_total.inc();
     co_return true;
   };
-  if (!co_await acquire(true)) co_return co_await fail_early(fail_status, fail_reason);
-  ex.upstream_name = up->name;
-  active_upstream_ = up.get();
-  cs.rq_total.inc();
-  const auto sent_at = Clock::now();
-  ++up->requests;
 
-  // Common exits once an upstream connection is held.
-  auto upstream_fail = [&](int status, std::string_view reason, stats::UpstreamError e,
-                           bool may_keep) -> asio::awaitable<bool> {
-    count_error(e);
-    active_upstream_ = nullptr;
-    drop_upstream(false);
-    co_await send_local(ex, status, reason, !may_keep);
-    co_return may_keep;
-  };
-
-  // 4. Send the head and stream the request body.
+  // Request body state. The first attempt that gets a connection streams the body from the
+  // client; with retries on, what it sends is also kept (up to the policy's bound) for replay.
   uint64_t body_left = rq.body == http::BodyKind::kContentLength ? rq.content_length : 0;
   bool body_done = !has_body;
   uint64_t body_total = 0;
   if (rq.body == http::BodyKind::kChunked) ex.chunked.reset();
   size_t pos = head_end;
   ChunkFrame frame;
-  bool skip_body = false;   // the upstream answered before we sent the body (Expect)
-  bool upstream_write_failed = false;
+  bool body_consumed = false;  // the client's body has been (partly) read and sent
+  bool keep_replay = may_retry && has_body;
+  ex.replay.clear();
+  auto remember = [&](const std::array<asio::const_buffer, 4>& bufs, size_t from, size_t nb) {
+    if (!keep_replay) return;
+    for (size_t i = from; i < nb; ++i) {
+      if (ex.replay.size() + bufs[i].size() > policy->max_replay_body_bytes) {
+        keep_replay = false;
+        std::string().swap(ex.replay);
+        return;
+      }
+      ex.replay.append(static_cast<const char*>(bufs[i].data()), bufs[i].size());
+    }
+  };
 
   // Body bytes buffered at rbuf_[pos, rend_) become up to three write buffers.
   auto take_body = [&](std::array<asio::const_buffer, 4>& bufs, size_t& nb) -> int {
@@ -844,34 +934,14 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     co_return false;
   };
 
-  const bool expect_wait = rq.expect_continue && has_body && rend_ == head_end;
-  {
-    std::array<asio::const_buffer, 4> bufs;
-    size_t nb = 0;
-    if (!o.empty()) bufs[nb++] = asio::buffer(o);
-    if (!expect_wait) {
-      const int rc = take_body(bufs, nb);
-      if (rc != 0) co_return co_await body_error(rc);
-    }
-    if (nb > 0) {
-      arm(Timeout::kStream, limits.idle_timeout);
-      auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), nb));
-      disarm();
-      if (ec) upstream_write_failed = true;
-    }
-    rbeg_ = pos;
-    ex.bytes_received += pos - head_end;
-  }
-
   // Reads the next response head from the upstream into ex.resp.
-  auto read_head = [&](Timeout kind, milliseconds d) -> asio::awaitable<ReadHead> {
+  auto read_head = [&](Timeout kind, Clock::time_point deadline) -> asio::awaitable<ReadHead> {
     if (ex.ubuf == nullptr) {
       ex.ubuf = worker_.buffers().get();
       ex.ubeg = ex.uend = 0;
     }
     ex.parser.reset();
     ex.parser.set_limits({base::kBufferSize, http::kMaxHeaders});
-    const auto deadline = Clock::now() + d;
     for (;;) {
       if (ex.uend > ex.ubeg) {
         const auto r = ex.parser.parse_response({ex.ubuf->data + ex.ubeg, ex.uend - ex.ubeg},
@@ -908,123 +978,331 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     }
   } ubuf_guard{ex, worker_.buffers()};
 
-  // 5. Expect: 100-continue: let the upstream decide before the client sends its body.
+  // The attempts. Each picks an endpoint (never the one that just failed while another can
+  // serve), sends the request and reads the response head; the policy decides whether a failed
+  // attempt is retried. Connect and TLS failures and resets feed outlier detection.
+  uint32_t retries = 0;
+  uint32_t avoid = upstream::LoadBalancer::kNone;
+  bool skip_body = false;  // the upstream answered before we sent the body (Expect)
+  bool request_complete = !has_body;
   bool have_head = false;
-  if (expect_wait && !upstream_write_failed) {
-    const ReadHead rh = co_await read_head(Timeout::kExpect, kExpectWait);
-    if (rh == ReadHead::kGot && ex.resp.status == 100) {
-      ex.ubeg += ex.resp.head_bytes;
-    } else if (rh == ReadHead::kGot && ex.resp.status >= 200) {
-      have_head = true;
-      skip_body = true;
-    } else if (rh == ReadHead::kGot) {
-      ex.ubeg += ex.resp.head_bytes;  // another 1xx: keep waiting like a timeout
-    } else if (rh != ReadHead::kTimeout) {
-      co_return co_await upstream_fail(502, "upstream closed before continue",
-                                       stats::UpstreamError::kReset, false);
+  upstream::BreakerSlot retry_slot;
+  bool retry_budget_held = false;
+  auto release_retry = [&] {
+    retry_slot.release();
+    if (retry_budget_held) {
+      rt.budget.release();
+      retry_budget_held = false;
     }
-    if (!skip_body) {
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      arm(Timeout::kStream, limits.idle_timeout);
-      auto [ec, n] = co_await ds_write(asio::buffer(kContinue));
-      disarm();
-      if (ec) {
-        active_upstream_ = nullptr;
-        drop_upstream(false);
-        co_return false;
-      }
+  };
+  upstream::LbPick pick;
+  ex.cluster_name = cc.name;
+  auto attempts_header = [&](std::string& out) {
+    ex.attempts = retries + 1;
+    out += "x-outrigger-attempts: ";
+    append_uint(out, retries + 1);
+    out += "\r\n";
+  };
+  // A local error after at least one attempt: the failure of the last one.
+  auto fail_final = [&](int status, std::string_view reason,
+                        std::string_view extra = {}) -> asio::awaitable<bool> {
+    release_retry();
+    std::string hdrs(extra);
+    attempts_header(hdrs);
+    active_upstream_ = nullptr;
+    drop_upstream(false);
+    if (!body_consumed) {
+      rbeg_ = head_end;
+      co_await send_local(ex, status, reason, has_body, hdrs);
+      co_return !has_body;
     }
-  }
+    co_await send_local(ex, status, reason, !request_complete, hdrs);
+    co_return request_complete;
+  };
 
-  // Stream the rest of the request body, chunk by chunk, as fast as the upstream takes it.
-  for (int guard = 0; !body_done && !skip_body && !upstream_write_failed; ++guard) {
-    pos = rbeg_;
-    if (!co_await read_downstream(Timeout::kBody, limits.idle_timeout)) {
-      const bool to = timed_out_;
-      active_upstream_ = nullptr;
-      drop_upstream(false);
-      if (to) {
-        worker_.stats().limit(stats::Limit::kHeaderTimeout).inc();
-        co_await send_local(ex, 408, "request body timeout", true);
+  bool upstream_write_failed = false;
+  int last_status = 0;  // the local answer if the last attempt fails without a response
+  std::string_view last_reason;
+  for (;;) {
+    // 1. An endpoint and a connection.
+    pick = rt.lb.pick(avoid, worker_.random());
+    if (!pick) {
+      count_error(stats::UpstreamError::kNoEndpoint);
+      co_return co_await fail_final(503, "no healthy upstream endpoint");
+    }
+    if (pick.panic) cs.lb_panic.inc();
+    if (pick.cross_zone) cs.lb_cross_zone.inc();
+    const tcp::endpoint ep = rt.lb.address(pick.index);
+    upstream::AttemptOutcome outcome;
+    int& local_status = last_status;
+    std::string_view& local_reason = last_reason;
+    const auto attempt_start = Clock::now();
+    if (!co_await acquire(ep, true)) {
+      if (!fail_connect) co_return co_await fail_final(fail_status, fail_reason, fail_extra);
+      outcome.result = upstream::AttemptResult::kConnectFailure;
+      local_status = fail_status;
+      local_reason = fail_reason;
+      if (rt.od) {
+        const auto why = rt.od->record_local_origin_failure(pick.index, attempt_start);
+        if (why != upstream::EjectReason::kNone) cs.ejections[static_cast<size_t>(why) - 1].inc();
       }
-      co_return false;
-    }
-    pos = rbeg_;
-    std::array<asio::const_buffer, 4> bufs;
-    size_t nb = 0;
-    const int rc = take_body(bufs, nb);
-    if (rc != 0) co_return co_await body_error(rc);
-    ex.bytes_received += pos - rbeg_;
-    rbeg_ = pos;
-    if (nb == 0) continue;
-    arm(Timeout::kStream, limits.idle_timeout);
-    auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), nb));
-    disarm();
-    if (ec) upstream_write_failed = true;
-  }
-  const bool request_complete = body_done && !skip_body;
-
-  // 6. The response head (after any 1xx), within the route timeout.
-  const milliseconds route_timeout = ex.route->route->timeout;
-  bool retried = false;
-  for (int interim = 0; !have_head; ++interim) {
-    const ReadHead rh = co_await read_head(Timeout::kResponse, route_timeout);
-    if (rh == ReadHead::kTimeout) {
-      co_return co_await upstream_fail(504, "upstream response timeout",
-                                       stats::UpstreamError::kResponseTimeout, request_complete);
-    }
-    if (rh == ReadHead::kClosed && reused && !has_body && !retried && ex.uend == 0) {
-      // The pooled connection had been closed by the upstream: replay the bodiless request once
-      // on a fresh connection.
-      retried = true;
-      active_upstream_ = nullptr;
-      drop_upstream(false);
-      if (!co_await acquire(false)) co_return co_await fail_early(fail_status, fail_reason);
+    } else {
       ex.upstream_name = up->name;
       active_upstream_ = up.get();
-      arm(Timeout::kStream, limits.idle_timeout);
-      auto [ec, n] = co_await us_write(*up, asio::buffer(ex.out));
-      disarm();
-      if (ec) upstream_write_failed = true;
-      continue;
-    }
-    if (rh == ReadHead::kClosed) {
-      co_return co_await upstream_fail(502, upstream_write_failed ? "upstream reset" : "upstream closed without response",
-                                       stats::UpstreamError::kReset, request_complete);
-    }
-    if (rh == ReadHead::kTooLarge) {
-      worker_.stats().limit(stats::Limit::kUpstreamHeaderBytes).inc();
-      co_return co_await upstream_fail(502, "upstream response head too large",
-                                       stats::UpstreamError::kProtocol, request_complete);
-    }
-    if (rh == ReadHead::kMalformed || ex.resp.status == 101) {
-      co_return co_await upstream_fail(502, "malformed upstream response",
-                                       stats::UpstreamError::kProtocol, request_complete);
-    }
-    if (ex.resp.status >= 200) break;
-    // Interim (1xx) responses go through to HTTP/1.1 clients; 100 only if they asked for it.
-    const bool pass = rq.version_minor == 1 && (ex.resp.status != 100 || rq.expect_continue) &&
-                      interim < 16;
-    if (pass && !(ex.resp.status == 100 && expect_wait)) {
-      std::string& h = ex.scratch;
-      h.clear();
-      h += "HTTP/1.1 ";
-      append_uint(h, static_cast<uint64_t>(ex.resp.status));
-      h += ' ';
-      h += ex.resp.reason;
-      h += "\r\n";
-      append_forwardable(h, ex.resp);
-      h += "\r\n";
-      arm(Timeout::kStream, limits.idle_timeout);
-      auto [ec, n] = co_await ds_write(asio::buffer(h));
-      disarm();
-      if (ec) {
-        active_upstream_ = nullptr;
-        drop_upstream(false);
-        co_return false;
+      cs.rq_total.inc();
+      ++up->requests;
+      rt.lb.on_request_start(pick);
+      upstream_write_failed = false;
+      bool expect_wait = false;
+      // 2. Send the head and the body.
+      if (!body_consumed) {
+        expect_wait = rq.expect_continue && has_body && rend_ == head_end;
+        std::array<asio::const_buffer, 4> bufs;
+        size_t nb = 0;
+        if (!o.empty()) bufs[nb++] = asio::buffer(o);
+        if (!expect_wait) {
+          const int rc = take_body(bufs, nb);
+          if (rc != 0) {
+            rt.lb.on_request_end(pick);
+            co_return co_await body_error(rc);
+          }
+          remember(bufs, 1, nb);
+          body_consumed = has_body;
+        }
+        if (nb > 0) {
+          arm(Timeout::kStream, limits.idle_timeout);
+          auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), nb));
+          disarm();
+          if (ec) upstream_write_failed = true;
+        }
+        rbeg_ = pos;
+        ex.bytes_received += pos - head_end;
+        // Expect: 100-continue: let the upstream decide before the client sends its body.
+        if (expect_wait && !upstream_write_failed) {
+          const ReadHead rh = co_await read_head(Timeout::kExpect, Clock::now() + kExpectWait);
+          if (rh == ReadHead::kGot && ex.resp.status == 100) {
+            ex.ubeg += ex.resp.head_bytes;
+          } else if (rh == ReadHead::kGot && ex.resp.status >= 200) {
+            have_head = true;
+            skip_body = true;
+          } else if (rh == ReadHead::kGot) {
+            ex.ubeg += ex.resp.head_bytes;  // another 1xx: keep waiting like a timeout
+          } else if (rh != ReadHead::kTimeout) {
+            rt.lb.on_request_end(pick);
+            count_error(stats::UpstreamError::kReset);
+            co_return co_await fail_final(502, "upstream closed before continue");
+          }
+          if (!skip_body) {
+            static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+            arm(Timeout::kStream, limits.idle_timeout);
+            auto [ec, n] = co_await ds_write(asio::buffer(kContinue));
+            disarm();
+            if (ec) {
+              rt.lb.on_request_end(pick);
+              active_upstream_ = nullptr;
+              drop_upstream(false);
+              co_return false;
+            }
+          }
+        }
+        // Stream the rest of the request body, chunk by chunk, as fast as the upstream takes it.
+        for (int guard = 0; !body_done && !skip_body && !upstream_write_failed; ++guard) {
+          body_consumed = true;
+          pos = rbeg_;
+          if (!co_await read_downstream(Timeout::kBody, limits.idle_timeout)) {
+            const bool to = timed_out_;
+            rt.lb.on_request_end(pick);
+            active_upstream_ = nullptr;
+            drop_upstream(false);
+            if (to) {
+              worker_.stats().limit(stats::Limit::kHeaderTimeout).inc();
+              co_await send_local(ex, 408, "request body timeout", true);
+            }
+            co_return false;
+          }
+          pos = rbeg_;
+          std::array<asio::const_buffer, 4> bufs;
+          size_t nb = 0;
+          const int rc = take_body(bufs, nb);
+          if (rc != 0) {
+            rt.lb.on_request_end(pick);
+            co_return co_await body_error(rc);
+          }
+          remember(bufs, 0, nb);
+          ex.bytes_received += pos - rbeg_;
+          rbeg_ = pos;
+          if (nb == 0) continue;
+          arm(Timeout::kStream, limits.idle_timeout);
+          auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), nb));
+          disarm();
+          if (ec) upstream_write_failed = true;
+        }
+        request_complete = body_done && !skip_body;
+      } else {
+        // A retry: the head again, then the kept body.
+        std::array<asio::const_buffer, 2> bufs{asio::buffer(o), asio::buffer(ex.replay)};
+        arm(Timeout::kStream, limits.idle_timeout);
+        auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), ex.replay.empty() ? 1 : 2));
+        disarm();
+        if (ec) upstream_write_failed = true;
+      }
+
+      // 3. The response head (after any 1xx), within the attempt's deadline.
+      const auto deadline = upstream::attempt_deadline(
+          Clock::now(), request_deadline,
+          policy != nullptr ? policy->per_try_timeout : milliseconds(0));
+      bool stale_replayed = false;
+      for (int interim = 0; !have_head; ++interim) {
+        const ReadHead rh = co_await read_head(Timeout::kResponse, deadline);
+        if (rh == ReadHead::kTimeout) {
+          const bool per_try = deadline < request_deadline;
+          outcome.result = upstream::AttemptResult::kPerTryTimeout;
+          local_status = 504;
+          local_reason = per_try ? "upstream per-try timeout" : "upstream response timeout";
+          count_error(stats::UpstreamError::kResponseTimeout);
+          if (!per_try) {
+            rt.lb.on_request_end(pick);
+            if (rt.od) rt.od->record_local_origin_failure(pick.index, Clock::now());
+            co_return co_await fail_final(504, local_reason);
+          }
+          break;
+        }
+        if (rh == ReadHead::kClosed && reused && !has_body && !stale_replayed && ex.uend == 0) {
+          // The pooled connection had been closed by the upstream: replay the bodiless request
+          // once on a fresh connection (not a retry: the upstream never saw it).
+          stale_replayed = true;
+          active_upstream_ = nullptr;
+          drop_upstream(false);
+          if (!co_await acquire(ep, false)) {
+            rt.lb.on_request_end(pick);
+            co_return co_await fail_final(fail_status, fail_reason, fail_extra);
+          }
+          ex.upstream_name = up->name;
+          active_upstream_ = up.get();
+          arm(Timeout::kStream, limits.idle_timeout);
+          auto [ec, n] = co_await us_write(*up, asio::buffer(ex.out));
+          disarm();
+          if (ec) upstream_write_failed = true;
+          continue;
+        }
+        if (rh == ReadHead::kClosed) {
+          outcome.result = upstream::AttemptResult::kReset;
+          local_status = 502;
+          local_reason = upstream_write_failed ? "upstream reset" : "upstream closed without response";
+          count_error(stats::UpstreamError::kReset);
+          break;
+        }
+        if (rh == ReadHead::kTooLarge || rh == ReadHead::kMalformed || ex.resp.status == 101) {
+          if (rh == ReadHead::kTooLarge) worker_.stats().limit(stats::Limit::kUpstreamHeaderBytes).inc();
+          count_error(stats::UpstreamError::kProtocol);
+          rt.lb.on_request_end(pick);
+          co_return co_await fail_final(502, rh == ReadHead::kTooLarge
+                                                 ? "upstream response head too large"
+                                                 : "malformed upstream response");
+        }
+        if (ex.resp.status >= 200) {
+          have_head = true;
+          break;
+        }
+        // Interim (1xx) responses go through to HTTP/1.1 clients; 100 only if they asked for it.
+        const bool pass = rq.version_minor == 1 && (ex.resp.status != 100 || rq.expect_continue) &&
+                          interim < 16;
+        if (pass && !(ex.resp.status == 100 && expect_wait)) {
+          std::string& h = ex.scratch;
+          h.clear();
+          h += "HTTP/1.1 ";
+          append_uint(h, static_cast<uint64_t>(ex.resp.status));
+          h += ' ';
+          h += ex.resp.reason;
+          h += "\r\n";
+          append_forwardable(h, ex.resp);
+          h += "\r\n";
+          arm(Timeout::kStream, limits.idle_timeout);
+          auto [ec, n] = co_await ds_write(asio::buffer(h));
+          disarm();
+          if (ec) {
+            rt.lb.on_request_end(pick);
+            active_upstream_ = nullptr;
+            drop_upstream(false);
+            co_return false;
+          }
+        }
+        ex.ubeg += ex.resp.head_bytes;
+      }
+      rt.lb.on_request_end(pick);
+      if (have_head) {
+        outcome.result = upstream::AttemptResult::kResponse;
+        outcome.status = ex.resp.status;
+        outcome.headers = &ex.resp;
+      }
+      if (rt.od) {
+        const auto now = Clock::now();
+        const auto why = have_head ? rt.od->record_response(pick.index, ex.resp.status, now)
+                                   : rt.od->record_local_origin_failure(pick.index, now);
+        if (why != upstream::EjectReason::kNone) cs.ejections[static_cast<size_t>(why) - 1].inc();
       }
     }
-    ex.ubeg += ex.resp.head_bytes;
+    release_retry();  // the retry that led to this attempt is over
+
+    // 4. Done, or another attempt?
+    const bool success = have_head && !(may_retry && policy->retriable(outcome));
+    if (success || !may_retry || skip_body) break;
+    const bool replayable = !body_consumed || (keep_replay && request_complete);
+    const auto decision = policy->should_retry(outcome, rq.method, retries, replayable);
+    if (decision != upstream::RetryDecision::kRetry) {
+      if (decision == upstream::RetryDecision::kExhausted) count_retry(stats::RetryOutcome::kExhausted);
+      if (decision == upstream::RetryDecision::kNotIdempotent) count_retry(stats::RetryOutcome::kNotIdempotent);
+      if (decision == upstream::RetryDecision::kBodyNotReplayable) count_retry(stats::RetryOutcome::kBodyNotReplayable);
+      break;
+    }
+    // Retries may never multiply a failure: the budget (or the max_retries breaker) decides.
+    if (rt.has_budget) {
+      retry_budget_held = rt.budget.try_acquire();
+      if (!retry_budget_held) {
+        count_retry(stats::RetryOutcome::kBudgetExhausted);
+        count_overflow(upstream::Overflow::kRetries);
+        break;
+      }
+    } else {
+      retry_slot = upstream::BreakerSlot(breaker, upstream::Resource::kRetries);
+      if (!retry_slot) {
+        count_retry(stats::RetryOutcome::kBudgetExhausted);
+        count_overflow(upstream::Overflow::kRetries);
+        break;
+      }
+    }
+    const auto delay = policy->retry_delay(outcome, retries + 1, std::chrono::system_clock::now(),
+                                           worker_.random());
+    if (!delay || Clock::now() + *delay >= request_deadline) {
+      release_retry();
+      count_retry(stats::RetryOutcome::kRetryAfterTooLong);
+      break;
+    }
+    count_retry(stats::RetryOutcome::kRetried);
+    // The failed attempt's connection (and any response it started) is discarded.
+    active_upstream_ = nullptr;
+    drop_upstream(false);
+    ex.ubeg = ex.uend = 0;
+    have_head = false;
+    if (delay->count() > 0) {
+      asio::steady_timer t(worker_.io());
+      wait_timer_ = &t;
+      t.expires_after(*delay);
+      co_await t.async_wait(use_nothrow);
+      wait_timer_ = nullptr;
+      if (close_ && timed_out_) {
+        release_retry();
+        co_return false;  // the worker is stopping
+      }
+    }
+    avoid = pick.index;
+    ++retries;
+    continue;
+  }
+  release_retry();
+  if (!have_head) {
+    // The last attempt failed without a response: answer its failure.
+    co_return co_await fail_final(last_status, last_reason);
   }
   const http::ResponseHead& rs = ex.resp;
   ex.status = rs.status;
@@ -1056,6 +1334,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     h += ex.request_id_view;
     h += "\r\n";
   }
+  attempts_header(h);
   if (!downstream_keep) {
     h += "connection: close\r\n";
   } else if (!client_11) {
@@ -1162,7 +1441,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     ex.uend = n;
   }
   active_upstream_ = nullptr;
-  cs.duration.observe(Clock::now() - sent_at);
+  cs.duration.observe(Clock::now() - routed_at);
   drop_upstream(upstream_clean && !truncated);
   if (truncated) co_return false;  // the client sees a short body: never pretend it is complete
   if (!downstream_keep) close_ = true;

@@ -66,7 +66,7 @@ class DownstreamConnection {
   boost::asio::awaitable<bool> forward(Exchange& ex, const Snapshot& snap, const ListenerState& ls,
                                        const ClusterState& cluster);
   boost::asio::awaitable<void> send_local(Exchange& ex, int status, std::string_view reason,
-                                          bool close);
+                                          bool close, std::string_view extra_headers = {});
 
   void arm(Timeout kind, std::chrono::milliseconds d);
   void disarm() { timeout_ = Timeout::kNone; }

@@ -61,6 +61,56 @@ std::string joined(const std::vector<std::string>& v) {
   return o;
 }
 
+upstream::RetryPolicy retry_policy(const config::Route& r) {
+  upstream::RetryPolicy p;
+  p.per_try_timeout = r.per_try_timeout;
+  if (!r.retry) return p;
+  const config::RetryConfig& c = *r.retry;
+  p.retry_on = upstream::parse_retry_on(std::span<const std::string>(c.retry_on)).value_or(0);
+  p.num_retries = c.num_retries;
+  p.retriable_status_codes = c.retriable_status_codes;
+  for (const auto& h : c.retriable_headers) p.retriable_headers.push_back({h.name, h.value});
+  p.idempotent_only = !c.retry_non_idempotent;
+  p.backoff_base = c.backoff_base;
+  p.backoff_max = c.backoff_max;
+  p.honor_retry_after = c.honor_retry_after;
+  p.retry_after_max = c.retry_after_max;
+  p.max_replay_body_bytes = c.max_buffered_body_bytes;
+  return p;
+}
+
+upstream::OutlierOptions outlier_options(const config::OutlierDetection& o) {
+  upstream::OutlierOptions x;
+  x.consecutive_5xx = o.consecutive_5xx;
+  x.consecutive_gateway_failure = o.consecutive_gateway_failure;
+  x.consecutive_local_origin_failure = o.consecutive_local_origin_failure;
+  x.split_external_local_origin_errors = o.split_external_local_origin_errors;
+  x.interval = o.interval;
+  x.base_ejection_time = o.base_ejection_time;
+  x.max_ejection_time = o.max_ejection_time;
+  x.max_ejection_percent = o.max_ejection_percent;
+  x.always_eject_one_host = o.always_eject_one_host;
+  x.successful_active_health_check_uneject_host = o.successful_active_health_check_uneject_host;
+  return x;
+}
+
+upstream::HealthCheckOptions health_options(const config::HealthCheck& h) {
+  upstream::HealthCheckOptions x;
+  x.path = h.path;
+  x.host = h.host;
+  x.interval = h.interval;
+  x.timeout = h.timeout;
+  x.initial_jitter = h.initial_jitter;
+  x.interval_jitter = h.interval_jitter;
+  x.interval_jitter_percent = h.interval_jitter_percent;
+  x.unhealthy_threshold = h.unhealthy_threshold;
+  x.healthy_threshold = h.healthy_threshold;
+  x.expected_statuses.clear();
+  for (const auto& r : h.expected_statuses) x.expected_statuses.push_back({r.first, r.last + 1});
+  for (const auto& r : h.retriable_statuses) x.retriable_statuses.push_back({r.first, r.last + 1});
+  return x;
+}
+
 bool is_ip_literal(const std::string& host) {
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
@@ -87,20 +137,52 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
     ClusterState cs;
     cs.cluster = &c;
     cs.stats_id = registry_->cluster_id(c.name);
-    for (size_t i = 0; i < c.endpoints.size(); ++i) {
-      if (c.type == config::ClusterType::kStatic) {
-        boost::system::error_code ec;
-        auto addr = asio::ip::make_address(c.endpoints[i].address.host, ec);
-        if (!ec) cs.endpoints.emplace_back(addr, c.endpoints[i].address.port);
-      } else if (auto it = dns_endpoints_.find(dns_key(c, i)); it != dns_endpoints_.end()) {
-        cs.endpoints.insert(cs.endpoints.end(), it->second.begin(), it->second.end());
-      }
-    }
     if (c.tls) {
       cs.tls = cluster_tls_.at(c.name)->slot;  // prepare_tls ran for this config
       cs.sni = c.tls->sni;
       if (cs.sni.empty() && !c.endpoints.empty() && !is_ip_literal(c.endpoints[0].address.host)) {
         cs.sni = c.endpoints[0].address.host;
+      }
+    }
+    cs.generation = s->generation;
+    auto& shared = cluster_shared_[c.name];
+    if (!shared) shared = std::make_shared<ClusterShared>(worker_count_);
+    shared->breaker.set_thresholds({c.circuit_breakers.max_connections,
+                                    c.circuit_breakers.max_pending_requests,
+                                    c.circuit_breakers.max_requests,
+                                    c.circuit_breakers.max_retries});
+    cs.shared = shared;
+    cs.lb.policy = static_cast<upstream::LbPolicy>(static_cast<int>(c.lb_policy));
+    cs.lb.healthy_panic_threshold = c.panic_threshold_percent;
+    cs.lb.local_zone_min_available = c.zone_aware.min_healthy_percent;
+    if (c.zone_aware.enabled) cs.local_zone = local_zone_;
+    if (c.outlier_detection) cs.outlier = outlier_options(*c.outlier_detection);
+    if (c.retry_budget) {
+      cs.budget = upstream::RetryBudgetOptions{c.retry_budget->budget_percent,
+                                               c.retry_budget->min_retry_concurrency};
+    }
+    // Per address: weight and zone of the endpoint it came from; health from the checker.
+    cs.endpoints.clear();
+    for (size_t i = 0; i < c.endpoints.size(); ++i) {
+      std::vector<tcp::endpoint> addrs;
+      if (c.type == config::ClusterType::kStatic) {
+        boost::system::error_code ec;
+        auto addr = asio::ip::make_address(c.endpoints[i].address.host, ec);
+        if (!ec) addrs.emplace_back(addr, c.endpoints[i].address.port);
+      } else if (auto it = dns_endpoints_.find(dns_key(c, i)); it != dns_endpoints_.end()) {
+        addrs = it->second;
+      }
+      for (const auto& a : addrs) {
+        cs.endpoints.push_back(a);
+        cs.lb_endpoints.push_back({a, c.endpoints[i].weight, c.endpoints[i].zone});
+      }
+    }
+    cs.healthy.assign(cs.endpoints.size(), 1);
+    if (auto h = health_.find(c.name); h != health_.end()) {
+      for (size_t i = 0; i < cs.endpoints.size(); ++i) {
+        if (auto st = h->second.find(endpoint_string(cs.endpoints[i])); st != h->second.end()) {
+          cs.healthy[i] = st->second == upstream::HealthState::kUnhealthy ? 0 : 1;
+        }
       }
     }
     cluster_index[c.name] = static_cast<uint32_t>(s->clusters.size());
@@ -120,6 +202,8 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
     ls.inbound = l.role == config::ListenerRole::kInbound;
     ls.identity_rules.uri_template = l.identity.uri_template;
     ls.authz.resize(l.routes.size());
+    ls.retry.resize(l.routes.size());
+    ls.failover.resize(l.routes.size());
     for (size_t i = 0; i < l.routes.size(); ++i) {
       const config::Route& r = l.routes[i];
       router::CompiledRoute cr;
@@ -129,6 +213,8 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
       cr.stats_id = registry_->route_id(l.name, r.name);
       for (const std::string& h : r.match.hosts) cr.hosts.push_back(router::compile_host_pattern(h));
       cr.path_prefix = r.match.path_prefix;
+      if (r.retry || r.per_try_timeout.count() > 0) ls.retry[i] = retry_policy(r);
+      for (const std::string& f : r.failover) ls.failover[i].push_back(cluster_index.at(f));
       if (r.authz) {
         ls.authz[i] = tls::AuthzPolicy{r.authz->allow_any_verified, r.authz->allow_accounts,
                                        r.authz->allow_services};
@@ -207,6 +293,29 @@ bool Server::prepare_tls(const config::Config& cfg, std::string* error) {
 
 std::string Server::tls_metrics() const {
   std::string o;
+  // Circuit breaker usage: how close each threshold is (open / limit), cluster-wide.
+  o += "# HELP outrigger_upstream_circuit_breaker_open Resources in use per circuit breaker threshold.\n";
+  o += "# TYPE outrigger_upstream_circuit_breaker_open gauge\n";
+  static constexpr const char* kNames[] = {"connections", "pending", "requests", "retries"};
+  std::string limits;
+  for (const ClusterState& c : snapshot_->clusters) {
+    if (!c.shared) continue;
+    for (size_t r = 0; r < upstream::kResources; ++r) {
+      const auto res = static_cast<upstream::Resource>(r);
+      std::string labels = "{cluster=";
+      log::append_json_string(labels, c.cluster->name);
+      labels += ",threshold=\"";
+      labels += kNames[r];
+      labels += "\"} ";
+      o += "outrigger_upstream_circuit_breaker_open" + labels +
+           std::to_string(c.shared->breaker.open(res)) + "\n";
+      limits += "outrigger_upstream_circuit_breaker_limit" + labels +
+                std::to_string(c.shared->breaker.limit(res)) + "\n";
+    }
+  }
+  o += "# HELP outrigger_upstream_circuit_breaker_limit Circuit breaker thresholds.\n";
+  o += "# TYPE outrigger_upstream_circuit_breaker_limit gauge\n";
+  o += limits;
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
@@ -296,13 +405,64 @@ std::string Server::clusters_json() const {
     o += ",\"type\":\"";
     o += c.cluster->type == config::ClusterType::kStatic ? "static" : "dns";
     o += "\",\"endpoints\":[";
+    // Per endpoint: active health (when checked) and how many workers eject it now.
+    std::vector<std::shared_ptr<const upstream::OutlierView>> views;
+    if (c.shared) {
+      for (size_t w = 0; w < c.shared->worker_count; ++w) views.push_back(c.shared->views[w].load());
+    }
+    const auto now = Clock::now();
+    const auto hit = health_.find(c.cluster->name);
     for (size_t i = 0; i < c.endpoints.size(); ++i) {
       if (i) o += ",";
+      const std::string addr = endpoint_string(c.endpoints[i]);
       o += "{\"address\":";
-      log::append_json_string(o, endpoint_string(c.endpoints[i]));
-      o += ",\"state\":\"active\"}";
+      log::append_json_string(o, addr);
+      std::string_view health = c.cluster->health_check ? "unknown" : "unchecked";
+      if (hit != health_.end()) {
+        if (auto st = hit->second.find(addr); st != hit->second.end()) {
+          health = upstream::health_state_name(st->second);
+        }
+      }
+      int ejected_by = 0;
+      uint64_t ejections = 0;
+      for (const auto& v : views) {
+        if (!v) continue;
+        for (const auto& e : v->endpoints) {
+          if (e.address != c.endpoints[i]) continue;
+          ejections += e.ejections;
+          if (e.ejected && now < e.until) ++ejected_by;
+        }
+      }
+      o += ",\"health\":\"";
+      o += health;
+      o += "\",\"weight\":" + std::to_string(i < c.lb_endpoints.size() ? c.lb_endpoints[i].weight : 1);
+      o += ",\"zone\":";
+      log::append_json_string(o, i < c.lb_endpoints.size() ? c.lb_endpoints[i].zone : "");
+      o += ",\"ejected_by_workers\":" + std::to_string(ejected_by);
+      o += ",\"ejections\":" + std::to_string(ejections);
+      o += ",\"state\":\"";
+      o += health == "unhealthy" ? "unhealthy" : ejected_by > 0 ? "ejected" : "active";
+      o += "\"}";
     }
     o += "]";
+    o += ",\"lb_policy\":\"";
+    o += config::lb_policy_name(c.cluster->lb_policy);
+    o += "\",\"local_zone\":";
+    log::append_json_string(o, c.local_zone);
+    if (c.shared) {
+      static constexpr const char* kNames[] = {"connections", "pending", "requests", "retries"};
+      o += ",\"circuit_breakers\":{";
+      for (size_t r = 0; r < upstream::kResources; ++r) {
+        const auto res = static_cast<upstream::Resource>(r);
+        if (r) o += ",";
+        o += "\"";
+        o += kNames[r];
+        o += "\":{\"open\":" + std::to_string(c.shared->breaker.open(res)) +
+             ",\"limit\":" + std::to_string(c.shared->breaker.limit(res)) +
+             ",\"overflows\":" + std::to_string(c.shared->breaker.overflows(res)) + "}";
+      }
+      o += "}";
+    }
     int64_t active = 0, idle = 0, pending = 0;
     uint64_t requests = 0;
     for (uint32_t w = 0; w < registry_->shard_count(); ++w) {
@@ -430,6 +590,50 @@ void Server::publish() {
   if (workers_.empty()) return;
   snapshot_ = build_snapshot();
   for (auto& w : workers_) w->post_snapshot(snapshot_);
+  sync_health_checks();
+}
+
+void Server::sync_health_checks() {
+  for (auto it = checkers_.begin(); it != checkers_.end();) {
+    const config::Cluster* c = config_->find_cluster(it->first);
+    if (c == nullptr || !c->health_check) {
+      it->second->stop();
+      health_.erase(it->first);
+      it = checkers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const ClusterState& cs : snapshot_->clusters) {
+    const config::Cluster& c = *cs.cluster;
+    if (!c.health_check) continue;
+    auto& checker = checkers_[c.name];
+    if (!checker) {
+      const std::string name = c.name;
+      const uint32_t stats_id = cs.stats_id;
+      checker = std::make_unique<upstream::HealthChecker>(
+          io_, health_options(*c.health_check),
+          [this, name, stats_id](const upstream::HealthTransition& t) {
+            const bool healthy = t.to != upstream::HealthState::kUnhealthy;
+            health_[name][endpoint_string(t.address)] = t.to;
+            auto& st = registry_->main_shard().cluster(stats_id);
+            (t.to == upstream::HealthState::kHealthy ? st.health_transitions_healthy
+                                                     : st.health_transitions_unhealthy)
+                .inc();
+            log::info("health check transition",
+                      {{"cluster", name},
+                       {"endpoint", endpoint_string(t.address)},
+                       {"from", std::string(upstream::health_state_name(t.from))},
+                       {"to", std::string(upstream::health_state_name(t.to))}});
+            (void)healthy;
+            // Not from inside the checker's callback: set_endpoints() runs again in publish().
+            asio::post(io_, [this] {
+              if (!finished_) publish();
+            });
+          });
+    }
+    checker->set_endpoints(cs.endpoints);
+  }
 }
 
 void Server::reload() {
@@ -475,6 +679,10 @@ void Server::reload() {
     return;
   }
   config_ = r.config;
+  // Health checks restart with the new settings (their state starts over as unknown).
+  for (auto& [name, checker] : checkers_) checker->stop();
+  checkers_.clear();
+  health_.clear();
   if (refresher_) sync_dns_targets();
   publish();
   registry_->main().config_reloads_ok.inc();
@@ -531,6 +739,7 @@ void Server::finish() {
   for (auto& w : workers_) w->stop();
   workers_.clear();  // joins
   if (refresher_) refresher_->stop();
+  for (auto& [name, checker] : checkers_) checker->stop();
   if (admin_) admin_->stop();
   boost::system::error_code ec;
   signals_.cancel(ec);
@@ -570,8 +779,10 @@ int Server::run() {
     log::error("startup failed", {{"error", e.what()}});
     return 1;
   }
+  local_zone_ = config_->aws.zone;
   snapshot_ = build_snapshot();
   for (auto& w : workers_) w->start(snapshot_);
+  sync_health_checks();
   listening_ = true;
   log::info("started", {log::num("workers", worker_count_), {"config", config_->source}});
   if (dns_pending_first_ == 0) {

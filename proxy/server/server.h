@@ -22,6 +22,7 @@
 #include "proxy/server/worker.h"
 #include "proxy/stats/stats.h"
 #include "proxy/tls/watcher.h"
+#include "proxy/upstream/health_check.h"
 
 namespace outrigger::server {
 
@@ -75,6 +76,12 @@ class Server {
   std::unique_ptr<dns::Resolver> resolver_;
   std::unique_ptr<dns::Refresher> refresher_;
   std::unique_ptr<admin::AdminServer> admin_;
+  // Resilience: cluster-wide state by cluster name, active health checks and their results.
+  void sync_health_checks();
+  std::map<std::string, std::shared_ptr<ClusterShared>> cluster_shared_;
+  std::map<std::string, std::unique_ptr<upstream::HealthChecker>> checkers_;
+  std::map<std::string, std::map<std::string, upstream::HealthState>> health_;  // cluster -> addr
+  std::string local_zone_;  // aws.zone, else the ECS task's availability zone
   std::map<std::string, std::shared_ptr<ServerTlsEntry>> listener_tls_;  // by listener name
   std::map<std::string, std::shared_ptr<ClientTlsEntry>> cluster_tls_;   // by cluster name
   boost::asio::signal_set signals_{io_};

@@ -18,6 +18,10 @@
 #include "proxy/router/router.h"
 #include "proxy/tls/context.h"
 #include "proxy/tls/identity.h"
+#include "proxy/upstream/circuit_breaker.h"
+#include "proxy/upstream/load_balancer.h"
+#include "proxy/upstream/outlier.h"
+#include "proxy/upstream/retry.h"
 
 namespace outrigger::server {
 
@@ -28,12 +32,32 @@ struct TlsSlot {
   std::atomic<std::shared_ptr<const Tls>> current;
 };
 
+// What lives as long as a cluster's name, across snapshots: the cluster-wide circuit breaker and
+// each worker's latest outlier view (for /clusters).
+struct ClusterShared {
+  explicit ClusterShared(size_t workers)
+      : views(std::make_unique<std::atomic<std::shared_ptr<const upstream::OutlierView>>[]>(workers)),
+        worker_count(workers) {}
+  upstream::CircuitBreaker breaker;
+  std::unique_ptr<std::atomic<std::shared_ptr<const upstream::OutlierView>>[]> views;
+  size_t worker_count;
+};
+
 struct ClusterState {
   const config::Cluster* cluster = nullptr;
+  uint64_t generation = 0;  // the snapshot's
   uint32_t stats_id = 0;
   std::vector<boost::asio::ip::tcp::endpoint> endpoints;  // empty until DNS answered
   std::shared_ptr<TlsSlot<tls::ClientTls>> tls;           // null = plaintext upstream
   std::string sni;  // tls.sni, else the endpoints' DNS name; "" = none
+  // Resilience (issue 5), parallel to endpoints where per endpoint.
+  std::shared_ptr<ClusterShared> shared;
+  std::vector<upstream::LbEndpoint> lb_endpoints;
+  std::vector<uint8_t> healthy;  // 1 = may serve (health unknown or healthy)
+  upstream::LbOptions lb;
+  std::string local_zone;
+  std::optional<upstream::OutlierOptions> outlier;
+  std::optional<upstream::RetryBudgetOptions> budget;
 };
 
 struct ListenerState {
@@ -46,6 +70,8 @@ struct ListenerState {
   bool inbound = false;          // strips the client's identity header, adds the verified one
   tls::IdentityRules identity_rules;
   std::vector<std::optional<tls::AuthzPolicy>> authz;  // by route index; nullopt = no check
+  std::vector<std::optional<upstream::RetryPolicy>> retry;  // by route index; nullopt = none
+  std::vector<std::vector<uint32_t>> failover;  // by route index: lower-priority clusters
 };
 
 struct Snapshot {

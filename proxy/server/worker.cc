@@ -128,6 +128,45 @@ upstream::ClusterPool& Worker::pool(const ClusterState& cluster) {
   return *it->second;
 }
 
+ClusterRuntime& Worker::runtime(const ClusterState& c, Clock::time_point now) {
+  auto& slot = runtimes_[c.cluster->name];
+  if (!slot) slot = std::make_unique<ClusterRuntime>();
+  ClusterRuntime& r = *slot;
+  bool refresh = false;
+  // A request that still holds an older snapshot never rolls the state back.
+  if (c.generation > r.generation) {
+    r.generation = c.generation;
+    r.lb.set_options(c.lb);
+    r.lb.assign(c.lb_endpoints, c.local_zone);
+    if (c.outlier) {
+      if (!r.od) r.od = std::make_unique<upstream::OutlierDetector>(*c.outlier);
+      r.od->set_options(*c.outlier);
+      r.od->assign(c.endpoints, now);
+    } else {
+      r.od.reset();
+    }
+    r.has_budget = c.budget.has_value();
+    if (c.budget) r.budget.set_options(*c.budget);
+    refresh = true;
+  }
+  if (r.od && (r.od->sweep(now) || r.od->generation() != r.od_generation)) refresh = true;
+  if (refresh) {
+    const upstream::OutlierDetector* od = r.od.get();
+    r.lb.refresh([&](uint32_t i) {
+      return (i >= c.healthy.size() || c.healthy[i] != 0) && !(od && od->is_ejected(i, now));
+    });
+    if (od) {
+      r.od_generation = od->generation();
+      const auto ejected = static_cast<int64_t>(od->ejected_count());
+      stats::ClusterStats& cs = stats_.cluster(c.stats_id);
+      cs.ejected.add(ejected - r.ejected_reported);
+      r.ejected_reported = ejected;
+      if (c.shared && index_ < c.shared->worker_count) c.shared->views[index_].store(od->view());
+    }
+  }
+  return r;
+}
+
 void Worker::link(DownstreamConnection* c) {
   c->next_ = head_;
   c->prev_ = nullptr;

@@ -32,6 +32,17 @@ using Clock = std::chrono::steady_clock;
 
 class DownstreamConnection;
 
+// A worker's view of one cluster: its load balancer, outlier detector and retry budget.
+struct ClusterRuntime {
+  upstream::LoadBalancer lb;
+  std::unique_ptr<upstream::OutlierDetector> od;  // null = outlier detection off
+  upstream::RetryBudget budget;
+  bool has_budget = false;
+  uint64_t generation = 0;  // of the snapshot last assigned
+  uint64_t od_generation = UINT64_MAX;
+  int64_t ejected_reported = 0;
+};
+
 class Worker {
  public:
   Worker(uint32_t index, stats::Shard& stats, AccessLogSink* access_log);
@@ -55,6 +66,8 @@ class Worker {
   // Worker thread.
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   upstream::ClusterPool& pool(const ClusterState& cluster);
+  // The cluster's balancer state, brought up to date with the snapshot, health and ejections.
+  ClusterRuntime& runtime(const ClusterState& cluster, Clock::time_point now);
   base::BufferPool& buffers() { return buffers_; }
   // Resumable TLS sessions of upstream connections, by (endpoint, SNI).
   tls::ClientSessionCache& tls_sessions() { return tls_sessions_; }
@@ -84,6 +97,7 @@ class Worker {
   std::shared_ptr<const Snapshot> snapshot_;
   std::vector<std::pair<size_t, std::unique_ptr<tcp::acceptor>>> acceptors_;
   std::unordered_map<std::string, std::unique_ptr<upstream::ClusterPool>> pools_;
+  std::unordered_map<std::string, std::unique_ptr<ClusterRuntime>> runtimes_;
   boost::asio::steady_timer tick_timer_{io_};
   DownstreamConnection* head_ = nullptr;  // intrusive list of live downstream connections
   std::atomic<size_t> active_{0};

@@ -120,6 +120,14 @@ TlsError tls_error_from_reason(std::string_view reason) noexcept {
   return TlsError::kHandshakeFailed;  // "other" and anything new
 }
 
+std::string_view retry_outcome_name(RetryOutcome r) noexcept {
+  static constexpr std::array<std::string_view, static_cast<size_t>(RetryOutcome::kCount)> kNames =
+      {"retried", "exhausted", "not_idempotent", "body_too_large", "budget_exhausted",
+       "retry_after_too_long"};
+  const auto i = static_cast<size_t>(r);
+  return i < kNames.size() ? kNames[i] : "retried";
+}
+
 std::string_view authz_denial_name(AuthzDenial d) noexcept {
   return d == AuthzDenial::kNoVerifiedIdentity ? "no_verified_identity" : "not_allowed";
 }
@@ -253,6 +261,12 @@ struct ClusterSum {
   std::array<uint64_t, static_cast<size_t>(UpstreamError::kCount)> errors{};
   HistogramSum duration;
   TlsSum tls;
+  std::array<uint64_t, static_cast<size_t>(RetryOutcome::kCount)> retries{};
+  std::array<uint64_t, kBreakerThresholds> overflows{};
+  std::array<uint64_t, kEjectReasons> ejections{};
+  uint64_t ejections_overflow = 0;
+  int64_t ejected = 0;
+  uint64_t lb_panic = 0, lb_cross_zone = 0, hc_healthy = 0, hc_unhealthy = 0, failover = 0;
 };
 
 // The le="..." strings, in the shortest fixed notation ("0.0005", "1", "60").
@@ -516,6 +530,16 @@ std::string Registry::render_prometheus() const {
       for (size_t i = 0; i < t.errors.size(); ++i) t.errors[i] += s.errors[i].value();
       t.duration.add(s.duration);
       t.tls.add(s.tls);
+      for (size_t i = 0; i < t.retries.size(); ++i) t.retries[i] += s.retries[i].value();
+      for (size_t i = 0; i < t.overflows.size(); ++i) t.overflows[i] += s.overflows[i].value();
+      for (size_t i = 0; i < t.ejections.size(); ++i) t.ejections[i] += s.ejections[i].value();
+      t.ejections_overflow += s.ejections_overflow.value();
+      t.ejected += s.ejected.value();
+      t.lb_panic += s.lb_panic.value();
+      t.lb_cross_zone += s.lb_cross_zone.value();
+      t.hc_healthy += s.health_transitions_healthy.value();
+      t.hc_unhealthy += s.health_transitions_unhealthy.value();
+      t.failover += s.failover.value();
     }
     for (size_t i = 0; i < limits.size(); ++i) limits[i] += sh.limit(static_cast<Limit>(i)).value();
   }
@@ -647,6 +671,53 @@ std::string Registry::render_prometheus() const {
     for (size_t id = 0; id < n_clusters; ++id) {
       write_histogram(w, kDur, {{"cluster", name_of(clusters_, id, 0)}}, cs[id].duration);
     }
+    auto labelled = [&](std::string_view name, std::string_view help, std::string_view label,
+                        size_t n, auto value_of, auto label_of) {
+      w.family(name, "counter", help);
+      for (size_t id = 0; id < n_clusters; ++id) {
+        for (size_t i = 0; i < n; ++i) {
+          w.series(name, "", {{"cluster", name_of(clusters_, id, 0)}, {label, label_of(i)}});
+          w.value(value_of(cs[id], i));
+        }
+      }
+    };
+    labelled("outrigger_upstream_retries_total",
+             "Failed attempts that were retried (reason=retried) or not, by reason.", "reason",
+             static_cast<size_t>(RetryOutcome::kCount),
+             [](const ClusterSum& c, size_t i) { return c.retries[i]; },
+             [](size_t i) { return retry_outcome_name(static_cast<RetryOutcome>(i)); });
+    static constexpr std::array<std::string_view, kBreakerThresholds> kThresholds = {
+        "connections", "pending", "requests", "retries"};
+    labelled("outrigger_upstream_circuit_breaker_overflows_total",
+             "Requests refused (503) or retries skipped because a circuit breaker threshold was full.",
+             "threshold", kBreakerThresholds,
+             [](const ClusterSum& c, size_t i) { return c.overflows[i]; },
+             [](size_t i) { return kThresholds[i]; });
+    static constexpr std::array<std::string_view, kEjectReasons> kEject = {
+        "consecutive_5xx", "consecutive_gateway_failure", "consecutive_local_origin_failure"};
+    labelled("outrigger_upstream_outlier_ejections_total",
+             "Endpoints ejected by outlier detection (counted by each worker), by reason.", "reason",
+             kEjectReasons, [](const ClusterSum& c, size_t i) { return c.ejections[i]; },
+             [](size_t i) { return kEject[i]; });
+    per_cluster("outrigger_upstream_outlier_ejections_overflow_total", "counter",
+                "Ejections refused by max_ejection_percent.",
+                [](const ClusterSum& c) { return c.ejections_overflow; });
+    per_cluster("outrigger_upstream_outlier_ejected", "gauge",
+                "Endpoints ejected now, summed over workers.",
+                [](const ClusterSum& c) { return c.ejected; });
+    per_cluster("outrigger_upstream_lb_panic_total", "counter",
+                "Endpoint picks made in panic mode (too few available endpoints: all serve).",
+                [](const ClusterSum& c) { return c.lb_panic; });
+    per_cluster("outrigger_upstream_cross_zone_requests_total", "counter",
+                "Endpoint picks outside the local availability zone.",
+                [](const ClusterSum& c) { return c.lb_cross_zone; });
+    labelled("outrigger_upstream_health_transitions_total",
+             "Active health check state changes, by new state.", "to", 2,
+             [](const ClusterSum& c, size_t i) { return i == 0 ? c.hc_healthy : c.hc_unhealthy; },
+             [](size_t i) { return i == 0 ? std::string_view("healthy") : "unhealthy"; });
+    per_cluster("outrigger_upstream_failover_requests_total", "counter",
+                "Requests sent to this cluster as a lower-priority failover of their route.",
+                [](const ClusterSum& c) { return c.failover; });
     write_tls(w, "upstream", "cluster", n_clusters,
               [&](size_t id) { return name_of(clusters_, id, 0); },
               [&](size_t id) -> const TlsSum& { return cs[id].tls; });

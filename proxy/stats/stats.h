@@ -132,6 +132,24 @@ TlsError tls_error_from_reason(std::string_view reason) noexcept;
 enum class AuthzDenial : uint8_t { kNoVerifiedIdentity, kNotAllowed, kCount };
 std::string_view authz_denial_name(AuthzDenial d) noexcept;
 
+// Why a failed attempt was not retried (or that it was); label reason="<name>".
+enum class RetryOutcome : uint8_t {
+  kRetried,            // another attempt was made
+  kExhausted,          // num_retries used up
+  kNotIdempotent,      // the method may not be replayed once the upstream may have seen it
+  kBodyNotReplayable,  // the request body outgrew the replay buffer
+  kBudgetExhausted,    // the cluster's retry budget (or max_retries breaker) said no
+  kRetryAfterTooLong,  // Retry-After beyond retry_after_max, or past the request deadline
+  kCount
+};
+std::string_view retry_outcome_name(RetryOutcome r) noexcept;
+
+// Circuit breaker overflows; label threshold="connections" | "pending" | "requests" | "retries".
+inline constexpr size_t kBreakerThresholds = 4;
+// Outlier ejections; label reason="consecutive_5xx" | "consecutive_gateway_failure" |
+// "consecutive_local_origin_failure".
+inline constexpr size_t kEjectReasons = 3;
+
 struct TlsStats {
   Counter handshakes;  // completed
   Counter resumed;     // of which resumed a session
@@ -164,6 +182,17 @@ struct ClusterStats {
   std::array<Counter, static_cast<size_t>(UpstreamError::kCount)> errors;
   Histogram duration;  // request sent to last byte of response
   TlsStats tls;        // origination
+  // resilience
+  std::array<Counter, static_cast<size_t>(RetryOutcome::kCount)> retries;
+  std::array<Counter, kBreakerThresholds> overflows;
+  std::array<Counter, kEjectReasons> ejections;
+  Counter ejections_overflow;  // refused by max_ejection_percent
+  Gauge ejected;               // endpoints ejected now (per worker, summed)
+  Counter lb_panic;            // picks made in panic mode
+  Counter lb_cross_zone;       // picks outside the local zone
+  Counter health_transitions_healthy;    // main thread
+  Counter health_transitions_unhealthy;  // main thread
+  Counter failover;            // requests sent to a lower-priority cluster of their route
 };
 
 constexpr uint32_t kMaxListeners = 256;

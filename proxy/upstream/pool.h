@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "proxy/net/tls_stream.h"
+#include "proxy/upstream/circuit_breaker.h"
 #include "proxy/stats/stats.h"
 
 namespace outrigger::upstream {
@@ -24,6 +25,13 @@ using Clock = std::chrono::steady_clock;
 
 struct Connection {
   explicit Connection(boost::asio::io_context& io) : socket(io) {}
+  ~Connection() {
+    if (breaker) breaker->release(Resource::kConnections);
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  // The cluster-wide max_connections slot this connection holds (null: none taken).
+  std::shared_ptr<CircuitBreaker> breaker;
   tcp::socket socket;
   tcp::endpoint endpoint;
   std::string name;  // "ip:port", formatted once per connection for logs

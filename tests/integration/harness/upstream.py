@@ -116,6 +116,7 @@ class Upstream:
 
   def __init__(self, name="up", host="127.0.0.1", port=0, backlog=256):
     self.name = name
+    self.force = None  # see _behaviour
     self._lock = threading.Condition()
     self._stop = threading.Event()
     self._requests = []
@@ -427,6 +428,11 @@ class Upstream:
             "slow-body", "huge-head", "early", "pause-read")
 
   def _behaviour(self, path):
+    # A test may make this upstream misbehave whatever the path: `force` is a path such as
+    # "/status/503?retry_after=1" or "/reset?at=head" (None = follow the request's path).
+    forced = self.force
+    if forced:
+      path = forced.split("?", 1)[0]
     segs = [s for s in path.split("/") if s]
     for i, s in enumerate(segs):
       if s in self._NAMES:
@@ -448,6 +454,10 @@ class Upstream:
 
   def _respond(self, c, req, behaviour, arg):
     q = req.query
+    forced = self.force
+    if forced and "?" in forced:
+      import urllib.parse as _up
+      q = dict(_up.parse_qsl(forced.split("?", 1)[1]))
     head_only = req.method == "HEAD"
     if behaviour == "delay":
       if self._stop.wait(int(q.get("ms", "1000")) / 1000.0):
@@ -470,7 +480,8 @@ class Upstream:
         c.sendall(self._head(code, "Status", []))
         return True
       body = b"status %d\n" % code
-      c.sendall(self._head(code, "Status", [("Content-Length", len(body))]) +
+      extra = [("Retry-After", q["retry_after"])] if "retry_after" in q else []
+      c.sendall(self._head(code, "Status", [("Content-Length", len(body))] + extra) +
                 (b"" if head_only else body))
       return True
     if behaviour in ("chunked", "large"):
