@@ -1033,7 +1033,7 @@ TEST(ConfigExamples, FullExampleLoadsAndRoundTripsThroughJson) {
   EXPECT_EQ(c.listeners[0].role, ListenerRole::kOutbound);
   EXPECT_EQ(c.listeners[1].role, ListenerRole::kInbound);
   const auto& routes = c.listeners[0].routes;
-  ASSERT_EQ(routes.size(), 2u);
+  ASSERT_EQ(routes.size(), 3u);
   EXPECT_EQ(routes[0].match.hosts, Lines{"user-service"});
   EXPECT_EQ(routes[1].match.hosts[0], "*.orders.internal");
   EXPECT_NE(routes[0].cluster, routes[1].cluster);
@@ -1044,6 +1044,27 @@ TEST(ConfigExamples, FullExampleLoadsAndRoundTripsThroughJson) {
   }
   EXPECT_EQ(c.find_cluster(c.listeners[1].routes[0].cluster)->endpoints[0].address.to_string(),
             "127.0.0.1:8080");
+  // One of each new feature (issues 5 and 6).
+  EXPECT_EQ(c.aws.region, "us-east-1");
+  EXPECT_EQ(routes[0].failover, Lines{"users_lattice"});
+  ASSERT_TRUE(routes[0].retry);
+  EXPECT_EQ(routes[0].retry->num_retries, 2u);
+  EXPECT_TRUE(routes[0].allow_timeout_header);
+  const Cluster* users = c.find_cluster("users");
+  ASSERT_TRUE(users && users->privatelink && users->outlier_detection);
+  EXPECT_EQ(users->host_rewrite, "user-service.internal");
+  EXPECT_EQ(users->tls->sni, "user-service.internal");
+  EXPECT_TRUE(users->privatelink->prefer_zonal);
+  const Cluster* lattice = c.find_cluster("users_lattice");
+  ASSERT_TRUE(lattice && lattice->signing);
+  EXPECT_EQ(lattice->signing->service, "vpc-lattice-svcs");
+  const Cluster* orders = c.find_cluster("orders");
+  ASSERT_TRUE(orders && orders->health_check && orders->retry_budget);
+  EXPECT_EQ(orders->lb_policy, LbPolicy::kLeastRequest);
+  EXPECT_EQ(orders->endpoints[0].weight, 2u);
+  const Cluster* api = c.find_cluster(routes[2].cluster);
+  ASSERT_TRUE(api && api->apigateway && api->signing);
+  EXPECT_EQ(api->apigateway->stage, "prod");
 
   // JSON is YAML: the rendered effective config must load back into the same config.
   for (JsonStyle style : {JsonStyle::kPretty, JsonStyle::kCompact}) {
