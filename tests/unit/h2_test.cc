@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -57,7 +58,7 @@ class Peer {
  public:
   // server: act as an nghttp2 server (for ClientSession tests); else a client.
   explicit Peer(bool server, std::vector<nghttp2_settings_entry> settings = {},
-                bool manual_window = false) {
+                bool manual_window = false, bool pad = false) {
     nghttp2_session_callbacks* cb;
     nghttp2_session_callbacks_new(&cb);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
@@ -65,6 +66,7 @@ class Peer {
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
+    if (pad) nghttp2_session_callbacks_set_select_padding_callback(cb, pad_cb);
     nghttp2_option* opt;
     nghttp2_option_new(&opt);
     if (manual_window) nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -129,6 +131,7 @@ class Peer {
   // Server role: answer each complete request with this (body = prefix + request body).
   bool auto_respond = false;
   std::string respond_prefix = "echo:";
+  size_t max_chunk = SIZE_MAX;  // DATA payload per frame (below 16384 leaves room for padding)
 
  private:
   static std::vector<nghttp2_nv> make_nv(const Pairs& fields) {
@@ -141,6 +144,9 @@ class Peer {
     return nv;
   }
   static Peer& P(void* ud) { return *static_cast<Peer*>(ud); }
+  static ssize_t pad_cb(nghttp2_session*, const nghttp2_frame* f, size_t max_payload, void*) {
+    return static_cast<ssize_t>(std::min(max_payload, f->hd.length + 255));
+  }
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* f, void* ud) {
     P(ud).streams[f->hd.stream_id];
     return 0;
@@ -190,7 +196,7 @@ class Peer {
   static ssize_t read_cb(nghttp2_session* ng, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
                          nghttp2_data_source*, void* ud) {
     PeerStream& s = P(ud).streams[id];
-    const size_t n = std::min(len, s.send.size() - s.sent);
+    const size_t n = std::min({len, s.send.size() - s.sent, P(ud).max_chunk});
     std::memcpy(buf, s.send.data() + s.sent, n);
     s.sent += n;
     if (s.sent == s.send.size()) {
@@ -292,6 +298,8 @@ class Rec : public ServerEvents, public ClientEvents {
   uint32_t goaway_code = 0;
 };
 
+size_t g_peer_bytes = 0;  // bytes the peer wrote, over all pumps
+
 // Moves bytes both ways until neither side has anything to write.
 void pump(Session& s, Peer& p) {
   for (int i = 0; i < 10000; ++i) {
@@ -304,6 +312,7 @@ void pump(Session& s, Peer& p) {
     }
     const std::string in = p.take_output();
     if (!in.empty()) {
+      g_peer_bytes += in.size();
       (void)s.feed(bytes(in));
       moved = true;
     }
@@ -541,6 +550,26 @@ TEST(H2Server, FlowControlFollowsConsume) {
   }
   EXPECT_TRUE(r.ended);
   EXPECT_EQ(r.body, body);
+}
+
+TEST(H2Server, PaddingDoesNotLeakConnectionWindow) {
+  // Padding counts against flow control but never reaches on_data: if nobody consumed it, a
+  // long padded upload would shrink the connection window until the connection stalls.
+  Rec rec;
+  Limits lim;
+  lim.connection_window = 65535;
+  lim.initial_stream_window = 65535;
+  auto s = make_server(rec, lim);
+  Peer client(false, {}, false, /*pad=*/true);
+  client.max_chunk = 16000;
+  // 8 MiB in 16000 byte frames: 524 frames x 256 bytes of padding = twice the connection window.
+  const std::string body(8 << 20, 'p');
+  const int32_t id = client.request(post(), body, true);
+  g_peer_bytes = 0;
+  pump(*s, client);
+  EXPECT_GT(g_peer_bytes, body.size() + 512 * 250);  // the padding was really sent
+  EXPECT_EQ(rec.st[id].body.size(), body.size());
+  EXPECT_TRUE(rec.st[id].ended);
 }
 
 TEST(H2Server, ResponseBodyDeferredUntilResume) {
