@@ -128,7 +128,6 @@ class Mesh:
     self.lattice_auth = None
     self.verbose = verbose
     self.procs = {}  # name -> {"pid", "start", "ns", "argv", "log"}
-    self.created = {"run_netns": False, "etc_netns": False}
     self.owner = None  # {"pid", "start"} of a process whose exit orphans the mesh (tests, demo)
     self.python = SYSTEM_PY if os.access(SYSTEM_PY, os.X_OK) else sys.executable
 
@@ -144,7 +143,7 @@ class Mesh:
     with open(tmp, "w") as f:
       json.dump({"id": self.id, "variant": self.variant, "lattice_auth": self.lattice_auth,
                  "binary": self.binary, "namespaces": self.ns, "procs": self.procs,
-                 "created": self.created, "owner": self.owner}, f, indent=1, sort_keys=True)
+                 "owner": self.owner}, f, indent=1, sort_keys=True)
     os.replace(tmp, self.state_path)
 
   @classmethod
@@ -157,7 +156,6 @@ class Mesh:
       m.lattice_auth = st.get("lattice_auth")
       m.binary = st.get("binary")
       m.procs = st.get("procs", {})
-      m.created = st.get("created", m.created)
       m.owner = st.get("owner")
     except (OSError, ValueError):
       pass  # a half-built mesh: names are derived from the id, so down() still finds them
@@ -304,8 +302,10 @@ class Mesh:
     t = self.topo
     os.makedirs(os.path.join(self.run_dir, "logs"))
     os.chmod(self.run_dir, 0o755)  # dnsmasq reads its hosts file after dropping root
-    self.created["run_netns"] = not os.path.isdir("/run/netns")
-    self.created["etc_netns"] = not os.path.isdir("/etc/netns")
+    for d in ("/run/netns", "/etc/netns"):
+      if not os.path.isdir(d):  # made by the first mesh; removed by the last one that leaves it empty
+        with open(created_marker(d), "w") as f:
+          f.write("%s was created by outrigger mesh %s\n" % (d, self.id))
     self._save()
     self.log("variant %s, binary %s" % (self.variant, self.binary))
 
@@ -543,11 +543,19 @@ class Mesh:
       run(["ip", "netns", "del", ns], check=False)
     for ns in self.ns.values():
       shutil.rmtree(os.path.join("/etc/netns", ns), ignore_errors=True)
-    if self.created.get("etc_netns"):
-      try_rmdir("/etc/netns")
-    if self.created.get("run_netns") and os.path.isdir("/run/netns") and not os.listdir("/run/netns"):
-      run(["umount", "/run/netns"], check=False)  # ip netns made it a bind mount of itself
-      try_rmdir("/run/netns")
+    for d in ("/etc/netns", "/run/netns"):
+      marker = created_marker(d)
+      if not os.path.exists(marker):
+        continue  # there before any mesh: not ours to remove
+      if os.path.isdir(d) and not os.listdir(d):
+        if d == "/run/netns":
+          run(["umount", d], check=False)  # ip netns made it a bind mount of itself
+        try_rmdir(d)
+      if not os.path.isdir(d):
+        try:
+          os.unlink(marker)
+        except FileNotFoundError:
+          pass
     shutil.rmtree(self.run_dir, ignore_errors=True)
     self.log("down")
 
@@ -565,6 +573,10 @@ class Mesh:
         left.append("file /etc/netns/" + ns)
     if os.path.exists(self.run_dir):
       left.append("directory " + self.run_dir)
+    if not any(NAME_RE.match(ns) for ns in list_namespaces()):  # no mesh at all any more
+      for d in ("/run/netns", "/etc/netns"):
+        if os.path.exists(created_marker(d)):
+          left.append("%s (made by a mesh) and %s" % (d, created_marker(d)))
     p = run(["ip", "-o", "link", "show"], check=False)
     for line in p.stdout.splitlines():
       name = line.split(":")[1].strip().split("@")[0] if ":" in line else ""
@@ -583,6 +595,11 @@ class Mesh:
       lines.append("  %-18s pid %-7d %-8s in %s" % (
           name, info["pid"], "running" if self.proc_alive(name) else "STOPPED", info["ns"]))
     return "\n".join(lines)
+
+
+def created_marker(path):
+  """A file telling that a mesh created path (/run/netns, /etc/netns), shared by all meshes."""
+  return os.path.join(RUN_BASE, "outrigger-mesh.created" + path.replace("/", "-"))
 
 
 def try_rmdir(path):
