@@ -173,7 +173,8 @@ print(f"{case},{rnd},{proxy},ok,{req},{dur_s:.3f},{req / dur_s:.1f},{p50},{p99},
       f"{ticks},{cpu_us / req:.4f},{100 * cpu_us / wall_us:.1f},{nproc},{other_pct:.1f}")
 EOF
   tail -1 "$ROUNDS_CSV" | awk -F, -v p="$proxy" -v r="$round" \
-    '{printf "  round %s %-9s %10.0f req/s  p50 %s µs  p99 %s µs  %.2f CPU-µs/req  (proxy CPU %s%%, others on its CPU %s%%, errors %s)\n", r, p, $7, $8, $9, $12, $13, $15, $10}' >&2
+    '{p50 = $8 == "" ? "-" : $8; p99 = $9 == "" ? "-" : $9
+      printf "  round %s %-9s %10.0f req/s  p50 %s µs  p99 %s µs  %.2f CPU-µs/req  (proxy CPU %s%%, others on its CPU %s%%, errors %s)\n", r, p, $7, p50, p99, $12, $13, $15, $10}' >&2
 }
 
 {

@@ -39,7 +39,8 @@ def medians(rows, cases, proxies):
             ok = [r for r in mine if r["status"] == "ok"]
             entry = {"ok": len(ok), "failed": len(mine) - len(ok)}
             for m in METRICS:
-                vals = [float(r[m]) for r in ok]
+                # Empty: not measured by that case's load generator (e.g. no latency from s_time).
+                vals = [float(r[m]) for r in ok if r[m] != ""]
                 entry[m] = statistics.median(vals) if vals else None
             cpu = [float(r["cpu_us_per_req"]) for r in ok]
             entry["cpu_min"] = min(cpu) if cpu else None
