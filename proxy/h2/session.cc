@@ -141,7 +141,6 @@ struct Session::Glue {
         break;
     }
     if (hd->type == NGHTTP2_HEADERS) {
-      s.block_stream_ = hd->stream_id;
       s.block_continuations_ = 0;
       s.block_bytes_ = hd->length;
     } else if (hd->type == NGHTTP2_CONTINUATION) {
@@ -399,6 +398,11 @@ struct Session::Glue {
       if (Stream* st = s.find(frame->hd.stream_id)) st->response_done = true;
     } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != kNoError) {
       ++s.counters_.connection_errors;
+      if (s.error_.empty()) {
+        s.error_ = "sent GOAWAY ";
+        s.error_ += error_code_name(frame->goaway.error_code);
+        if (!s.lib_message_.empty()) s.error_ += ": " + s.lib_message_;
+      }
     }
     return 0;
   }

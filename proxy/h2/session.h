@@ -219,7 +219,8 @@ class Session {
 
   const Counters& counters() const noexcept { return counters_; }
   const Limits& limits() const noexcept { return limits_; }
-  // Why the connection ended badly (empty while healthy).
+  // Why the connection ended badly (empty while healthy): our abuse limits, nghttp2's
+  // connection errors (with its message), or a failed peer preface.
   const std::string& error() const noexcept { return error_; }
   // Streams open right now (those the proxy was told about).
   size_t open_streams() const noexcept { return known_streams(); }
@@ -282,7 +283,6 @@ class Session {
   std::string hbuf_;
   std::vector<std::array<uint32_t, 4>> hrefs_;  // name off/len, value off/len into hbuf_
   std::vector<Field> hfields_;
-  int32_t block_stream_ = 0;
   uint32_t block_continuations_ = 0;
   uint64_t block_bytes_ = 0;
   uint32_t empty_frames_ = 0;

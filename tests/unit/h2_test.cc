@@ -742,6 +742,7 @@ TEST(H2Server, MaxConcurrentStreamsEnforced) {
     ASSERT_NE(ga, nullptr);
     EXPECT_EQ(payload_u32(*ga, 4), kProtocolError);
     EXPECT_EQ(s->counters().connection_errors, 1u);
+    EXPECT_NE(s->error().find("PROTOCOL_ERROR"), std::string::npos) << s->error();
   }
 }
 
