@@ -1079,7 +1079,8 @@ TEST(H2Client, ConcurrencyLimitFromPeer) {
   Peer server(true, {{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 2}});
   pump(*c, server);
   EXPECT_EQ(c->peer_max_concurrent_streams(), 2u);
-  const auto f = fields_of(simple_get(0));
+  const Pairs get = simple_get(0);
+  const auto f = fields_of(get);
   auto a = c->submit_request(f, false);
   auto b = c->submit_request(f, false);
   ASSERT_TRUE(a.has_value() && b.has_value());
@@ -1099,7 +1100,8 @@ TEST(H2Client, GoawayMarksLaterStreamsUnprocessed) {
   auto c = make_client(rec);
   Peer server(true);
   pump(*c, server);
-  const auto f = fields_of(simple_get(0));
+  const Pairs get = simple_get(0);
+  const auto f = fields_of(get);
   auto a = c->submit_request(f, false);
   auto b = c->submit_request(f, false);
   auto d = c->submit_request(f, false);
@@ -1327,7 +1329,8 @@ TEST(H2Translate, H2RequestToH1) {
 }
 
 TEST(H2Translate, Responses) {
-  const auto f = fields_of({{"content-type", "text/plain"}, {"content-length", "5"}});
+  const Pairs ph = {{"content-type", "text/plain"}, {"content-length", "5"}};
+  const auto f = fields_of(ph);
   std::string out;
   append_h1_response_head(404, f, H1Framing::kContentLength, &out);
   EXPECT_EQ(out, "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: 5\r\n");
