@@ -96,6 +96,14 @@ std::string_view error_code_name(uint32_t code) noexcept {
   }
 }
 
+Preface check_preface(std::span<const uint8_t> b) noexcept {
+  constexpr std::string_view kMagic = NGHTTP2_CLIENT_MAGIC;
+  const size_t n = std::min(b.size(), kMagic.size());
+  if (n == 0) return Preface::kNeedMore;
+  if (std::memcmp(b.data(), kMagic.data(), n) != 0) return Preface::kNotH2;
+  return n == kMagic.size() ? Preface::kH2 : Preface::kNeedMore;
+}
+
 Counters& Counters::operator+=(const Counters& o) noexcept {
   streams_opened += o.streams_opened;
   invalid_headers += o.invalid_headers;

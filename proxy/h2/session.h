@@ -48,6 +48,11 @@ enum ErrorCode : uint32_t {
 };
 std::string_view error_code_name(uint32_t code) noexcept;
 
+// Cleartext sniffing for h2c prior knowledge: do the first bytes of a connection start the
+// HTTP/2 client preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24 bytes)?
+enum class Preface : uint8_t { kH2, kNotH2, kNeedMore };
+Preface check_preface(std::span<const uint8_t> first_bytes) noexcept;
+
 // Per-connection limits. Defaults suit a sidecar; every one is enforced and counted.
 struct Limits {
   // SETTINGS_MAX_CONCURRENT_STREAMS we advertise (server) and enforce.

@@ -942,6 +942,17 @@ TEST(H2Server, EmptyFrameFlood) {
   EXPECT_EQ(payload_u32(*ga, 4), kEnhanceYourCalm);
 }
 
+TEST(H2Server, PrefaceSniffing) {
+  const std::string magic = NGHTTP2_CLIENT_MAGIC;
+  EXPECT_EQ(magic.size(), 24u);
+  EXPECT_EQ(check_preface(bytes(magic + "rest")), Preface::kH2);
+  EXPECT_EQ(check_preface(bytes(magic)), Preface::kH2);
+  EXPECT_EQ(check_preface(bytes(magic.substr(0, 10))), Preface::kNeedMore);
+  EXPECT_EQ(check_preface(bytes("")), Preface::kNeedMore);
+  EXPECT_EQ(check_preface(bytes("PUT / HTTP/1.1\r\n")), Preface::kNotH2);
+  EXPECT_EQ(check_preface(bytes("PRI * HTTP/1.1\r\n\r\nSM\r\n\r\n")), Preface::kNotH2);
+}
+
 TEST(H2Server, BadPrefaceIsAnError) {
   Rec rec;
   auto s = make_server(rec);
