@@ -11,7 +11,7 @@ usage: bench/run.sh [options] [OUTRIGGER_BINARY]
 
   OUTRIGGER_BINARY        path to outrigger (or env OUTRIGGER_BIN); needed when the
                           proxy list includes outrigger, and by the TLS cases (they make
-                          their certificates with `outrigger pki`)
+                          their certificates with 'outrigger pki')
   -d, --duration SEC      measured run per proxy and round      (BENCH_DURATION, default 10)
   -w, --warmup SEC        warm-up before each measured run      (BENCH_WARMUP, default 2)
   -r, --rounds N          interleaved rounds (A B C D A B C D..) (BENCH_ROUNDS, default 3)
@@ -19,8 +19,9 @@ usage: bench/run.sh [options] [OUTRIGGER_BINARY]
   -t, --threads N         load-generator threads                (BENCH_THREADS, default 1)
   -p, --proxies LIST      comma-separated subset of: ${BENCH_ALL_PROXIES[*]}
                           (BENCH_PROXIES, default all of them)
-      --case LIST         comma-separated cases (BENCH_CASES, default h1-keepalive);
-                          known: ${BENCH_CASES_KNOWN[*]}
+      --case LIST         comma-separated cases, or "all" (BENCH_CASES, default
+                          h1-keepalive,h1-mtls-upstream); known: ${BENCH_CASES_KNOWN[*]}
+      --tls-clients N     s_time processes of the tls-* cases   (BENCH_TLS_CLIENTS, default 4)
   -o, --out DIR           output folder (BENCH_OUT, default bench/out)
       --proxy-cpu N       CPU for the proxy under test          (BENCH_PROXY_CPU, default 1)
       --load-cpu N        CPU for load generator + backend      (BENCH_LOAD_CPU, default 0)
@@ -50,7 +51,7 @@ BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
 BENCH_CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 BENCH_THREADS="${BENCH_THREADS:-1}"
 BENCH_PROXIES="${BENCH_PROXIES:-$(IFS=,; echo "${BENCH_ALL_PROXIES[*]}")}"
-BENCH_CASES="${BENCH_CASES:-h1-keepalive}"
+BENCH_CASES="${BENCH_CASES:-h1-keepalive,h1-mtls-upstream}"
 BENCH_OUT="${BENCH_OUT:-$HERE/out}"
 BENCH_PROXY_CPU="${BENCH_PROXY_CPU:-1}"
 BENCH_LOAD_CPU="${BENCH_LOAD_CPU:-0}"
@@ -65,6 +66,7 @@ while (($#)); do
     -t | --threads) BENCH_THREADS="$2"; shift 2 ;;
     -p | --proxies) BENCH_PROXIES="$2"; shift 2 ;;
     --case | --cases) BENCH_CASES="$2"; shift 2 ;;
+    --tls-clients) BENCH_TLS_CLIENTS="$2"; shift 2 ;;
     -o | --out) BENCH_OUT="$2"; shift 2 ;;
     --proxy-cpu) BENCH_PROXY_CPU="$2"; shift 2 ;;
     --load-cpu) BENCH_LOAD_CPU="$2"; shift 2 ;;
@@ -87,6 +89,7 @@ done
   bench_die "threads must be 1..connections"
 
 IFS=, read -r -a PROXIES <<<"$BENCH_PROXIES"
+[[ "$BENCH_CASES" == all ]] && BENCH_CASES="$(IFS=,; echo "${BENCH_CASES_KNOWN[*]}")"
 IFS=, read -r -a CASES <<<"$BENCH_CASES"
 for p in "${PROXIES[@]}"; do
   [[ " ${BENCH_ALL_PROXIES[*]} " == *" $p "* ]] || bench_die "unknown proxy '$p'"
