@@ -11,18 +11,28 @@
 #                     after the handshake, so a client can only resume after reading, hence the
 #                     request. Connections that were not resumed are counted as errors.
 # "req/s" is connections per second, "CPU-µs/req" the proxy's CPU per connection; no latency (s_time
-# does not measure it). Backend: the plain nginx of h1-keepalive (bench/peers/backend-nginx.conf).
+# does not measure it). s_time sends "GET <www> HTTP/1.0" with no Host header; the -www value
+# below smuggles one in ("/ HTTP/1.0<CRLF>Host: ...<CRLF>X-Bench: s_time"), because proxies differ
+# in what they forward for a Host-less HTTP/1.0 request and the backend refuses an empty Host.
+# BENCH_TLS_CLIENT=python runs the tls-conn-* cases with lib/tls_conns.py instead (same request,
+# measures latency, and keeps sessions when a server closes without close_notify).
+# Backend: the plain nginx of h1-keepalive (bench/peers/backend-nginx.conf).
 # Hooks: see case_h1_keepalive.sh.
 
 BENCH_CASES_KNOWN+=(tls-handshake tls-conn-new tls-conn-resumed)
 
 BENCH_TLS_CLIENTS="${BENCH_TLS_CLIENTS:-4}"
+BENCH_TLS_CLIENT="${BENCH_TLS_CLIENT:-s_time}"
+CASE_TLS_WWW=$'/ HTTP/1.0\r\nHost: proxy.bench.internal\r\nX-Bench: s_time'
+
 CASE_TLS_BACKEND_PID=""
 CASE_TLS_BACKEND_PORT=""
 CASE_TLS_BODY=""
 
 case_tls_describe_common() {
-  echo "TLS 1.3 termination (EC P-256 certificate, X25519, AES-128-GCM, no client certificate); ${BENCH_TLS_CLIENTS} parallel 'openssl s_time' clients; req/s = connections/s, CPU-µs/req = proxy CPU per connection"
+  local client="'openssl s_time'"
+  [[ "$BENCH_TLS_CLIENT" == python ]] && client="lib/tls_conns.py (s_time for tls-handshake)"
+  echo "TLS 1.3 termination (EC P-256 certificate, X25519, AES-128-GCM, no client certificate); ${BENCH_TLS_CLIENTS} parallel $client clients; req/s = connections/s, CPU-µs/req = proxy CPU per connection"
 }
 case_tls_handshake_describe() {
   echo "new connection + full handshake, closed at once, no request; $(case_tls_describe_common)"
@@ -38,6 +48,8 @@ case_tls_setup() {
   bench_require openssl nginx curl
   [[ "$BENCH_TLS_CLIENTS" =~ ^[0-9]+$ ]] && ((BENCH_TLS_CLIENTS >= 1 && BENCH_TLS_CLIENTS <= 64)) ||
     { bench_log "BENCH_TLS_CLIENTS must be 1..64"; return 1; }
+  [[ "$BENCH_TLS_CLIENT" == s_time || "$BENCH_TLS_CLIENT" == python ]] ||
+    { bench_log "BENCH_TLS_CLIENT must be s_time or python"; return 1; }
   bench_make_pki "$BENCH_TMP/pki" || return 1
   CASE_TLS_BACKEND_PORT="$(bench_free_ports 1)"
   local conf="$BENCH_TMP/backend-nginx.conf"
@@ -78,8 +90,16 @@ case_tls_probe() {
   local tls=(--resolve "proxy.bench.internal:$port:127.0.0.1" --cacert "$BENCH_TMP/pki/bundle.pem")
   bench_wait_http "https://proxy.bench.internal:$port/" 10 "$pid" "${tls[@]}" || return 1
   body="$(curl -s --max-time 2 "${tls[@]}" "https://proxy.bench.internal:$port/")"
-  [[ "$body" == "$CASE_TLS_BODY" ]] && return 0
-  bench_log "proxy on port $1 answered 200 but not the backend's body: ${body:0:120}"
+  if [[ "$body" != "$CASE_TLS_BODY" ]]; then
+    bench_log "proxy on port $1 answered 200 but not the backend's body: ${body:0:120}"
+    return 1
+  fi
+  # The exact request the load generators send must be answered with 200 too.
+  local answer
+  answer="$(printf 'GET %s HTTP/1.0\r\n\r\n' "$CASE_TLS_WWW" |
+    timeout 5 openssl s_client -quiet -connect "127.0.0.1:$port" -tls1_3 2>/dev/null | head -c 200)"
+  [[ "$answer" == "HTTP/1."?" 200"* ]] && return 0
+  bench_log "proxy on port $1 does not answer the s_time request with 200: ${answer:0:120}"
   return 1
 }
 
@@ -91,9 +111,18 @@ case_tls_load() {
     -time "$seconds")
   case "$mode" in
     new) args+=(-new) ;;
-    new-req) args+=(-new -www /) ;;
-    resume-req) args+=(-reuse -www /) ;;
+    new-req) args+=(-new -www "$CASE_TLS_WWW") ;;
+    resume-req) args+=(-reuse -www "$CASE_TLS_WWW") ;;
   esac
+  if [[ "$BENCH_TLS_CLIENT" == python && "$mode" != new ]]; then
+    local py=(python3 "$BENCH_LIB_DIR/tls_conns.py" --port "$port" --cafile "$BENCH_TMP/pki/bundle.pem"
+      --seconds "$seconds" --procs "$BENCH_TLS_CLIENTS")
+    [[ "$mode" == resume-req ]] && py+=(--resume)
+    timeout $((seconds + 60)) taskset -c "$BENCH_LOAD_CPU" "${py[@]}" >"$raw" 2>&1 </dev/null ||
+      return 1
+    grep '^requests=' "$raw" | tail -1
+    return 0
+  fi
   local pids=() outs=()
   t0="$(date +%s%N)"
   for ((i = 1; i <= BENCH_TLS_CLIENTS; i++)); do
@@ -105,7 +134,7 @@ case_tls_load() {
   for i in "${pids[@]}"; do wait "$i" || rc=1; done
   t1="$(date +%s%N)"
   {
-    echo "command: openssl ${args[*]}  (x${BENCH_TLS_CLIENTS} in parallel)"
+    echo "command: openssl ${args[*]@Q}  (x${BENCH_TLS_CLIENTS} in parallel)"
     for i in "${outs[@]}"; do echo "== $i"; cat "$i"; done
   } >"$raw"
   rm -f "${outs[@]}"
