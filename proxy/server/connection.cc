@@ -13,6 +13,9 @@
 #include <functional>
 #include <span>
 
+#include <openssl/evp.h>
+
+#include "proxy/aws/sigv4.h"
 #include "proxy/base/log.h"
 #include "proxy/server/worker.h"
 #include "proxy/tls/identity.h"
@@ -56,6 +59,19 @@ void append_uint(std::string& out, uint64_t v) {
 
 constexpr uint32_t bit(http::HeaderKind k) { return 1u << static_cast<uint32_t>(k); }
 
+std::string sha256_hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (unsigned int i = 0; i < n; ++i) {
+    out[2 * i] = kHex[md[i] >> 4];
+    out[2 * i + 1] = kHex[md[i] & 0xf];
+  }
+  return out;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -65,14 +81,23 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+// Headers a SigV4 signature replaces: a client's copies are never forwarded with ours.
+bool is_signature_header(std::string_view name) {
+  return iequals(name, "authorization") || iequals(name, "x-amz-date") ||
+         iequals(name, "x-amz-security-token") || iequals(name, "x-amz-content-sha256") ||
+         iequals(name, "x-amz-region-set");
+}
+
 // Appends the header lines of a message that may be forwarded: never hop-by-hop ones, nor the
-// kinds in skip (headers the caller writes itself), nor a header named `strip` (lower case).
+// kinds in skip (headers the caller writes itself), nor a header named `strip` (lower case), nor
+// (strip_signature) the headers a SigV4 signature replaces.
 void append_forwardable(std::string& out, const http::MessageHead& h, uint32_t skip = 0,
-                        std::string_view strip = {}) {
+                        std::string_view strip = {}, bool strip_signature = false) {
   for (size_t i = 0; i < h.header_count; ++i) {
     const http::Header& f = h.headers[i];
     if (f.hop || (skip & bit(f.kind)) != 0) continue;
     if (!strip.empty() && iequals(f.name, strip)) continue;
+    if (strip_signature && is_signature_header(f.name)) continue;
     out.append(f.name);
     out.append(": ");
     out.append(f.value);
@@ -257,13 +282,15 @@ void DownstreamConnection::abort() {
   if (wait_timer_ != nullptr) wait_timer_->cancel();
 }
 
+// Moves unread bytes down to pin_ (0, or the end of the head of the request being forwarded, so
+// the head's string_views stay valid while its body streams through the buffer).
 void DownstreamConnection::compact() noexcept {
   if (rbeg_ == rend_) {
-    rbeg_ = rend_ = 0;
-  } else if (rbeg_ > 0) {
-    std::memmove(rbuf_->data, rbuf_->data + rbeg_, rend_ - rbeg_);
-    rend_ -= rbeg_;
-    rbeg_ = 0;
+    rbeg_ = rend_ = pin_;
+  } else if (rbeg_ > pin_) {
+    std::memmove(rbuf_->data + pin_, rbuf_->data + rbeg_, rend_ - rbeg_);
+    rend_ = pin_ + (rend_ - rbeg_);
+    rbeg_ = pin_;
   }
 }
 
@@ -385,7 +412,10 @@ asio::awaitable<bool> DownstreamConnection::tls_accept(const ListenerState& ls) 
 
 asio::awaitable<void> DownstreamConnection::run() {
   {
-    const ListenerState& ls = worker_.snapshot()->listeners[listener_index_];
+    // The snapshot stays alive across the handshake: a reload or a health transition may
+    // replace the worker's while we wait.
+    const std::shared_ptr<const Snapshot> snap = worker_.snapshot();
+    const ListenerState& ls = snap->listeners[listener_index_];
     if (ls.tls && !co_await tls_accept(ls)) co_return;
   }
   for (;;) {
@@ -611,11 +641,22 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   const config::Cluster& cc = *cluster.cluster;
   const config::Limits& limits = ls.listener->limits;
   const config::Route& route = *ex.route->route;
+  // How long the request's stream may sit idle (no bytes either way): the route's, else the
+  // listener's.
+  const milliseconds stream_idle = route.idle_timeout.value_or(limits.idle_timeout);
   upstream::ClusterPool& pool = worker_.pool(cluster);
   stats::ClusterStats& cs = pool.stats();
   const size_t head_end = rbeg_ + rq.head_bytes;
   const bool has_body = rq.body != http::BodyKind::kNone;
   const auto routed_at = Clock::now();
+  // The head (method, target, headers) is read again after the body has streamed (retries,
+  // signing, the access log): body reads must not overwrite it. A head over half the buffer is
+  // not pinned (the body needs room); its views are then not used after the body.
+  struct PinGuard {
+    size_t& pin;
+    ~PinGuard() { pin = 0; }
+  } pin_guard{pin_};
+  if (head_end <= base::kBufferSize / 2) pin_ = head_end;
   ClusterRuntime& rt = worker_.runtime(cluster, routed_at);
   upstream::CircuitBreaker& breaker = cluster.shared->breaker;
   const auto& policy_slot = ls.retry[ex.route->index];
@@ -667,11 +708,14 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   // The upstream request head.
   std::string& o = ex.out;
   o.clear();
+  const std::string_view upstream_host =
+      cc.host_rewrite ? std::string_view(*cc.host_rewrite) : rq.authority;
   o += rq.method;
   o += ' ';
+  o += cluster.path_prefix;  // an API Gateway stage
   o += rq.target;
   o += " HTTP/1.1\r\nhost: ";
-  o += cc.host_rewrite ? std::string_view(*cc.host_rewrite) : rq.authority;
+  o += upstream_host;
   o += "\r\n";
   // Inbound, the identity header is ours alone: a client's copy never reaches the app.
   const std::string_view identity_header =
@@ -680,7 +724,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
                      bit(http::HeaderKind::kHost) | bit(http::HeaderKind::kXForwardedFor) |
                          bit(http::HeaderKind::kXForwardedProto) |
                          (ex.generated_id ? bit(http::HeaderKind::kXRequestId) : 0),
-                     identity_header);
+                     identity_header, cluster.signing != nullptr);
   if (!identity_header.empty() && peer_ && !peer_->xfcc.empty()) {
     o += identity_header;
     o += ": ";
@@ -704,7 +748,81 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     o += "\r\n";
   }
   if (rq.body == http::BodyKind::kChunked) o += "transfer-encoding: chunked\r\n";
+  const size_t head_base = o.size();  // signing appends its headers here, per attempt
   o += "\r\n";
+
+  // SigV4: every attempt is signed afresh (its own x-amz-date). Lattice takes UNSIGNED-PAYLOAD;
+  // execute-api needs the body's hash, so its body must have arrived whole with the head.
+  std::string payload_hash;
+  if (cluster.signing) {
+    const SigningState& sg = *cluster.signing;
+    if (sg.credentials->current.load() == nullptr) {
+      auto why = sg.credentials->error.load();
+      count_error(stats::UpstreamError::kSigning);
+      log::warn("request not signed: no AWS credentials",
+                {{"cluster", cc.name}, {"error", why ? *why : std::string("not fetched yet")}});
+      co_return co_await fail_early(503, "no AWS credentials to sign the request");
+    }
+    if (sg.region.empty() && !sg.sigv4a) {
+      count_error(stats::UpstreamError::kSigning);
+      co_return co_await fail_early(503, "no AWS region to sign the request");
+    }
+    if (sg.service != aws::kLatticeService) {
+      if (!has_body) {
+        payload_hash = aws::kEmptyPayloadHash;
+      } else if (rq.body == http::BodyKind::kContentLength &&
+                 rend_ - head_end >= rq.content_length) {
+        payload_hash = sha256_hex({rbuf_->data + head_end, static_cast<size_t>(rq.content_length)});
+      } else {
+        count_error(stats::UpstreamError::kSigning);
+        co_return co_await fail_early(
+            413, "request body must arrive with its head and fit one buffer to be signed");
+      }
+    }
+  }
+  auto sign_head = [&]() -> bool {
+    if (!cluster.signing) return true;
+    const SigningState& sg = *cluster.signing;
+    auto creds = sg.credentials->current.load();
+    if (!creds) return false;
+    std::array<aws::Header, 2> hs;
+    size_t nh = 0;
+    hs[nh++] = {"host", upstream_host};
+    for (size_t i = 0; i < rq.header_count; ++i) {
+      if (iequals(rq.headers[i].name, "content-type")) {
+        hs[nh++] = {"content-type", rq.headers[i].value};
+        break;
+      }
+    }
+    const std::string_view target(rq.target);
+    const size_t q = target.find('?');
+    std::string path = cluster.path_prefix;
+    path += target.substr(0, q);
+    aws::SignRequest sr;
+    sr.method = rq.method;
+    sr.path = path;
+    sr.query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+    sr.headers = std::span<const aws::Header>(hs.data(), nh);
+    sr.payload_hash = payload_hash.empty() ? aws::kUnsignedPayload : std::string_view(payload_hash);
+    sr.service = sg.service;
+    sr.region = sg.region;
+    sr.time = std::chrono::system_clock::now();
+    aws::SignOptions so;
+    so.algorithm = sg.sigv4a ? aws::Algorithm::kSigV4A : aws::Algorithm::kSigV4;
+    so.sign_x_amz_headers = false;  // the client's x-amz-* headers are not ours to vouch for
+    so.add_content_sha256 = sg.service == aws::kLatticeService;
+    aws::SignedHeaders out;
+    if (!worker_.signer().sign(sr, *creds, so, out)) return false;
+    o.resize(head_base);
+    out.for_each([&](std::string_view k, std::string_view v) {
+      o += k;
+      o += ": ";
+      o += v;
+      o += "\r\n";
+    });
+    o += "\r\n";
+    return true;
+  };
 
   // A connection to `ep`: pooled, or new within the cluster's bounds and connect timeout.
   std::unique_ptr<upstream::Connection> up;
@@ -1054,7 +1172,12 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       rt.lb.on_request_start(pick);
       upstream_write_failed = false;
       bool expect_wait = false;
-      // 2. Send the head and the body.
+      // 2. Send the head (signed for this attempt) and the body.
+      if (!sign_head()) {
+        rt.lb.on_request_end(pick);
+        count_error(stats::UpstreamError::kSigning);
+        co_return co_await fail_final(503, "request signing failed");
+      }
       if (!body_consumed) {
         expect_wait = rq.expect_continue && has_body && rend_ == head_end;
         std::array<asio::const_buffer, 4> bufs;
@@ -1070,7 +1193,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
           body_consumed = has_body;
         }
         if (nb > 0) {
-          arm(Timeout::kStream, limits.idle_timeout);
+          arm(Timeout::kStream, stream_idle);
           auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), nb));
           disarm();
           if (ec) upstream_write_failed = true;
@@ -1094,7 +1217,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
           }
           if (!skip_body) {
             static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-            arm(Timeout::kStream, limits.idle_timeout);
+            arm(Timeout::kStream, stream_idle);
             auto [ec, n] = co_await ds_write(asio::buffer(kContinue));
             disarm();
             if (ec) {
@@ -1109,7 +1232,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
         for (int guard = 0; !body_done && !skip_body && !upstream_write_failed; ++guard) {
           body_consumed = true;
           pos = rbeg_;
-          if (!co_await read_downstream(Timeout::kBody, limits.idle_timeout)) {
+          if (!co_await read_downstream(Timeout::kBody, stream_idle)) {
             const bool to = timed_out_;
             rt.lb.on_request_end(pick);
             active_upstream_ = nullptr;
@@ -1132,7 +1255,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
           ex.bytes_received += pos - rbeg_;
           rbeg_ = pos;
           if (nb == 0) continue;
-          arm(Timeout::kStream, limits.idle_timeout);
+          arm(Timeout::kStream, stream_idle);
           auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), nb));
           disarm();
           if (ec) upstream_write_failed = true;
@@ -1141,7 +1264,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       } else {
         // A retry: the head again, then the kept body.
         std::array<asio::const_buffer, 2> bufs{asio::buffer(o), asio::buffer(ex.replay)};
-        arm(Timeout::kStream, limits.idle_timeout);
+        arm(Timeout::kStream, stream_idle);
         auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), ex.replay.empty() ? 1 : 2));
         disarm();
         if (ec) upstream_write_failed = true;
@@ -1179,7 +1302,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
           }
           ex.upstream_name = up->name;
           active_upstream_ = up.get();
-          arm(Timeout::kStream, limits.idle_timeout);
+          arm(Timeout::kStream, stream_idle);
           auto [ec, n] = co_await us_write(*up, asio::buffer(ex.out));
           disarm();
           if (ec) upstream_write_failed = true;
@@ -1217,7 +1340,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
           h += "\r\n";
           append_forwardable(h, ex.resp);
           h += "\r\n";
-          arm(Timeout::kStream, limits.idle_timeout);
+          arm(Timeout::kStream, stream_idle);
           auto [ec, n] = co_await ds_write(asio::buffer(h));
           disarm();
           if (ec) {
@@ -1401,7 +1524,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       ex.ubeg += avail;
     }
     if (nb > 0) {
-      arm(Timeout::kStream, limits.idle_timeout);
+      arm(Timeout::kStream, stream_idle);
       auto [ec, n] = co_await ds_write(std::span(bufs.data(), nb));
       disarm();
       ex.bytes_sent += n;
@@ -1415,7 +1538,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     }
     if (resp_done) break;
     ex.ubeg = ex.uend = 0;
-    arm(Timeout::kStream, limits.idle_timeout);
+    arm(Timeout::kStream, stream_idle);
     auto [ec, n] = co_await us_read(*up, asio::buffer(ex.ubuf->data, base::kBufferSize));
     disarm();
     if (ec || n == 0) {
@@ -1429,7 +1552,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
         break;
       }
       if (chunk_out) {
-        arm(Timeout::kStream, limits.idle_timeout);
+        arm(Timeout::kStream, stream_idle);
         auto [ec2, n2] = co_await ds_write(asio::buffer("0\r\n\r\n", 5));
         disarm();
         ex.bytes_sent += n2;

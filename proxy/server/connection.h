@@ -82,6 +82,7 @@ class DownstreamConnection {
   std::string client_ip_;
   base::Buffer* rbuf_ = nullptr;
   size_t rbeg_ = 0, rend_ = 0;
+  size_t pin_ = 0;  // compact() keeps rbuf_[0, pin_) in place (see forward())
   Clock::time_point deadline_{};
   Clock::time_point idle_since_{};
   Timeout timeout_ = Timeout::kNone;

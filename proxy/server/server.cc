@@ -8,8 +8,10 @@
 
 #include "config/loader.h"
 #include "proxy/base/cpu.h"
+#include "proxy/aws/names.h"
 #include "proxy/base/log.h"
 #include "proxy/tls/identity.h"
+#include "proxy/upstream/policy_from_config.h"
 
 namespace outrigger::server {
 
@@ -61,56 +63,6 @@ std::string joined(const std::vector<std::string>& v) {
   return o;
 }
 
-upstream::RetryPolicy retry_policy(const config::Route& r) {
-  upstream::RetryPolicy p;
-  p.per_try_timeout = r.per_try_timeout;
-  if (!r.retry) return p;
-  const config::RetryConfig& c = *r.retry;
-  p.retry_on = upstream::parse_retry_on(std::span<const std::string>(c.retry_on)).value_or(0);
-  p.num_retries = c.num_retries;
-  p.retriable_status_codes = c.retriable_status_codes;
-  for (const auto& h : c.retriable_headers) p.retriable_headers.push_back({h.name, h.value});
-  p.idempotent_only = !c.retry_non_idempotent;
-  p.backoff_base = c.backoff_base;
-  p.backoff_max = c.backoff_max;
-  p.honor_retry_after = c.honor_retry_after;
-  p.retry_after_max = c.retry_after_max;
-  p.max_replay_body_bytes = c.max_buffered_body_bytes;
-  return p;
-}
-
-upstream::OutlierOptions outlier_options(const config::OutlierDetection& o) {
-  upstream::OutlierOptions x;
-  x.consecutive_5xx = o.consecutive_5xx;
-  x.consecutive_gateway_failure = o.consecutive_gateway_failure;
-  x.consecutive_local_origin_failure = o.consecutive_local_origin_failure;
-  x.split_external_local_origin_errors = o.split_external_local_origin_errors;
-  x.interval = o.interval;
-  x.base_ejection_time = o.base_ejection_time;
-  x.max_ejection_time = o.max_ejection_time;
-  x.max_ejection_percent = o.max_ejection_percent;
-  x.always_eject_one_host = o.always_eject_one_host;
-  x.successful_active_health_check_uneject_host = o.successful_active_health_check_uneject_host;
-  return x;
-}
-
-upstream::HealthCheckOptions health_options(const config::HealthCheck& h) {
-  upstream::HealthCheckOptions x;
-  x.path = h.path;
-  x.host = h.host;
-  x.interval = h.interval;
-  x.timeout = h.timeout;
-  x.initial_jitter = h.initial_jitter;
-  x.interval_jitter = h.interval_jitter;
-  x.interval_jitter_percent = h.interval_jitter_percent;
-  x.unhealthy_threshold = h.unhealthy_threshold;
-  x.healthy_threshold = h.healthy_threshold;
-  x.expected_statuses.clear();
-  for (const auto& r : h.expected_statuses) x.expected_statuses.push_back({r.first, r.last + 1});
-  for (const auto& r : h.retriable_statuses) x.retriable_statuses.push_back({r.first, r.last + 1});
-  return x;
-}
-
 bool is_ip_literal(const std::string& host) {
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
@@ -145,22 +97,24 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
       }
     }
     cs.generation = s->generation;
+    if (c.signing) {
+      auto sg = std::make_shared<SigningState>();
+      sg->service = c.signing->service;
+      sg->region = upstream::signing_region(cfg, c, aws_region_);
+      sg->sigv4a = c.signing->sigv4a;
+      sg->credentials = credentials_;
+      cs.signing = std::move(sg);
+    }
+    if (c.apigateway && !c.apigateway->stage.empty()) cs.path_prefix = "/" + c.apigateway->stage;
     auto& shared = cluster_shared_[c.name];
     if (!shared) shared = std::make_shared<ClusterShared>(worker_count_);
-    shared->breaker.set_thresholds({c.circuit_breakers.max_connections,
-                                    c.circuit_breakers.max_pending_requests,
-                                    c.circuit_breakers.max_requests,
-                                    c.circuit_breakers.max_retries});
+    upstream::ClusterPolicies pol = upstream::cluster_policies(cfg, c, local_zone_);
+    shared->breaker.set_thresholds(pol.breaker);
     cs.shared = shared;
-    cs.lb.policy = static_cast<upstream::LbPolicy>(static_cast<int>(c.lb_policy));
-    cs.lb.healthy_panic_threshold = c.panic_threshold_percent;
-    cs.lb.local_zone_min_available = c.zone_aware.min_healthy_percent;
-    if (c.zone_aware.enabled) cs.local_zone = local_zone_;
-    if (c.outlier_detection) cs.outlier = outlier_options(*c.outlier_detection);
-    if (c.retry_budget) {
-      cs.budget = upstream::RetryBudgetOptions{c.retry_budget->budget_percent,
-                                               c.retry_budget->min_retry_concurrency};
-    }
+    cs.lb = pol.lb;
+    cs.local_zone = std::move(pol.local_zone);
+    cs.outlier = pol.outlier;
+    cs.budget = pol.retry_budget;
     // Per address: weight and zone of the endpoint it came from; health from the checker.
     cs.endpoints.clear();
     for (size_t i = 0; i < c.endpoints.size(); ++i) {
@@ -169,12 +123,15 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
         boost::system::error_code ec;
         auto addr = asio::ip::make_address(c.endpoints[i].address.host, ec);
         if (!ec) addrs.emplace_back(addr, c.endpoints[i].address.port);
+      } else if (auto z = dns_endpoints_.find(dns_key(c, i) + "#zonal");
+                 z != dns_endpoints_.end() && !z->second.empty()) {
+        addrs = z->second;  // the zonal name of a PrivateLink endpoint answered
       } else if (auto it = dns_endpoints_.find(dns_key(c, i)); it != dns_endpoints_.end()) {
         addrs = it->second;
       }
       for (const auto& a : addrs) {
         cs.endpoints.push_back(a);
-        cs.lb_endpoints.push_back({a, c.endpoints[i].weight, c.endpoints[i].zone});
+        cs.lb_endpoints.push_back(upstream::lb_endpoint_from_config(c.endpoints[i], a));
       }
     }
     cs.healthy.assign(cs.endpoints.size(), 1);
@@ -213,7 +170,9 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
       cr.stats_id = registry_->route_id(l.name, r.name);
       for (const std::string& h : r.match.hosts) cr.hosts.push_back(router::compile_host_pattern(h));
       cr.path_prefix = r.match.path_prefix;
-      if (r.retry || r.per_try_timeout.count() > 0) ls.retry[i] = retry_policy(r);
+      if (r.retry || r.per_try_timeout.count() > 0) {
+        ls.retry[i] = upstream::retry_policy_from_config(r);
+      }
       for (const std::string& f : r.failover) ls.failover[i].push_back(cluster_index.at(f));
       if (r.authz) {
         ls.authz[i] = tls::AuthzPolicy{r.authz->allow_any_verified, r.authz->allow_accounts,
@@ -403,7 +362,7 @@ std::string Server::clusters_json() const {
     o += "{\"name\":";
     log::append_json_string(o, c.cluster->name);
     o += ",\"type\":\"";
-    o += c.cluster->type == config::ClusterType::kStatic ? "static" : "dns";
+    o += config::cluster_type_name(c.cluster->type);
     o += "\",\"endpoints\":[";
     // Per endpoint: active health (when checked) and how many workers eject it now.
     std::vector<std::shared_ptr<const upstream::OutlierView>> views;
@@ -476,7 +435,7 @@ std::string Server::clusters_json() const {
     o += ",\"connections_idle\":" + std::to_string(idle);
     o += ",\"requests_pending\":" + std::to_string(pending);
     o += ",\"requests_total\":" + std::to_string(requests);
-    if (c.cluster->type == config::ClusterType::kDns) {
+    if (c.cluster->resolves_names()) {
       o += ",\"dns\":[";
       bool f2 = true;
       for (const auto& t : dns_status) {
@@ -505,7 +464,7 @@ void Server::start_admin() {
   if (!config_->admin.address) return;
   admin_ = std::make_unique<admin::AdminServer>(io_, to_endpoint(*config_->admin.address));
   admin_->handle("/ready", [this](std::string_view, std::string_view) {
-    const bool ready = listening_ && dns_pending_first_ == 0 && !draining_;
+    const bool ready = listening_ && dns_pending_first_ == 0 && !aws_pending_ && !draining_;
     return admin::Response{ready ? 200 : 503, "text/plain; charset=utf-8",
                            ready ? "ready\n" : (draining_ ? "draining\n" : "starting\n")};
   });
@@ -529,9 +488,16 @@ void Server::start_admin() {
 void Server::sync_dns_targets() {
   std::map<std::string, std::pair<config::HostPort, config::DnsRefresh>> wanted;
   for (const config::Cluster& c : config_->clusters) {
-    if (c.type != config::ClusterType::kDns) continue;
+    if (!c.resolves_names()) continue;
     for (size_t i = 0; i < c.endpoints.size(); ++i) {
       wanted[dns_key(c, i)] = {c.endpoints[i].address, c.dns};
+      // PrivateLink: the local zone's own name of the endpoint, preferred while it resolves.
+      const std::string zonal =
+          upstream::endpoint_name_to_resolve(*config_, c, c.endpoints[i], local_zone_);
+      if (!zonal.empty() && zonal != c.endpoints[i].address.host) {
+        wanted[dns_key(c, i) + "#zonal"] = {config::HostPort{zonal, c.endpoints[i].address.port},
+                                            c.dns};
+      }
     }
   }
   for (auto it = dns_targets_.begin(); it != dns_targets_.end();) {
@@ -549,14 +515,14 @@ void Server::sync_dns_targets() {
   for (auto& [key, target] : wanted) {
     if (dns_targets_.contains(key)) continue;
     dns_targets_[key] = target;
-    if (!listening_) ++dns_pending_first_;
+    if (!ready_logged_) ++dns_pending_first_;  // readiness waits for its first answer
     refresher_->add(key, target.first, target.second);
   }
 }
 
 void Server::start_dns() {
   bool any = false;
-  for (const auto& c : config_->clusters) any |= c.type == config::ClusterType::kDns;
+  for (const auto& c : config_->clusters) any |= c.resolves_names();
   if (!any && config_path_.empty()) return;  // flags never gain DNS clusters later
   auto r = dns::Resolver::create(io_, dns::resolver_options(config_->dns));
   if (!r) {
@@ -576,14 +542,107 @@ void Server::start_dns() {
         if (dns_targets_.contains(key) && dns_pending_first_ > 0 && !seen_first_.contains(key)) {
           seen_first_.insert(key);
           --dns_pending_first_;
-          if (dns_pending_first_ == 0 && listening_ && !ready_logged_) {
-            ready_logged_ = true;
-            log::info("ready");
-          }
+          maybe_ready();
         }
       });
   sync_dns_targets();
   refresher_->start();
+}
+
+void Server::maybe_ready() {
+  if (dns_pending_first_ == 0 && !aws_pending_ && listening_ && !ready_logged_) {
+    ready_logged_ = true;
+    log::info("ready");
+  }
+}
+
+// Where we run in AWS: the availability zone and region (config, else the environment, else the
+// ECS task metadata endpoint v4), and credentials for clusters that sign with SigV4. Readiness
+// waits for the metadata answer and the first credentials attempt, so the first requests are
+// not refused for want of them.
+void Server::start_aws() {
+  const aws::Environment env = aws::process_environment();
+  local_zone_ = config_->aws.zone;
+  aws_region_ = config_->aws.region;
+  if (aws_region_.empty()) aws_region_ = env("AWS_REGION").value_or(env("AWS_DEFAULT_REGION").value_or(""));
+  bool signing = false;
+  for (const auto& c : config_->clusters) signing |= c.signing.has_value();
+  credentials_ = std::make_shared<CredentialSlot>();
+  if (signing) {
+    aws::SourceOptions so;
+    if (auto h = env("OUTRIGGER_CONTAINER_CREDENTIALS_HOST")) so.container_host_override = *h;
+    auto source = aws::resolve_credential_source(env, so);
+    if (config_->aws.credentials == config::AwsCredentials::kEcs && source &&
+        source->kind != aws::CredentialSource::Kind::kContainer) {
+      source = std::unexpected(std::string("aws.credentials is ecs but no container credentials "
+                                           "endpoint is set (AWS_CONTAINER_CREDENTIALS_*_URI)"));
+    } else if (config_->aws.credentials == config::AwsCredentials::kEnv && source &&
+               source->kind != aws::CredentialSource::Kind::kStatic) {
+      auto fixed = aws::resolve_credential_source(
+          [&](std::string_view n) -> std::optional<std::string> {
+            if (n.starts_with("AWS_CONTAINER_")) return std::nullopt;
+            return env(n);
+          },
+          so);
+      source = std::move(fixed);
+    }
+    if (!source) {
+      credentials_->error.store(std::make_shared<const std::string>(source.error()));
+      log::error("no AWS credentials for signing", {{"error", source.error()}});
+    } else {
+      log::info("aws credentials", {{"source", source->describe()}});
+      aws_pending_creds_ = true;
+      std::weak_ptr<CredentialSlot> slot = credentials_;
+      credentials_provider_ = std::make_unique<aws::CredentialsProvider>(
+          io_, std::move(*source), aws::CredentialsProvider::Options{},
+          aws::CredentialsProvider::Callbacks{
+              [this, slot](std::shared_ptr<const aws::Credentials> c) {
+                if (auto s = slot.lock()) {
+                  s->current.store(std::move(c));
+                  s->error.store(nullptr);
+                }
+                aws_pending_creds_ = false;
+                update_aws_pending();
+              },
+              [this, slot](std::string_view err) {
+                if (auto s = slot.lock()) s->error.store(std::make_shared<const std::string>(err));
+                log::warn("aws credentials refresh failed", {{"error", std::string(err)}});
+                aws_pending_creds_ = false;
+                update_aws_pending();
+              }});
+      credentials_provider_->start();
+    }
+  }
+  auto uri = aws::metadata_uri_v4(env);
+  if (uri && (local_zone_.empty() || aws_region_.empty())) {
+    aws_pending_meta_ = true;
+    metadata_ = std::make_unique<aws::TaskMetadataFetcher>(
+        io_, *uri, aws::TaskMetadataFetcher::Options{},
+        [this](std::expected<aws::TaskMetadata, std::string> md) {
+          aws_pending_meta_ = false;
+          if (!md) {
+            log::warn("ecs task metadata unavailable", {{"error", md.error()}});
+          } else {
+            if (local_zone_.empty()) local_zone_ = md->availability_zone;
+            if (aws_region_.empty()) aws_region_ = md->region;
+            task_arn_ = md->task_arn;
+            log::info("ecs task metadata", {{"availability_zone", md->availability_zone},
+                                            {"region", md->region},
+                                            {"task_arn", md->task_arn},
+                                            {"cluster", md->cluster}});
+            if (refresher_) sync_dns_targets();
+            publish();
+          }
+          update_aws_pending();
+        });
+    metadata_->start();
+  }
+  update_aws_pending();
+}
+
+void Server::update_aws_pending() {
+  aws_pending_ = aws_pending_creds_ || aws_pending_meta_;
+  maybe_ready();
 }
 
 void Server::publish() {
@@ -612,7 +671,7 @@ void Server::sync_health_checks() {
       const std::string name = c.name;
       const uint32_t stats_id = cs.stats_id;
       checker = std::make_unique<upstream::HealthChecker>(
-          io_, health_options(*c.health_check),
+          io_, *upstream::health_check_options_from_config(c),
           [this, name, stats_id](const upstream::HealthTransition& t) {
             const bool healthy = t.to != upstream::HealthState::kUnhealthy;
             health_[name][endpoint_string(t.address)] = t.to;
@@ -740,6 +799,8 @@ void Server::finish() {
   workers_.clear();  // joins
   if (refresher_) refresher_->stop();
   for (auto& [name, checker] : checkers_) checker->stop();
+  if (credentials_provider_) credentials_provider_->stop();
+  if (metadata_) metadata_->stop();
   if (admin_) admin_->stop();
   boost::system::error_code ec;
   signals_.cancel(ec);
@@ -768,6 +829,7 @@ int Server::run() {
     log::error("tls material unusable", {{"error", error}});
     return 1;
   }
+  start_aws();
   try {
     start_dns();
     if (!bind_listeners(&error)) {
@@ -779,16 +841,12 @@ int Server::run() {
     log::error("startup failed", {{"error", e.what()}});
     return 1;
   }
-  local_zone_ = config_->aws.zone;
   snapshot_ = build_snapshot();
   for (auto& w : workers_) w->start(snapshot_);
   sync_health_checks();
   listening_ = true;
   log::info("started", {log::num("workers", worker_count_), {"config", config_->source}});
-  if (dns_pending_first_ == 0) {
-    ready_logged_ = true;
-    log::info("ready");
-  }
+  maybe_ready();
   std::function<void(boost::system::error_code, int)> on_signal =
       [this, &on_signal](boost::system::error_code ec, int sig) {
         if (ec) return;

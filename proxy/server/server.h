@@ -22,6 +22,8 @@
 #include "proxy/server/worker.h"
 #include "proxy/stats/stats.h"
 #include "proxy/tls/watcher.h"
+#include "proxy/aws/credentials.h"
+#include "proxy/aws/ecs_metadata.h"
 #include "proxy/upstream/health_check.h"
 
 namespace outrigger::server {
@@ -82,6 +84,15 @@ class Server {
   std::map<std::string, std::unique_ptr<upstream::HealthChecker>> checkers_;
   std::map<std::string, std::map<std::string, upstream::HealthState>> health_;  // cluster -> addr
   std::string local_zone_;  // aws.zone, else the ECS task's availability zone
+  std::string aws_region_;  // aws.region, else AWS_REGION / AWS_DEFAULT_REGION, else the task's
+  std::string task_arn_;
+  void start_aws();
+  void update_aws_pending();
+  void maybe_ready();
+  std::shared_ptr<CredentialSlot> credentials_;
+  std::unique_ptr<aws::CredentialsProvider> credentials_provider_;
+  std::unique_ptr<aws::TaskMetadataFetcher> metadata_;
+  bool aws_pending_ = false, aws_pending_creds_ = false, aws_pending_meta_ = false;
   std::map<std::string, std::shared_ptr<ServerTlsEntry>> listener_tls_;  // by listener name
   std::map<std::string, std::shared_ptr<ClientTlsEntry>> cluster_tls_;   // by cluster name
   boost::asio::signal_set signals_{io_};

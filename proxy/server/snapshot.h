@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/model.h"
+#include "proxy/aws/credentials.h"
 #include "proxy/http/h1.h"
 #include "proxy/router/router.h"
 #include "proxy/tls/context.h"
@@ -43,6 +44,19 @@ struct ClusterShared {
   size_t worker_count;
 };
 
+// AWS credentials for signing, refreshed by the main thread; workers load the current ones.
+struct CredentialSlot {
+  std::atomic<std::shared_ptr<const aws::Credentials>> current;
+  std::atomic<std::shared_ptr<const std::string>> error;  // why there are none (never a secret)
+};
+
+struct SigningState {
+  std::string service;  // "vpc-lattice-svcs" or "execute-api"
+  std::string region;   // "" = unknown (requests then fail with 503)
+  bool sigv4a = false;
+  std::shared_ptr<CredentialSlot> credentials;
+};
+
 struct ClusterState {
   const config::Cluster* cluster = nullptr;
   uint64_t generation = 0;  // the snapshot's
@@ -58,6 +72,9 @@ struct ClusterState {
   std::string local_zone;
   std::optional<upstream::OutlierOptions> outlier;
   std::optional<upstream::RetryBudgetOptions> budget;
+  // AWS: SigV4 signing (lattice / apigateway with auth: iam) and an API Gateway stage prefix.
+  std::shared_ptr<const SigningState> signing;
+  std::string path_prefix;
 };
 
 struct ListenerState {

@@ -20,6 +20,7 @@
 
 #include "proxy/base/buffer.h"
 #include "proxy/server/access_log.h"
+#include "proxy/aws/sigv4.h"
 #include "proxy/server/snapshot.h"
 #include "proxy/tls/context.h"
 #include "proxy/stats/stats.h"
@@ -71,6 +72,8 @@ class Worker {
   base::BufferPool& buffers() { return buffers_; }
   // Resumable TLS sessions of upstream connections, by (endpoint, SNI).
   tls::ClientSessionCache& tls_sessions() { return tls_sessions_; }
+  // SigV4/SigV4A signer with its per-worker signing-key cache.
+  aws::Signer& signer() { return signer_; }
   stats::Shard& stats() { return stats_; }
   AccessLogBuffer& access_log() { return access_log_; }
   bool draining() const { return draining_; }
@@ -83,6 +86,7 @@ class Worker {
 
  private:
   tls::ClientSessionCache tls_sessions_;
+  aws::Signer signer_;
   boost::asio::awaitable<void> accept_loop(size_t listener_index, tcp::acceptor& acceptor);
   void tick();
   void schedule_tick();

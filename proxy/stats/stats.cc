@@ -138,6 +138,8 @@ std::string_view upstream_error_name(UpstreamError e) noexcept {
       return "connect_timeout";
     case UpstreamError::kTlsHandshake:
       return "tls_handshake";
+    case UpstreamError::kSigning:
+      return "signing";
     case UpstreamError::kConnectRefused:
       return "connect_refused";
     case UpstreamError::kConnectFailed:

@@ -100,6 +100,7 @@ enum class UpstreamError : uint8_t {
   kPoolTimeout,      // no connection within connect_timeout at max_connections, 503
   kNoEndpoint,       // cluster has no resolved endpoint, 503
   kTlsHandshake,     // TLS origination failed (reason in the TLS error counter), 503
+  kSigning,          // no AWS credentials or region, or a body that cannot be signed
   kCount
 };
 std::string_view upstream_error_name(UpstreamError e) noexcept;

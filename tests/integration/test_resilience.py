@@ -168,6 +168,14 @@ class Retries(Base):
     self.assertEqual(st, 504)
     self.assertLess(time.monotonic() - t0, 3.0)
 
+  def test_route_idle_timeout_bounds_a_stalled_body(self):
+    (a,) = self.upstreams(1)
+    p = self.start([a.address], {"idle_timeout": "300ms"})
+    t0 = time.monotonic()
+    with self.assertRaises((http.client.IncompleteRead, ConnectionError)):
+      http_call(p.addr(), path="/slow-body?ms=3000&n=10")
+    self.assertLess(time.monotonic() - t0, 2.5)
+
   def test_retry_storm_stays_within_budget(self):
     upstreams = self.upstreams(2)
     for u in upstreams:

@@ -375,6 +375,37 @@ class Origination(TlsCase):
     self.assertIn("--ca", r.stderr)
 
 
+class SidecarToSidecar(TlsCase):
+  """Two outrigger processes: a consumer sidecar originating mTLS (with session resumption) to a
+  provider sidecar's inbound listener that authorizes by account."""
+
+  def test_resumed_sessions_keep_the_callers_identity(self):
+    app = self.start_upstream()
+    provider_cfg = yaml_out.simple(app.address)
+    lst = provider_cfg["listeners"][0]
+    lst["role"] = "inbound"
+    lst["tls"] = {"cert": self.server[0], "key": self.server[1], "client_ca": self.pki.bundle,
+                  "client_cert": "optional"}
+    lst["limits"] = {"idle_timeout": "150ms"}  # closes the pooled connection between requests
+    lst["routes"][0]["authz"] = {"allow_accounts": [CONSUMER]}
+    provider = self.start_proxy(provider_cfg)
+    consumer_cfg = yaml_out.simple("127.0.0.1:%d" % provider.addr()[1], cluster_extra={
+        "tls": {"sni": "user-service", "ca": self.pki.bundle, "cert": self.sidecar[0],
+                "key": self.sidecar[1],
+                "verify_san": ["spiffe://%s/user-service" % PROVIDER]}})
+    consumer = self.start_proxy(consumer_cfg)
+    statuses = []
+    for i in range(6):
+      statuses.append(curl("http://%s:%d/x%d" % (*consumer.addr(), i), timeout=10).status)
+      time.sleep(0.3)
+    self.assertEqual(statuses, [200] * 6)
+    m = provider.metrics()
+    self.assertGreaterEqual(m.get("outrigger_downstream_tls_resumed_total", listener="main"), 3)
+    for r in app.requests:
+      xfcc = r.header("x-forwarded-client-cert")
+      self.assertIn("Account=%s;Service=orders" % CONSUMER, xfcc)
+
+
 class Reload(TlsCase):
   """Certificate rotation and broken files, on a listener, while handshakes go on."""
 
