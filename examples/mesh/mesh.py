@@ -379,6 +379,8 @@ class Mesh:
       shutil.copyfile(os.path.join(HERE, t["configs"][self.variant][role]), cfg)
       run([self.binary, "validate", "--config", cfg])
       self.start_app(role, wait=False)
+    for role in ("consumer", "provider"):
+      self.wait_app(role, ready_timeout)  # before the sidecars: their health checks see it up
       self.start_sidecar(role, wait=False)
 
     # The hops.
@@ -405,7 +407,6 @@ class Mesh:
     self.wait_log("privatelink", "listening", ready_timeout)
     self.wait_log("lattice", "listening", ready_timeout)
     for role in ("consumer", "provider"):
-      self.wait_app(role, ready_timeout)
       self.wait_log(role + "-sidecar", "ready", ready_timeout, stream="err")
     deadline = time.monotonic() + ready_timeout
     for role, name in (("consumer", pl["names"][0]), ("provider", lat["names"][0])):

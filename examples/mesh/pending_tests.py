@@ -7,10 +7,11 @@ dependency lands. Run them by hand, as root:
 
 | test | waits on |
 | --- | --- |
-| ProviderAppDown.test_consumer_gets_503 | a dead local app must give 503: today the provider sidecar answers 502 "upstream connection refused" (README: 502 refused) and the consumer relays it; needs active health checks / outlier ejection in forward() ("no healthy upstream" 503) or a 503 for refused connections |
+| RestartUnderLoad.test_get_with_retries_fails_nothing | (1) retries of TLS handshake failures: a reset during the upstream TLS handshake (the L4 hop accepts, the restarting provider is not there) gives 503 "upstream tls: handshake failed" with attempts=1, and 502 "upstream connect error" likewise, though the route has retry_on [connect-failure, reset, gateway-error]; (2) the identity bug below |
+| RestartUnderLoad.test_post_failures_are_only_5xx | resumed TLS sessions on a restarted provider sidecar sometimes lose the caller identity: a pooled connection then gets 403 "caller identity not allowed on this route" (authz_denied not_allowed) for every request; seen in 2 of 3 runs, e.g. 4 inbound handshakes, 3 resumed, 1004 403s |
 | AwsKinds.test_calls_both_ways_with_aws_cluster_kinds | `type: privatelink` / `type: lattice` clusters in the data path (today: 503 "no upstream endpoint") |
 | AwsKinds.test_lattice_front_requires_and_verifies_sidecar_sigv4 | SigV4 signing of `lattice.auth: iam` clusters (proxy/aws/sigv4.h wired into forward()) |
-| AwsKinds.test_sigterm_provider_sidecar_with_retries_loses_nothing | route `retry` in the data path (connect-failure, reset, gateway-error with backoff) |
+| AwsKinds.test_sigterm_provider_sidecar_with_retries_loses_nothing | the AWS kinds, and (1) above |
 """
 import json
 import os
@@ -57,19 +58,40 @@ class MeshCase(unittest.TestCase):
       time.sleep(0.1)
 
 
-class ProviderAppDown(MeshCase):
+def load_during_restart(m, method, path):
+  """Load through the consumer sidecar while the provider sidecar drains on SIGTERM and a new
+  one starts; returns load.py's summary."""
+  load = subprocess.Popen(
+      m.netns_exec("consumer", [m.python, os.path.join(HERE, "load.py"), "--to",
+                                OUT[len("http://"):], "--host", P["service"], "--method", method,
+                                "--path", path, "--clients", "4", "--duration", "6",
+                                "--max-requests", "4000"]),
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  try:
+    time.sleep(1.5)
+    assert m.stop_proc("provider-sidecar", signal.SIGTERM, timeout=15) == 0
+    m.start_sidecar("provider")
+    out, _ = load.communicate(timeout=40)
+  finally:
+    if load.poll() is None:
+      load.kill()
+      load.wait(10)
+  return json.loads(out)
+
+
+class RestartUnderLoad(MeshCase):
   variant = "mtls"
 
-  def test_consumer_gets_503(self):
-    m = self.m
-    m.stop_proc("provider-app", signal.SIGKILL)
-    try:
-      r = m.http("consumer", "http://%s/health" % P["service"], proxy=OUT, timeout=10)
-      self.assertEqual(r["status"], 503, r)
-    finally:
-      m.start_app("provider")
-    self.wait_for(lambda: m.http("consumer", "http://%s/health" % P["service"], proxy=OUT)
-                  ["status"] == 200, 15, "recovery")
+  def test_get_with_retries_fails_nothing(self):
+    res = load_during_restart(self.m, "GET", "/health")
+    self.assertGreater(res["statuses"].get("200", 0), 50, res)
+    self.assertEqual(res["failures"], [], res["statuses"])
+
+  def test_post_failures_are_only_5xx(self):
+    res = load_during_restart(self.m, "POST", "/orders")
+    self.assertGreater(res["statuses"].get("201", 0), 50, res)
+    for f in res["failures"]:
+      self.assertIn(f.get("status"), (502, 503), f)
 
 
 class AwsKinds(MeshCase):
@@ -93,25 +115,9 @@ class AwsKinds(MeshCase):
     self.assertIn("arn:aws:sts::%s:" % P["account_id"], ident)
 
   def test_sigterm_provider_sidecar_with_retries_loses_nothing(self):
-    m = self.m
-    load = subprocess.Popen(
-        m.netns_exec("consumer", [m.python, os.path.join(HERE, "load.py"), "--to",
-                                  OUT[len("http://"):], "--host", P["service"], "--method", "GET",
-                                  "--path", "/orders", "--clients", "4", "--duration", "6",
-                                  "--max-requests", "4000"]),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-      time.sleep(1.5)
-      self.assertEqual(m.stop_proc("provider-sidecar", signal.SIGTERM, timeout=15), 0)
-      m.start_sidecar("provider")
-      out, _ = load.communicate(timeout=40)
-    finally:
-      if load.poll() is None:
-        load.kill()
-        load.wait(10)
-    res = json.loads(out)
-    self.assertEqual(res["failures"], [], res)
+    res = load_during_restart(self.m, "GET", "/orders")
     self.assertGreater(res["statuses"].get("200", 0), 50, res)
+    self.assertEqual(res["failures"], [], res["statuses"])
 
 
 if __name__ == "__main__":
