@@ -789,16 +789,46 @@ def report(m):
   except ValueError:
     print("   load failed: %s" % p_.stderr.strip()[:300])
 
-  print("\n== who called whom (hop logs)")
-  for name in ("privatelink", "lattice"):
+  print("\n== who called whom")
+  by_ip = {m.account(r)["task_ip"]: m.account(r)["service"] for r in ("consumer", "provider")}
+
+  def entries(path):
+    out = []
     try:
-      with open(m.procs[name]["out"]) as f:
-        entries = [json.loads(x) for x in f if x.strip().startswith("{")]
-    except (OSError, ValueError):
-      entries = []
-    entries = [e for e in entries if e.get("msg") in ("open", "connection", "request")]
-    print("  %s: %d entries; last: %s" % (name, len(entries),
-                                          json.dumps(entries[-1], sort_keys=True) if entries else "-"))
+      with open(path) as f:
+        for line in f:
+          if line.startswith("{"):
+            try:
+              out.append(json.loads(line))
+            except ValueError:
+              pass
+    except OSError:
+      pass
+    return out
+
+  def count(items):
+    tally = {}
+    for k in items:
+      tally[k] = tally.get(k, 0) + 1
+    return sorted(tally.items(), key=lambda kv: -kv[1])
+
+  conns = [e for e in entries(m.procs["privatelink"]["out"]) if e.get("msg") == "open"]
+  for (src, dst), n in count((e["client"].rsplit(":", 1)[0], e["target"]) for e in conns):
+    print("  privatelink: %s (%s) -> %s: %d TCP connection(s), bytes not inspected" % (
+        src, by_ip.get(src, "?"), dst, n))
+  reqs = [e for e in entries(m.procs["lattice"]["out"]) if e.get("msg") == "request"]
+  for (src, acct, decision, status), n in count(
+      (e["client"], e.get("caller_account") or "unsigned", e["decision"], e["status"])
+      for e in reqs):
+    print("  lattice:     %s (%s) as %s: %s -> %s, %d request(s)" % (
+        src, by_ip.get(src, "?"), acct, decision, status, n))
+  for role in ("provider", "consumer"):
+    a = m.account(role)
+    log = [e for e in entries(m.procs[role + "-sidecar"]["out"]) if e.get("listener") == "inbound"]
+    for (caller, status), n in count((e.get("caller", "(no client certificate)"), e["status"])
+                                     for e in log):
+      print("  %s sidecar inbound: caller %s -> %s, %d request(s)" % (
+          a["service"], caller, status, n))
   print("\n== metrics (inside each account's namespace)")
   for role in ("consumer", "provider"):
     a = m.account(role)
