@@ -284,7 +284,7 @@ class Mesh:
       raise MeshError("the mesh needs iproute2 and dnsmasq (scripts/install-deps.sh)")
     self.binary = os.path.abspath(self.binary or find_binary())
     if self.requested_variant == "auto":
-      self.variant = "mtls" if has_pki(self.binary) else "plain"
+      self.variant = self.topo["default_variant"] if has_pki(self.binary) else "plain"
     else:
       self.variant = self.requested_variant
     if os.path.exists(self.run_dir):
@@ -747,8 +747,10 @@ def report(m):
            "provider", app + "/call?url=http://checkout/whoami")
   try:
     seen = json.loads(r["body"])["answer"]["seen"]
-    print("   checkout app saw host %s, x-forwarded-for %s" % (
-        seen.get("host"), seen.get("x-forwarded-for")))
+    print("   checkout app saw host %s, x-forwarded-for %s,\n   x-amzn-lattice-identity %s" % (
+        seen.get("host"), seen.get("x-forwarded-for"),
+        seen.get("x-amzn-lattice-identity", "(none: the orders sidecar does not sign in this "
+                 "variant)")))
   except (ValueError, KeyError, TypeError):
     pass
   lat_url = "%s://%s:%s/whoami" % ("https" if tls else "http", lat["names"][0],

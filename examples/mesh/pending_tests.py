@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Mesh tests that wait on data-path features not wired yet. NOT run by ctest (the file name does
+"""Mesh tests that wait on data-path behaviour not there yet. NOT run by ctest (the file name does
 not match tests/integration/test_*.py); they move into tests/integration/test_mesh.py as each
 dependency lands. Run them by hand, as root:
 
@@ -7,11 +7,11 @@ dependency lands. Run them by hand, as root:
 
 | test | waits on |
 | --- | --- |
-| RestartUnderLoad.test_get_with_retries_fails_nothing | (1) retries of TLS handshake failures: a reset during the upstream TLS handshake (the L4 hop accepts, the restarting provider is not there) gives 503 "upstream tls: handshake failed" with attempts=1, and 502 "upstream connect error" likewise, though the route has retry_on [connect-failure, reset, gateway-error]; (2) the identity bug below |
-| RestartUnderLoad.test_post_failures_are_only_5xx | resumed TLS sessions on a restarted provider sidecar sometimes lose the caller identity: a pooled connection then gets 403 "caller identity not allowed on this route" (authz_denied not_allowed) for every request; seen in 2 of 3 runs, e.g. 4 inbound handshakes, 3 resumed, 1004 403s |
-| AwsKinds.test_calls_both_ways_with_aws_cluster_kinds | `type: privatelink` / `type: lattice` clusters in the data path (today: 503 "no upstream endpoint") |
-| AwsKinds.test_lattice_front_requires_and_verifies_sidecar_sigv4 | SigV4 signing of `lattice.auth: iam` clusters (proxy/aws/sigv4.h wired into forward()) |
-| AwsKinds.test_sigterm_provider_sidecar_with_retries_loses_nothing | the AWS kinds, and (1) above |
+| RestartUnderLoad.test_get_with_retries_fails_nothing | retries of upstream TLS handshake failures: while the provider sidecar restarts, the L4 hop accepts and then resets, and the consumer answers 503 "upstream tls: handshake failed" (and sometimes 502 "upstream connect error") with x-outrigger-attempts 1, although checkout's route has retry_on [connect-failure, reset, gateway-error], num_retries 3 (Envoy counts a failed TLS handshake as a connect failure) |
+
+Moved into test_mesh.py as they passed: the AWS cluster kinds both ways with SigV4 verified at the
+Lattice front (aws: 5836ff1), 503 for a dead provider app (health checks: 1c7c4e1), and POST
+failures only 502/503 across a provider restart (the identity lost mid-handshake, fixed in 5836ff1).
 """
 import json
 import os
@@ -80,42 +80,10 @@ def load_during_restart(m, method, path):
 
 
 class RestartUnderLoad(MeshCase):
-  variant = "mtls"
+  variant = "auto"
 
   def test_get_with_retries_fails_nothing(self):
     res = load_during_restart(self.m, "GET", "/health")
-    self.assertGreater(res["statuses"].get("200", 0), 50, res)
-    self.assertEqual(res["failures"], [], res["statuses"])
-
-  def test_post_failures_are_only_5xx(self):
-    res = load_during_restart(self.m, "POST", "/orders")
-    self.assertGreater(res["statuses"].get("201", 0), 50, res)
-    for f in res["failures"]:
-      self.assertIn(f.get("status"), (502, 503), f)
-
-
-class AwsKinds(MeshCase):
-  variant = "aws"
-
-  def test_calls_both_ways_with_aws_cluster_kinds(self):
-    m = self.m
-    r = m.http("consumer", APP + "/call?url=http://%s/whoami" % P["service"])
-    self.assertEqual(r["status"], 200, r)
-    self.assertIn("Account=%s" % C["account_id"],
-                  body(r)["answer"]["seen"]["x-forwarded-client-cert"])
-    r = m.http("provider", APP + "/call?url=http://%s/whoami" % C["service"])
-    self.assertEqual(r["status"], 200, r)
-
-  def test_lattice_front_requires_and_verifies_sidecar_sigv4(self):
-    m = self.m
-    self.assertEqual(m.lattice_auth, "iam")
-    r = m.http("provider", APP + "/call?url=http://%s/whoami" % C["service"])
-    self.assertEqual(r["status"], 200, r)
-    ident = body(r)["answer"]["seen"]["x-amzn-lattice-identity"]
-    self.assertIn("arn:aws:sts::%s:" % P["account_id"], ident)
-
-  def test_sigterm_provider_sidecar_with_retries_loses_nothing(self):
-    res = load_during_restart(self.m, "GET", "/orders")
     self.assertGreater(res["statuses"].get("200", 0), 50, res)
     self.assertEqual(res["failures"], [], res["statuses"])
 

@@ -35,6 +35,7 @@ PORTS = TOPO["ports"]
 ACCOUNTS = TOPO["accounts"]
 PL = TOPO["hops"]["privatelink"]
 LAT = TOPO["hops"]["lattice"]
+DEFAULT = TOPO["default_variant"]  # the configs the mesh runs by default, and compose mounts
 
 
 def yaml_to_obj(text):
@@ -113,7 +114,7 @@ class Compose(unittest.TestCase):
       mounts = mounts_of(s)
       source, read_only = mounts["/etc/outrigger/outrigger.yaml"]
       self.assertEqual(os.path.realpath(source),
-                       os.path.realpath(os.path.join(MESH, TOPO["configs"]["mtls"][role])))
+                       os.path.realpath(os.path.join(MESH, TOPO["configs"][DEFAULT][role])))
       self.assertTrue(read_only)
       self.assertIn("/etc/outrigger/certs", mounts)
       env = s["environment"]
@@ -145,7 +146,10 @@ class Compose(unittest.TestCase):
     self.assertEqual(args["--listen"], LAT["listen"])
     self.assertEqual(args["--to"], LAT["target"])
     self.assertEqual(args["--to-sni"], ACCOUNTS[LAT["to"]]["service"])
-    self.assertIn(args["--auth"], ("iam", "optional"))
+    # The front requires signatures exactly when the caller's config signs (a lattice cluster).
+    with open(os.path.join(MESH, TOPO["configs"][DEFAULT][LAT["from"]])) as f:
+      signs = re.search(r"^\s*type:\s*lattice\b", f.read(), re.M) is not None
+    self.assertEqual(args["--auth"], "iam" if signs else "optional")
     caller = self.services[ACCOUNTS[LAT["from"]]["service"] + "-sidecar"]
     self.assertIn("service_network", caller["networks"])
     # The helpers the mesh image copies are the mesh's own files.
@@ -185,7 +189,7 @@ class Compose(unittest.TestCase):
     self.assertEqual(issued[TOPO["outsider"]["service"]]["account"], TOPO["outsider"]["account_id"])
     # Every certificate file a config names is copied into that account's volume.
     for role, a in ACCOUNTS.items():
-      with open(os.path.join(MESH, TOPO["configs"]["mtls"][role])) as f:
+      with open(os.path.join(MESH, TOPO["configs"][DEFAULT][role])) as f:
         named = set(re.findall(r"certs/([\w.-]+)", f.read()))
       copy = [l for l in script.splitlines() if l.strip().endswith("/certs/%s/" % a["service"])]
       self.assertEqual(len(copy), 1, script)
@@ -427,7 +431,7 @@ class EcsTaskDefinition(unittest.TestCase):
     self.assertIn("127.0.0.1:%d" % PORTS["app"], " ".join(app["command"]))
     w = self.c["outrigger-config"]
     self.assertIn("/etc/outrigger/outrigger.yaml", w["command"][0])
-    with open(os.path.join(MESH, TOPO["configs"]["mtls"]["provider"])) as f:
+    with open(os.path.join(MESH, TOPO["configs"][DEFAULT]["provider"])) as f:
       for cert in set(re.findall(r"certs/[\w.-]+", f.read())):
         self.assertIn("/etc/outrigger/" + cert, w["command"][0])
 
