@@ -29,7 +29,6 @@ import hmac
 import http.client
 import json
 import signal
-import socket
 import ssl
 import sys
 import threading
