@@ -427,6 +427,8 @@ void write_listener(JsonWriter& w, const Listener& l) {
   w.string(l.role == ListenerRole::kInbound ? "inbound" : "outbound");
   w.key("limits");
   write_limits(w, l.limits);
+  w.key("h2c");
+  w.boolean(l.h2c);
   if (l.tls) {
     w.key("tls");
     w.begin_object();

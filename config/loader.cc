@@ -44,7 +44,7 @@ constexpr std::string_view kLimitsKeys[] = {"max_request_headers_bytes",
                                             "idle_timeout",
                                             "max_connections"};
 constexpr std::string_view kListenerKeys[] = {"name", "address",  "role",  "limits",
-                                              "tls",  "identity", "routes"};
+                                              "tls",  "identity", "routes", "h2c"};
 constexpr std::string_view kRouteKeys[] = {"name",         "match",
                                            "cluster",      "clusters",
                                            "timeout",      "per_try_timeout",
@@ -117,8 +117,9 @@ constexpr std::string_view kAuthzKeys[] = {"allow_any_verified", "allow_accounts
                                            "allow_services"};
 constexpr std::string_view kClusterTlsKeys[] = {"sni", "ca", "cert", "key", "verify_san", "alpn"};
 
-// ALPN protocols the data path speaks ("h2" joins when HTTP/2 lands).
-constexpr std::string_view kAlpnProtocols[] = {"http/1.1"};
+// ALPN protocols the data path speaks: "h2" downstream (listeners); upstream HTTP/2 is not yet
+// implemented, so a cluster may only offer "http/1.1".
+constexpr std::string_view kAlpnProtocols[] = {"http/1.1", "h2"};
 constexpr int64_t kMinReloadIntervalMs = 100;
 
 // retry_on condition names (Envoy's x-envoy-retry-on), kept in step with
@@ -1581,6 +1582,7 @@ class Loader {
         }
       }
       if (const Entry* l = m->get("limits")) load_limits(*l, &listener.limits);
+      if (const Entry* h = m->get("h2c")) get_bool(*h, &listener.h2c);
       bool tls_ok = true;
       if (const Entry* t = m->get("tls")) tls_ok = load_listener_tls(*t, &listener);
       if (const Entry* i = m->get("identity")) {
@@ -2079,7 +2081,7 @@ class Loader {
     return true;
   }
 
-  void get_alpn(const Entry& e, std::vector<std::string>* out) {
+  void get_alpn(const Entry& e, std::vector<std::string>* out, bool allow_h2) {
     std::optional<std::vector<Item>> items = open_list(e);
     if (!items) return;
     if (items->empty()) {
@@ -2092,12 +2094,13 @@ class Loader {
       std::string p;
       if (!scalar(item.node, item.loc, "alpn", "a protocol name", &p)) {
         ok = false;
-      } else if (p == "h2") {
-        error(item.loc, "alpn: \"h2\" is not supported yet (HTTP/2 is not implemented)");
+      } else if (p == "h2" && !allow_h2) {
+        error(item.loc, "alpn: \"h2\" is not supported towards upstreams yet (HTTP/2 upstreams are "
+                        "not implemented); listeners may offer it");
         ok = false;
       } else if (std::find(std::begin(kAlpnProtocols), std::end(kAlpnProtocols), p) ==
                  std::end(kAlpnProtocols)) {
-        error(item.loc, "alpn: unknown protocol " + quote(p) + " (supported: http/1.1)");
+        error(item.loc, "alpn: unknown protocol " + quote(p) + " (supported: http/1.1, h2)");
         ok = false;
       } else if (std::find(protocols.begin(), protocols.end(), p) != protocols.end()) {
         error(item.loc, "alpn: duplicate protocol " + quote(p));
@@ -2143,7 +2146,7 @@ class Loader {
     } else if (ca != nullptr) {
       get_file(*ca, &tls.client_ca);
     }
-    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn);
+    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn, true);
     listener->tls = std::move(tls);
     return error_count_ == errors_before;
   }
@@ -2317,7 +2320,7 @@ class Loader {
         if (parse_san_pattern(p, &normalized, &ignored)) p = std::move(normalized);
       }
     }
-    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn);
+    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn, false);
     if (type_known && cluster->type == ClusterType::kStatic && sni == nullptr && san == nullptr) {
       error(m->loc,
             "tls: a static cluster needs sni or verify_san (there is no DNS name to verify the "

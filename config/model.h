@@ -136,6 +136,9 @@ struct Listener {
   ListenerRole role = ListenerRole::kOutbound;
   Limits limits;
   std::optional<ListenerTls> tls;  // absent = plaintext
+  // Cleartext HTTP/2 with prior knowledge on this listener (a connection opening with the h2
+  // preface); HTTP/1.1 keeps working beside it. Over TLS, HTTP/2 is chosen by ALPN "h2".
+  bool h2c = false;
   ListenerIdentity identity;       // inbound listeners only
   std::vector<Route> routes;       // first match wins
   SourceLoc loc;

@@ -149,8 +149,10 @@ void Refresher::on_resolved(const std::shared_ptr<Target>& t, uint64_t generatio
   const std::string key = t->key;
   const bool ok = r.has_value();
   Endpoints eps = changed ? t->endpoints : Endpoints{};
-  if (on_result_) on_result_(key, ok);
+  // Endpoints first: readiness (decided in on_result) must never be announced before the
+  // snapshot with the addresses it waited for is published.
   if (changed && on_change_) on_change_(key, std::move(eps));
+  if (on_result_) on_result_(key, ok);
 }
 
 void Refresher::schedule(const std::shared_ptr<Target>& t, milliseconds delay) {

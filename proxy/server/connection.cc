@@ -17,6 +17,7 @@
 
 #include "proxy/aws/sigv4.h"
 #include "proxy/base/log.h"
+#include "proxy/h2/session.h"
 #include "proxy/server/worker.h"
 #include "proxy/tls/identity.h"
 
@@ -184,12 +185,6 @@ void give_exchange(std::unique_ptr<Exchange> e) {
 }
 }  // namespace
 
-struct DownstreamConnection::Peer {
-  tls::Identity identity;
-  std::string caller;  // "account/service" for the access log
-  std::string xfcc;  // the identity header's value; "" = send none
-};
-
 namespace {
 // Upstream I/O, TLS or plain. Plain returns Asio's own awaitable (no extra coroutine frame).
 asio::awaitable<net::IoResult> us_read(upstream::Connection& c, asio::mutable_buffer b) {
@@ -205,15 +200,18 @@ asio::awaitable<net::IoResult> us_write(upstream::Connection& c, asio::const_buf
 }  // namespace
 
 asio::awaitable<net::IoResult> DownstreamConnection::ds_read(asio::mutable_buffer b) {
+  if (sio_ != nullptr) return sio_->read(b);
   return tls_ ? net::read_some(*tls_, b) : socket_.async_read_some(b, use_nothrow);
 }
 
 asio::awaitable<net::IoResult> DownstreamConnection::ds_write(
     std::span<const asio::const_buffer> b) {
+  if (sio_ != nullptr) return sio_->write(b);
   return tls_ ? net::write(*tls_, b) : asio::async_write(socket_, b, use_nothrow);
 }
 
 asio::awaitable<net::IoResult> DownstreamConnection::ds_write(asio::const_buffer b) {
+  if (sio_ != nullptr) return sio_->write(b);
   return tls_ ? net::write(*tls_, b) : asio::async_write(socket_, b, use_nothrow);
 }
 
@@ -230,6 +228,17 @@ DownstreamConnection::DownstreamConnection(Worker& worker, size_t listener_index
   worker_.link(this);
 }
 
+DownstreamConnection::DownstreamConnection(Worker& worker, size_t listener_index, StreamIo* io,
+                                           std::shared_ptr<const Peer> peer, std::string client_ip)
+    : worker_(worker),
+      listener_index_(listener_index),
+      socket_(worker.io()),
+      peer_(std::move(peer)),
+      sio_(io),
+      client_ip_(std::move(client_ip)) {
+  worker_.link(this);
+}
+
 DownstreamConnection::~DownstreamConnection() {
   release_buffer();
   worker_.unlink(this);
@@ -237,6 +246,10 @@ DownstreamConnection::~DownstreamConnection() {
 
 asio::awaitable<void> DownstreamConnection::serve(std::unique_ptr<DownstreamConnection> self) {
   co_await self->run();
+  if (self->sio_ != nullptr) {
+    self->sio_->finish();
+    co_return;
+  }
   boost::system::error_code ec;
   self->socket_.shutdown(tcp::socket::shutdown_send, ec);
   self->socket_.close(ec);
@@ -250,12 +263,14 @@ void DownstreamConnection::arm(Timeout kind, milliseconds d) {
 
 void DownstreamConnection::cancel_io() {
   boost::system::error_code ec;
+  if (sio_ != nullptr) sio_->cancel();
   socket_.cancel(ec);
   if (active_upstream_ != nullptr) active_upstream_->socket.cancel(ec);
   if (wait_timer_ != nullptr) wait_timer_->cancel();
 }
 
 void DownstreamConnection::on_tick(Clock::time_point now) {
+  if (h2_ != nullptr) h2_tick(now);
   if (timeout_ != Timeout::kNone && now >= deadline_ && !timed_out_) {
     timed_out_ = true;
     cancel_io();
@@ -277,6 +292,7 @@ void DownstreamConnection::abort() {
   close_ = true;
   timed_out_ = true;
   boost::system::error_code ec;
+  if (sio_ != nullptr) sio_->cancel();
   socket_.close(ec);
   if (active_upstream_ != nullptr) active_upstream_->socket.close(ec);
   if (wait_timer_ != nullptr) wait_timer_->cancel();
@@ -318,6 +334,15 @@ asio::awaitable<bool> DownstreamConnection::read_downstream(Timeout kind, millis
 // Waits until request bytes are buffered (true) or the connection should end (false).
 asio::awaitable<bool> DownstreamConnection::wait_for_request() {
   const auto& ls = worker_.snapshot()->listeners[listener_index_];
+  if (sio_ != nullptr) {
+    // A stream's request head was translated when the stream opened: it is there at once.
+    if (rbuf_ == nullptr) rbuf_ = worker_.buffers().get();
+    arm(Timeout::kHeader, ls.listener->limits.header_timeout);
+    auto [ec, n] = co_await sio_->read(asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
+    disarm();
+    rend_ += n;
+    co_return !ec && n > 0;
+  }
   idle_ = true;
   idle_since_ = Clock::now();
   lean_requested_ = false;
@@ -400,13 +425,14 @@ asio::awaitable<bool> DownstreamConnection::tls_accept(const ListenerState& ls) 
   }
   ts.handshakes.inc();
   if (SSL_session_reused(ssl) != 0) ts.resumed.inc();
-  peer_ = std::make_unique<Peer>();
-  peer_->identity = tls::extract_identity(ssl, ls.identity_rules);
-  if (peer_->identity.known()) peer_->caller = peer_->identity.account + "/" + peer_->identity.service;
+  auto peer = std::make_shared<Peer>();
+  peer->identity = tls::extract_identity(ssl, ls.identity_rules);
+  if (peer->identity.known()) peer->caller = peer->identity.account + "/" + peer->identity.service;
   if (ls.inbound) {
-    peer_->xfcc =
-        tls::xfcc_value(peer_->identity, SSL_get0_peer_certificate(ssl), material->uri_san());
+    peer->xfcc =
+        tls::xfcc_value(peer->identity, SSL_get0_peer_certificate(ssl), material->uri_san());
   }
+  peer_ = std::move(peer);
   co_return true;
 }
 
@@ -416,7 +442,29 @@ asio::awaitable<void> DownstreamConnection::run() {
     // replace the worker's while we wait.
     const std::shared_ptr<const Snapshot> snap = worker_.snapshot();
     const ListenerState& ls = snap->listeners[listener_index_];
-    if (ls.tls && !co_await tls_accept(ls)) co_return;
+    if (sio_ == nullptr && ls.tls && !co_await tls_accept(ls)) co_return;
+    if (tls_ && tls::negotiated_alpn(net::native(*tls_)) == "h2") {
+      co_await serve_h2({});
+      co_return;
+    }
+    if (sio_ == nullptr && !tls_ && ls.listener->h2c) {
+      // Prior knowledge: a connection that opens with the HTTP/2 preface speaks HTTP/2.
+      if (!co_await wait_for_request()) co_return;
+      for (int i = 0; i < 4; ++i) {
+        const auto p = h2::check_preface(
+            {reinterpret_cast<const uint8_t*>(rbuf_->data + rbeg_), rend_ - rbeg_});
+        if (p == h2::Preface::kH2) {
+          const std::vector<uint8_t> first(rbuf_->data + rbeg_, rbuf_->data + rend_);
+          rbeg_ = rend_;
+          co_await serve_h2(first);
+          co_return;
+        }
+        if (p == h2::Preface::kNotH2) break;
+        if (!co_await read_downstream(Timeout::kHeader, ls.listener->limits.header_timeout)) {
+          co_return;
+        }
+      }
+    }
   }
   for (;;) {
     if (rbeg_ == rend_) {
@@ -429,7 +477,7 @@ asio::awaitable<void> DownstreamConnection::run() {
     const bool keep = co_await proxy(*ex, *snap);
     give_exchange(std::move(ex));
     ++requests_;
-    if (!keep) co_return;
+    if (!keep || sio_ != nullptr) co_return;  // a stream carries one exchange
   }
 }
 
@@ -510,7 +558,9 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       e.method = ex.req.method;
       e.authority = ex.req.authority;
       e.path = ex.req.target;
-      e.protocol = ex.req.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
+      e.protocol = sio_ != nullptr              ? "HTTP/2"
+                   : ex.req.version_minor == 0 ? "HTTP/1.0"
+                                               : "HTTP/1.1";
       e.upstream = ex.upstream_name;
       e.cluster = ex.cluster_name;
       e.attempts = ex.attempts;
@@ -694,6 +744,9 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
 
   // The deadline for the response head over every attempt and backoff.
   auto request_deadline = routed_at + route.timeout;
+  if (grpc_timeout_ && routed_at + *grpc_timeout_ < request_deadline) {
+    request_deadline = routed_at + *grpc_timeout_;  // the gRPC caller's deadline
+  }
   if (route.allow_timeout_header) {
     for (size_t i = 0; i < rq.header_count; ++i) {
       if (iequals(rq.headers[i].name, "x-outrigger-timeout-ms")) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -18,12 +19,22 @@
 #include "proxy/http/h1.h"
 #include "proxy/net/tls_stream.h"
 #include "proxy/server/snapshot.h"
+#include "proxy/server/stream_io.h"
+#include "proxy/tls/identity.h"
 #include "proxy/upstream/pool.h"
 
 namespace outrigger::server {
 
 class Worker;
 struct Exchange;
+class H2Session;
+
+// The verified caller of a TLS connection (shared by the streams of an HTTP/2 connection).
+struct Peer {
+  tls::Identity identity;
+  std::string caller;  // "account/service" for the access log
+  std::string xfcc;    // the identity header's value; "" = send none
+};
 
 class DownstreamConnection {
  public:
@@ -31,6 +42,9 @@ class DownstreamConnection {
   using Clock = std::chrono::steady_clock;
 
   DownstreamConnection(Worker& worker, size_t listener_index, tcp::socket socket);
+  // One HTTP/2 stream of an h2 connection, served as a single HTTP/1.1 exchange over `io`.
+  DownstreamConnection(Worker& worker, size_t listener_index, StreamIo* io,
+                       std::shared_ptr<const Peer> peer, std::string client_ip);
   ~DownstreamConnection();
   DownstreamConnection(const DownstreamConnection&) = delete;
   DownstreamConnection& operator=(const DownstreamConnection&) = delete;
@@ -52,7 +66,10 @@ class DownstreamConnection {
   enum class Timeout : uint8_t { kNone, kIdle, kHeader, kBody, kConnect, kPoolWait, kResponse,
                                  kExpect, kStream, kHandshake };
   struct Upstream;
-  struct Peer;  // the verified caller of a TLS connection
+  friend class H2Session;
+  // HTTP/2 on this connection (ALPN h2, or the h2c preface): streams become stream-mode
+  // connections; `first` holds bytes already read.
+  boost::asio::awaitable<void> serve_h2(std::span<const uint8_t> first);
 
   boost::asio::awaitable<net::IoResult> ds_read(boost::asio::mutable_buffer b);
   boost::asio::awaitable<net::IoResult> ds_write(std::span<const boost::asio::const_buffer> b);
@@ -78,7 +95,11 @@ class DownstreamConnection {
   size_t listener_index_;
   tcp::socket socket_;
   net::TlsStreamPtr tls_;        // TLS listeners only
-  std::unique_ptr<Peer> peer_;   // after a TLS handshake
+  std::shared_ptr<const Peer> peer_;  // after a TLS handshake
+  StreamIo* sio_ = nullptr;            // stream mode (HTTP/2 stream), else null
+  H2Session* h2_ = nullptr;            // this connection speaks HTTP/2
+  std::optional<std::chrono::milliseconds> grpc_timeout_;  // stream mode: grpc-timeout
+  void h2_tick(Clock::time_point now);
   std::string client_ip_;
   base::Buffer* rbuf_ = nullptr;
   size_t rbeg_ = 0, rend_ = 0;

@@ -167,6 +167,22 @@ ClusterRuntime& Worker::runtime(const ClusterState& c, Clock::time_point now) {
   return r;
 }
 
+void Worker::spawn_stream(std::unique_ptr<DownstreamConnection> c, std::shared_ptr<void> keep) {
+  active_.fetch_add(1, std::memory_order_relaxed);
+  asio::co_spawn(io_, DownstreamConnection::serve(std::move(c)),
+                 [this, keep = std::move(keep)](std::exception_ptr e) {
+                   active_.fetch_sub(1, std::memory_order_relaxed);
+                   if (e) {
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& x) {
+                       log::error("stream failed", {{"error", x.what()}});
+                     } catch (...) {
+                     }
+                   }
+                 });
+}
+
 void Worker::link(DownstreamConnection* c) {
   c->next_ = head_;
   c->prev_ = nullptr;

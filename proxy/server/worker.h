@@ -81,6 +81,10 @@ class Worker {
   // Fast per-worker random for request ids.
   uint64_t random() noexcept;
 
+  // A connection not made by an acceptor (an HTTP/2 stream's): counted like accepted ones, so
+  // stopping waits for it to unwind. keep: kept alive until it ends.
+  void spawn_stream(std::unique_ptr<DownstreamConnection> c, std::shared_ptr<void> keep);
+
   void link(DownstreamConnection* c);
   void unlink(DownstreamConnection* c);
 

@@ -128,6 +128,14 @@ std::string_view retry_outcome_name(RetryOutcome r) noexcept {
   return i < kNames.size() ? kNames[i] : "retried";
 }
 
+std::string_view h2_event_name(size_t i) noexcept {
+  static constexpr std::array<std::string_view, kH2Events> kNames = {
+      "streams",       "invalid_headers",  "header_list_too_large", "refused_streams",
+      "peer_resets",   "rapid_reset",      "continuation_flood",    "settings_flood",
+      "ping_flood",    "empty_frame_flood", "connection_errors",    "goaway_received"};
+  return i < kNames.size() ? kNames[i] : "unknown";
+}
+
 std::string_view authz_denial_name(AuthzDenial d) noexcept {
   return d == AuthzDenial::kNoVerifiedIdentity ? "no_verified_identity" : "not_allowed";
 }
@@ -244,6 +252,8 @@ struct ListenerSum {
   uint64_t no_route = 0;
   std::array<uint64_t, static_cast<size_t>(BadRequest::kCount)> bad{};
   TlsSum tls;
+  uint64_t h2_connections = 0;
+  std::array<uint64_t, kH2Events> h2{};
 };
 
 struct RouteSum {
@@ -511,6 +521,8 @@ std::string Registry::render_prometheus() const {
       t.no_route += s.no_route.value();
       for (size_t i = 0; i < t.bad.size(); ++i) t.bad[i] += s.bad_requests[i].value();
       t.tls.add(s.tls);
+      t.h2_connections += s.h2_connections.value();
+      for (size_t i = 0; i < kH2Events; ++i) t.h2[i] += s.h2[i].value();
     }
     for (size_t id = 0; id < n_routes; ++id) {
       const RouteStats& s = sh.route(static_cast<uint32_t>(id));
@@ -581,6 +593,22 @@ std::string Registry::render_prometheus() const {
                  {{"listener", name_of(listeners_, id, 0)},
                   {"reason", bad_request_name(static_cast<BadRequest>(i))}});
         w.value(ls[id].bad[i]);
+      }
+    }
+    constexpr std::string_view kH2c = "outrigger_downstream_h2_connections_total";
+    w.family(kH2c, "counter", "Downstream connections that spoke HTTP/2 (ALPN h2 or h2c).");
+    for (size_t id = 0; id < n_listeners; ++id) {
+      w.series(kH2c, "", {{"listener", name_of(listeners_, id, 0)}});
+      w.value(ls[id].h2_connections);
+    }
+    constexpr std::string_view kH2 = "outrigger_downstream_h2_events_total";
+    w.family(kH2, "counter",
+             "HTTP/2 streams and the limits and protocol errors that reset streams or ended "
+             "connections, by event.");
+    for (size_t id = 0; id < n_listeners; ++id) {
+      for (size_t i = 0; i < kH2Events; ++i) {
+        w.series(kH2, "", {{"listener", name_of(listeners_, id, 0)}, {"event", h2_event_name(i)}});
+        w.value(ls[id].h2[i]);
       }
     }
     write_tls(w, "downstream", "listener", n_listeners,

@@ -157,8 +157,15 @@ struct TlsStats {
   std::array<Counter, static_cast<size_t>(TlsError::kCount)> errors;
 };
 
+// HTTP/2 downstream events, label event="<name>" with the names in h2_event_name(): streams, and
+// each abuse limit or protocol error that reset a stream or ended a connection.
+inline constexpr size_t kH2Events = 12;
+std::string_view h2_event_name(size_t i) noexcept;
+
 struct ListenerStats {
   Gauge cx_active;
+  Counter h2_connections;
+  std::array<Counter, kH2Events> h2;
   Counter cx_total;
   Counter no_route;  // 404 for lack of a route
   std::array<Counter, static_cast<size_t>(BadRequest::kCount)> bad_requests;

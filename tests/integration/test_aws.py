@@ -125,12 +125,13 @@ class Lattice(AwsCase):
 
   def test_retries_are_signed_afresh(self):
     creds = self.standin(CredentialsEndpoint())
-    front = self.standin(SigV4Front(*self.cert, secrets={"AKIDSTANDIN00000001": "wrong"}))
+    front = self.standin(SigV4Front(*self.cert, secrets={"AKIDSTANDIN00000001": "wrong"},
+                                    retry_after=1))
     dns = self.start_dnsmasq({LATTICE: ["127.0.0.1"]})
     cfg = self.config([self.lattice_cluster(front.port)], ["orders"], dns)
     cfg["listeners"][0]["routes"][0]["retry"] = {
         "retry_on": ["retriable-status-codes"], "retriable_status_codes": [403],
-        "num_retries": 1, "backoff": {"base": "1100ms", "max": "1200ms"}}
+        "num_retries": 1}  # Retry-After: 1 paces the retry into the next second
     p = self.proxy(cfg, env=creds.env())
     st, h, _ = call(p.addr())
     self.assertEqual(st, 403)  # the front's secret is wrong: both attempts are refused

@@ -66,8 +66,15 @@ class Admin(ProxyTestCase):
     m0 = self.proxy.metrics()
     for _ in range(3):
       self.assertEqual(get(self.addr, "/echo").status, 200)
-    m1 = self.proxy.metrics()
-    d = lambda name, **l: m1.get(name, **l) - m0.get(name, **l)
+    # A request is counted once its last byte was written: the client may scrape a moment sooner.
+    deadline = time.monotonic() + 5
+    while True:
+      m1 = self.proxy.metrics()
+      d = lambda name, **l: m1.get(name, **l) - m0.get(name, **l)
+      if d("outrigger_downstream_requests_total", route="r1", code_class="2xx") >= 3 or \
+          time.monotonic() > deadline:
+        break
+      time.sleep(0.05)
     self.assertEqual(d("outrigger_downstream_requests_total", route="r1", code_class="2xx"), 3)
     self.assertEqual(d("outrigger_upstream_requests_total", cluster="c1"), 3)
     self.assertEqual(d("outrigger_upstream_responses_total", cluster="c1", code_class="2xx"), 3)

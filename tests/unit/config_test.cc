@@ -61,6 +61,8 @@ fs::path find_source_dir(std::string_view relative) {
   for (int i = 0; i < 8 && !dir.empty(); ++i, dir = dir.parent_path()) roots.push_back(dir);
   for (const fs::path& root : roots) {
     std::error_code ec;
+    // A build tree has folders named like the sources (build/config): never take those.
+    if (fs::exists(root / "CMakeCache.txt", ec)) continue;
     if (fs::is_directory(root / relative, ec)) return root / relative;
   }
   return {};
@@ -1376,8 +1378,7 @@ listeners:
           "t.yaml:6:12: key: \"" + p("sub") + "\" is not a regular file",
           "t.yaml:7:20: client_cert: unknown mode \"sometimes\" (expected none, optional or "
           "required)",
-          "t.yaml:9:14: alpn: \"h2\" is not supported yet (HTTP/2 is not implemented)",
-          "t.yaml:9:18: alpn: unknown protocol \"spdy/3\" (supported: http/1.1)",
+          "t.yaml:9:18: alpn: unknown protocol \"spdy/3\" (supported: http/1.1, h2)",
           "t.yaml:9:36: alpn: duplicate protocol \"http/1.1\"",
           "t.yaml:14:7: missing required key \"cert\" in tls",
           "t.yaml:14:7: missing required key \"client_ca\" in tls (client_cert is optional)",
@@ -2438,6 +2439,28 @@ TEST(ConfigJson, NewKeysRoundTrip) {
                       R"("custom_domain":true,"port":80,"auth":"iam","sigv4a":true})"),
             std::string::npos)
       << json;
+}
+
+// HTTP/2: listeners may speak h2c (prior knowledge) and offer h2 by ALPN; clusters may not (yet).
+TEST(ConfigH2, ListenerH2cAndAlpn) {
+  auto c = load_ok(yaml(R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    h2c: true
+    routes: [{cluster: app}]
+)") + std::string(kClusters));
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(c->listeners[0].h2c);
+  EXPECT_NE(to_json(*c, JsonStyle::kCompact).find(R"("h2c":true)"), std::string::npos);
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    h2c: maybe
+    routes: [{cluster: app}]
+)") + std::string(kClusters)),
+            Lines{"t.yaml:4:10: h2c: expected true or false, got \"maybe\""});
 }
 
 }  // namespace

@@ -161,8 +161,9 @@ class SigV4Front:
   """TLS front checking SigV4 (service, region) against secrets {akid: secret}."""
 
   def __init__(self, cert, key, secrets, service="vpc-lattice-svcs", region="us-east-1",
-               host="127.0.0.1"):
+               host="127.0.0.1", retry_after=None):
     self.secrets = dict(secrets)
+    self.retry_after = retry_after  # sent with 403s (seconds), to pace a client's retries
     self.service = service
     self.region = region
     self.lock = threading.Lock()
@@ -182,7 +183,8 @@ class SigV4Front:
           owner.seen.append({"method": self.command, "target": self.path, "headers": headers,
                              "ok": ok, "why": why, "akid": akid, "body_len": len(body)})
         if not ok:
-          return self.send_json(403, {"__type": "AccessDeniedException", "message": why})
+          extra = [("retry-after", str(owner.retry_after))] if owner.retry_after else []
+          return self.send_json(403, {"__type": "AccessDeniedException", "message": why}, extra)
         self.send_json(200, {"target": self.path, "akid": akid, "host": headers.get("host")})
       do_GET = do_POST = do_PUT = do_DELETE = handle_one
     self.srv = _start(H, self, host, ctx)

@@ -1,0 +1,498 @@
+// HTTP/2 downstream: one connection (ALPN h2, or cleartext with the h2c preface) multiplexes
+// streams; each stream is served by a stream-mode DownstreamConnection that sees an HTTP/1.1
+// exchange, so routing, authorization, retries, breakers, signing, TLS origination and the access
+// log are the same code for both protocols.
+//
+// The bridge, per stream:
+//   request  HEADERS/DATA/trailers -> an HTTP/1.1 request head (+ content-length or chunked body)
+//            that the pipeline reads through StreamIo::read; DATA is acknowledged (WINDOW_UPDATE)
+//            only as the pipeline takes it, so the client's flow control follows the upstream.
+//   response HTTP/1.1 bytes the pipeline writes -> parsed back (HeadParser, ChunkedDecoder) into
+//            HEADERS, DATA (through nghttp2's deferred data source) and trailers; the pipeline's
+//            writes wait while more than kMaxBufferedResponse bytes are queued for the client.
+//   gRPC     a local error (x-outrigger-reason) on a gRPC request becomes a trailers-only gRPC
+//            error (HTTP 200, grpc-status, grpc-message); grpc-timeout bounds the request.
+//
+// Thread affinity: worker-local; the session, its streams and their connections share one thread.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstring>
+#include <unordered_map>
+
+#include "proxy/h2/grpc.h"
+#include "proxy/h2/session.h"
+#include "proxy/h2/translate.h"
+#include "proxy/server/connection.h"
+#include "proxy/server/worker.h"
+
+namespace outrigger::server {
+
+namespace asio = boost::asio;
+namespace {
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kMaxBufferedResponse = 1 << 20;  // per stream, queued for the client
+// A wake-up: a timer that never expires by itself and is cancelled to resume its waiter.
+struct Wake {
+  explicit Wake(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+  asio::awaitable<void> wait() {
+    timer.expires_at(asio::steady_timer::time_point::max());
+    co_await timer.async_wait(use_nothrow);
+  }
+  void notify() { timer.cancel(); }
+};
+}  // namespace
+
+class H2Session;
+
+// One HTTP/2 stream as the HTTP/1.1 exchange its DownstreamConnection serves.
+class H2Stream final : public StreamIo {
+ public:
+  H2Stream(H2Session* owner, int32_t id, asio::io_context& io) : owner_(owner), id_(id), wake_(io) {}
+
+  asio::awaitable<net::IoResult> read(asio::mutable_buffer b) override;
+  asio::awaitable<net::IoResult> write(std::span<const asio::const_buffer> b) override;
+  asio::awaitable<net::IoResult> write(asio::const_buffer b) override {
+    co_return co_await write(std::span<const asio::const_buffer>(&b, 1));
+  }
+  void cancel() override {
+    cancelled_ = true;
+    wake_.notify();
+  }
+  void finish() override;
+
+  // Session side.
+  void on_data(std::span<const uint8_t> d);
+  void on_trailers(std::span<const h2::Field> t);
+  void on_end_stream();
+  void on_closed(bool aborted);
+  h2::BodyRead on_body_read(std::span<uint8_t> out);
+  void detach() {
+    owner_ = nullptr;
+    closed_ = true;
+    wake_.notify();
+  }
+
+  int32_t id_;
+  std::string in_;  // request bytes not yet read by the pipeline
+  size_t in_pos_ = 0;
+  size_t unconsumed_ = 0;  // DATA bytes received and not yet acknowledged
+  bool chunked_ = false;
+  bool in_end_ = false;
+  bool grpc_ = false;
+  bool head_request_ = false;
+  DownstreamConnection* conn_ = nullptr;
+
+ private:
+  void feed_response(const char* p, size_t n);
+  void fail();
+
+  H2Session* owner_;
+  Wake wake_;
+  bool cancelled_ = false;
+  bool closed_ = false;  // the client side of the stream is gone
+  // response translation
+  std::string raw_;  // HTTP/1.1 response bytes not yet translated
+  std::unique_ptr<http::HeadParser> parser_;
+  std::unique_ptr<http::ResponseHead> head_;
+  http::ChunkedDecoder chunks_;
+  bool head_done_ = false;
+  bool resp_done_ = false;
+  bool ignore_rest_ = false;
+  http::BodyKind body_ = http::BodyKind::kNone;
+  uint64_t left_ = 0;
+  std::string out_;  // DATA bytes queued for the client
+  size_t out_pos_ = 0;
+};
+
+class H2Session final : public h2::ServerEvents {
+ public:
+  H2Session(DownstreamConnection& conn, const ListenerState& ls)
+      : conn_(conn), writer_wake_(conn.worker_.io()), writer_done_(conn.worker_.io()), ls_(ls) {}
+
+  void on_request(int32_t stream, const h2::Request& rq) override;
+  void on_data(int32_t stream, std::span<const uint8_t> data) override {
+    if (auto* s = find(stream)) s->on_data(data);
+  }
+  void on_trailers(int32_t stream, std::span<const h2::Field> t) override {
+    if (auto* s = find(stream)) s->on_trailers(t);
+  }
+  void on_end_stream(int32_t stream) override {
+    if (auto* s = find(stream)) s->on_end_stream();
+  }
+  void on_stream_close(int32_t stream, const h2::CloseInfo& info) override {
+    auto it = streams_.find(stream);
+    if (it == streams_.end()) return;
+    it->second->on_closed(info.error_code != h2::kNoError || info.reset_by_peer);
+    streams_.erase(it);
+  }
+  h2::BodyRead on_body_read(int32_t stream, std::span<uint8_t> out) override {
+    if (auto* s = find(stream)) return s->on_body_read(out);
+    return {0, h2::BodyRead::Status::kEnd};
+  }
+
+  asio::awaitable<void> run(std::span<const uint8_t> first);
+  asio::awaitable<void> writer();
+  void wake_writer() { writer_wake_.notify(); }
+  void tick(Clock::time_point now);
+
+  std::unique_ptr<h2::ServerSession> session_;
+  bool dead_ = false;
+
+ private:
+  H2Stream* find(int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  DownstreamConnection& conn_;
+  Wake writer_wake_;
+  Wake writer_done_;
+  bool writer_running_ = false;
+  bool draining_ = false;
+  const ListenerState& ls_;
+  std::unordered_map<int32_t, std::shared_ptr<H2Stream>> streams_;
+  h2::Counters reported_;
+};
+
+// ---- request side ----
+
+void H2Session::on_request(int32_t id, const h2::Request& rq) {
+  auto s = std::make_shared<H2Stream>(this, id, conn_.worker_.io());
+  const h2::H1Framing framing = h2::h1_framing(rq.end_stream, rq.content_length);
+  s->chunked_ = framing == h2::H1Framing::kChunked;
+  s->in_end_ = rq.end_stream;
+  s->head_request_ = rq.method == "HEAD";
+  s->grpc_ = h2::is_grpc_request(rq.headers);
+  h2::append_h1_request_head(rq, framing, &s->in_);
+  s->in_ += "\r\n";
+  std::optional<std::chrono::milliseconds> grpc_timeout;
+  if (s->grpc_) {
+    for (const h2::Field& f : rq.headers) {
+      if (f.name != "grpc-timeout") continue;
+      if (auto t = h2::parse_grpc_timeout(f.value)) {
+        grpc_timeout = std::chrono::ceil<std::chrono::milliseconds>(*t);
+      }
+    }
+  }
+  auto c = std::make_unique<DownstreamConnection>(conn_.worker_, conn_.listener_index_, s.get(),
+                                                  conn_.peer_, conn_.client_ip_);
+  c->grpc_timeout_ = grpc_timeout;
+  s->conn_ = c.get();
+  streams_[id] = s;
+  conn_.worker_.stats().listener(ls_.stats_id).h2[0].inc();
+  conn_.worker_.spawn_stream(std::move(c), s);
+}
+
+void H2Stream::on_data(std::span<const uint8_t> d) {
+  if (in_pos_ == in_.size()) {
+    in_.clear();
+    in_pos_ = 0;
+  }
+  if (chunked_ && !d.empty()) {
+    char hex[20];
+    const int n = std::snprintf(hex, sizeof hex, "%zx\r\n", d.size());
+    in_.append(hex, static_cast<size_t>(n));
+  }
+  in_.append(reinterpret_cast<const char*>(d.data()), d.size());
+  if (chunked_ && !d.empty()) in_ += "\r\n";
+  unconsumed_ += d.size();
+  wake_.notify();
+}
+
+void H2Stream::on_trailers(std::span<const h2::Field> t) {
+  if (!chunked_) return;  // a content-length body has no place for trailers in HTTP/1.1
+  h2::append_h1_last_chunk(t, &in_);
+  chunked_ = false;  // the last chunk is written
+}
+
+void H2Stream::on_end_stream() {
+  if (chunked_) {
+    h2::append_h1_last_chunk({}, &in_);
+    chunked_ = false;
+  }
+  in_end_ = true;
+  wake_.notify();
+}
+
+asio::awaitable<net::IoResult> H2Stream::read(asio::mutable_buffer b) {
+  for (int spins = 0; spins < 1'000'000; ++spins) {
+    if (cancelled_) {
+      cancelled_ = false;
+      co_return net::IoResult{asio::error::operation_aborted, 0};
+    }
+    if (in_pos_ < in_.size()) {
+      const size_t n = std::min(b.size(), in_.size() - in_pos_);
+      std::memcpy(b.data(), in_.data() + in_pos_, n);
+      in_pos_ += n;
+      // The pipeline took the bytes: let the client send more.
+      if (unconsumed_ > 0 && owner_ != nullptr && owner_->session_) {
+        owner_->session_->consume(id_, unconsumed_);
+        unconsumed_ = 0;
+        owner_->wake_writer();
+      }
+      co_return net::IoResult{boost::system::error_code(), n};
+    }
+    if (in_end_) co_return net::IoResult{asio::error::eof, 0};
+    if (closed_) co_return net::IoResult{asio::error::connection_reset, 0};
+    co_await wake_.wait();
+  }
+  co_return net::IoResult{asio::error::operation_aborted, 0};
+}
+
+// ---- response side ----
+
+asio::awaitable<net::IoResult> H2Stream::write(std::span<const asio::const_buffer> b) {
+  size_t total = 0;
+  for (const auto& x : b) {
+    if (closed_) co_return net::IoResult{asio::error::connection_reset, total};
+    feed_response(static_cast<const char*>(x.data()), x.size());
+    total += x.size();
+  }
+  // Backpressure: the client reads slower than the upstream sends.
+  for (int spins = 0; spins < 1'000'000 && out_.size() - out_pos_ > kMaxBufferedResponse;
+       ++spins) {
+    if (closed_) co_return net::IoResult{asio::error::connection_reset, total};
+    if (cancelled_) {
+      cancelled_ = false;
+      co_return net::IoResult{asio::error::operation_aborted, total};
+    }
+    co_await wake_.wait();
+  }
+  co_return net::IoResult{boost::system::error_code(), total};
+}
+
+void H2Stream::feed_response(const char* p, size_t n) {
+  if (ignore_rest_ || resp_done_ || owner_ == nullptr) return;
+  raw_.append(p, n);
+  h2::ServerSession& session = *owner_->session_;
+  while (!head_done_) {
+    if (!parser_) {
+      parser_ = std::make_unique<http::HeadParser>(
+          http::HeadParser::Limits{base::kBufferSize, http::kMaxHeaders});
+      head_ = std::make_unique<http::ResponseHead>();
+    }
+    const auto r = parser_->parse_response(raw_, head_request_, head_.get());
+    if (r == http::ParseResult::kNeedMore) return;
+    if (r == http::ParseResult::kError) {
+      fail();
+      return;
+    }
+    const http::ResponseHead& rs = *head_;
+    if (rs.status < 200) {  // interim: not forwarded over HTTP/2
+      raw_.erase(0, rs.head_bytes);
+      parser_->reset();
+      continue;
+    }
+    head_done_ = true;
+    const http::Header* reason = nullptr;
+    for (size_t i = 0; i < rs.header_count; ++i) {
+      if (rs.headers[i].name == "x-outrigger-reason") reason = &rs.headers[i];
+    }
+    if (grpc_ && reason != nullptr) {
+      // A local error to a gRPC caller: trailers-only, with the gRPC code for the status.
+      h2::FieldList f;
+      // Our own 504 is the caller's deadline (grpc-timeout) or the route's: DEADLINE_EXCEEDED.
+      const h2::GrpcStatus code = rs.status == 504 ? h2::GrpcStatus::kDeadlineExceeded
+                                                   : h2::grpc_status_for_http(rs.status);
+      h2::grpc_error_fields(code, reason->value, &f);
+      session.submit_response(id_, 200, f.fields(), false);
+      ignore_rest_ = true;
+      resp_done_ = true;
+      owner_->wake_writer();
+      return;
+    }
+    h2::FieldList f;
+    h2::h1_response_to_h2(rs, &f);
+    body_ = rs.body;
+    left_ = rs.content_length;
+    const bool has_body = body_ != http::BodyKind::kNone;
+    if (!session.submit_response(id_, rs.status, f.fields(), has_body)) {
+      fail();
+      return;
+    }
+    raw_.erase(0, rs.head_bytes);
+    if (body_ == http::BodyKind::kChunked) chunks_.reset();
+    if (!has_body) resp_done_ = true;
+    owner_->wake_writer();
+  }
+  if (resp_done_) return;
+  const size_t before = out_.size() - out_pos_;
+  if (body_ == http::BodyKind::kContentLength) {
+    const size_t k = static_cast<size_t>(std::min<uint64_t>(raw_.size(), left_));
+    out_.append(raw_, 0, k);
+    raw_.erase(0, k);
+    left_ -= k;
+    if (left_ == 0) resp_done_ = true;
+  } else if (body_ == http::BodyKind::kChunked) {
+    const auto r = chunks_.decode(raw_.data(), raw_.size());
+    if (r.status == http::ChunkedDecoder::Status::kError) {
+      fail();
+      return;
+    }
+    out_.append(raw_, 0, r.data);
+    raw_.erase(0, r.consumed);
+    if (r.status == http::ChunkedDecoder::Status::kDone) {
+      h2::FieldList t;
+      h2::h1_trailers_to_h2(chunks_.trailers(), &t);
+      if (!t.empty()) session.submit_trailers(id_, t.fields());
+      resp_done_ = true;
+    }
+  } else {  // until close: the pipeline ends the exchange to end the body
+    out_.append(raw_);
+    raw_.clear();
+  }
+  if (out_.size() - out_pos_ != before || resp_done_) {
+    session.resume(id_);
+    owner_->wake_writer();
+  }
+}
+
+h2::BodyRead H2Stream::on_body_read(std::span<uint8_t> out) {
+  const size_t avail = out_.size() - out_pos_;
+  const size_t n = std::min(avail, out.size());
+  std::memcpy(out.data(), out_.data() + out_pos_, n);
+  out_pos_ += n;
+  if (out_pos_ == out_.size()) {
+    out_.clear();
+    out_pos_ = 0;
+  }
+  if (avail - n <= kMaxBufferedResponse) wake_.notify();  // a waiting write may go on
+  if (resp_done_ && out_pos_ == out_.size()) return {n, h2::BodyRead::Status::kEnd};
+  if (n == 0) return {0, h2::BodyRead::Status::kDeferred};
+  return {n, h2::BodyRead::Status::kData};
+}
+
+void H2Stream::fail() {
+  ignore_rest_ = true;
+  if (owner_ != nullptr && owner_->session_) {
+    owner_->session_->reset_stream(id_, h2::kInternalError);
+    owner_->wake_writer();
+  }
+}
+
+void H2Stream::finish() {
+  conn_ = nullptr;
+  if (body_ == http::BodyKind::kUntilClose && head_done_ && !resp_done_ && owner_ != nullptr) {
+    resp_done_ = true;  // the end of the exchange ends a close-delimited body
+    owner_->session_->resume(id_);
+    owner_->wake_writer();
+    return;
+  }
+  if (!resp_done_ && !closed_) fail();
+}
+
+void H2Stream::on_closed(bool aborted) {
+  closed_ = true;
+  // The client reset the stream (or the connection failed it) before the response completed:
+  // stop the work done for it.
+  if (aborted && conn_ != nullptr && !resp_done_) conn_->abort();
+  wake_.notify();
+}
+
+// ---- the connection ----
+
+asio::awaitable<void> H2Session::writer() {
+  writer_running_ = true;
+  for (int rounds = 0;; ++rounds) {
+    if (dead_) break;
+    auto out = session_->pending_output();
+    if (out.empty()) {
+      if (session_->done()) break;
+      co_await writer_wake_.wait();
+      continue;
+    }
+    // No deadline of its own: the reader's idle timeout (armed while no stream is open) cancels a
+    // write to a client that stopped reading, and each stream has its own deadlines.
+    auto [ec, n] = co_await conn_.ds_write(asio::buffer(out.data(), out.size()));
+    if (ec) {
+      dead_ = true;
+      break;
+    }
+    session_->consume_output(n);
+  }
+  writer_running_ = false;
+  // The reader may be blocked in a read: the connection is over.
+  boost::system::error_code ignored;
+  conn_.socket_.cancel(ignored);
+  writer_done_.notify();
+}
+
+void H2Session::tick(Clock::time_point now) {
+  if (conn_.close_ && !draining_ && session_) {
+    draining_ = true;  // graceful: GOAWAY(2^31-1) + PING, then the final GOAWAY
+    session_->begin_drain();
+    wake_writer();
+  }
+}
+
+asio::awaitable<void> H2Session::run(std::span<const uint8_t> first) {
+  h2::Limits limits;
+  limits.max_header_list_size =
+      std::max<uint32_t>(ls_.listener->limits.max_request_headers_bytes, 4096);
+  auto created = h2::ServerSession::create(this, limits);
+  if (!created) co_return;
+  session_ = std::move(*created);
+  auto& lstats = conn_.worker_.stats().listener(ls_.stats_id);
+  lstats.h2_connections.inc();
+  asio::co_spawn(conn_.worker_.io(), writer(), asio::detached);
+  bool ok = !first.empty() ? session_->feed(first).has_value() : true;
+  wake_writer();
+  if (conn_.rbuf_ == nullptr) conn_.rbuf_ = conn_.worker_.buffers().get();
+  bool flush = false;  // end with what is queued written (a GOAWAY)
+  for (int rounds = 0; ok && !dead_ && !session_->done(); ++rounds) {
+    // Idle (no stream open): the listener's idle timeout ends the connection with GOAWAY.
+    if (streams_.empty()) {
+      conn_.arm(DownstreamConnection::Timeout::kIdle, ls_.listener->limits.idle_timeout);
+    }
+    auto [ec, n] = co_await conn_.ds_read(asio::buffer(conn_.rbuf_->data, base::kBufferSize));
+    conn_.disarm();
+    if (ec || n == 0) {
+      if (ec == asio::error::operation_aborted && conn_.timed_out_ && streams_.empty() &&
+          !dead_) {
+        session_->goaway(h2::kNoError);  // idle: say goodbye, the writer flushes and ends
+        flush = true;
+        conn_.timed_out_ = false;
+      }
+      break;
+    }
+    ok = session_->feed({reinterpret_cast<const uint8_t*>(conn_.rbuf_->data), n}).has_value();
+    wake_writer();
+  }
+  // Let the writer flush what is queued after an abuse limit (GOAWAY) or an idle timeout; when
+  // the peer stopped sending (EOF, error), what is still owed cannot be delivered.
+  if (!ok) flush = true;
+  for (int spins = 0; spins < 1'000'000 && writer_running_; ++spins) {
+    if (!flush || !session_->want_write()) dead_ = true;
+    wake_writer();
+    co_await writer_done_.wait();
+  }
+  dead_ = true;
+  // Fold the session's counters into the listener's.
+  const h2::Counters& c = session_->counters();
+  const uint64_t v[] = {c.invalid_headers, c.header_list_too_large, c.refused_streams,
+                        c.peer_resets,     c.rapid_reset,           c.continuation_flood,
+                        c.settings_flood,  c.ping_flood,            c.empty_frame_flood,
+                        c.connection_errors, c.goaway_received};
+  for (size_t i = 0; i < std::size(v); ++i) lstats.h2[i + 1].inc(v[i]);
+  for (auto& [id, s] : streams_) {
+    if (s->conn_ != nullptr) s->conn_->abort();
+    s->detach();
+  }
+  streams_.clear();
+}
+
+asio::awaitable<void> DownstreamConnection::serve_h2(std::span<const uint8_t> first) {
+  const std::shared_ptr<const Snapshot> snap = worker_.snapshot();
+  H2Session session(*this, snap->listeners[listener_index_]);
+  h2_ = &session;
+  co_await session.run(first);
+  h2_ = nullptr;
+}
+
+void DownstreamConnection::h2_tick(Clock::time_point now) { h2_->tick(now); }
+
+}  // namespace outrigger::server

@@ -1,0 +1,35 @@
+// The byte stream a DownstreamConnection serves when it is not a socket: one HTTP/2 stream,
+// presented to the HTTP/1.1 request pipeline as an HTTP/1.1 exchange (see h2_downstream.cc). The
+// pipeline reads the request as HTTP/1.1 bytes and writes the response as HTTP/1.1 bytes; the
+// implementation translates both to and from HTTP/2 frames.
+//
+// Thread affinity: worker-local, like the connection that uses it.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <span>
+
+#include "proxy/net/tls_stream.h"
+
+namespace outrigger::server {
+
+class StreamIo {
+ public:
+  // Like socket.async_read_some: request bytes, (eof, 0) at the end of the request.
+  virtual boost::asio::awaitable<net::IoResult> read(boost::asio::mutable_buffer b) = 0;
+  // Like async_write: all response bytes are taken (or an error: the stream is gone).
+  virtual boost::asio::awaitable<net::IoResult> write(
+      std::span<const boost::asio::const_buffer> b) = 0;
+  virtual boost::asio::awaitable<net::IoResult> write(boost::asio::const_buffer b) = 0;
+  // A deadline fired or the worker stops: the pending read or write returns operation_aborted.
+  virtual void cancel() = 0;
+  // The exchange is over (the connection serving it ends): an incomplete response resets the
+  // stream.
+  virtual void finish() = 0;
+
+ protected:
+  ~StreamIo() = default;
+};
+
+}  // namespace outrigger::server

@@ -1,0 +1,315 @@
+"""HTTP/2 downstream: h2c with prior knowledge and h2 over TLS (ALPN), translated to HTTP/1.1
+upstreams; gRPC local errors and deadlines; abuse limits (rapid reset, CONTINUATION flood,
+PING flood) from a raw-frame client built on python3-h2/hpack, with the proxy still serving and
+its memory bounded. Clients: curl --http2(-prior-knowledge), nghttp, h2load, python3-grpcio."""
+import json
+import os
+import shutil
+import socket
+import ssl
+import struct
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import yaml_out
+from harness.client import curl
+from harness.proxy import binary
+from harness.testcase import ProxyTestCase
+from harness.upstream import closed_port
+
+import h2.config
+import h2.connection
+import h2.events
+import hpack
+
+
+def h2_config(endpoint, h2c=True, tls=None, **top):
+  cfg = yaml_out.simple(endpoint, **top)
+  cfg["listeners"][0]["h2c"] = h2c
+  if tls:
+    cfg["listeners"][0]["tls"] = tls
+  return cfg
+
+
+class RawH2:
+  """A raw HTTP/2 client connection (python3-h2 for the state machine, hand-built frames for
+  misbehaviour)."""
+
+  def __init__(self, addr):
+    self.sock = socket.create_connection(addr, timeout=5)
+    self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                                    header_encoding="utf-8"))
+    self.conn.initiate_connection()
+    self.flush()
+
+  def flush(self):
+    data = self.conn.data_to_send()
+    if data:
+      self.sock.sendall(data)
+
+  def request(self, path="/", end=True, authority="test"):
+    sid = self.conn.get_next_available_stream_id()
+    self.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":path", path),
+                                 (":authority", authority)], end_stream=end)
+    self.flush()
+    return sid
+
+  def events_until(self, pred, timeout=5.0):
+    """Reads events until pred(events so far) or the connection ends; returns the events."""
+    events = []
+    deadline = time.monotonic() + timeout
+    self.sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+      try:
+        data = self.sock.recv(65536)
+      except socket.timeout:
+        continue
+      except OSError:
+        break
+      if not data:
+        events.append("eof")
+        break
+      try:
+        events.extend(self.conn.receive_data(data))
+      except h2.exceptions.ProtocolError as e:
+        events.append(e)
+        break
+      self.flush()
+      if pred(events):
+        break
+    return events
+
+  def close(self):
+    try:
+      self.sock.close()
+    except OSError:
+      pass
+
+
+def frame(ftype, flags, stream, payload):
+  return struct.pack(">I", len(payload))[1:] + bytes([ftype, flags]) + struct.pack(">I", stream) + payload
+
+
+class H2Basics(ProxyTestCase):
+  def test_h2c_prior_knowledge_and_http1_on_the_same_port(self):
+    up = self.start_upstream()
+    p = self.start_proxy(h2_config(up.address))
+    url = "http://%s:%d/echo" % p.addr()
+    r = curl(url, "--http2-prior-knowledge", "-H", "x-a: 1", "--data-binary", "hello h2")
+    self.assertEqual(r.status, 200, r.stderr)
+    self.assertTrue(r.heads[-1].startswith("HTTP/2 200"), r.heads)
+    seen = json.loads(r.body)
+    self.assertEqual(seen["method"], "POST")
+    self.assertEqual(seen["body"], "hello h2")
+    self.assertIn(["x-a", "1"], [[k.lower(), v] for k, v in seen["headers"]])
+    r1 = curl(url)
+    self.assertEqual(r1.status, 200)
+    self.assertTrue(r1.heads[-1].startswith("HTTP/1.1 200"))
+    log = [e for e in p.wait_access_log(2) if e.get("protocol") == "HTTP/2"]
+    self.assertEqual(len(log), 1)
+    m = p.metrics()
+    self.assertEqual(m.get("outrigger_downstream_h2_connections_total", listener="main"), 1)
+
+  def test_chunked_upstream_body_and_large_bodies_stream_both_ways(self):
+    up = self.start_upstream()
+    p = self.start_proxy(h2_config(up.address))
+    data = os.urandom(3 << 20)
+    d = self.make_tmpdir()
+    src = os.path.join(d, "up.bin")
+    with open(src, "wb") as f:
+      f.write(data)
+    r = curl("http://%s:%d/echo" % p.addr(), "--http2-prior-knowledge", "--data-binary",
+             "@" + src, timeout=60)
+    self.assertEqual(r.status, 200, r.stderr)
+    self.assertEqual(json.loads(r.body)["body_len"], len(data))
+    r = curl("http://%s:%d/large?n=5000000&mode=chunked" % p.addr(), "--http2-prior-knowledge",
+             timeout=60)
+    self.assertEqual(r.status, 200, r.stderr)
+    self.assertEqual(len(r.body), 5000000)
+
+  def test_h2_over_tls_by_alpn(self):
+    root = self.make_tmpdir()
+    pki = os.path.join(root, "pki")
+    subprocess.run([binary(), "pki", "init", pki], check=True, capture_output=True)
+    subprocess.run([binary(), "pki", "issue", pki, "--name", "front", "--account", "222222222222",
+                    "--dns", "localhost", "--server"], check=True, capture_output=True)
+    up = self.start_upstream()
+    tls = {"cert": os.path.join(pki, "front.pem"), "key": os.path.join(pki, "front.key"),
+           "alpn": ["h2", "http/1.1"]}
+    p = self.start_proxy(h2_config(up.address, h2c=False, tls=tls))
+    url = "https://localhost:%d/x" % p.addr()[1]
+    r = curl(url, "--http2", "--cacert", os.path.join(pki, "bundle.pem"))
+    self.assertEqual(r.status, 200, r.stderr)
+    self.assertTrue(r.heads[-1].startswith("HTTP/2 200"), r.heads)
+    r = curl(url, "--http1.1", "--cacert", os.path.join(pki, "bundle.pem"))
+    self.assertTrue(r.heads[-1].startswith("HTTP/1.1 200"), r.heads)
+    n = subprocess.run(["nghttp", "-v", "--no-verify-peer", url], capture_output=True, text=True,
+                       timeout=20)
+    self.assertIn(":status: 200", n.stdout)
+    self.assertIn("h2", n.stdout)
+
+  def test_h2load_multiplexed_streams(self):
+    up = self.start_upstream()
+    p = self.start_proxy(h2_config(up.address))
+    r = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "8",
+                        "http://%s:%d/echo" % p.addr()], capture_output=True, text=True, timeout=120)
+    self.assertIn("2000 succeeded, 0 failed", r.stdout, r.stdout)
+    self.assertIn("status codes: 2000 2xx", r.stdout)
+
+  def test_local_errors_are_http2_responses(self):
+    p = self.start_proxy(h2_config("127.0.0.1:%d" % closed_port()))
+    r = curl("http://%s:%d/" % p.addr(), "--http2-prior-knowledge")
+    self.assertEqual(r.status, 502)
+    self.assertEqual(r.header("x-outrigger-reason"), "upstream connection refused")
+
+  def test_client_reset_stops_the_upstream_exchange(self):
+    up = self.start_upstream()
+    p = self.start_proxy(h2_config(up.address))
+    c = RawH2(p.addr())
+    self.addCleanup(c.close)
+    sid = c.request("/stall")
+    self.assertTrue(up.wait_requests(1))
+    c.conn.reset_stream(sid)
+    c.flush()
+    sid2 = c.request("/echo")
+    ev = c.events_until(lambda es: any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid2
+                                       for e in es))
+    self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid2
+                        for e in ev), ev)
+    # The stalled upstream exchange was abandoned, not left running.
+    self.wait_until(lambda: p.metrics().get("outrigger_upstream_connections_active") <= 1, 5,
+                    msg="the stalled upstream connection closed")
+
+  def test_drain_sends_goaway(self):
+    up = self.start_upstream()
+    p = self.start_proxy(h2_config(up.address, drain={"delay": "1s", "timeout": "5s"}))
+    c = RawH2(p.addr())
+    self.addCleanup(c.close)
+    sid = c.request("/echo")
+    c.events_until(lambda es: any(isinstance(e, h2.events.StreamEnded) for e in es))
+    import signal as _s
+    p.signal(_s.SIGTERM)
+    ev = c.events_until(lambda es: any(isinstance(e, h2.events.ConnectionTerminated) for e in es),
+                        timeout=8)
+    self.assertTrue(any(isinstance(e, h2.events.ConnectionTerminated) for e in ev), ev)
+
+
+class H2Abuse(ProxyTestCase):
+  def start(self):
+    up = self.start_upstream()
+    return up, self.start_proxy(h2_config(up.address))
+
+  def assert_still_serving(self, p):
+    r = curl("http://%s:%d/echo" % p.addr(), "--http2-prior-knowledge")
+    self.assertEqual(r.status, 200, r.stderr)
+
+  def test_rapid_reset_ends_the_connection(self):
+    up, p = self.start()
+    c = RawH2(p.addr())
+    self.addCleanup(c.close)
+    for _ in range(300):  # HEADERS then RST_STREAM at once, CVE-2023-44487
+      sid = c.conn.get_next_available_stream_id()
+      c.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":path", "/stall"),
+                                (":authority", "t")], end_stream=True)
+      c.conn.reset_stream(sid)
+      try:
+        c.flush()
+      except OSError:
+        break
+    ev = c.events_until(lambda es: any(isinstance(e, h2.events.ConnectionTerminated) for e in es))
+    term = [e for e in ev if isinstance(e, h2.events.ConnectionTerminated)]
+    self.assertTrue(term, ev)
+    self.assertEqual(term[0].error_code, h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+    self.wait_until(lambda: p.metrics().get("outrigger_downstream_h2_events_total",
+                                            event="rapid_reset") == 1, 5, msg="counted")
+    self.assert_still_serving(p)
+
+  def test_continuation_flood_ends_the_connection(self):
+    up, p = self.start()
+    s = socket.create_connection(p.addr(), timeout=5)
+    self.addCleanup(s.close)
+    enc = hpack.Encoder()
+    block = enc.encode([(":method", "GET"), (":scheme", "http"), (":path", "/"),
+                        (":authority", "t")])
+    out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b"")
+    out += frame(1, 0, 1, block)  # HEADERS without END_HEADERS
+    junk = enc.encode([("x-flood", "y" * 100)])
+    for _ in range(200):
+      out += frame(9, 0, 1, junk)  # CONTINUATION, never END_HEADERS
+    try:
+      s.sendall(out)
+    except OSError:
+      pass
+    got = b""
+    s.settimeout(5)
+    try:
+      while len(got) < 1 << 16:
+        d = s.recv(65536)
+        if not d:
+          break
+        got += d
+    except OSError:
+      pass
+    self.assertIn(bytes([7]), got[3:])  # a GOAWAY frame came back
+    self.wait_until(lambda: p.metrics().get("outrigger_downstream_h2_events_total",
+                                            event="continuation_flood") == 1, 5, msg="counted")
+    self.assert_still_serving(p)
+
+  def test_ping_flood_and_memory_bounded(self):
+    up, p = self.start()
+    rss0 = p.rss_kb()
+    s = socket.create_connection(p.addr(), timeout=5)
+    self.addCleanup(s.close)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0, b""))
+    ping = frame(6, 0, 0, b"12345678")
+    sent = 0
+    s.settimeout(0.5)
+    try:
+      for _ in range(200):  # never read: the ACKs pile up on our side
+        s.sendall(ping * 500)
+        sent += 500
+    except OSError:
+      pass
+    self.wait_until(lambda: p.metrics().get("outrigger_downstream_h2_events_total",
+                                            event="ping_flood") == 1, 10, msg="counted")
+    self.assert_still_serving(p)
+    if rss0 is not None:
+      self.assertLess(p.rss_kb() - rss0, 64 * 1024)
+
+
+class Grpc(ProxyTestCase):
+  def grpc_call(self, addr, timeout=None):
+    import grpc
+    ch = grpc.insecure_channel("%s:%d" % addr)
+    self.addCleanup(ch.close)
+    fn = ch.unary_unary("/demo.Orders/Get", request_serializer=lambda b: b,
+                        response_deserializer=lambda b: b)
+    try:
+      fn(b"\x08\x01", timeout=timeout)
+    except grpc.RpcError as e:
+      return e.code(), e.details()
+    return grpc.StatusCode.OK, ""
+
+  def test_no_upstream_is_unavailable(self):
+    import grpc
+    p = self.start_proxy(h2_config("127.0.0.1:%d" % closed_port()))
+    code, details = self.grpc_call(p.addr(), timeout=5)
+    self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
+    self.assertIn("refused", details)
+
+  def test_deadline_is_deadline_exceeded(self):
+    import grpc
+    up = self.start_upstream()
+    up.force = "/stall"
+    p = self.start_proxy(h2_config(up.address))
+    t0 = time.monotonic()
+    code, details = self.grpc_call(p.addr(), timeout=0.5)
+    self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
+    self.assertLess(time.monotonic() - t0, 3)
+
+
+if __name__ == "__main__":
+  unittest.main()
