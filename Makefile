@@ -4,7 +4,7 @@ ASAN_BUILD ?= build/asan
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 
-.PHONY: deps build demo test test-asan bench clean format
+.PHONY: deps build demo mesh-down test test-asan bench clean format
 
 deps:
 	@scripts/install-deps.sh
@@ -16,7 +16,10 @@ build: deps $(BUILD)/build.ninja
 	@cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
-	@scripts/demo.sh $(BUILD)/proxy/outrigger
+	@examples/mesh/mesh.sh demo --bin $(BUILD)/proxy/outrigger
+
+mesh-down:
+	@examples/mesh/mesh.sh down --all
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
