@@ -252,6 +252,18 @@ bool Server::prepare_tls(const config::Config& cfg, std::string* error) {
 
 std::string Server::tls_metrics() const {
   std::string o;
+  // Where the task runs (ECS task metadata, or aws.zone/region): labels to join other series on.
+  if (!task_arn_.empty() || !local_zone_.empty() || !aws_region_.empty()) {
+    o += "# HELP outrigger_task_info The ECS task, availability zone and region; the value is 1.\n";
+    o += "# TYPE outrigger_task_info gauge\n";
+    o += "outrigger_task_info{task_arn=";
+    log::append_json_string(o, task_arn_);
+    o += ",availability_zone=";
+    log::append_json_string(o, local_zone_);
+    o += ",region=";
+    log::append_json_string(o, aws_region_);
+    o += "} 1\n";
+  }
   // Circuit breaker usage: how close each threshold is (open / limit), cluster-wide.
   o += "# HELP outrigger_upstream_circuit_breaker_open Resources in use per circuit breaker threshold.\n";
   o += "# TYPE outrigger_upstream_circuit_breaker_open gauge\n";

@@ -233,6 +233,8 @@ class PrivateLink(AwsCase):
     self.assertEqual(json.loads(call(p.addr())[2])["upstream"], "zonal")
     self.assertTrue(any(isinstance(l, dict) and l.get("msg") == "ecs task metadata" and
                         l.get("availability_zone") == "us-east-1a" for l in p.logs))
+    self.assertEqual(p.metrics().get("outrigger_task_info", availability_zone="us-east-1a",
+                                     region="us-east-1"), 1)
     # A zone whose name does not resolve: the regional name serves.
     md2 = self.standin(TaskMetadataEndpoint(zone="us-east-1b"))
     q = self.proxy(self.config([self.cluster(regional.port)], ["inventory"], dns),
