@@ -191,6 +191,8 @@ std::string_view auth_word(AwsAuth a) { return a == AwsAuth::kIam ? "iam" : "non
 // The resilience keys of a cluster: the always-present ones with their defaults, the optional
 // blocks when set.
 void write_resilience(JsonWriter& w, const Cluster& c) {
+  w.key("protocol");
+  w.string(c.protocol == UpstreamProtocol::kHttp2 ? "http2" : "http1");
   w.key("lb_policy");
   w.string(lb_policy_name(c.lb_policy));
   w.key("panic_threshold_percent");

@@ -67,6 +67,7 @@ constexpr std::string_view kClusterKeys[] = {"name",
                                              "dns",
                                              "tls",
                                              "lb_policy",
+                                             "protocol",
                                              "panic_threshold_percent",
                                              "zone_aware",
                                              "circuit_breakers",
@@ -117,8 +118,8 @@ constexpr std::string_view kAuthzKeys[] = {"allow_any_verified", "allow_accounts
                                            "allow_services"};
 constexpr std::string_view kClusterTlsKeys[] = {"sni", "ca", "cert", "key", "verify_san", "alpn"};
 
-// ALPN protocols the data path speaks: "h2" downstream (listeners); upstream HTTP/2 is not yet
-// implemented, so a cluster may only offer "http/1.1".
+// ALPN protocols the data path speaks (listeners offer them; clusters with protocol: http2 offer
+// h2).
 constexpr std::string_view kAlpnProtocols[] = {"http/1.1", "h2"};
 constexpr int64_t kMinReloadIntervalMs = 100;
 
@@ -1346,6 +1347,11 @@ class Loader {
   // ---- resilience (issue 5) ----
 
   void load_resilience(const Map& m, bool type_known, Cluster* cluster) {
+    if (const Entry* p = m.get("protocol")) {
+      constexpr std::string_view kWords[] = {"http1", "http2"};
+      constexpr UpstreamProtocol kProtocols[] = {UpstreamProtocol::kHttp1, UpstreamProtocol::kHttp2};
+      if (int i = get_choice(*p, "protocol", kWords); i >= 0) cluster->protocol = kProtocols[i];
+    }
     if (const Entry* p = m.get("lb_policy")) {
       constexpr std::string_view kWords[] = {"round_robin", "least_request", "random"};
       constexpr LbPolicy kPolicies[] = {LbPolicy::kRoundRobin, LbPolicy::kLeastRequest,
@@ -2320,7 +2326,7 @@ class Loader {
         if (parse_san_pattern(p, &normalized, &ignored)) p = std::move(normalized);
       }
     }
-    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn, false);
+    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn, true);
     if (type_known && cluster->type == ClusterType::kStatic && sni == nullptr && san == nullptr) {
       error(m->loc,
             "tls: a static cluster needs sni or verify_san (there is no DNS name to verify the "

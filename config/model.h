@@ -182,6 +182,7 @@ struct ClusterTls {
 // proxy/upstream/policy_from_config.h ----
 
 enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom };
+enum class UpstreamProtocol { kHttp1, kHttp2 };
 std::string_view lb_policy_name(LbPolicy p);  // "round_robin", "least_request", "random"
 
 // Local-zone preference. The local zone is aws.zone, else the task's AZ from ECS task metadata
@@ -308,6 +309,8 @@ struct Cluster {
   DnsRefresh dns;                           // clusters that resolve names only
   std::optional<ClusterTls> tls;            // absent = plaintext upstream
 
+  // HTTP/1.1 or HTTP/2 (h2c in cleartext, ALPN h2 with tls) to the endpoints.
+  UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
   LbPolicy lb_policy = LbPolicy::kRoundRobin;
   uint32_t panic_threshold_percent = 50;  // Envoy's healthy_panic_threshold; 0 = never panic
   ZoneAware zone_aware;

@@ -18,6 +18,7 @@
 #include "proxy/aws/sigv4.h"
 #include "proxy/base/log.h"
 #include "proxy/h2/session.h"
+#include "proxy/h2/translate.h"
 #include "proxy/server/worker.h"
 #include "proxy/tls/identity.h"
 
@@ -159,6 +160,9 @@ struct Exchange {
   std::string replay;         // the request body as sent, kept for retries (bounded)
   uint32_t attempts = 0;
   std::string_view cluster_name;
+  // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
+  std::unique_ptr<http::RequestHead> h2_head;
+  h2::FieldList h2_fields;
   const router::CompiledRoute* route = nullptr;
 };
 
@@ -1190,6 +1194,346 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     co_await send_local(ex, status, reason, !request_complete, hdrs);
     co_return request_complete;
   };
+
+  // ---- HTTP/2 upstream (protocol: http2): the same attempts over multiplexed streams ----
+  if (cluster.h2) {
+    upstream::H2Pool& h2p = worker_.h2_pool(cluster);
+    std::optional<upstream::H2Tls> h2tls;
+    if (cluster.tls) {
+      h2tls = upstream::H2Tls{cluster.tls->current.load(), cluster.sni, &worker_.tls_sessions()};
+    }
+    // A retry replays raw body bytes: only a content-length body is kept for HTTP/2.
+    keep_replay = keep_replay && rq.body == http::BodyKind::kContentLength;
+    h2::FieldList& fields = ex.h2_fields;
+    int last_status = 0;
+    std::string_view last_reason;
+    std::optional<upstream::H2Stream> hs;  // destroying an unfinished stream resets it
+    upstream::H2ResponseHead rh;
+    for (;;) {
+      hs.reset();
+      pick = rt.lb.pick(avoid, worker_.random());
+      if (!pick) {
+        count_error(stats::UpstreamError::kNoEndpoint);
+        co_return co_await fail_final(503, "no healthy upstream endpoint");
+      }
+      if (pick.panic) cs.lb_panic.inc();
+      if (pick.cross_zone) cs.lb_cross_zone.inc();
+      const tcp::endpoint ep = rt.lb.address(pick.index);
+      if (!sign_head()) {
+        count_error(stats::UpstreamError::kSigning);
+        co_return co_await fail_final(503, "request signing failed");
+      }
+      // The HTTP/2 request from the HTTP/1.1 head built above: one set of header rules.
+      if (!ex.h2_head) ex.h2_head = std::make_unique<http::RequestHead>();
+      http::HeadParser hp({base::kBufferSize, http::kMaxHeaders});
+      if (hp.parse_request(o, ex.h2_head.get()) != http::ParseResult::kDone) {
+        count_error(stats::UpstreamError::kProtocol);
+        co_return co_await fail_final(502, "request not translatable to HTTP/2");
+      }
+      fields.clear();
+      h2::h1_request_to_h2(*ex.h2_head, cluster.tls ? "https" : "http", &fields);
+      // te is hop-by-hop in HTTP/1.1, but "te: trailers" must reach an HTTP/2 upstream (gRPC
+      // servers insist on it).
+      for (size_t i = 0; i < rq.header_count; ++i) {
+        if (iequals(rq.headers[i].name, "te") &&
+            rq.headers[i].value.find("trailers") != std::string_view::npos) {
+          fields.add("te", "trailers");
+          break;
+        }
+      }
+      upstream::AttemptOutcome outcome;
+      bool have_response = false;
+      const auto attempt_start = Clock::now();
+      auto sr = co_await h2p.acquire_stream(ep, fields.fields(), has_body,
+                                            attempt_start + cc.connect_timeout,
+                                            h2tls ? &*h2tls : nullptr);
+      if (!sr) {
+        const upstream::H2Error& e = sr.error();
+        ex.upstream_name = ep.address().to_string() + ":" + std::to_string(ep.port());
+        switch (e.code) {
+          case upstream::H2Errc::kBreakerOpen:
+            count_overflow(upstream::Overflow::kConnections);
+            co_return co_await fail_final(503, "circuit breaker open: max connections",
+                                          "x-outrigger-overflow: connections\r\n");
+          case upstream::H2Errc::kPoolTimeout:
+            count_error(stats::UpstreamError::kPoolTimeout);
+            co_return co_await fail_final(503, "upstream connection pool timeout");
+          case upstream::H2Errc::kTlsHandshake:
+            cs.tls.errors[static_cast<size_t>(stats::tls_error_from_reason(e.tls_reason))].inc();
+            count_error(stats::UpstreamError::kTlsHandshake);
+            last_status = 503;
+            last_reason = tls_failure_text(stats::tls_error_from_reason(e.tls_reason));
+            break;
+          case upstream::H2Errc::kConnectTimeout:
+            count_error(stats::UpstreamError::kConnectTimeout);
+            last_status = 503;
+            last_reason = "upstream connect timeout";
+            break;
+          case upstream::H2Errc::kConnectRefused:
+            count_error(stats::UpstreamError::kConnectRefused);
+            last_status = 502;
+            last_reason = "upstream connection refused";
+            break;
+          case upstream::H2Errc::kNotH2:
+            count_error(stats::UpstreamError::kProtocol);
+            last_status = 502;
+            last_reason = "upstream does not speak HTTP/2";
+            break;
+          default:
+            count_error(stats::UpstreamError::kConnectFailed);
+            last_status = 502;
+            last_reason = "upstream connect error";
+            break;
+        }
+        outcome.result = e.attempt_result();
+        if (rt.od && outcome.result == upstream::AttemptResult::kConnectFailure) {
+          const auto why = rt.od->record_local_origin_failure(pick.index, attempt_start);
+          if (why != upstream::EjectReason::kNone) cs.ejections[static_cast<size_t>(why) - 1].inc();
+        }
+      } else {
+        hs.emplace(std::move(*sr));
+        upstream::H2Stream& st = *hs;
+        ex.upstream_name = st.connection().name();
+        cs.rq_total.inc();
+        rt.lb.on_request_start(pick);
+        // The body: streamed from the client on the first attempt (and kept for a retry when it
+        // fits), replayed from the kept copy afterwards.
+        bool body_ok = true;
+        if (has_body && !body_consumed) {
+          body_consumed = true;
+          for (int guard = 0; body_ok; ++guard) {
+            std::array<asio::const_buffer, 4> bufs;
+            size_t nb = 0;
+            const int rc = take_body(bufs, nb);
+            if (rc != 0) {
+              rt.lb.on_request_end(pick);
+              hs.reset();
+              co_return co_await body_error(rc);
+            }
+            // Only the bytes inside rbuf_ are body data (chunk framing lives elsewhere).
+            for (size_t i = 0; i < nb && body_ok; ++i) {
+              const char* d = static_cast<const char*>(bufs[i].data());
+              if (d < rbuf_->data || d >= rbuf_->data + base::kBufferSize) continue;
+              if (keep_replay) {
+                if (ex.replay.size() + bufs[i].size() > policy->max_replay_body_bytes) {
+                  keep_replay = false;
+                  std::string().swap(ex.replay);
+                } else {
+                  ex.replay.append(d, bufs[i].size());
+                }
+              }
+              auto w = co_await st.write_body(
+                  {reinterpret_cast<const uint8_t*>(d), bufs[i].size()}, false,
+                  Clock::now() + stream_idle);
+              body_ok = w.has_value();
+            }
+            ex.bytes_received += pos - rbeg_;
+            rbeg_ = pos;
+            if (body_done || !body_ok) break;
+            if (!co_await read_downstream(Timeout::kBody, stream_idle)) {
+              rt.lb.on_request_end(pick);
+              hs.reset();
+              if (timed_out_) co_await send_local(ex, 408, "request body timeout", true);
+              co_return false;
+            }
+            pos = rbeg_;
+          }
+          if (body_ok) body_ok = (co_await st.write_body({}, true, Clock::now() + stream_idle)).has_value();
+          request_complete = body_done;
+        } else if (has_body) {
+          auto w = co_await st.write_body(
+              {reinterpret_cast<const uint8_t*>(ex.replay.data()), ex.replay.size()}, true,
+              Clock::now() + stream_idle);
+          body_ok = w.has_value();
+        }
+        const auto deadline = upstream::attempt_deadline(
+            Clock::now(), request_deadline,
+            policy != nullptr ? policy->per_try_timeout : milliseconds(0));
+        auto head = co_await st.read_response_head(deadline);
+        rt.lb.on_request_end(pick);
+        if (head) {
+          rh = std::move(*head);
+          have_response = true;
+          outcome.result = upstream::AttemptResult::kResponse;
+          outcome.status = rh.status;
+        } else {
+          const upstream::H2Error& e = head.error();
+          if (e.code == upstream::H2Errc::kTimeout) {
+            count_error(stats::UpstreamError::kResponseTimeout);
+            const bool per_try = deadline < request_deadline;
+            if (!per_try) {
+              hs.reset();
+              co_return co_await fail_final(504, "upstream response timeout");
+            }
+            outcome.result = upstream::AttemptResult::kPerTryTimeout;
+            last_status = 504;
+            last_reason = "upstream per-try timeout";
+          } else {
+            count_error(stats::UpstreamError::kReset);
+            outcome.result = e.attempt_result();
+            last_status = e.unprocessed() ? 503 : 502;
+            last_reason = e.unprocessed() ? "upstream refused the stream" : "upstream reset";
+          }
+          hs.reset();
+        }
+        if (rt.od) {
+          const auto now = Clock::now();
+          const auto why = have_response ? rt.od->record_response(pick.index, rh.status, now)
+                                         : rt.od->record_local_origin_failure(pick.index, now);
+          if (why != upstream::EjectReason::kNone) cs.ejections[static_cast<size_t>(why) - 1].inc();
+        }
+      }
+      release_retry();
+      // Done, or another attempt? (retriable-headers are not read from HTTP/2 responses.)
+      const bool success = have_response && !(may_retry && policy->retriable(outcome));
+      if (success || !may_retry) {
+        if (have_response) break;
+        co_return co_await fail_final(last_status, last_reason);
+      }
+      const bool replayable = !body_consumed || (keep_replay && request_complete);
+      const auto decision = policy->should_retry(outcome, rq.method, retries, replayable);
+      bool again = decision == upstream::RetryDecision::kRetry;
+      if (!again) {
+        if (decision == upstream::RetryDecision::kExhausted) count_retry(stats::RetryOutcome::kExhausted);
+        if (decision == upstream::RetryDecision::kNotIdempotent) count_retry(stats::RetryOutcome::kNotIdempotent);
+        if (decision == upstream::RetryDecision::kBodyNotReplayable) count_retry(stats::RetryOutcome::kBodyNotReplayable);
+      } else if (rt.has_budget ? !(retry_budget_held = rt.budget.try_acquire())
+                               : !(retry_slot = upstream::BreakerSlot(breaker, upstream::Resource::kRetries))) {
+        count_retry(stats::RetryOutcome::kBudgetExhausted);
+        count_overflow(upstream::Overflow::kRetries);
+        again = false;
+      }
+      std::optional<milliseconds> delay;
+      if (again) {
+        delay = policy->retry_delay(outcome, retries + 1, std::chrono::system_clock::now(),
+                                    worker_.random());
+        if (!delay || Clock::now() + *delay >= request_deadline) {
+          release_retry();
+          count_retry(stats::RetryOutcome::kRetryAfterTooLong);
+          again = false;
+        }
+      }
+      if (!again) {
+        if (have_response) break;
+        co_return co_await fail_final(last_status, last_reason);
+      }
+      count_retry(stats::RetryOutcome::kRetried);
+      hs.reset();
+      if (delay->count() > 0) {
+        asio::steady_timer t(worker_.io());
+        wait_timer_ = &t;
+        t.expires_after(*delay);
+        co_await t.async_wait(use_nothrow);
+        wait_timer_ = nullptr;
+        if (close_ && timed_out_) {
+          release_retry();
+          co_return false;
+        }
+      }
+      avoid = pick.index;
+      ++retries;
+    }
+    release_retry();
+    // The response, re-framed for the HTTP/1.1 side: content-length when the upstream gave one,
+    // else chunked (which carries trailers, e.g. gRPC's grpc-status).
+    ex.status = rh.status;
+    cs.rq[static_cast<size_t>(stats::code_class(rh.status))].inc();
+    const bool client_11 = rq.version_minor == 1;
+    const bool no_body = rh.end_stream || rq.is_head || rh.status == 204 || rh.status == 304;
+    const bool length = !no_body && rh.content_length >= 0;
+    const bool chunk_out = !no_body && !length && client_11;
+    bool downstream_keep = rq.keep_alive && !close_ && request_complete && (no_body || length || chunk_out);
+    std::string& h = ex.out;
+    h.clear();
+    h += "HTTP/1.1 ";
+    append_uint(h, static_cast<uint64_t>(rh.status));
+    h += ' ';
+    h += h2::reason_phrase(rh.status);
+    h += "\r\n";
+    bool has_request_id = false;
+    for (const h2::Field& f : rh.fields.fields()) {
+      if (f.name == "content-length" && !length) continue;
+      if (f.name == "x-request-id") has_request_id = true;
+      h += f.name;
+      h += ": ";
+      h += f.value;
+      h += "\r\n";
+    }
+    if (length && !rh.fields.get("content-length")) {
+      h += "content-length: ";
+      append_uint(h, static_cast<uint64_t>(rh.content_length));
+      h += "\r\n";
+    }
+    if (no_body && !rq.is_head && rh.status != 204 && rh.status != 304) h += "content-length: 0\r\n";
+    if (chunk_out) h += "transfer-encoding: chunked\r\n";
+    if (!has_request_id) {
+      h += "x-request-id: ";
+      h += ex.request_id_view;
+      h += "\r\n";
+    }
+    attempts_header(h);
+    if (!downstream_keep) h += "connection: close\r\n";
+    h += "\r\n";
+    arm(Timeout::kStream, stream_idle);
+    auto [hec, hn] = co_await ds_write(asio::buffer(h));
+    disarm();
+    ex.bytes_sent += hn;
+    if (hec) {
+      hs.reset();
+      co_return false;
+    }
+    bool truncated = false;
+    for (int rounds = 0; !no_body; ++rounds) {
+      auto chunk = co_await hs->read_body(Clock::now() + stream_idle);
+      if (!chunk) {
+        count_error(stats::UpstreamError::kReset);
+        truncated = true;
+        break;
+      }
+      std::array<asio::const_buffer, 3> bufs;
+      size_t nb = 0;
+      if (!chunk->data.empty()) {
+        if (chunk_out) {
+          frame.set(chunk->data.size());
+          bufs[nb++] = asio::buffer(frame.hdr, frame.hdr_len);
+        }
+        bufs[nb++] = asio::buffer(chunk->data.data(), chunk->data.size());
+      }
+      ex.scratch.clear();
+      if (chunk_out && !chunk->data.empty()) ex.scratch += "\r\n";
+      if (chunk->end && chunk_out) {
+        ex.scratch += "0\r\n";
+        if (chunk->trailers != nullptr) {
+          for (const h2::Field& f : chunk->trailers->fields()) {
+            ex.scratch += f.name;
+            ex.scratch += ": ";
+            ex.scratch += f.value;
+            ex.scratch += "\r\n";
+          }
+        }
+        ex.scratch += "\r\n";
+      }
+      if (!ex.scratch.empty()) bufs[nb++] = asio::buffer(ex.scratch);
+      if (nb > 0) {
+        arm(Timeout::kStream, stream_idle);
+        auto [ec, n] = co_await ds_write(std::span(bufs.data(), nb));
+        disarm();
+        ex.bytes_sent += n;
+        if (ec) {
+          hs.reset();
+          co_return false;
+        }
+      }
+      if (chunk->end) break;
+    }
+    cs.duration.observe(Clock::now() - routed_at);
+    if (truncated) {
+      hs.reset();
+      co_return false;
+    }
+    if (!downstream_keep) close_ = true;
+    co_return downstream_keep;
+  }
 
   bool upstream_write_failed = false;
   int last_status = 0;  // the local answer if the last attempt fails without a response

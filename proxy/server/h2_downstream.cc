@@ -168,6 +168,13 @@ void H2Session::on_request(int32_t id, const h2::Request& rq) {
   s->head_request_ = rq.method == "HEAD";
   s->grpc_ = h2::is_grpc_request(rq.headers);
   h2::append_h1_request_head(rq, framing, &s->in_);
+  // "te: trailers" says the client takes trailers (gRPC): an HTTP/2 upstream must see it.
+  for (const h2::Field& f : rq.headers) {
+    if (f.name == "te" && f.value.find("trailers") != std::string_view::npos) {
+      s->in_ += "te: trailers\r\n";
+      break;
+    }
+  }
   s->in_ += "\r\n";
   std::optional<std::chrono::milliseconds> grpc_timeout;
   if (s->grpc_) {

@@ -54,6 +54,10 @@ tls::ClientTlsSettings client_settings(const config::Cluster& c) {
   s.sni = t.sni;
   s.verify_san = t.verify_san;
   s.alpn = t.alpn;
+  // HTTP/2 over TLS is chosen by ALPN: offer h2 unless the alpn list was written out.
+  if (c.protocol == config::UpstreamProtocol::kHttp2 && s.alpn == std::vector<std::string>{"http/1.1"}) {
+    s.alpn = {"h2"};
+  }
   return s;
 }
 
@@ -97,6 +101,7 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
       }
     }
     cs.generation = s->generation;
+    cs.h2 = c.protocol == config::UpstreamProtocol::kHttp2;
     if (c.signing) {
       auto sg = std::make_shared<SigningState>();
       sg->service = c.signing->service;

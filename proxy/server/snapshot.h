@@ -75,6 +75,7 @@ struct ClusterState {
   // AWS: SigV4 signing (lattice / apigateway with auth: iam) and an API Gateway stage prefix.
   std::shared_ptr<const SigningState> signing;
   std::string path_prefix;
+  bool h2 = false;  // protocol: http2
 };
 
 struct ListenerState {

@@ -109,11 +109,29 @@ void Worker::stop() {
 void Worker::finish_stop(int polls) {
   if (active_.load(std::memory_order_relaxed) == 0 || polls >= 1000) {
     access_log_.flush();
+    h2_pools_.clear();  // closes upstream HTTP/2 connections while the io_context is alive
     io_.stop();
     return;
   }
   tick_timer_.expires_after(std::chrono::milliseconds(1));
   tick_timer_.async_wait([this, polls](boost::system::error_code) { finish_stop(polls + 1); });
+}
+
+upstream::H2Pool& Worker::h2_pool(const ClusterState& cluster) {
+  upstream::H2PoolOptions o;
+  // A few multiplexed connections carry what many HTTP/1.1 ones would.
+  o.max_connections = std::max<uint32_t>(1, std::min<uint32_t>(cluster.cluster->max_connections, 16));
+  o.connect_timeout = cluster.cluster->connect_timeout;
+  o.connection.idle_timeout = cluster.cluster->idle_timeout;
+  if (cluster.shared) {
+    o.connection.breaker =
+        std::shared_ptr<upstream::CircuitBreaker>(cluster.shared, &cluster.shared->breaker);
+  }
+  auto& slot = h2_pools_[cluster.cluster->name];
+  if (!slot) slot = std::make_unique<upstream::H2Pool>(io_, o);
+  slot->set_options(o);
+  slot->set_stats(&stats_.cluster(cluster.stats_id));
+  return *slot;
 }
 
 upstream::ClusterPool& Worker::pool(const ClusterState& cluster) {

@@ -24,6 +24,7 @@
 #include "proxy/server/snapshot.h"
 #include "proxy/tls/context.h"
 #include "proxy/stats/stats.h"
+#include "proxy/upstream/h2_pool.h"
 #include "proxy/upstream/pool.h"
 
 namespace outrigger::server {
@@ -67,6 +68,8 @@ class Worker {
   // Worker thread.
   const std::shared_ptr<const Snapshot>& snapshot() const { return snapshot_; }
   upstream::ClusterPool& pool(const ClusterState& cluster);
+  // The cluster's HTTP/2 connections (protocol: http2).
+  upstream::H2Pool& h2_pool(const ClusterState& cluster);
   // The cluster's balancer state, brought up to date with the snapshot, health and ejections.
   ClusterRuntime& runtime(const ClusterState& cluster, Clock::time_point now);
   base::BufferPool& buffers() { return buffers_; }
@@ -106,6 +109,7 @@ class Worker {
   std::vector<std::pair<size_t, std::unique_ptr<tcp::acceptor>>> acceptors_;
   std::unordered_map<std::string, std::unique_ptr<upstream::ClusterPool>> pools_;
   std::unordered_map<std::string, std::unique_ptr<ClusterRuntime>> runtimes_;
+  std::unordered_map<std::string, std::unique_ptr<upstream::H2Pool>> h2_pools_;
   boost::asio::steady_timer tick_timer_{io_};
   DownstreamConnection* head_ = nullptr;  // intrusive list of live downstream connections
   std::atomic<size_t> active_{0};

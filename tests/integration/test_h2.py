@@ -313,3 +313,99 @@ class Grpc(ProxyTestCase):
 
 if __name__ == "__main__":
   unittest.main()
+
+
+class Http2Upstream(ProxyTestCase):
+  """Clusters with protocol: http2 (h2c here): gRPC through outrigger, and HTTP/1.1 clients
+  translated to an HTTP/2 upstream."""
+
+  def grpc_server(self, delay=0.0):
+    import grpc
+    from concurrent import futures
+
+    def unary(req, ctx):
+      md = dict(ctx.invocation_metadata())
+      return req + b"|" + md.get("x-forwarded-proto", "").encode()
+
+    def stream(req, ctx):
+      for i in range(5):
+        yield req + bytes([48 + i])
+
+    def slow(req, ctx):
+      time.sleep(2)
+      return req
+
+    def fail(req, ctx):
+      ctx.abort(grpc.StatusCode.NOT_FOUND, "no such order")
+
+    h = grpc.method_handlers_generic_handler("demo.Orders", {
+        "Get": grpc.unary_unary_rpc_method_handler(unary),
+        "List": grpc.unary_stream_rpc_method_handler(stream),
+        "Slow": grpc.unary_unary_rpc_method_handler(slow),
+        "Fail": grpc.unary_unary_rpc_method_handler(fail)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((h,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    self.addCleanup(server.stop, 0)
+    return "127.0.0.1:%d" % port
+
+  def channel(self, p):
+    import grpc
+    ch = grpc.insecure_channel("%s:%d" % p.addr())
+    self.addCleanup(ch.close)
+    return ch
+
+  def test_grpc_unary_streaming_status_and_deadline_pass_through(self):
+    import grpc
+    up = self.grpc_server()
+    p = self.start_proxy(h2_config(up, cluster_extra={"protocol": "http2"}))
+    ch = self.channel(p)
+    get = ch.unary_unary("/demo.Orders/Get")
+    self.assertEqual(get(b"order-7", timeout=5), b"order-7|http")
+    lst = ch.unary_stream("/demo.Orders/List")
+    self.assertEqual(list(lst(b"o", timeout=5)), [b"o0", b"o1", b"o2", b"o3", b"o4"])
+    with self.assertRaises(grpc.RpcError) as cm:
+      ch.unary_unary("/demo.Orders/Fail")(b"x", timeout=5)
+    self.assertEqual(cm.exception.code(), grpc.StatusCode.NOT_FOUND)
+    self.assertEqual(cm.exception.details(), "no such order")
+    t0 = time.monotonic()
+    with self.assertRaises(grpc.RpcError) as cm:
+      ch.unary_unary("/demo.Orders/Slow")(b"x", timeout=0.5)
+    self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+    self.assertLess(time.monotonic() - t0, 1.8)
+    # Many calls share few upstream connections.
+    for i in range(50):
+      self.assertEqual(get(b"%d" % i, timeout=5), b"%d|http" % i)
+    m = p.metrics()
+    self.assertLessEqual(m.get("outrigger_upstream_connections_total", cluster="c1"), 2)
+    log = p.wait_access_log(50)
+    self.assertTrue(all(e.get("protocol") == "HTTP/2" for e in log[-10:]))
+
+  def test_grpc_upstream_down_is_unavailable(self):
+    import grpc
+    p = self.start_proxy(h2_config("127.0.0.1:%d" % closed_port(),
+                                   cluster_extra={"protocol": "http2"}))
+    with self.assertRaises(grpc.RpcError) as cm:
+      self.channel(p).unary_unary("/demo.Orders/Get")(b"x", timeout=5)
+    self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+  def test_http1_client_to_http2_upstream(self):
+    d = self.make_tmpdir()
+    with open(os.path.join(d, "f.txt"), "wb") as f:
+      f.write(b"x" * 100000)
+    from harness.services import free_port
+    port = free_port()
+    proc = subprocess.Popen(["nghttpd", "--no-tls", "-d", d, str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    self.addCleanup(lambda: (proc.terminate(), proc.wait(5)))
+    from harness.services import wait_connectable
+    wait_connectable(("127.0.0.1", port), 5, proc)
+    p = self.start_proxy(h2_config("127.0.0.1:%d" % port, h2c=False,
+                                   cluster_extra={"protocol": "http2"}))
+    for _ in range(3):
+      r = curl("http://%s:%d/f.txt" % p.addr())
+      self.assertEqual(r.status, 200, r.stderr)
+      self.assertEqual(len(r.body), 100000)
+    self.assertEqual(curl("http://%s:%d/missing" % p.addr()).status, 404)
+    self.assertEqual(p.metrics().get("outrigger_upstream_connections_total", cluster="c1"), 1)
