@@ -1195,6 +1195,53 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     co_return request_complete;
   };
 
+  // After a failed attempt: the wait before the next one, or nullopt when the failure stands
+  // (not retriable, retries used up, a body that cannot be replayed, the budget or breaker
+  // full, a Retry-After too long). Counts the outcome; holds the retry slot when it retries.
+  auto next_attempt_delay =
+      [&](const upstream::AttemptOutcome& outcome) -> std::optional<milliseconds> {
+    const bool replayable = !body_consumed || (keep_replay && request_complete);
+    const auto decision = policy->should_retry(outcome, rq.method, retries, replayable);
+    if (decision != upstream::RetryDecision::kRetry) {
+      if (decision == upstream::RetryDecision::kExhausted) count_retry(stats::RetryOutcome::kExhausted);
+      if (decision == upstream::RetryDecision::kNotIdempotent) count_retry(stats::RetryOutcome::kNotIdempotent);
+      if (decision == upstream::RetryDecision::kBodyNotReplayable) count_retry(stats::RetryOutcome::kBodyNotReplayable);
+      return std::nullopt;
+    }
+    // Retries may never multiply a failure: the budget (or the max_retries breaker) decides.
+    const bool slot = rt.has_budget
+                          ? (retry_budget_held = rt.budget.try_acquire())
+                          : bool(retry_slot = upstream::BreakerSlot(breaker, upstream::Resource::kRetries));
+    if (!slot) {
+      count_retry(stats::RetryOutcome::kBudgetExhausted);
+      count_overflow(upstream::Overflow::kRetries);
+      return std::nullopt;
+    }
+    const auto delay = policy->retry_delay(outcome, retries + 1, std::chrono::system_clock::now(),
+                                           worker_.random());
+    if (!delay || Clock::now() + *delay >= request_deadline) {
+      release_retry();
+      count_retry(stats::RetryOutcome::kRetryAfterTooLong);
+      return std::nullopt;
+    }
+    count_retry(stats::RetryOutcome::kRetried);
+    return delay;
+  };
+  // The backoff wait; false when the worker stops meanwhile.
+  auto backoff = [&](milliseconds delay) -> asio::awaitable<bool> {
+    if (delay.count() <= 0) co_return true;
+    asio::steady_timer t(worker_.io());
+    wait_timer_ = &t;
+    t.expires_after(delay);
+    co_await t.async_wait(use_nothrow);
+    wait_timer_ = nullptr;
+    if (close_ && timed_out_) {
+      release_retry();
+      co_return false;
+    }
+    co_return true;
+  };
+
   // ---- HTTP/2 upstream (protocol: http2): the same attempts over multiplexed streams ----
   if (cluster.h2) {
     upstream::H2Pool& h2p = worker_.h2_pool(cluster);
@@ -1390,46 +1437,13 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
         if (have_response) break;
         co_return co_await fail_final(last_status, last_reason);
       }
-      const bool replayable = !body_consumed || (keep_replay && request_complete);
-      const auto decision = policy->should_retry(outcome, rq.method, retries, replayable);
-      bool again = decision == upstream::RetryDecision::kRetry;
-      if (!again) {
-        if (decision == upstream::RetryDecision::kExhausted) count_retry(stats::RetryOutcome::kExhausted);
-        if (decision == upstream::RetryDecision::kNotIdempotent) count_retry(stats::RetryOutcome::kNotIdempotent);
-        if (decision == upstream::RetryDecision::kBodyNotReplayable) count_retry(stats::RetryOutcome::kBodyNotReplayable);
-      } else if (rt.has_budget ? !(retry_budget_held = rt.budget.try_acquire())
-                               : !(retry_slot = upstream::BreakerSlot(breaker, upstream::Resource::kRetries))) {
-        count_retry(stats::RetryOutcome::kBudgetExhausted);
-        count_overflow(upstream::Overflow::kRetries);
-        again = false;
-      }
-      std::optional<milliseconds> delay;
-      if (again) {
-        delay = policy->retry_delay(outcome, retries + 1, std::chrono::system_clock::now(),
-                                    worker_.random());
-        if (!delay || Clock::now() + *delay >= request_deadline) {
-          release_retry();
-          count_retry(stats::RetryOutcome::kRetryAfterTooLong);
-          again = false;
-        }
-      }
-      if (!again) {
+      const auto delay = next_attempt_delay(outcome);
+      if (!delay) {
         if (have_response) break;
         co_return co_await fail_final(last_status, last_reason);
       }
-      count_retry(stats::RetryOutcome::kRetried);
       hs.reset();
-      if (delay->count() > 0) {
-        asio::steady_timer t(worker_.io());
-        wait_timer_ = &t;
-        t.expires_after(*delay);
-        co_await t.async_wait(use_nothrow);
-        wait_timer_ = nullptr;
-        if (close_ && timed_out_) {
-          release_retry();
-          co_return false;
-        }
-      }
+      if (!co_await backoff(*delay)) co_return false;
       avoid = pick.index;
       ++retries;
     }
@@ -1767,54 +1781,14 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     // 4. Done, or another attempt?
     const bool success = have_head && !(may_retry && policy->retriable(outcome));
     if (success || !may_retry || skip_body) break;
-    const bool replayable = !body_consumed || (keep_replay && request_complete);
-    const auto decision = policy->should_retry(outcome, rq.method, retries, replayable);
-    if (decision != upstream::RetryDecision::kRetry) {
-      if (decision == upstream::RetryDecision::kExhausted) count_retry(stats::RetryOutcome::kExhausted);
-      if (decision == upstream::RetryDecision::kNotIdempotent) count_retry(stats::RetryOutcome::kNotIdempotent);
-      if (decision == upstream::RetryDecision::kBodyNotReplayable) count_retry(stats::RetryOutcome::kBodyNotReplayable);
-      break;
-    }
-    // Retries may never multiply a failure: the budget (or the max_retries breaker) decides.
-    if (rt.has_budget) {
-      retry_budget_held = rt.budget.try_acquire();
-      if (!retry_budget_held) {
-        count_retry(stats::RetryOutcome::kBudgetExhausted);
-        count_overflow(upstream::Overflow::kRetries);
-        break;
-      }
-    } else {
-      retry_slot = upstream::BreakerSlot(breaker, upstream::Resource::kRetries);
-      if (!retry_slot) {
-        count_retry(stats::RetryOutcome::kBudgetExhausted);
-        count_overflow(upstream::Overflow::kRetries);
-        break;
-      }
-    }
-    const auto delay = policy->retry_delay(outcome, retries + 1, std::chrono::system_clock::now(),
-                                           worker_.random());
-    if (!delay || Clock::now() + *delay >= request_deadline) {
-      release_retry();
-      count_retry(stats::RetryOutcome::kRetryAfterTooLong);
-      break;
-    }
-    count_retry(stats::RetryOutcome::kRetried);
+    const auto delay = next_attempt_delay(outcome);
+    if (!delay) break;
     // The failed attempt's connection (and any response it started) is discarded.
     active_upstream_ = nullptr;
     drop_upstream(false);
     ex.ubeg = ex.uend = 0;
     have_head = false;
-    if (delay->count() > 0) {
-      asio::steady_timer t(worker_.io());
-      wait_timer_ = &t;
-      t.expires_after(*delay);
-      co_await t.async_wait(use_nothrow);
-      wait_timer_ = nullptr;
-      if (close_ && timed_out_) {
-        release_retry();
-        co_return false;  // the worker is stopping
-      }
-    }
+    if (!co_await backoff(*delay)) co_return false;  // the worker is stopping
     avoid = pick.index;
     ++retries;
     continue;
