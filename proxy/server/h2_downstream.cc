@@ -51,7 +51,7 @@ class H2Session;
 // One HTTP/2 stream as the HTTP/1.1 exchange its DownstreamConnection serves.
 class H2Stream final : public StreamIo {
  public:
-  H2Stream(H2Session* owner, int32_t id, asio::io_context& io) : owner_(owner), id_(id), wake_(io) {}
+  H2Stream(H2Session* owner, int32_t id, asio::io_context& io) : id_(id), owner_(owner), wake_(io) {}
 
   asio::awaitable<net::IoResult> read(asio::mutable_buffer b) override;
   asio::awaitable<net::IoResult> write(std::span<const asio::const_buffer> b) override;
