@@ -364,6 +364,11 @@ asio::awaitable<void> H2Connection::run_connect(std::shared_ptr<H2Connection> se
     auto s = w.lock();
     if (!s || s->state_ != State::kConnecting) return;
     *flag = true;
+    // Set before the close wakes the pool's waiters: they take this error as theirs.
+    H2Error e;
+    e.code = H2Errc::kConnectTimeout;
+    e.detail = "upstream connect timeout";
+    s->connect_error_ = std::move(e);
     s->close_transport();
   });
   auto failed = [&](H2Errc code, std::string detail, std::string_view tls_reason = {}) {
@@ -630,6 +635,14 @@ void H2Connection::fail(std::string why, bool lost) noexcept {
 void H2Connection::close_transport() noexcept {
   if (transport_closed_) return;
   transport_closed_ = true;
+  if (state_ == State::kConnecting && !ready_once_ && !connect_error_) {
+    // Provisional, for waiters woken below; run_connect() refines it.
+    H2Error e;
+    e.code = H2Errc::kConnectFailed;
+    e.detail = "connection closed while connecting";
+    if (!error_.empty()) e.detail += ": " + error_;
+    connect_error_ = std::move(e);
+  }
   boost::system::error_code ignored;
   conn_->socket.shutdown(tcp::socket::shutdown_both, ignored);
   conn_->socket.close(ignored);

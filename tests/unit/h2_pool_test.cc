@@ -651,8 +651,9 @@ TEST_F(H2PoolTest, SecondConnectionAtPeerMaxConcurrentStreamsAndWindowsHold) {
   }
   // Now read everything.
   std::vector<Result> rs(3);
+  const Fetch plain;  // outlives the spawned exchanges (they hold a reference)
   for (size_t i = 0; i < 3; ++i) {
-    asio::co_spawn(io, exchange(streams[i], &rs[i], Fetch{}, Clock::now() + 10s),
+    asio::co_spawn(io, exchange(streams[i], &rs[i], plain, Clock::now() + 10s),
                    [&rs, i](std::exception_ptr) { rs[i].done = true; });
   }
   ASSERT_TRUE(run_until(io, [&] { return all_done(rs); }));
@@ -856,6 +857,30 @@ TEST_F(H2PoolTest, RequestBodyFollowsTheServersConsumption) {
   uint32_t h = 2166136261u;
   for (unsigned char ch : body) h = (h ^ ch) * 16777619u;
   EXPECT_EQ(r.body, std::to_string(body.size()) + ":" + std::to_string(h));
+
+  // A server that stops reading: the write's deadline passes, the stream is reset.
+  srv.conns[0]->allow_sink(false);
+  std::optional<H2Error> write_error;
+  int32_t stuck_id = 0;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        h2::FieldList f = request("POST", "/sink");
+        auto s = co_await pool.acquire_stream(srv.endpoint(), f.fields(), true, Clock::now() + 5s);
+        if (!s) co_return;
+        stuck_id = s->id();
+        auto w = co_await s->write_body(bytes(body), true, Clock::now() + 200ms);
+        if (!w) write_error = w.error();
+        auto again = co_await s->write_body(bytes(body), true, Clock::now() + 200ms);
+        EXPECT_FALSE(again);
+      },
+      asio::detached);
+  ASSERT_TRUE(run_until(io, [&] { return write_error.has_value(); }));
+  EXPECT_EQ(write_error->code, H2Errc::kTimeout);
+  EXPECT_EQ(write_error->attempt_result(), AttemptResult::kPerTryTimeout);
+  ASSERT_TRUE(run_until(io, [&] { return srv.conns[0]->streams[stuck_id].closed; }));
+  EXPECT_EQ(srv.conns[0]->streams[stuck_id].close.error_code, h2::kCancel);
+  EXPECT_EQ(srv.conns[0]->streams[stuck_id].received.size(), 64u * 1024);
 }
 
 TEST_F(H2PoolTest, SlowReaderKeepsTheServerWithinTheWindow) {
@@ -1260,6 +1285,44 @@ TEST_F(H2PoolTest, AdoptedConnectionAndBreaker) {
   EXPECT_EQ((*c)->counters().streams_opened, 1u);
   (*c)->close();
   ASSERT_TRUE(run_until(io, [&] { return (*c)->state() == H2Connection::State::kClosed; }));
+
+  // H2Connection::connect() without a pool; close_when_idle() waits for the stream in flight.
+  std::shared_ptr<H2Connection> direct;
+  Result held;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        const H2Tls cleartext;
+        const H2ConnectionOptions opts;
+        auto cc = co_await H2Connection::connect(io, srv.endpoint(), cleartext, 2s, opts);
+        if (!cc) {
+          held.error = cc.error();
+          held.done = true;
+          co_return;
+        }
+        direct = *cc;
+        h2::FieldList f = request("GET", "/hold");
+        auto s = direct->open_stream(f.fields(), false);
+        if (!s) co_return;
+        direct->close_when_idle();
+        auto refused = direct->open_stream(f.fields(), false);
+        EXPECT_FALSE(refused);
+        if (!refused) {
+          EXPECT_EQ(refused.error().code, H2Errc::kGoaway);
+        }
+        const Fetch plain;
+        co_await exchange(*s, &held, plain, Clock::now() + 5s);
+        held.done = true;
+      },
+      asio::detached);
+  ASSERT_TRUE(run_until(io, [&] { return srv.held() == 1 || held.done; }));
+  ASSERT_FALSE(held.error) << describe(held);
+  EXPECT_EQ(direct->state(), H2Connection::State::kDraining);
+  srv.conns.back()->release();
+  ASSERT_TRUE(run_until(io, [&] { return held.done; }));
+  EXPECT_TRUE(held.ok()) << describe(held);
+  ASSERT_TRUE(run_until(io, [&] { return direct->state() == H2Connection::State::kClosed; }));
+  EXPECT_EQ(direct->counters().connections_lost, 0u);
 
   // The cluster's max_connections breaker: one slot, held by the first connection.
   CircuitBreakerThresholds t;
