@@ -49,6 +49,11 @@ asio::awaitable<boost::system::error_code> handshake(TlsStream& s, bool as_serve
   co_return ec;
 }
 
+asio::awaitable<void> shutdown(TlsStream& s) {
+  auto [ec] = co_await s.stream.async_shutdown(use_nothrow);
+  (void)ec;  // the peer may be gone already: nothing to do about it
+}
+
 asio::awaitable<IoResult> read_some(TlsStream& s, asio::mutable_buffer b) {
   co_return co_await s.stream.async_read_some(b, use_nothrow);
 }

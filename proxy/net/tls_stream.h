@@ -46,6 +46,10 @@ boost::asio::awaitable<IoResult> read_some(TlsStream& s, boost::asio::mutable_bu
 // so a head and a body slice do not become separate records and separate syscalls.
 boost::asio::awaitable<IoResult> write(TlsStream& s, std::span<const boost::asio::const_buffer> b);
 boost::asio::awaitable<IoResult> write(TlsStream& s, boost::asio::const_buffer b);
+// Sends close_notify and waits for the peer's (bounded by the caller cancelling the socket):
+// without it OpenSSL 3 clients treat the close as an error, drop the session and cannot tell a
+// complete response from a truncated one.
+boost::asio::awaitable<void> shutdown(TlsStream& s);
 // Plaintext bytes decrypted and waiting inside the session.
 size_t pending(TlsStream& s) noexcept;
 

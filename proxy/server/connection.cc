@@ -254,6 +254,12 @@ asio::awaitable<void> DownstreamConnection::serve(std::unique_ptr<DownstreamConn
     self->sio_->finish();
     co_return;
   }
+  if (self->tls_ && !self->timed_out_) {
+    // A clean TLS close (close_notify), waiting at most a moment for the client's.
+    self->arm(Timeout::kStream, milliseconds(200));
+    co_await net::shutdown(*self->tls_);
+    self->disarm();
+  }
   boost::system::error_code ec;
   self->socket_.shutdown(tcp::socket::shutdown_send, ec);
   self->socket_.close(ec);
@@ -765,8 +771,18 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   // The upstream request head.
   std::string& o = ex.out;
   o.clear();
+  // Host: the cluster's rewrite, else the client's; an HTTP/1.0 request may have none: then the
+  // name the upstream is reached by (SNI), else its address.
+  std::string fallback_host;
+  if (!cc.host_rewrite && rq.authority.empty()) {
+    fallback_host = !cluster.sni.empty() ? cluster.sni
+                                         : cluster.endpoints[0].address().to_string() + ":" +
+                                               std::to_string(cluster.endpoints[0].port());
+  }
   const std::string_view upstream_host =
-      cc.host_rewrite ? std::string_view(*cc.host_rewrite) : rq.authority;
+      cc.host_rewrite            ? std::string_view(*cc.host_rewrite)
+      : !rq.authority.empty()    ? rq.authority
+                                 : std::string_view(fallback_host);
   o += rq.method;
   o += ' ';
   o += cluster.path_prefix;  // an API Gateway stage

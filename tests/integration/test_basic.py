@@ -2,6 +2,7 @@
 log, Expect: 100-continue. Real binary, real curl and raw sockets, our recording upstream."""
 import hashlib
 import json
+import socket
 import threading
 import time
 import unittest
@@ -93,6 +94,20 @@ class RunMode(ProxyTestCase):
     self.assertEqual(r.status, 200, r.stderr)
     j = r.json()
     self.assertEqual((j["method"], j["body"]), ("POST", data))
+
+  def test_http10_without_host_gets_the_upstreams_address_as_host(self):
+    c = socket.create_connection(self.proxy.addr(), timeout=5)
+    self.addCleanup(c.close)
+    c.sendall(b"GET /echo HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+      d = c.recv(65536)
+      if not d:
+        break
+      data += d
+    self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+    host = [v for k, v in self.up.requests[-1].headers if k.lower() == "host"]
+    self.assertEqual(host, [self.up.address])
 
   def test_keepalive_reuses_one_upstream_connection(self):
     n = 10

@@ -232,6 +232,31 @@ class Termination(TlsCase):
       self.assertEqual(len(xfcc), 1)
       self.assertIn("Service=checkout", xfcc[0])
 
+  def test_clean_close_lets_openssl_3_clients_resume(self):
+    # The proxy ends a TLS connection with close_notify: the client sees a clean EOF (no ragged
+    # EOF error), keeps its session and resumes it on the next connection.
+    app = self.start_upstream()
+    p = self.start_inbound(app)
+    ctx = ssl.create_default_context(cafile=self.pki.bundle)
+    ctx.load_cert_chain(*self.consumer)
+    session = None
+    reused = []
+    for _ in range(3):
+      with socket.create_connection(p.addr(), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=session,
+                             suppress_ragged_eofs=False) as t:
+          t.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+          data = b""
+          while True:
+            d = t.recv(65536)  # raises SSLEOFError on an EOF without close_notify
+            if not d:
+              break
+            data += d
+          self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
+          reused.append(t.session_reused)
+          session = t.session
+    self.assertEqual(reused, [False, True, True])
+
   @unittest.skipUnless(shutil.which("sslscan"), "sslscan is installed by make deps")
   def test_sslscan_sees_no_old_protocol_and_no_weak_cipher(self):
     app = self.start_upstream()
