@@ -87,6 +87,32 @@ bool H2Error::unprocessed() const noexcept {
   return r == AttemptResult::kConnectFailure || r == AttemptResult::kRefusedStream;
 }
 
+void to_h1_view(const H2ResponseHead& h, http::ResponseHead* out) noexcept {
+  out->status = h.status;
+  out->reason = {};
+  out->version_minor = 1;
+  out->keep_alive = true;
+  out->has_te_chunked = false;
+  out->head_bytes = 0;
+  out->connection_token_count = 0;
+  if (h.end_stream) {
+    out->body = http::BodyKind::kNone;
+    out->content_length = 0;
+  } else if (h.content_length >= 0) {
+    out->body = http::BodyKind::kContentLength;
+    out->content_length = static_cast<uint64_t>(h.content_length);
+  } else {
+    out->body = http::BodyKind::kChunked;
+    out->content_length = 0;
+  }
+  size_t n = 0;
+  for (const h2::Field& f : h.fields.fields()) {
+    if (n == out->headers.size()) break;
+    out->headers[n++] = http::Header{f.name, f.value, http::HeaderKind::kOther, false};
+  }
+  out->header_count = n;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Stream state (owned by the H2Stream handle; the connection maps id -> state while it lives)
 

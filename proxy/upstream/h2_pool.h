@@ -127,6 +127,13 @@ struct H2ResponseHead {
   bool end_stream = false;  // no body follows
 };
 
+// An http::ResponseHead view of an h2 head, for code written against HTTP/1.1 heads (the retry
+// policy's retriable-headers and Retry-After, AttemptOutcome::headers, logs): status, fields by
+// name (kind kOther), body kNone (END_STREAM on the head) / kContentLength / kChunked (delimited by
+// END_STREAM, as h2::h1_framing says). Views into `h`; fields beyond http::kMaxHeaders are left
+// out.
+void to_h1_view(const H2ResponseHead& h, http::ResponseHead* out) noexcept;
+
 // What read_body() produced.
 struct H2BodyChunk {
   // Valid until the next read_body(), reset() or the stream's destruction. These bytes hold

@@ -683,6 +683,38 @@ TEST_F(H2PoolTest, UploadLargerThanTheWindowIsStreamedWithBackpressure) {
   EXPECT_TRUE(r.body == o.body) << r.body.size();
 }
 
+TEST_F(H2PoolTest, ResponseHeadAsAnHttp11ViewForTheRetryPolicy) {
+  H2ResponseHead h;
+  h.status = 503;
+  h.fields.add("retry-after", "0");
+  h.fields.add("x-retry-me", "yes");
+  h.content_length = 12;
+  http::ResponseHead v;
+  to_h1_view(h, &v);
+  EXPECT_EQ(v.status, 503);
+  EXPECT_EQ(v.body, http::BodyKind::kContentLength);
+  EXPECT_EQ(v.content_length, 12u);
+  ASSERT_EQ(v.header_count, 2u);
+  RetryPolicy p;
+  p.retry_on = retry_on::kRetriableHeaders;
+  p.retriable_headers = {{"X-Retry-Me", std::nullopt}};
+  AttemptOutcome o;
+  o.status = v.status;
+  o.headers = &v;
+  EXPECT_TRUE(p.retriable(o));
+  h.fields.clear();
+  h.fields.add("x-other", "1");
+  to_h1_view(h, &v);
+  EXPECT_FALSE(p.retriable(o));
+  h.end_stream = true;
+  to_h1_view(h, &v);
+  EXPECT_EQ(v.body, http::BodyKind::kNone);
+  h.end_stream = false;
+  h.content_length = -1;
+  to_h1_view(h, &v);
+  EXPECT_EQ(v.body, http::BodyKind::kChunked);
+}
+
 TEST_F(H2PoolTest, TlsWithAlpnH2AndSessionResumption) {
   const std::string ca = (dir_ / "ca").string();
   auto pki = [](std::vector<std::string> args) {
