@@ -33,6 +33,9 @@ bench_versions() {
   echo "nginx $(nginx -v 2>&1 | sed 's|.*nginx/||')"
   echo "nghttpx $(nghttpx --version 2>&1 | sed 's|.*nghttp2/||')"
   echo "wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
+  if command -v h2load >/dev/null 2>&1; then
+    echo "h2load $(h2load --version 2>&1 | sed 's|.*nghttp2/||')"
+  fi
   if [[ -n "$bin" && -x "$bin" ]]; then
     echo "outrigger $(timeout 5 "$bin" --version 2>/dev/null | head -1 | sed 's/^outrigger //' || true)"
   fi
