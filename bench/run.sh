@@ -194,12 +194,22 @@ describe_args=()
 any_failed=0
 for case in "${CASES[@]}"; do
   id="${case//-/_}"
+  # A case may run its own list of proxies (variants such as outrigger-resilient) derived from the
+  # selected ones: optional hook case_<id>_proxies SELECTED... prints one name per line.
+  case_proxies=("${PROXIES[@]}")
+  if declare -F "case_${id}_proxies" >/dev/null; then
+    mapfile -t case_proxies < <("case_${id}_proxies" "${PROXIES[@]}")
+    if ((${#case_proxies[@]} == 0)); then
+      bench_log "case $case: none of the selected proxies (${PROXIES[*]}) runs in it; skipped"
+      continue
+    fi
+  fi
   describe_args+=(--describe "$case=$("case_${id}_describe")")
   bench_log "case $case: $("case_${id}_describe")"
   "case_${id}_setup" || bench_die "case $case: backend setup failed"
   declare -A failed=()
   for ((round = 1; round <= BENCH_ROUNDS; round++)); do
-    for proxy in "${PROXIES[@]}"; do
+    for proxy in "${case_proxies[@]}"; do
       if [[ -n "${failed[$proxy]:-}" ]]; then
         echo "$case,$round,$proxy,skipped,,,,,,,,,,," >>"$ROUNDS_CSV"
         continue

@@ -55,10 +55,30 @@ def best_peer(med, case, proxies):
     return min(vals) if vals else (None, None)
 
 
+def baseline(med, case, proxies):
+    """(CPU-µs/req, name, label) that the ratio column divides by: the best peer, or in a case
+    without peers (outrigger variants only) the first proxy of the case that finished."""
+    best, name = best_peer(med, case, proxies)
+    if best is not None:
+        return best, name, "best peer"
+    for p in proxies:
+        if med[(case, p)]["ok"] and p not in PEERS:
+            return med[(case, p)]["cpu_us_per_req"], p, p
+    return None, None, "best peer"
+
+
+def case_proxies(rows, case, proxies):
+    """The selected proxies that ran in this case, then the case's own variants (e.g.
+    outrigger-resilient), in order of first appearance in the rounds."""
+    seen = [r["proxy"] for r in rows if r["case"] == case]
+    return [p for p in proxies if p in seen] + list(dict.fromkeys(
+        p for p in seen if p not in proxies))
+
+
 def table(med, case, proxies):
-    best, best_name = best_peer(med, case, proxies)
+    best, best_name, label = baseline(med, case, proxies)
     lines = [
-        "| proxy | req/s | p50 | p99 | CPU-µs/req | ratio to best peer | proxy CPU | "
+        f"| proxy | req/s | p50 | p99 | CPU-µs/req | ratio to {label} | proxy CPU | "
         "other load on proxy CPU | rounds ok |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -74,34 +94,45 @@ def table(med, case, proxies):
             f"| {p} | {fmt_num(e['rps'])}{errs} | {fmt_latency(e['p50_us'])} | "
             f"{fmt_latency(e['p99_us'])} | {e['cpu_us_per_req']:.2f} | {ratio} | "
             f"{e['proxy_cpu_pct']:.0f}% | {e['proxy_cpu_other_pct']:.0f}% | {e['ok']}/{total} |")
-    note = (f"Ratio = CPU-µs/req ÷ that of the best peer ({best_name}, {best:.2f}); below 1.00 "
-            "means less proxy CPU per request than every peer." if best is not None
-            else "No peer finished, so there is no ratio.")
+    if best is None:
+        note = "No peer finished, so there is no ratio."
+    elif label == "best peer":
+        note = (f"Ratio = CPU-µs/req ÷ that of the best peer ({best_name}, {best:.2f}); below 1.00 "
+                "means less proxy CPU per request than every peer.")
+    else:
+        note = (f"No peer runs in this case; ratio = CPU-µs/req ÷ that of {best_name} "
+                f"({best:.2f}).")
     note += (" 'proxy CPU' is the proxy's share of its CPU during the run (about 100% means the proxy"
              " was the bottleneck); 'other load' is time on that CPU not charged to the proxy (other"
              " processes, interrupts) and should be near 0 for clean numbers.")
     return "\n".join(lines), note
 
 
-def write_csv(med, cases, proxies, path):
+def write_csv(med, cases, path):
+    """cases: [(case, [proxies of that case])]."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["case", "proxy", "rounds_ok", "rounds_failed", "rps", "p50_us", "p99_us",
                     "cpu_us_per_req", "cpu_us_per_req_min", "cpu_us_per_req_max",
-                    "ratio_to_best_peer", "proxy_cpu_pct", "proxy_cpu_other_pct", "errors"])
-        for case in cases:
-            best, _ = best_peer(med, case, proxies)
-            for p in proxies:
+                    "ratio_to_best_peer", "proxy_cpu_pct", "proxy_cpu_other_pct", "errors",
+                    "ratio_to_baseline", "baseline"])
+        for case, case_list in cases:
+            best, _ = best_peer(med, case, case_list)
+            base, base_name, _ = baseline(med, case, case_list)
+            for p in case_list:
                 e = med[(case, p)]
                 ratio = (e["cpu_us_per_req"] / best
                          if best and e["cpu_us_per_req"] is not None else None)
+                ratio_base = (e["cpu_us_per_req"] / base
+                              if base and e["cpu_us_per_req"] is not None else None)
 
                 def c(v, d=2):
                     return "" if v is None else f"{v:.{d}f}"
                 w.writerow([case, p, e["ok"], e["failed"], c(e["rps"], 0), c(e["p50_us"], 0),
                             c(e["p99_us"], 0), c(e["cpu_us_per_req"]), c(e["cpu_min"]),
                             c(e["cpu_max"]), c(ratio, 3), c(e["proxy_cpu_pct"], 1),
-                            c(e["proxy_cpu_other_pct"], 1), c(e["errors"], 0)])
+                            c(e["proxy_cpu_other_pct"], 1), c(e["errors"], 0),
+                            c(ratio_base, 3), base_name or ""])
 
 
 def chart(med, case, proxies, out_dir):
@@ -159,26 +190,32 @@ def main():
     cases = args.cases.split(",")
     proxies = args.proxies.split(",")
     described = dict(d.split("=", 1) for d in args.describe)
-    med = medians(load_rounds(args.rounds_csv), cases, proxies)
+    rows = load_rounds(args.rounds_csv)
+    # Per case: the proxies that ran in it (a case may skip some or add variants of outrigger).
+    per_case = [(c, case_proxies(rows, c, proxies)) for c in cases]
+    per_case = [(c, pl) for c, pl in per_case if pl]
+    med = {}
+    for c, pl in per_case:
+        med.update(medians(rows, [c], pl))
 
     md = ["# Outrigger side-by-side benchmark", ""]
     if args.meta and os.path.exists(args.meta):
         with open(args.meta) as f:
             md += [f"- {line.rstrip()}" for line in f if line.strip()]
         md.append("")
-    for case in cases:
-        body, note = table(med, case, proxies)
+    for case, case_list in per_case:
+        body, note = table(med, case, case_list)
         md += [f"## {case}", ""]
         if case in described:
             md += [described[case], ""]
         md += [body, "", note, ""]
-        png = chart(med, case, proxies, args.out_dir)
+        png = chart(med, case, case_list, args.out_dir)
         if png:
             md += [f"![{case}]({os.path.basename(png)})", ""]
     text = "\n".join(md)
     with open(os.path.join(args.out_dir, "results.md"), "w") as f:
         f.write(text)
-    write_csv(med, cases, proxies, os.path.join(args.out_dir, "results.csv"))
+    write_csv(med, per_case, os.path.join(args.out_dir, "results.csv"))
     print(text)
 
 
