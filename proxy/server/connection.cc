@@ -1413,6 +1413,10 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
             Clock::now(), request_deadline,
             policy != nullptr ? policy->per_try_timeout : milliseconds(0));
         auto head = co_await st.read_response_head(deadline);
+        // Interim responses (100, 103) are not relayed from HTTP/2 upstreams: wait for the final.
+        for (int interim = 0; head && head->status < 200 && interim < 16; ++interim) {
+          head = co_await st.read_response_head(deadline);
+        }
         rt.lb.on_request_end(pick);
         if (head) {
           rh = std::move(*head);

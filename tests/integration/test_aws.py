@@ -57,7 +57,7 @@ class AwsCase(ProxyTestCase):
   def proxy(self, cfg, env=None):
     p = Proxy(config=cfg, env=env or {})
     self.addCleanup(self._stop_proxy, p)
-    return p.start()
+    return p.start(ready_timeout=30)  # readiness waits for DNS, credentials and task metadata
 
   def standin(self, obj):
     self.addCleanup(obj.close)

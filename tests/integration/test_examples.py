@@ -259,6 +259,9 @@ class Dockerfile(unittest.TestCase):
       if not m or m.group(1) == "not":
         continue
       path = os.path.realpath(m.group(1))
+      # `make test-asan` runs this against a sanitizer build: its runtimes never ship.
+      if re.search(r"/lib(a|ub|l|t|hwa)san\.so", path):
+        continue
       for candidate in (path, path.replace("/usr/lib/", "/lib/", 1), m.group(1)):
         p = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True, timeout=30)
         if p.returncode == 0:

@@ -651,7 +651,7 @@ TEST_F(H2PoolTest, SecondConnectionAtPeerMaxConcurrentStreamsAndWindowsHold) {
   }
   // Now read everything.
   std::vector<Result> rs(3);
-  const Fetch plain;  // outlives the spawned exchanges (they hold a reference)
+  static const Fetch plain;  // outlives the spawned exchanges (they hold a reference)
   for (size_t i = 0; i < 3; ++i) {
     asio::co_spawn(io, exchange(streams[i], &rs[i], plain, Clock::now() + 10s),
                    [&rs, i](std::exception_ptr) { rs[i].done = true; });
