@@ -75,6 +75,11 @@ void AccessLogBuffer::append(const AccessLogEntry& e) {
   log::append_json_string(b, e.cluster);
   b += ",\"attempts\":";
   b += std::to_string(e.attempts);
+  if (!e.upstream_protocol.empty()) {
+    b += ",\"upstream_protocol\":\"";
+    b += e.upstream_protocol;
+    b += '"';
+  }
   if (!e.caller.empty()) {
     b += ",\"caller\":";
     log::append_json_string(b, e.caller);

@@ -30,6 +30,7 @@ class AccessLogSink {
 struct AccessLogEntry {
   std::string_view listener, route, method, authority, path, protocol, upstream, request_id;
   std::string_view cluster;  // the cluster the request went to ("" = none)
+  std::string_view upstream_protocol;  // "HTTP/1.1" or "HTTP/2" when an attempt was made
   std::string_view caller;   // verified caller "account/service" on TLS listeners, else ""
   uint32_t attempts = 0;     // upstream attempts (1 + retries); 0 = none was made
   int status = 0;

@@ -159,6 +159,7 @@ struct Exchange {
   std::string upstream_name;  // reused across requests: assignment keeps its capacity
   std::string replay;         // the request body as sent, kept for retries (bounded)
   uint32_t attempts = 0;
+  bool upstream_h2 = false;
   std::string_view cluster_name;
   // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
   std::unique_ptr<http::RequestHead> h2_head;
@@ -184,6 +185,7 @@ void give_exchange(std::unique_ptr<Exchange> e) {
   e->bytes_received = e->bytes_sent = 0;
   e->generated_id = false;
   e->attempts = 0;
+  e->upstream_h2 = false;
   e->cluster_name = {};
   if (t_exchanges.size() < 64) t_exchanges.push_back(std::move(e));
 }
@@ -574,6 +576,7 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       e.upstream = ex.upstream_name;
       e.cluster = ex.cluster_name;
       e.attempts = ex.attempts;
+      if (ex.attempts > 0) e.upstream_protocol = ex.upstream_h2 ? "HTTP/2" : "HTTP/1.1";
       if (peer_ && peer_->identity.known()) e.caller = peer_->caller;
       e.request_id = ex.request_id_view;
       e.status = ex.status;
@@ -1188,6 +1191,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   };
   upstream::LbPick pick;
   ex.cluster_name = cc.name;
+  ex.upstream_h2 = cluster.h2;
   auto attempts_header = [&](std::string& out) {
     ex.attempts = retries + 1;
     out += "x-outrigger-attempts: ";

@@ -380,7 +380,65 @@ class Http2Upstream(ProxyTestCase):
     m = p.metrics()
     self.assertLessEqual(m.get("outrigger_upstream_connections_total", cluster="c1"), 2)
     log = p.wait_access_log(50)
-    self.assertTrue(all(e.get("protocol") == "HTTP/2" for e in log[-10:]))
+    self.assertTrue(all(e.get("protocol") == "HTTP/2" and e.get("upstream_protocol") == "HTTP/2"
+                        for e in log[-10:]), log[-1])
+
+  def test_upstream_goaway_mid_load_loses_no_call(self):
+    """One of two gRPC upstreams shuts down gracefully (GOAWAY) while calls flow: calls it had
+    started finish, calls it never processed are retried on the other (refused-stream), the
+    client sees no failure."""
+    import grpc
+    from concurrent import futures
+    servers = []
+    addrs = []
+    for _ in range(2):
+      h = grpc.method_handlers_generic_handler("demo.Orders", {
+          "Get": grpc.unary_unary_rpc_method_handler(lambda req, ctx: (time.sleep(0.01), req)[1])})
+      srv = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+      srv.add_generic_rpc_handlers((h,))
+      port = srv.add_insecure_port("127.0.0.1:0")
+      srv.start()
+      self.addCleanup(srv.stop, 0)
+      servers.append(srv)
+      addrs.append("127.0.0.1:%d" % port)
+    cfg = h2_config(addrs[0], cluster_extra={"protocol": "http2"})
+    cfg["clusters"][0]["endpoints"] = addrs
+    # The stopped endpoint is ejected at its first refused connection; retries are bounded by a
+    # budget rather than Envoy's default of 3 concurrent ones.
+    cfg["clusters"][0]["outlier_detection"] = {"consecutive_local_origin_failure": 1,
+                                               "max_ejection_percent": 50}
+    cfg["clusters"][0]["retry_budget"] = {"budget_percent": 50, "min_retry_concurrency": 8}
+    cfg["listeners"][0]["routes"][0]["retry"] = {
+        "retry_on": ["refused-stream", "connect-failure", "reset"], "num_retries": 3,
+        "retry_non_idempotent": False, "backoff": {"base": "5ms", "max": "20ms"}}
+    p = self.start_proxy(cfg)
+    ch = self.channel(p)
+    get = ch.unary_unary("/demo.Orders/Get")
+    results = []
+    stop = threading.Event()
+
+    def load():
+      n = 0
+      deadline = time.monotonic() + 20
+      while not stop.is_set() and time.monotonic() < deadline and n < 5000:
+        try:
+          results.append(get(b"%d" % n, timeout=5) == b"%d" % n)
+        except grpc.RpcError as e:
+          results.append((e.code(), e.details()))
+        n += 1
+
+    threads = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    for t in threads:
+      t.start()
+    time.sleep(1.0)
+    servers[0].stop(grace=2).wait(5)  # GOAWAY, in-flight calls finish
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+      t.join(25)
+    failures = [r for r in results if r is not True]
+    self.assertGreater(len(results), 100)
+    self.assertEqual(failures, [])
 
   def test_grpc_upstream_down_is_unavailable(self):
     import grpc
