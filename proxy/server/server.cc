@@ -1,5 +1,6 @@
 #include "proxy/server/server.h"
 
+#include <malloc.h>
 #include <sys/socket.h>
 
 #include <boost/asio/ip/address.hpp>
@@ -826,6 +827,11 @@ void Server::finish() {
 
 int Server::run() {
   std::signal(SIGPIPE, SIG_IGN);
+  // glibc would trim the heap top on nearly every burst and fault the pages back in on the
+  // next one (measured: 0.2-0.6 page faults per HTTP/2 request). Memory of idle connections is
+  // still returned by the workers' explicit malloc_trim (see Worker::tick).
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);
   if (config_->access_log.mode == config::AccessLogMode::kStdout) {
     access_log_ = AccessLogSink::open_stdout();
   } else if (config_->access_log.mode == config::AccessLogMode::kFile) {
