@@ -96,8 +96,6 @@ class H2Stream final : public StreamIo {
   bool closed_ = false;  // the client side of the stream is gone
   // response translation
   std::string raw_;  // HTTP/1.1 response bytes not yet translated
-  std::unique_ptr<http::HeadParser> parser_;
-  std::unique_ptr<http::ResponseHead> head_;
   http::ChunkedDecoder chunks_;
   bool head_done_ = false;
   bool resp_done_ = false;
@@ -141,6 +139,10 @@ class H2Session final : public h2::ServerEvents {
 
   std::unique_ptr<h2::ServerSession> session_;
   bool dead_ = false;
+  // One response-head parser for all streams (a head is parsed within one call; a stream whose
+  // head is not complete yet parses again from its start when more arrives).
+  http::HeadParser head_parser_{http::HeadParser::Limits{base::kBufferSize, http::kMaxHeaders}};
+  std::unique_ptr<http::ResponseHead> head_scratch_;
 
  private:
   H2Stream* find(int32_t id) {
@@ -277,21 +279,18 @@ void H2Stream::feed_response(const char* p, size_t n) {
   raw_.append(p, n);
   h2::ServerSession& session = *owner_->session_;
   while (!head_done_) {
-    if (!parser_) {
-      parser_ = std::make_unique<http::HeadParser>(
-          http::HeadParser::Limits{base::kBufferSize, http::kMaxHeaders});
-      head_ = std::make_unique<http::ResponseHead>();
-    }
-    const auto r = parser_->parse_response(raw_, head_request_, head_.get());
+    if (!owner_->head_scratch_) owner_->head_scratch_ = std::make_unique<http::ResponseHead>();
+    http::HeadParser& parser = owner_->head_parser_;
+    parser.reset();
+    const auto r = parser.parse_response(raw_, head_request_, owner_->head_scratch_.get());
     if (r == http::ParseResult::kNeedMore) return;
     if (r == http::ParseResult::kError) {
       fail();
       return;
     }
-    const http::ResponseHead& rs = *head_;
+    const http::ResponseHead& rs = *owner_->head_scratch_;
     if (rs.status < 200) {  // interim: not forwarded over HTTP/2
       raw_.erase(0, rs.head_bytes);
-      parser_->reset();
       continue;
     }
     head_done_ = true;
