@@ -848,8 +848,19 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     if (sg.service != aws::kLatticeService) {
       if (!has_body) {
         payload_hash = aws::kEmptyPayloadHash;
-      } else if (rq.body == http::BodyKind::kContentLength &&
-                 rend_ - head_end >= rq.content_length) {
+      } else if (rq.body == http::BodyKind::kContentLength && pin_ == head_end &&
+                 rq.content_length <= base::kBufferSize - head_end) {
+        // The whole body is needed for its hash: wait for it (clients often send the head and
+        // the body in separate writes). It stays in the buffer behind the pinned head.
+        for (int reads = 0; rend_ - head_end < rq.content_length && reads < 1'000'000; ++reads) {
+          if (!co_await read_downstream(Timeout::kBody, stream_idle)) {
+            if (timed_out_) {
+              worker_.stats().limit(stats::Limit::kHeaderTimeout).inc();
+              co_await send_local(ex, 408, "request body timeout", true);
+            }
+            co_return false;
+          }
+        }
         payload_hash = sha256_hex({rbuf_->data + head_end, static_cast<size_t>(rq.content_length)});
       } else {
         count_error(stats::UpstreamError::kSigning);

@@ -191,6 +191,23 @@ class ApiGateway(AwsCase):
     self.assertEqual(seen["target"], "/prod/orders?x=1")
     self.assertEqual(seen["headers"]["host"], API)
     self.assertNotIn("x-amz-content-sha256", seen["headers"])  # the hash is in the signature
+    # A body sent after its head (a separate write, later) is waited for, then hashed.
+    import socket as _socket
+    body = b'{"n": 43}'
+    with _socket.create_connection(p.addr(), timeout=10) as c:
+      c.sendall(b"POST /orders HTTP/1.1\r\nHost: orders\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+      time.sleep(0.3)
+      c.sendall(body)
+      data = b""
+      while True:
+        d = c.recv(65536)
+        if not d:
+          break
+        data += d
+    self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+    self.assertTrue(front.seen[-1]["ok"], front.seen[-1])
+    self.assertEqual(front.seen[-1]["body_len"], len(body))
 
 
 class PrivateLink(AwsCase):
