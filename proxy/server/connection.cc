@@ -1231,6 +1231,26 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   // After a failed attempt: the wait before the next one, or nullopt when the failure stands
   // (not retriable, retries used up, a body that cannot be replayed, the budget or breaker
   // full, a Retry-After too long). Counts the outcome; holds the retry slot when it retries.
+  // The next endpoint (never the one that just failed while another can serve); false when
+  // none may serve. Panic and cross-zone picks are counted.
+  auto pick_endpoint = [&]() -> bool {
+    pick = rt.lb.pick(avoid, worker_.random());
+    if (!pick) {
+      count_error(stats::UpstreamError::kNoEndpoint);
+      return false;
+    }
+    if (pick.panic) cs.lb_panic.inc();
+    if (pick.cross_zone) cs.lb_cross_zone.inc();
+    return true;
+  };
+  // Outlier detection learns from every attempt: the response's status, or (status 0) a
+  // local-origin failure (connect, TLS, reset, timeout). Ejections are counted by reason.
+  auto record_attempt = [&](int status, Clock::time_point now) {
+    if (!rt.od) return;
+    const auto why = status != 0 ? rt.od->record_response(pick.index, status, now)
+                                 : rt.od->record_local_origin_failure(pick.index, now);
+    if (why != upstream::EjectReason::kNone) cs.ejections[static_cast<size_t>(why) - 1].inc();
+  };
   auto next_attempt_delay =
       [&](const upstream::AttemptOutcome& outcome) -> std::optional<milliseconds> {
     const bool replayable = !body_consumed || (keep_replay && request_complete);
@@ -1291,13 +1311,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     upstream::H2ResponseHead rh;
     for (;;) {
       hs.reset();
-      pick = rt.lb.pick(avoid, worker_.random());
-      if (!pick) {
-        count_error(stats::UpstreamError::kNoEndpoint);
-        co_return co_await fail_final(503, "no healthy upstream endpoint");
-      }
-      if (pick.panic) cs.lb_panic.inc();
-      if (pick.cross_zone) cs.lb_cross_zone.inc();
+      if (!pick_endpoint()) co_return co_await fail_final(503, "no healthy upstream endpoint");
       const tcp::endpoint ep = rt.lb.address(pick.index);
       if (!sign_head()) {
         count_error(stats::UpstreamError::kSigning);
@@ -1366,9 +1380,8 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
             break;
         }
         outcome.result = e.attempt_result();
-        if (rt.od && outcome.result == upstream::AttemptResult::kConnectFailure) {
-          const auto why = rt.od->record_local_origin_failure(pick.index, attempt_start);
-          if (why != upstream::EjectReason::kNone) cs.ejections[static_cast<size_t>(why) - 1].inc();
+        if (outcome.result == upstream::AttemptResult::kConnectFailure) {
+          record_attempt(0, attempt_start);
         }
       } else {
         hs.emplace(std::move(*sr));
@@ -1460,12 +1473,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
           }
           hs.reset();
         }
-        if (rt.od) {
-          const auto now = Clock::now();
-          const auto why = have_response ? rt.od->record_response(pick.index, rh.status, now)
-                                         : rt.od->record_local_origin_failure(pick.index, now);
-          if (why != upstream::EjectReason::kNone) cs.ejections[static_cast<size_t>(why) - 1].inc();
-        }
+        record_attempt(have_response ? rh.status : 0, Clock::now());
       }
       release_retry();
       // Done, or another attempt? (retriable-headers are not read from HTTP/2 responses.)
@@ -1591,13 +1599,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   std::string_view last_reason;
   for (;;) {
     // 1. An endpoint and a connection.
-    pick = rt.lb.pick(avoid, worker_.random());
-    if (!pick) {
-      count_error(stats::UpstreamError::kNoEndpoint);
-      co_return co_await fail_final(503, "no healthy upstream endpoint");
-    }
-    if (pick.panic) cs.lb_panic.inc();
-    if (pick.cross_zone) cs.lb_cross_zone.inc();
+    if (!pick_endpoint()) co_return co_await fail_final(503, "no healthy upstream endpoint");
     const tcp::endpoint ep = rt.lb.address(pick.index);
     upstream::AttemptOutcome outcome;
     int& local_status = last_status;
@@ -1608,10 +1610,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       outcome.result = upstream::AttemptResult::kConnectFailure;
       local_status = fail_status;
       local_reason = fail_reason;
-      if (rt.od) {
-        const auto why = rt.od->record_local_origin_failure(pick.index, attempt_start);
-        if (why != upstream::EjectReason::kNone) cs.ejections[static_cast<size_t>(why) - 1].inc();
-      }
+      record_attempt(0, attempt_start);
     } else {
       ex.upstream_name = up->name;
       active_upstream_ = up.get();
@@ -1733,7 +1732,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
           count_error(stats::UpstreamError::kResponseTimeout);
           if (!per_try) {
             rt.lb.on_request_end(pick);
-            if (rt.od) rt.od->record_local_origin_failure(pick.index, Clock::now());
+            record_attempt(0, Clock::now());
             co_return co_await fail_final(504, local_reason);
           }
           break;
@@ -1806,12 +1805,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
         outcome.status = ex.resp.status;
         outcome.headers = &ex.resp;
       }
-      if (rt.od) {
-        const auto now = Clock::now();
-        const auto why = have_head ? rt.od->record_response(pick.index, ex.resp.status, now)
-                                   : rt.od->record_local_origin_failure(pick.index, now);
-        if (why != upstream::EjectReason::kNone) cs.ejections[static_cast<size_t>(why) - 1].inc();
-      }
+      record_attempt(have_head ? ex.resp.status : 0, Clock::now());
     }
     release_retry();  // the retry that led to this attempt is over
 
