@@ -192,7 +192,7 @@ std::string_view auth_word(AwsAuth a) { return a == AwsAuth::kIam ? "iam" : "non
 // blocks when set.
 void write_resilience(JsonWriter& w, const Cluster& c) {
   w.key("protocol");
-  w.string(c.protocol == UpstreamProtocol::kHttp2 ? "http2" : "http1");
+  w.string(upstream_protocol_name(c.protocol));
   w.key("lb_policy");
   w.string(lb_policy_name(c.lb_policy));
   w.key("panic_threshold_percent");

@@ -118,8 +118,8 @@ constexpr std::string_view kAuthzKeys[] = {"allow_any_verified", "allow_accounts
                                            "allow_services"};
 constexpr std::string_view kClusterTlsKeys[] = {"sni", "ca", "cert", "key", "verify_san", "alpn"};
 
-// ALPN protocols the data path speaks (listeners offer them; clusters with protocol: http2 offer
-// h2).
+// ALPN protocols the data path speaks (listeners offer them; clusters offer h2 with protocol
+// http2 or auto-by-alpn).
 constexpr std::string_view kAlpnProtocols[] = {"http/1.1", "h2"};
 constexpr int64_t kMinReloadIntervalMs = 100;
 
@@ -1348,10 +1348,16 @@ class Loader {
 
   void load_resilience(const Map& m, bool type_known, Cluster* cluster) {
     if (const Entry* p = m.get("protocol")) {
-      constexpr std::string_view kWords[] = {"http1", "http2"};
-      constexpr UpstreamProtocol kProtocols[] = {UpstreamProtocol::kHttp1, UpstreamProtocol::kHttp2};
+      constexpr std::string_view kWords[] = {"http1", "http2", "auto-by-alpn"};
+      constexpr UpstreamProtocol kProtocols[] = {UpstreamProtocol::kHttp1, UpstreamProtocol::kHttp2,
+                                                 UpstreamProtocol::kAutoByAlpn};
       if (int i = get_choice(*p, "protocol", kWords); i >= 0) cluster->protocol = kProtocols[i];
+      if (cluster->protocol == UpstreamProtocol::kAutoByAlpn && !cluster->tls &&
+          m.get("tls") == nullptr) {
+        error(p->loc, "protocol auto-by-alpn needs tls: ALPN is negotiated in the TLS handshake");
+      }
     }
+    if (cluster->tls) check_protocol_alpn(cluster);
     if (const Entry* p = m.get("lb_policy")) {
       constexpr std::string_view kWords[] = {"round_robin", "least_request", "random"};
       constexpr LbPolicy kPolicies[] = {LbPolicy::kRoundRobin, LbPolicy::kLeastRequest,
@@ -1429,6 +1435,41 @@ class Loader {
       } else {
         load_health_check(*h, cluster);
       }
+    }
+  }
+
+  // What the TLS client offers must fit the protocol spoken after the handshake. Unwritten, it
+  // follows the protocol: http1 [http/1.1], http2 [h2], auto-by-alpn [h2, http/1.1].
+  void check_protocol_alpn(Cluster* cluster) {
+    ClusterTls& tls = *cluster->tls;
+    auto offers = [&](std::string_view p) {
+      return std::find(tls.alpn.begin(), tls.alpn.end(), p) != tls.alpn.end();
+    };
+    const bool written = tls.alpn_loc.line != 0;
+    switch (cluster->protocol) {
+      case UpstreamProtocol::kHttp1:
+        if (written && offers("h2")) {
+          error(tls.alpn_loc,
+                "alpn: a protocol http1 cluster cannot offer \"h2\" (it speaks HTTP/1.1 on every "
+                "connection); use protocol http2 or auto-by-alpn");
+        }
+        break;
+      case UpstreamProtocol::kHttp2:
+        if (!written) {
+          tls.alpn = {"h2"};
+        } else if (!offers("h2")) {
+          error(tls.alpn_loc, "alpn: a protocol http2 cluster must offer \"h2\"");
+        }
+        break;
+      case UpstreamProtocol::kAutoByAlpn:
+        if (!written) {
+          tls.alpn = {"h2", "http/1.1"};
+        } else if (!offers("h2") || !offers("http/1.1")) {
+          error(tls.alpn_loc,
+                "alpn: protocol auto-by-alpn offers both \"h2\" and \"http/1.1\"; list both (in "
+                "order of preference) or leave alpn out");
+        }
+        break;
     }
   }
 
@@ -2326,7 +2367,10 @@ class Loader {
         if (parse_san_pattern(p, &normalized, &ignored)) p = std::move(normalized);
       }
     }
-    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn, true);
+    if (const Entry* a = m->get("alpn")) {
+      get_alpn(*a, &tls.alpn, true);
+      tls.alpn_loc = a->loc;
+    }
     if (type_known && cluster->type == ClusterType::kStatic && sni == nullptr && san == nullptr) {
       error(m->loc,
             "tls: a static cluster needs sni or verify_san (there is no DNS name to verify the "

@@ -36,6 +36,18 @@ std::string_view lb_policy_name(LbPolicy p) {
   return "round_robin";
 }
 
+std::string_view upstream_protocol_name(UpstreamProtocol p) {
+  switch (p) {
+    case UpstreamProtocol::kHttp2:
+      return "http2";
+    case UpstreamProtocol::kAutoByAlpn:
+      return "auto-by-alpn";
+    case UpstreamProtocol::kHttp1:
+      break;
+  }
+  return "http1";
+}
+
 const Cluster* Config::find_cluster(std::string_view name) const {
   for (const Cluster& c : clusters) {
     if (c.name == name) return &c;

@@ -175,14 +175,19 @@ struct ClusterTls {
   std::vector<std::string> verify_san;  // exact DNS (lower case), "*.suffix", URI or IP; empty =
                                         // the SNI must match
   std::vector<std::string> alpn = {"http/1.1"};
-  SourceLoc loc;  // of the tls map
+  SourceLoc alpn_loc;  // of the alpn list when written out (line 0: not written; the default
+                       // follows the cluster's protocol)
+  SourceLoc loc;       // of the tls map
 };
 
 // ---- resilience (issue 5); the option structs of proxy/upstream/ are built from these by
 // proxy/upstream/policy_from_config.h ----
 
 enum class LbPolicy { kRoundRobin, kLeastRequest, kRandom };
-enum class UpstreamProtocol { kHttp1, kHttp2 };
+// kAutoByAlpn: TLS offering h2 and http/1.1; each endpoint is spoken to in the protocol it
+// negotiated (HAProxy's `alpn h2,http/1.1`, Envoy's auto_config).
+enum class UpstreamProtocol { kHttp1, kHttp2, kAutoByAlpn };
+std::string_view upstream_protocol_name(UpstreamProtocol p);  // "http1", "http2", "auto-by-alpn"
 std::string_view lb_policy_name(LbPolicy p);  // "round_robin", "least_request", "random"
 
 // Local-zone preference. The local zone is aws.zone, else the task's AZ from ECS task metadata
@@ -309,7 +314,8 @@ struct Cluster {
   DnsRefresh dns;                           // clusters that resolve names only
   std::optional<ClusterTls> tls;            // absent = plaintext upstream
 
-  // HTTP/1.1 or HTTP/2 (h2c in cleartext, ALPN h2 with tls) to the endpoints.
+  // HTTP/1.1 or HTTP/2 (h2c in cleartext, ALPN h2 with tls) to the endpoints, or (auto-by-alpn,
+  // tls only) whichever of the two each endpoint negotiates.
   UpstreamProtocol protocol = UpstreamProtocol::kHttp1;
   LbPolicy lb_policy = LbPolicy::kRoundRobin;
   uint32_t panic_threshold_percent = 50;  // Envoy's healthy_panic_threshold; 0 = never panic
