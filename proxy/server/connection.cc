@@ -920,12 +920,17 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   std::string_view fail_reason;
   std::string_view fail_extra;
   bool fail_connect = false;  // the failure is the endpoint's (connect, TLS): retriable, ejectable
+  bool adopted_h2 = false;    // auto-by-alpn: acquire() handed its h2 connection to the H2Pool
   auto drop_upstream = [&](bool reusable) {
     if (up) pool.release(std::move(up), reusable, Clock::now());
   };
+  // allow_idle: a pooled connection may serve; also, with protocol auto-by-alpn, a new connection
+  // to an endpoint of unknown protocol that negotiates h2 goes to the H2Pool (returns true with
+  // adopted_h2 set and up null). Without it the endpoint is taken to speak HTTP/1.1.
   auto acquire = [&](const tcp::endpoint& ep, bool allow_idle) -> asio::awaitable<bool> {
     fail_connect = false;
     fail_extra = {};
+    adopted_h2 = false;
     if (allow_idle) {
       up = pool.take_idle(ep, Clock::now());
       reused = up != nullptr;
@@ -1063,6 +1068,41 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       }
       cs.tls.handshakes.inc();
       if (SSL_session_reused(net::native(*up->tls)) != 0) cs.tls.resumed.inc();
+      if (cluster.auto_alpn) {
+        // protocol auto-by-alpn: the handshake offered h2 and http/1.1; the endpoint's choice
+        // decides the pool. A choice other than the one remembered is a failed connect (the
+        // server changed): forget it, and let the retry policy take the next attempt.
+        const std::string_view alpn = tls::negotiated_alpn(net::native(*up->tls));
+        const AlpnSeen now = alpn == "h2" ? AlpnSeen::kHttp2 : AlpnSeen::kHttp1;
+        cs.alpn[alpn == "h2" ? 0 : alpn.empty() ? 2 : 1].inc();
+        const AlpnSeen before = allow_idle ? rt.alpn_of(ep) : AlpnSeen::kHttp1;
+        if (before != AlpnSeen::kUnknown && before != now) {
+          rt.set_alpn(ep, AlpnSeen::kUnknown);
+          count_error(stats::UpstreamError::kAlpnChanged);
+          log::warn("upstream alpn changed", {{"cluster", cc.name},
+                                              {"endpoint", up->name},
+                                              {"alpn", alpn.empty() ? std::string("none")
+                                                                    : std::string(alpn)}});
+          ex.upstream_name = up->name;
+          up.reset();
+          pool.unreserve();
+          fail_status = 503;
+          fail_reason = now == AlpnSeen::kHttp2 ? "upstream alpn changed: now negotiates h2"
+                                                : "upstream alpn changed: no longer negotiates h2";
+          fail_connect = true;
+          co_return false;
+        }
+        rt.set_alpn(ep, now);
+        if (now == AlpnSeen::kHttp2) {
+          // No second handshake: the H2Pool speaks HTTP/2 on this very connection (and counts it
+          // in cx_total once the server's SETTINGS arrive).
+          ex.upstream_name = up->name;
+          worker_.h2_pool(cluster).adopt(std::move(up));
+          pool.unreserve();
+          adopted_h2 = true;
+          co_return true;
+        }
+      }
     }
     cs.cx_total.inc();
     co_return true;
@@ -1295,12 +1335,26 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     co_return true;
   };
 
+  // protocol auto-by-alpn: an attempt moves between the two paths below, its endpoint already
+  // picked, when that endpoint is known to speak the other protocol, or when the HTTP/1.1 path's
+  // new connection negotiated h2 (the H2Pool adopted it). http1/http2 clusters never move.
+  bool use_h2 = cluster.h2;
+  bool picked = false;  // the next attempt takes `pick` as it is
+protocol_chosen:
   // ---- HTTP/2 upstream (protocol: http2): the same attempts over multiplexed streams ----
-  if (cluster.h2) {
+  if (use_h2) {
+    if (cluster.auto_alpn) {
+      ex.upstream_h2 = true;
+      // A chunked body an HTTP/1.1 attempt sent is kept with its HTTP/1.1 framing.
+      if (body_consumed && rq.body != http::BodyKind::kContentLength) {
+        co_return co_await fail_final(503, "upstream alpn changed: body not replayable as HTTP/2");
+      }
+    }
     upstream::H2Pool& h2p = worker_.h2_pool(cluster);
     std::optional<upstream::H2Tls> h2tls;
     if (cluster.tls) {
-      h2tls = upstream::H2Tls{cluster.tls->current.load(), cluster.sni, &worker_.tls_sessions()};
+      h2tls = upstream::H2Tls{cluster.tls->current.load(), cluster.sni, &worker_.tls_sessions(),
+                              cluster.auto_alpn};
     }
     // A retry replays raw body bytes: only a content-length body is kept for HTTP/2.
     keep_replay = keep_replay && rq.body == http::BodyKind::kContentLength;
@@ -1311,8 +1365,17 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     upstream::H2ResponseHead rh;
     for (;;) {
       hs.reset();
-      if (!pick_endpoint()) co_return co_await fail_final(503, "no healthy upstream endpoint");
+      if (!picked && !pick_endpoint()) {
+        co_return co_await fail_final(503, "no healthy upstream endpoint");
+      }
+      picked = false;
       const tcp::endpoint ep = rt.lb.address(pick.index);
+      if (cluster.auto_alpn && rt.alpn_of(ep) != AlpnSeen::kHttp2) {
+        use_h2 = false;  // unknown (the HTTP/1.1 path probes it) or HTTP/1.1
+        picked = true;
+        ex.upstream_h2 = false;
+        goto protocol_chosen;
+      }
       if (!sign_head()) {
         count_error(stats::UpstreamError::kSigning);
         co_return co_await fail_final(503, "request signing failed");
@@ -1369,6 +1432,15 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
             last_reason = "upstream connection refused";
             break;
           case upstream::H2Errc::kNotH2:
+            if (cluster.auto_alpn) {
+              // The endpoint no longer negotiates h2 (or did not speak HTTP/2 after it): the next
+              // attempt to it probes again.
+              rt.set_alpn(ep, AlpnSeen::kUnknown);
+              count_error(stats::UpstreamError::kAlpnChanged);
+              last_status = 503;
+              last_reason = "upstream alpn changed: no longer negotiates h2";
+              break;
+            }
             count_error(stats::UpstreamError::kProtocol);
             last_status = 502;
             last_reason = "upstream does not speak HTTP/2";
@@ -1386,6 +1458,9 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       } else {
         hs.emplace(std::move(*sr));
         upstream::H2Stream& st = *hs;
+        // The head is taken (as the HTTP/1.1 path does once it is written): else a bodiless
+        // request's head would be read again as the connection's next request.
+        if (!body_consumed && rbeg_ < head_end) rbeg_ = head_end;
         ex.upstream_name = st.connection().name();
         cs.rq_total.inc();
         rt.lb.on_request_start(pick);
@@ -1599,8 +1674,16 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   std::string_view last_reason;
   for (;;) {
     // 1. An endpoint and a connection.
-    if (!pick_endpoint()) co_return co_await fail_final(503, "no healthy upstream endpoint");
+    if (!picked && !pick_endpoint()) {
+      co_return co_await fail_final(503, "no healthy upstream endpoint");
+    }
+    picked = false;
     const tcp::endpoint ep = rt.lb.address(pick.index);
+    if (cluster.auto_alpn && rt.alpn_of(ep) == AlpnSeen::kHttp2) {
+      use_h2 = true;
+      picked = true;
+      goto protocol_chosen;
+    }
     upstream::AttemptOutcome outcome;
     int& local_status = last_status;
     std::string_view& local_reason = last_reason;
@@ -1611,6 +1694,11 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       local_status = fail_status;
       local_reason = fail_reason;
       record_attempt(0, attempt_start);
+    } else if (adopted_h2) {
+      // auto-by-alpn: the endpoint negotiated h2; this attempt goes out on that connection.
+      use_h2 = true;
+      picked = true;
+      goto protocol_chosen;
     } else {
       ex.upstream_name = up->name;
       active_upstream_ = up.get();

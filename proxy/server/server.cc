@@ -103,6 +103,7 @@ std::shared_ptr<const Snapshot> Server::build_snapshot() {
     }
     cs.generation = s->generation;
     cs.h2 = c.protocol == config::UpstreamProtocol::kHttp2;
+    cs.auto_alpn = c.protocol == config::UpstreamProtocol::kAutoByAlpn;
     if (c.signing) {
       auto sg = std::make_shared<SigningState>();
       sg->service = c.signing->service;

@@ -75,7 +75,8 @@ struct ClusterState {
   // AWS: SigV4 signing (lattice / apigateway with auth: iam) and an API Gateway stage prefix.
   std::shared_ptr<const SigningState> signing;
   std::string path_prefix;
-  bool h2 = false;  // protocol: http2
+  bool h2 = false;         // protocol: http2
+  bool auto_alpn = false;  // protocol: auto-by-alpn (h2 false: attempts start on the HTTP/1.1 path)
 };
 
 struct ListenerState {

@@ -34,6 +34,9 @@ using Clock = std::chrono::steady_clock;
 
 class DownstreamConnection;
 
+// protocol auto-by-alpn: what an endpoint negotiated on its last new connection.
+enum class AlpnSeen : uint8_t { kUnknown, kHttp1, kHttp2 };
+
 // A worker's view of one cluster: its load balancer, outlier detector and retry budget.
 struct ClusterRuntime {
   upstream::LoadBalancer lb;
@@ -43,6 +46,31 @@ struct ClusterRuntime {
   uint64_t generation = 0;  // of the snapshot last assigned
   uint64_t od_generation = UINT64_MAX;
   int64_t ejected_reported = 0;
+  // protocol auto-by-alpn only (untouched otherwise): per endpoint address, the protocol its last
+  // new TLS connection negotiated; absent = unknown. Kept across snapshots (an address that
+  // leaves the cluster and comes back is still the same server); bounded by kMaxAlpnSeen.
+  std::vector<std::pair<tcp::endpoint, AlpnSeen>> alpn_seen;
+  static constexpr size_t kMaxAlpnSeen = 4096;
+  AlpnSeen alpn_of(const tcp::endpoint& ep) const noexcept {
+    for (const auto& [e, p] : alpn_seen) {
+      if (e == ep) return p;
+    }
+    return AlpnSeen::kUnknown;
+  }
+  void set_alpn(const tcp::endpoint& ep, AlpnSeen p) {
+    for (auto it = alpn_seen.begin(); it != alpn_seen.end(); ++it) {
+      if (it->first != ep) continue;
+      if (p == AlpnSeen::kUnknown) {
+        alpn_seen.erase(it);
+      } else {
+        it->second = p;
+      }
+      return;
+    }
+    if (p == AlpnSeen::kUnknown) return;
+    if (alpn_seen.size() >= kMaxAlpnSeen) alpn_seen.clear();  // churn: relearn by probing
+    alpn_seen.emplace_back(ep, p);
+  }
 };
 
 class Worker {

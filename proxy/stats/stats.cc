@@ -148,6 +148,8 @@ std::string_view upstream_error_name(UpstreamError e) noexcept {
       return "tls_handshake";
     case UpstreamError::kSigning:
       return "signing";
+    case UpstreamError::kAlpnChanged:
+      return "alpn_changed";
     case UpstreamError::kConnectRefused:
       return "connect_refused";
     case UpstreamError::kConnectFailed:
@@ -273,6 +275,7 @@ struct ClusterSum {
   std::array<uint64_t, static_cast<size_t>(UpstreamError::kCount)> errors{};
   HistogramSum duration;
   TlsSum tls;
+  std::array<uint64_t, kAlpnNames.size()> alpn{};
   std::array<uint64_t, static_cast<size_t>(RetryOutcome::kCount)> retries{};
   std::array<uint64_t, kBreakerThresholds> overflows{};
   std::array<uint64_t, kEjectReasons> ejections{};
@@ -544,6 +547,7 @@ std::string Registry::render_prometheus() const {
       for (size_t i = 0; i < t.errors.size(); ++i) t.errors[i] += s.errors[i].value();
       t.duration.add(s.duration);
       t.tls.add(s.tls);
+      for (size_t i = 0; i < t.alpn.size(); ++i) t.alpn[i] += s.alpn[i].value();
       for (size_t i = 0; i < t.retries.size(); ++i) t.retries[i] += s.retries[i].value();
       for (size_t i = 0; i < t.overflows.size(); ++i) t.overflows[i] += s.overflows[i].value();
       for (size_t i = 0; i < t.ejections.size(); ++i) t.ejections[i] += s.ejections[i].value();
@@ -748,6 +752,12 @@ std::string Registry::render_prometheus() const {
     per_cluster("outrigger_upstream_failover_requests_total", "counter",
                 "Requests sent to this cluster as a lower-priority failover of their route.",
                 [](const ClusterSum& c) { return c.failover; });
+    labelled("outrigger_upstream_alpn_total",
+             "New TLS connections of protocol auto-by-alpn clusters, by the protocol the endpoint "
+             "negotiated (none: no ALPN, spoken to as HTTP/1.1).",
+             "protocol", kAlpnNames.size(),
+             [](const ClusterSum& c, size_t i) { return c.alpn[i]; },
+             [](size_t i) { return kAlpnNames[i]; });
     write_tls(w, "upstream", "cluster", n_clusters,
               [&](size_t id) { return name_of(clusters_, id, 0); },
               [&](size_t id) -> const TlsSum& { return cs[id].tls; });

@@ -101,9 +101,13 @@ enum class UpstreamError : uint8_t {
   kNoEndpoint,       // cluster has no resolved endpoint, 503
   kTlsHandshake,     // TLS origination failed (reason in the TLS error counter), 503
   kSigning,          // no AWS credentials or region, or a body that cannot be signed
+  kAlpnChanged,      // protocol auto-by-alpn: an endpoint negotiated another protocol than before
   kCount
 };
 std::string_view upstream_error_name(UpstreamError e) noexcept;
+
+// Label values of outrigger_upstream_alpn_total, indexes of ClusterStats::alpn.
+inline constexpr std::array<std::string_view, 3> kAlpnNames = {"h2", "http/1.1", "none"};
 
 // Bad downstream requests answered 400 (smuggling shapes and other malformed input).
 enum class BadRequest : uint8_t { kMalformed, kSmuggling, kBadVersion, kCount };
@@ -190,6 +194,8 @@ struct ClusterStats {
   std::array<Counter, static_cast<size_t>(UpstreamError::kCount)> errors;
   Histogram duration;  // request sent to last byte of response
   TlsStats tls;        // origination
+  // protocol auto-by-alpn: new TLS connections by the protocol negotiated (kAlpnNames order).
+  std::array<Counter, 3> alpn;
   // resilience
   std::array<Counter, static_cast<size_t>(RetryOutcome::kCount)> retries;
   std::array<Counter, kBreakerThresholds> overflows;

@@ -459,6 +459,7 @@ asio::awaitable<void> H2Connection::run_connect(std::shared_ptr<H2Connection> se
       if (resumed) c.stats_->tls.resumed.inc();
     }
     const std::string_view alpn = tls::negotiated_alpn(net::native(*c.conn_->tls));
+    if (tls.count_alpn && c.stats_) c.stats_->alpn[alpn == "h2" ? 0 : alpn.empty() ? 2 : 1].inc();
     if (alpn != "h2") {
       failed(H2Errc::kNotH2, "upstream did not negotiate h2 (ALPN: \"" + std::string(alpn) + "\")");
       co_return;
@@ -480,6 +481,31 @@ asio::awaitable<void> H2Connection::run_connect(std::shared_ptr<H2Connection> se
   } else {
     failed(H2Errc::kNotH2, "upstream did not speak HTTP/2");
   }
+}
+
+asio::awaitable<void> H2Connection::run_adopted(std::shared_ptr<H2Connection> self,
+                                                std::chrono::milliseconds timeout) {
+  H2Connection& c = *self;
+  const auto deadline = Clock::now() + timeout;
+  if (c.start()) {
+    while (c.state_ == State::kConnecting && !c.transport_closed_ && Clock::now() < deadline) {
+      co_await c.sleep_until_changed(deadline);
+    }
+    if (c.ready_once_ && !c.transport_closed_) co_return;  // ready (maybe GOAWAY'd already)
+  }
+  const bool timed_out = !c.transport_closed_ && c.error_.empty();
+  H2Error e;
+  e.code = timed_out ? H2Errc::kConnectTimeout : H2Errc::kNotH2;
+  e.detail = timed_out ? "no HTTP/2 SETTINGS from the upstream in time"
+                       : "upstream did not speak HTTP/2";
+  if (!c.error_.empty()) e.detail += ": " + c.error_;
+  c.connect_error_ = std::move(e);
+  ++c.counters_->connect_failures;
+  if (c.error_.empty()) c.error_ = c.connect_error_->detail;
+  log::warn("upstream h2 connect failed", {{"endpoint", c.conn_->name},
+                                           {"reason", std::string(h2_errc_name(c.connect_error_->code))},
+                                           {"detail", c.connect_error_->detail}});
+  c.close_transport();
 }
 
 bool H2Connection::start() {
@@ -941,6 +967,18 @@ std::shared_ptr<H2Connection> H2Pool::start_connect(const tcp::endpoint& ep, con
   asio::co_spawn(io_, H2Connection::run_connect(c, ep, tls, options_.connect_timeout),
                  asio::detached);
   return c;
+}
+
+void H2Pool::adopt(std::unique_ptr<Connection> conn) {
+  if (conn->name.empty()) conn->name = endpoint_name(conn->endpoint);
+  make_room();  // best effort: an idle connection gives way; else the pool runs one over
+  auto c = std::make_shared<H2Connection>(H2Connection::Passkey{}, io_, std::move(conn),
+                                          options_.connection, counters_);
+  c->pool_ = this;
+  c->stats_ = stats_;
+  conns_.push_back(c);
+  if (stats_) stats_->cx_active.add();
+  asio::co_spawn(io_, H2Connection::run_adopted(c, options_.connect_timeout), asio::detached);
 }
 
 asio::awaitable<std::expected<H2Stream, H2Error>> H2Pool::acquire_stream(

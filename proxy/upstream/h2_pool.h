@@ -91,6 +91,8 @@ struct H2Tls {
   std::shared_ptr<const tls::ClientTls> material;
   std::string sni;                            // "" -> the material's default SNI
   tls::ClientSessionCache* sessions = nullptr;  // worker-local resumption cache (optional)
+  // protocol auto-by-alpn: count the protocol each handshake negotiated (stats ClusterStats::alpn).
+  bool count_alpn = false;
 };
 
 struct H2ConnectionOptions {
@@ -269,6 +271,9 @@ class H2Connection final : public std::enable_shared_from_this<H2Connection>,
   static boost::asio::awaitable<void> run_connect(std::shared_ptr<H2Connection> self,
                                                   tcp::endpoint ep, H2Tls tls,
                                                   std::chrono::milliseconds timeout);
+  // adopt(): the codec on an established transport, then the server's SETTINGS within timeout.
+  static boost::asio::awaitable<void> run_adopted(std::shared_ptr<H2Connection> self,
+                                                  std::chrono::milliseconds timeout);
   static boost::asio::awaitable<void> reader(std::shared_ptr<H2Connection> self);
   static boost::asio::awaitable<void> writer(std::shared_ptr<H2Connection> self);
   void kick() noexcept;
@@ -348,6 +353,13 @@ class H2Pool {
   boost::asio::awaitable<std::expected<H2Stream, H2Error>> acquire_stream(
       const tcp::endpoint& ep, std::span<const h2::Field> request_fields, bool has_body,
       Clock::time_point deadline, const H2Tls* tls = nullptr);
+
+  // Takes over `conn`: connected to conn->endpoint, TLS handshaken with ALPN "h2" negotiated
+  // (the probe of protocol auto-by-alpn; there is no second handshake). The HTTP/2 preface goes
+  // out at once; the connection takes streams once the server's SETTINGS arrive (acquire_stream()
+  // to that endpoint waits for it), else it fails after connect_timeout like a connect would. It
+  // keeps conn's breaker slot, and is kept even when the pool is full (max_connections + 1 then).
+  void adopt(std::unique_ptr<Connection> conn);
 
   // Connections (any state) / ready ones to ep.
   size_t connections() const noexcept { return conns_.size(); }
