@@ -4,6 +4,7 @@ server (ALPN http/1.1, or no ALPN at all), and one port that switches between th
 restarts. Certificates from `outrigger pki`; clients curl (HTTP/1.1 and h2c prior knowledge)."""
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -214,6 +215,22 @@ class AutoByAlpn(ProxyTestCase):
     seen = n.seen()
     self.assertEqual(seen.count(":path: /f.txt"), 4, seen[-3000:])
     self.assertIn("recv HEADERS frame", seen)
+
+  def test_request_bodies_reach_an_h2_upstream_on_the_probed_and_the_known_path(self):
+    n = self.nghttpd()
+    p = self.start_proxy(self.config("127.0.0.1:%d" % n.port))
+    # The first request's body follows the probe onto the HTTP/2 path (content-length), the
+    # second goes there at once (chunked: decoded to DATA frames).
+    r = curl(p.url("/f.txt"), "--data-binary", "x" * 70000)
+    self.assertEqual(r.status, 200, r.stderr)
+    r = curl(p.url("/f.txt"), "--data-binary", "y" * 5000, "-H", "transfer-encoding: chunked")
+    self.assertEqual(r.status, 200, r.stderr)
+    self.assertEqual(self.upstream_protocols(p, 2), ["HTTP/2"] * 2)
+    received = {}
+    for length, stream in re.findall(r"recv DATA frame <length=(\d+), flags=0x[0-9a-f]+, "
+                                     r"stream_id=(\d+)>", n.seen()):
+      received[int(stream)] = received.get(int(stream), 0) + int(length)
+    self.assertEqual(received, {1: 70000, 3: 5000})
 
   def test_concurrent_first_requests_all_succeed(self):
     n = self.nghttpd()
