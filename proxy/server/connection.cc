@@ -1535,6 +1535,7 @@ protocol_chosen:
             const bool per_try = deadline < request_deadline;
             if (!per_try) {
               hs.reset();
+              record_attempt(0, Clock::now());  // as on the HTTP/1.1 path: the endpoint timed out
               co_return co_await fail_final(504, "upstream response timeout");
             }
             outcome.result = upstream::AttemptResult::kPerTryTimeout;

@@ -383,6 +383,28 @@ class Http2Upstream(ProxyTestCase):
     self.assertTrue(all(e.get("protocol") == "HTTP/2" and e.get("upstream_protocol") == "HTTP/2"
                         for e in log[-10:]), log[-1])
 
+  def test_timed_out_http2_attempt_counts_for_outlier_detection(self):
+    # An HTTP/2 attempt that ends at the request's overall deadline is a local-origin failure of
+    # its endpoint, as on the HTTP/1.1 path.
+    import grpc
+    up = self.grpc_server()
+    cfg = h2_config(up, cluster_extra={"protocol": "http2"})
+    cfg["clusters"][0]["outlier_detection"] = {"consecutive_local_origin_failure": 1,
+                                               "max_ejection_percent": 100}
+    p = self.start_proxy(cfg)
+    ch = self.channel(p)
+    self.assertEqual(ch.unary_unary("/demo.Orders/Get")(b"a", timeout=5), b"a|http")
+    self.assertEqual(p.metrics().get("outrigger_upstream_outlier_ejections_total", cluster="c1"), 0)
+    with self.assertRaises(grpc.RpcError) as cm:
+      ch.unary_unary("/demo.Orders/Slow")(b"x", timeout=0.5)
+    self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+    deadline = time.monotonic() + 5
+    ejected = 0
+    while time.monotonic() < deadline and ejected == 0:
+      ejected = p.metrics().get("outrigger_upstream_outlier_ejections_total", cluster="c1")
+      time.sleep(0.1)
+    self.assertEqual(ejected, 1)
+
   def test_upstream_goaway_mid_load_loses_no_call(self):
     """One of two gRPC upstreams shuts down gracefully (GOAWAY) while calls flow: calls it had
     started finish, calls it never processed are retried on the other (refused-stream), the
