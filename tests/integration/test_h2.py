@@ -391,12 +391,14 @@ class Http2Upstream(ProxyTestCase):
     cfg = h2_config(up, cluster_extra={"protocol": "http2"})
     cfg["clusters"][0]["outlier_detection"] = {"consecutive_local_origin_failure": 1,
                                                "max_ejection_percent": 100}
+    # The route's deadline ends the attempt, well before the client's (no race with its reset).
+    cfg["listeners"][0]["routes"][0]["timeout"] = "300ms"
     p = self.start_proxy(cfg)
     ch = self.channel(p)
     self.assertEqual(ch.unary_unary("/demo.Orders/Get")(b"a", timeout=5), b"a|http")
     self.assertEqual(p.metrics().get("outrigger_upstream_outlier_ejections_total", cluster="c1"), 0)
     with self.assertRaises(grpc.RpcError) as cm:
-      ch.unary_unary("/demo.Orders/Slow")(b"x", timeout=0.5)
+      ch.unary_unary("/demo.Orders/Slow")(b"x", timeout=5)
     self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
     deadline = time.monotonic() + 5
     ejected = 0
