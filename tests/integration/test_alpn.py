@@ -2,24 +2,21 @@
 in the protocol it negotiated. Upstreams: nghttpd over TLS (ALPN h2 only), a Python HTTP/1.1 TLS
 server (ALPN http/1.1, or no ALPN at all), and one port that switches between them across
 restarts. Certificates from `outrigger pki`; clients curl (HTTP/1.1 and h2c prior knowledge)."""
-import json
 import os
 import re
 import shutil
-import socket
-import ssl
 import subprocess
 import tempfile
 import threading
 import time
 import unittest
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import yaml_out
 from harness.client import curl
 from harness.proxy import binary
 from harness.services import free_port, wait_connectable
 from harness.testcase import ProxyTestCase
+from harness.tls_upstream import TlsUpstream
 
 PROVIDER = "222222222222"
 CLUSTER = "c1"
@@ -31,87 +28,11 @@ def pki(*args):
     raise AssertionError("outrigger pki %s failed: %s" % (" ".join(args), p.stderr))
 
 
-class _H1Handler(BaseHTTPRequestHandler):
-  protocol_version = "HTTP/1.1"
-
-  def log_message(self, *args):  # quiet
-    pass
-
-  def setup(self):
-    super().setup()
-    # The handshake now (not on the first read), to record what ALPN selected even when the
-    # client then speaks something this server does not.
-    self.connection.do_handshake()
-    with self.server.owner.lock:
-      self.server.owner.selected.append(self.connection.selected_alpn_protocol())
-
-  def do_GET(self):
-    out = json.dumps({"path": self.path, "version": self.request_version,
-                      "alpn": self.connection.selected_alpn_protocol()}).encode()
-    self.server.owner.count(self.connection)
-    self.send_response(200)
-    self.send_header("content-type", "application/json")
-    self.send_header("content-length", str(len(out)))
-    self.end_headers()
-    self.wfile.write(out)
-
-
-class _H1Server(ThreadingHTTPServer):
-  daemon_threads = True
-  allow_reuse_address = True
-
-  def handle_error(self, request, client_address):
-    pass
-
-  def get_request(self):
-    sock, addr = self.socket.accept()
-    tls = self.owner.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-    with self.owner.lock:
-      self.owner.socks.append(tls)
-    return tls, addr
-
-
-class H1TlsUpstream:
-  """An HTTP/1.1-only TLS server on `port` (0: any). alpn: the protocols it accepts, its own
-  preference first (OpenSSL's SSL_select_next_proto); (): it takes part in no ALPN, so none is
-  negotiated. Answers JSON with the request's HTTP version and the ALPN protocol of its
-  connection."""
-
-  def __init__(self, cert, key, port=0, alpn=("http/1.1",)):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
-    if alpn:
-      ctx.set_alpn_protocols(list(alpn))
-    self.ctx = ctx
-    self.lock = threading.Lock()
-    self.requests = 0
-    self.connections = set()
-    self.socks = []  # accepted TCP sockets, shut down by close()
-    self.selected = []  # the ALPN protocol of each connection, in order (None: no ALPN)
-    self.server = _H1Server(("127.0.0.1", port), _H1Handler)
-    self.server.owner = self
-    self.port = self.server.server_address[1]
-    self.address = "127.0.0.1:%d" % self.port
-    self._t = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                               daemon=True)
-    self._t.start()
-
-  def count(self, conn):
-    with self.lock:
-      self.requests += 1
-      self.connections.add(id(conn))
-
-  def close(self):
-    """Stops listening and ends the connections it accepted (like a server process exiting)."""
-    self.server.shutdown()
-    self.server.server_close()
-    with self.lock:
-      socks, self.socks = self.socks, []
-    for sock in socks:
-      try:
-        sock.shutdown(socket.SHUT_RDWR)
-      except OSError:
-        pass
+def seen(r):
+  """What the HTTP/1.1 upstream (harness TlsUpstream) saw of a request: path, HTTP version and
+  the ALPN protocol of its connection."""
+  j = r.json()
+  return {"path": j["path"], "version": j["version"], "alpn": j["alpn"]}
 
 
 class Nghttpd:
@@ -170,7 +91,7 @@ class AutoByAlpn(ProxyTestCase):
     return n
 
   def h1_upstream(self, port=0, alpn=("http/1.1",)):
-    u = H1TlsUpstream(self.cert, self.key, port, alpn)
+    u = TlsUpstream(self.cert, self.key, port=port, alpn=alpn)
     self.addCleanup(u.close)
     return u
 
@@ -260,7 +181,7 @@ class AutoByAlpn(ProxyTestCase):
     for i in range(3):
       r = curl(p.url("/a%d" % i))
       self.assertEqual(r.status, 200, r.stderr)
-      self.assertEqual(r.json(), {"path": "/a%d" % i, "version": "HTTP/1.1", "alpn": "http/1.1"})
+      self.assertEqual(seen(r), {"path": "/a%d" % i, "version": "HTTP/1.1", "alpn": "http/1.1"})
     self.assertEqual(self.upstream_protocols(p, 3), ["HTTP/1.1"] * 3)
     self.assertEqual(self.alpn_counts(p), {"h2": 0, "http/1.1": 1, "none": 0})
     m = p.metrics()
@@ -274,7 +195,7 @@ class AutoByAlpn(ProxyTestCase):
     for i in range(2):
       r = curl(p.url("/n%d" % i))
       self.assertEqual(r.status, 200, r.stderr)
-      self.assertEqual(r.json(), {"path": "/n%d" % i, "version": "HTTP/1.1", "alpn": None})
+      self.assertEqual(seen(r), {"path": "/n%d" % i, "version": "HTTP/1.1", "alpn": None})
     self.assertEqual(self.upstream_protocols(p, 2), ["HTTP/1.1"] * 2)
     self.assertEqual(self.alpn_counts(p), {"h2": 0, "http/1.1": 0, "none": 1})
 

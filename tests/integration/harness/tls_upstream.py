@@ -14,6 +14,14 @@ class _Handler(BaseHTTPRequestHandler):
   def log_message(self, *args):  # quiet
     pass
 
+  def setup(self):
+    super().setup()
+    # The handshake now (not on the first read), so that the ALPN choice is recorded even when
+    # the client then speaks a protocol this server does not (an h2 preface).
+    self.connection.do_handshake()
+    with self.server.owner.lock:
+      self.server.owner.selected.append(self.connection.selected_alpn_protocol())
+
   def _answer(self):
     n = int(self.headers.get("content-length") or 0)
     body = self.rfile.read(n) if n else b""
@@ -26,6 +34,8 @@ class _Handler(BaseHTTPRequestHandler):
     out = json.dumps({
         "method": self.command,
         "path": self.path,
+        "version": self.request_version,
+        "alpn": self.connection.selected_alpn_protocol(),
         "headers": [[k.lower(), v] for k, v in self.headers.items()],
         "client_sans": sans,
         "tls_version": self.connection.version(),
@@ -54,18 +64,27 @@ class _Server(ThreadingHTTPServer):
 
   def get_request(self):
     sock, addr = self.socket.accept()
-    # The handshake happens in the handler thread (on first read), never in the accept loop.
-    return self.owner.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+    # The handshake happens in the handler thread (its setup), never in the accept loop.
+    tls = self.owner.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    with self.owner.lock:
+      self.owner.socks.append(tls)
+    return tls, addr
 
 
 class TlsUpstream:
   """cert/key: the chain we present; client_ca: verify client certificates when given
-  (require_client_cert makes one mandatory)."""
+  (require_client_cert makes one mandatory); port: 0 for any (a fixed one lets a test restart a
+  server in place); alpn: the protocols it accepts, its own preference first (OpenSSL's
+  SSL_select_next_proto); None or (): it takes part in no ALPN. `selected` lists the ALPN choice
+  of each connection in order (None: no ALPN)."""
 
-  def __init__(self, cert, key, client_ca=None, require_client_cert=False, host="127.0.0.1"):
+  def __init__(self, cert, key, client_ca=None, require_client_cert=False, host="127.0.0.1",
+               port=0, alpn=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert, key)
+    if alpn:
+      ctx.set_alpn_protocols(list(alpn))
     if client_ca:
       ctx.load_verify_locations(client_ca)
       ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
@@ -77,7 +96,9 @@ class TlsUpstream:
     self.lock = threading.Lock()
     self.requests = 0
     self.connections = set()
-    self.server = _Server((host, 0), _Handler)
+    self.socks = []  # accepted connections, shut down by close()
+    self.selected = []
+    self.server = _Server((host, port), _Handler)
     self.server.owner = self
     self.port = self.server.server_address[1]
     self.address = "%s:%d" % (host, self.port)
@@ -91,8 +112,16 @@ class TlsUpstream:
       self.connections.add(id(conn))
 
   def close(self):
+    """Stops listening and ends the connections it accepted (like a server process exiting)."""
     self.server.shutdown()
     self.server.server_close()
+    with self.lock:
+      socks, self.socks = self.socks, []
+    for sock in socks:
+      try:
+        sock.shutdown(socket.SHUT_RDWR)
+      except OSError:
+        pass
 
 
 class SilentServer:
