@@ -1673,6 +1673,18 @@ protocol_chosen:
   bool upstream_write_failed = false;
   int last_status = 0;  // the local answer if the last attempt fails without a response
   std::string_view last_reason;
+  // An interim response (100 Continue, or one relayed from the upstream) to the client; when the
+  // client is gone, the exchange ends here and the upstream connection is not reused.
+  auto send_interim = [&](asio::const_buffer b) -> asio::awaitable<bool> {
+    arm(Timeout::kStream, stream_idle);
+    auto [ec, n] = co_await ds_write(b);
+    disarm();
+    if (!ec) co_return true;
+    rt.lb.on_request_end(pick);
+    active_upstream_ = nullptr;
+    drop_upstream(false);
+    co_return false;
+  };
   for (;;) {
     // 1. An endpoint and a connection.
     if (!picked && !pick_endpoint()) {
@@ -1753,15 +1765,7 @@ protocol_chosen:
           }
           if (!skip_body) {
             static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-            arm(Timeout::kStream, stream_idle);
-            auto [ec, n] = co_await ds_write(asio::buffer(kContinue));
-            disarm();
-            if (ec) {
-              rt.lb.on_request_end(pick);
-              active_upstream_ = nullptr;
-              drop_upstream(false);
-              co_return false;
-            }
+            if (!co_await send_interim(asio::buffer(kContinue))) co_return false;
           }
         }
         // Stream the rest of the request body, chunk by chunk, as fast as the upstream takes it.
@@ -1876,15 +1880,7 @@ protocol_chosen:
           h += "\r\n";
           append_forwardable(h, ex.resp);
           h += "\r\n";
-          arm(Timeout::kStream, stream_idle);
-          auto [ec, n] = co_await ds_write(asio::buffer(h));
-          disarm();
-          if (ec) {
-            rt.lb.on_request_end(pick);
-            active_upstream_ = nullptr;
-            drop_upstream(false);
-            co_return false;
-          }
+          if (!co_await send_interim(asio::buffer(h))) co_return false;
         }
         ex.ubeg += ex.resp.head_bytes;
       }
