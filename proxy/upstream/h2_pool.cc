@@ -958,27 +958,27 @@ std::shared_ptr<H2Connection> H2Pool::start_connect(const tcp::endpoint& ep, con
     if (b->try_acquire(Resource::kConnections) != Overflow::kNone) return nullptr;
     conn->breaker = b;
   }
+  auto c = enlist(std::move(conn));
+  asio::co_spawn(io_, H2Connection::run_connect(c, ep, tls, options_.connect_timeout),
+                 asio::detached);
+  return c;
+}
+
+std::shared_ptr<H2Connection> H2Pool::enlist(std::unique_ptr<Connection> conn) {
   auto c = std::make_shared<H2Connection>(H2Connection::Passkey{}, io_, std::move(conn),
                                           options_.connection, counters_);
   c->pool_ = this;
   c->stats_ = stats_;
   conns_.push_back(c);
   if (stats_) stats_->cx_active.add();
-  asio::co_spawn(io_, H2Connection::run_connect(c, ep, tls, options_.connect_timeout),
-                 asio::detached);
   return c;
 }
 
 void H2Pool::adopt(std::unique_ptr<Connection> conn) {
   if (conn->name.empty()) conn->name = endpoint_name(conn->endpoint);
   make_room();  // best effort: an idle connection gives way; else the pool runs one over
-  auto c = std::make_shared<H2Connection>(H2Connection::Passkey{}, io_, std::move(conn),
-                                          options_.connection, counters_);
-  c->pool_ = this;
-  c->stats_ = stats_;
-  conns_.push_back(c);
-  if (stats_) stats_->cx_active.add();
-  asio::co_spawn(io_, H2Connection::run_adopted(c, options_.connect_timeout), asio::detached);
+  asio::co_spawn(io_, H2Connection::run_adopted(enlist(std::move(conn)), options_.connect_timeout),
+                 asio::detached);
 }
 
 asio::awaitable<std::expected<H2Stream, H2Error>> H2Pool::acquire_stream(

@@ -379,6 +379,8 @@ class H2Pool {
   void wake_all() noexcept;
   bool make_room() noexcept;
   std::shared_ptr<H2Connection> start_connect(const tcp::endpoint& ep, const H2Tls& tls);
+  // Wraps conn (connecting or already connected) as one of the pool's connections.
+  std::shared_ptr<H2Connection> enlist(std::unique_ptr<Connection> conn);
 
   boost::asio::io_context& io_;
   H2PoolOptions options_;
