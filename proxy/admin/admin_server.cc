@@ -14,6 +14,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "proxy/http/h1.h"
+
 namespace outrigger::admin {
 
 namespace asio = boost::asio;
@@ -176,43 +178,6 @@ size_t find_head_end(std::string_view buf) {
     if (i + 2 < buf.size() && buf[i + 1] == '\r' && buf[i + 2] == '\n') return i + 3;
   }
   return std::string_view::npos;
-}
-
-std::string_view reason_phrase(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 204:
-      return "No Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 503:
-      return "Service Unavailable";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Unknown";
-  }
 }
 
 // IMF-fixdate, e.g. "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 5.6.7).
@@ -387,7 +352,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     out_ += "HTTP/1.1 ";
     out_ += std::to_string(resp_.status);
     out_ += ' ';
-    out_ += reason_phrase(resp_.status);
+    out_ += http::reason_phrase(resp_.status);
     out_ += "\r\nDate: ";
     out_ += http_date();
     out_ += "\r\nContent-Type: ";

@@ -60,7 +60,4 @@ void append_h1_last_chunk(std::span<const Field> trailers, std::string* out);
 // Name is one RFC 9110 6.5.1 keeps out of trailers (lower case).
 bool forbidden_in_trailers(std::string_view lower_name) noexcept;
 
-// "OK", "Not Found", ... ("Unknown" for codes without one).
-std::string_view reason_phrase(int status) noexcept;
-
 }  // namespace outrigger::h2

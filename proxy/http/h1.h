@@ -171,4 +171,8 @@ class ChunkedDecoder {
 // Case-insensitive ASCII comparison for header names and tokens.
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
+// The reason phrase of a status code for an HTTP/1.1 status line: "OK", "Not Found", ...
+// ("Unknown" for codes without one).
+std::string_view reason_phrase(int status) noexcept;
+
 }  // namespace outrigger::http

@@ -36,23 +36,6 @@ constexpr milliseconds kExpectWait{1000};
 // While draining, an idle keep-alive connection is closed once it has been quiet this long.
 constexpr auto kDrainIdleGrace = std::chrono::milliseconds(500);
 
-std::string_view status_text(int status) {
-  switch (status) {
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 421: return "Misdirected Request";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-  }
-}
-
 void append_uint(std::string& out, uint64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
@@ -504,7 +487,7 @@ asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
   o += "HTTP/1.1 ";
   append_uint(o, static_cast<uint64_t>(status));
   o += ' ';
-  o += status_text(status);
+  o += http::reason_phrase(status);
   o += "\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ";
   append_uint(o, body.size());
   o += "\r\nx-outrigger-reason: ";
@@ -1583,7 +1566,7 @@ protocol_chosen:
     h += "HTTP/1.1 ";
     append_uint(h, static_cast<uint64_t>(rh.status));
     h += ' ';
-    h += h2::reason_phrase(rh.status);
+    h += http::reason_phrase(rh.status);
     h += "\r\n";
     bool has_request_id = false;
     for (const h2::Field& f : rh.fields.fields()) {
