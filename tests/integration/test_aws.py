@@ -14,7 +14,7 @@ import unittest
 
 from harness import yaml_out
 from harness.aws_standins import CredentialsEndpoint, SigV4Front, TaskMetadataEndpoint
-from harness.client import curl
+from harness.client import curl, read_to_close
 from harness.proxy import Proxy, binary
 from harness.testcase import ProxyTestCase
 from harness.upstream import Upstream
@@ -199,12 +199,7 @@ class ApiGateway(AwsCase):
                 b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
       time.sleep(0.3)
       c.sendall(body)
-      data = b""
-      while True:
-        d = c.recv(65536)
-        if not d:
-          break
-        data += d
+      data = read_to_close(c)
     self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
     self.assertTrue(front.seen[-1]["ok"], front.seen[-1])
     self.assertEqual(front.seen[-1]["body_len"], len(body))

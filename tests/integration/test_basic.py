@@ -8,7 +8,7 @@ import time
 import unittest
 
 from harness import (ProxyTestCase, RawConn, build_request, chunked, curl, get, metrics,
-                     pattern_sha256, request, yaml_out)
+                     pattern_sha256, read_to_close, request, yaml_out)
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"}
 
@@ -99,12 +99,7 @@ class RunMode(ProxyTestCase):
     c = socket.create_connection(self.proxy.addr(), timeout=5)
     self.addCleanup(c.close)
     c.sendall(b"GET /echo HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-      d = c.recv(65536)
-      if not d:
-        break
-      data += d
+    data = read_to_close(c)
     self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
     host = [v for k, v in self.up.requests[-1].headers if k.lower() == "host"]
     self.assertEqual(host, [self.up.address])

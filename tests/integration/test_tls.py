@@ -13,7 +13,7 @@ import time
 import unittest
 
 from harness import yaml_out
-from harness.client import curl
+from harness.client import curl, read_to_close
 from harness.proxy import binary
 from harness.testcase import ProxyTestCase
 from harness.tls_upstream import SilentServer, TlsUpstream
@@ -246,12 +246,7 @@ class Termination(TlsCase):
         with ctx.wrap_socket(raw, server_hostname="localhost", session=session,
                              suppress_ragged_eofs=False) as t:
           t.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-          data = b""
-          while True:
-            d = t.recv(65536)  # raises SSLEOFError on an EOF without close_notify
-            if not d:
-              break
-            data += d
+          data = read_to_close(t)  # raises SSLEOFError on an EOF without close_notify
           self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:100])
           reused.append(t.session_reused)
           session = t.session
@@ -464,12 +459,7 @@ class Reload(TlsCase):
             with ctx.wrap_socket(s, server_hostname="localhost") as t:
               serials.add(t.getpeercert()["serialNumber"])
               t.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-              data = b""
-              while True:
-                chunk = t.recv(65536)
-                if not chunk:
-                  break
-                data += chunk
+              data = read_to_close(t)
               if data.startswith(b"HTTP/1.1 200"):
                 results["ok"] += 1
               else:

@@ -1,7 +1,7 @@
 """Integration-test harness for the real outrigger binary: process wrapper (Proxy), our recording
 upstream (Upstream), raw-socket and curl clients, nginx and dnsmasq helpers, config builders."""
 from .client import (ConnectionClosed, ProtocolError, RawConn, Response, build_request, chunked,
-                     connect_refused, curl, get, request)
+                     connect_refused, curl, get, read_to_close, request)
 from .load import LoadClients
 from .metrics import Metrics
 from .proxy import Proxy, ProxyError, RssSampler, binary, sanitized, REPO

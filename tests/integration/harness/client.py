@@ -321,6 +321,22 @@ def _parse_head(raw):
   return Response("HTTP/1." + m.group(1).decode(), int(m.group(2)), reason, headers, raw)
 
 
+def read_to_close(sock, limit=4 << 20, seconds=10.0):
+  """Everything a (TLS or TCP) socket sends until the peer closes it, bounded in bytes and time
+  (AssertionError past either bound). Errors of the read itself (e.g. an EOF without TLS
+  close_notify) propagate."""
+  data = b""
+  deadline = time.monotonic() + seconds
+  while len(data) <= limit:
+    if time.monotonic() > deadline:
+      raise AssertionError("no close within %.1f s (%d bytes read)" % (seconds, len(data)))
+    d = sock.recv(65536)
+    if not d:
+      return data
+    data += d
+  raise AssertionError("more than %d bytes before the close" % limit)
+
+
 def connect_refused(addr, timeout=1.0):
   """True if a TCP connect to addr is refused (nothing listening)."""
   s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
