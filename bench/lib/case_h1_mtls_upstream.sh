@@ -46,23 +46,7 @@ case_h1_mtls_upstream_setup() {
 }
 
 case_h1_mtls_upstream_start_proxy() {
-  local proxy="$1" port="$2" template conf
-  case "$proxy" in
-    outrigger) template=outrigger-mtls.yaml ;;
-    haproxy) template=haproxy-mtls.cfg ;;
-    nginx) template=nginx-mtls.conf ;;
-    nghttpx) template=nghttpx-mtls.conf ;;
-    *) bench_die "case h1-mtls-upstream does not know proxy '$proxy'" ;;
-  esac
-  conf="$BENCH_TMP/$template"
-  bench_render "$BENCH_PEERS_DIR/$template" "$conf" TMP="$BENCH_TMP" PKI="$BENCH_TMP/pki" \
-    LISTEN_PORT="$port" BACKEND_PORT="$CASE_MTLS_BACKEND_PORT"
-  if [[ "$proxy" == outrigger ]]; then
-    bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/outrigger.log" \
-      "$OUTRIGGER_BIN" run --config "$conf"
-  else
-    bench_start_peer PROXY_PID "$proxy" "$conf"
-  fi
+  bench_start_templated "$1" mtls "$2" PKI="$BENCH_TMP/pki" BACKEND_PORT="$CASE_MTLS_BACKEND_PORT"
 }
 
 case_h1_mtls_upstream_probe() {

@@ -37,26 +37,8 @@ case_h2_check_settings() {
     { bench_log "BENCH_H2_STREAMS must be 1..1000"; return 1; }
 }
 
-# case_h2_start TEMPLATE_PREFIX PROXY PORT BACKEND_PORT : renders peers/<proxy>-<prefix>.<ext>.
-case_h2_start() {
-  local suffix="$1" proxy="$2" port="$3" backend_port="$4" template conf
-  case "$proxy" in
-    outrigger) template="outrigger-$suffix.yaml" ;;
-    haproxy) template="haproxy-$suffix.cfg" ;;
-    nginx) template="nginx-$suffix.conf" ;;
-    nghttpx) template="nghttpx-$suffix.conf" ;;
-    *) bench_die "the h2 cases do not know proxy '$proxy'" ;;
-  esac
-  conf="$BENCH_TMP/$template"
-  bench_render "$BENCH_PEERS_DIR/$template" "$conf" TMP="$BENCH_TMP" LISTEN_PORT="$port" \
-    BACKEND_PORT="$backend_port"
-  if [[ "$proxy" == outrigger ]]; then
-    bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/outrigger.log" \
-      "$OUTRIGGER_BIN" run --config "$conf"
-  else
-    bench_start_peer PROXY_PID "$proxy" "$conf"
-  fi
-}
+# case_h2_start TEMPLATE_SUFFIX PROXY PORT BACKEND_PORT : peers/<proxy>-<suffix>.<ext>.
+case_h2_start() { bench_start_templated "$2" "$1" "$3" BACKEND_PORT="$4"; }
 
 # case_h2_probe PORT PID : 200 over HTTP/2 with prior knowledge, carrying the backend's body.
 case_h2_probe() {

@@ -65,23 +65,7 @@ case_tls_setup() {
 }
 
 case_tls_start_proxy() {
-  local proxy="$1" port="$2" template conf
-  case "$proxy" in
-    outrigger) template=outrigger-tls.yaml ;;
-    haproxy) template=haproxy-tls.cfg ;;
-    nginx) template=nginx-tls.conf ;;
-    nghttpx) template=nghttpx-tls.conf ;;
-    *) bench_die "the TLS cases do not know proxy '$proxy'" ;;
-  esac
-  conf="$BENCH_TMP/$template"
-  bench_render "$BENCH_PEERS_DIR/$template" "$conf" TMP="$BENCH_TMP" PKI="$BENCH_TMP/pki" \
-    LISTEN_PORT="$port" BACKEND_PORT="$CASE_TLS_BACKEND_PORT"
-  if [[ "$proxy" == outrigger ]]; then
-    bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/outrigger.log" \
-      "$OUTRIGGER_BIN" run --config "$conf"
-  else
-    bench_start_peer PROXY_PID "$proxy" "$conf"
-  fi
+  bench_start_templated "$1" tls "$2" PKI="$BENCH_TMP/pki" BACKEND_PORT="$CASE_TLS_BACKEND_PORT"
 }
 
 # A request over TLS, with the chain and the name (proxy.bench.internal) verified.
