@@ -127,7 +127,9 @@ constexpr int64_t kMinReloadIntervalMs = 100;
 // upstream::retry_on_bit (tests/unit/policy_from_config_test.cc checks every name).
 constexpr std::string_view kRetryOnNames[] = {
     "connect-failure",        "refused-stream",   "reset", "gateway-error", "5xx",
-    "retriable-status-codes", "retriable-headers"};
+    "retriable-status-codes", "retriable-headers",
+    // gRPC (Envoy's x-envoy-retry-grpc-on): the grpc-status of a trailers-only response.
+    "cancelled", "deadline-exceeded", "resource-exhausted", "internal", "unavailable"};
 constexpr int64_t kMaxRetries = 10;
 constexpr uint64_t kMaxBufferedBodyBytes = 64u << 20;
 constexpr size_t kMaxFailoverClusters = 8;

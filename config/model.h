@@ -69,8 +69,9 @@ struct RetriableHeader {
 // upstream::retry_policy_from_config (proxy/upstream/policy_from_config.h).
 struct RetryConfig {
   // Condition names exactly as in Envoy's x-envoy-retry-on: "connect-failure", "refused-stream",
-  // "reset", "gateway-error", "5xx", "retriable-status-codes", "retriable-headers". Non-empty,
-  // no duplicates, in file order.
+  // "reset", "gateway-error", "5xx", "retriable-status-codes", "retriable-headers", and the gRPC
+  // ones of x-envoy-retry-grpc-on: "cancelled", "deadline-exceeded", "resource-exhausted",
+  // "internal", "unavailable". Non-empty, no duplicates, in file order.
   std::vector<std::string> retry_on;
   uint32_t num_retries = 1;                        // retries after the first attempt, 0..10
   std::vector<uint16_t> retriable_status_codes;    // non-empty exactly with retriable-status-codes

@@ -1339,8 +1339,10 @@ protocol_chosen:
       h2tls = upstream::H2Tls{cluster.tls->current.load(), cluster.sni, &worker_.tls_sessions(),
                               cluster.auto_alpn};
     }
-    // A retry replays raw body bytes: only a content-length body is kept for HTTP/2.
-    keep_replay = keep_replay && rq.body == http::BodyKind::kContentLength;
+    // A retry replays the body's data bytes: the loop below keeps them without chunk framing
+    // (gRPC bodies come chunked from the HTTP/2 bridge). A chunked body an HTTP/1.1 attempt
+    // already sent was kept framed, so it is not replayed here.
+    keep_replay = keep_replay && (rq.body == http::BodyKind::kContentLength || !body_consumed);
     h2::FieldList& fields = ex.h2_fields;
     int last_status = 0;
     std::string_view last_reason;
@@ -1382,6 +1384,7 @@ protocol_chosen:
         }
       }
       upstream::AttemptOutcome outcome;
+      http::ResponseHead head_view;  // rh as an HTTP/1.1 head, for the retry policy
       bool have_response = false;
       const auto attempt_start = Clock::now();
       auto sr = co_await h2p.acquire_stream(ep, fields.fields(), has_body,
@@ -1511,6 +1514,8 @@ protocol_chosen:
           have_response = true;
           outcome.result = upstream::AttemptResult::kResponse;
           outcome.status = rh.status;
+          upstream::to_h1_view(rh, &head_view);
+          outcome.headers = &head_view;
         } else {
           const upstream::H2Error& e = head.error();
           if (e.code == upstream::H2Errc::kTimeout) {
@@ -1535,7 +1540,7 @@ protocol_chosen:
         record_attempt(have_response ? rh.status : 0, Clock::now());
       }
       release_retry();
-      // Done, or another attempt? (retriable-headers are not read from HTTP/2 responses.)
+      // Done, or another attempt?
       const bool success = have_response && !(may_retry && policy->retriable(outcome));
       if (success || !may_retry) {
         if (have_response) break;

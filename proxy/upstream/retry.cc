@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstring>
 
 namespace outrigger::upstream {
@@ -140,6 +141,11 @@ uint32_t retry_on_bit(std::string_view name) noexcept {
   if (name == "5xx") return retry_on::k5xx;
   if (name == "retriable-status-codes") return retry_on::kRetriableStatusCodes;
   if (name == "retriable-headers") return retry_on::kRetriableHeaders;
+  if (name == "cancelled") return retry_on::kGrpcCancelled;
+  if (name == "deadline-exceeded") return retry_on::kGrpcDeadlineExceeded;
+  if (name == "resource-exhausted") return retry_on::kGrpcResourceExhausted;
+  if (name == "internal") return retry_on::kGrpcInternal;
+  if (name == "unavailable") return retry_on::kGrpcUnavailable;
   return 0;
 }
 
@@ -198,6 +204,7 @@ bool RetryPolicy::retriable(const AttemptOutcome& o) const noexcept {
     case AttemptResult::kResponse:
       break;
   }
+  if (grpc_retriable(o)) return true;
   const int s = o.status;
   if ((retry_on & k5xx) && s >= 500 && s <= 599) return true;
   if ((retry_on & kGatewayError) && is_gateway_error(s)) return true;
@@ -217,6 +224,27 @@ bool RetryPolicy::retriable(const AttemptOutcome& o) const noexcept {
   return false;
 }
 
+bool RetryPolicy::grpc_retriable(const AttemptOutcome& o) const noexcept {
+  using namespace retry_on;
+  if ((retry_on & kGrpcAny) == 0 || o.result != AttemptResult::kResponse || o.headers == nullptr) {
+    return false;
+  }
+  const http::Header* h = find_header(*o.headers, "grpc-status");
+  if (h == nullptr) return false;
+  uint32_t code = 0;
+  const std::string_view v = h->value;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), code);
+  if (ec != std::errc() || end != v.data() + v.size()) return false;
+  switch (code) {
+    case 1: return (retry_on & kGrpcCancelled) != 0;
+    case 4: return (retry_on & kGrpcDeadlineExceeded) != 0;
+    case 8: return (retry_on & kGrpcResourceExhausted) != 0;
+    case 13: return (retry_on & kGrpcInternal) != 0;
+    case 14: return (retry_on & kGrpcUnavailable) != 0;
+    default: return false;
+  }
+}
+
 bool RetryPolicy::method_retriable(std::string_view method) const noexcept {
   if (!idempotent_only) return true;
   // Methods are case-sensitive (RFC 9110 9.1).
@@ -231,7 +259,9 @@ RetryDecision RetryPolicy::should_retry(const AttemptOutcome& o, std::string_vie
   if (retries_done >= num_retries) return RetryDecision::kExhausted;
   const bool never_reached =
       o.result == AttemptResult::kConnectFailure || o.result == AttemptResult::kRefusedStream;
-  if (!never_reached && !method_retriable(method)) return RetryDecision::kNotIdempotent;
+  if (!never_reached && !grpc_retriable(o) && !method_retriable(method)) {
+    return RetryDecision::kNotIdempotent;
+  }
   if (!body_replayable) return RetryDecision::kBodyNotReplayable;
   return RetryDecision::kRetry;
 }

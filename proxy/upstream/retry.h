@@ -36,6 +36,15 @@ inline constexpr uint32_t kGatewayError = 1u << 3;          // "gateway-error"
 inline constexpr uint32_t k5xx = 1u << 4;                   // "5xx"
 inline constexpr uint32_t kRetriableStatusCodes = 1u << 5;  // "retriable-status-codes"
 inline constexpr uint32_t kRetriableHeaders = 1u << 6;      // "retriable-headers"
+// gRPC conditions (Envoy's x-envoy-retry-grpc-on names): the grpc-status of a trailers-only
+// response, i.e. a grpc-status field in the response head.
+inline constexpr uint32_t kGrpcCancelled = 1u << 7;           // "cancelled" (1)
+inline constexpr uint32_t kGrpcDeadlineExceeded = 1u << 8;    // "deadline-exceeded" (4)
+inline constexpr uint32_t kGrpcResourceExhausted = 1u << 9;   // "resource-exhausted" (8)
+inline constexpr uint32_t kGrpcInternal = 1u << 10;           // "internal" (13)
+inline constexpr uint32_t kGrpcUnavailable = 1u << 11;        // "unavailable" (14)
+inline constexpr uint32_t kGrpcAny = kGrpcCancelled | kGrpcDeadlineExceeded |
+                                     kGrpcResourceExhausted | kGrpcInternal | kGrpcUnavailable;
 }  // namespace retry_on
 
 // One condition name to its bit; 0 when the name is unknown.
@@ -103,6 +112,10 @@ struct RetryPolicy {
 
   // Is this outcome one that retry_on asks to retry? Pure; ignores counts, method and body.
   bool retriable(const AttemptOutcome& o) const noexcept;
+  // Does a gRPC condition (cancelled, unavailable, ...) match the response's grpc-status? Such a
+  // response is retried whatever the method (every gRPC call is a POST): naming a gRPC status is
+  // the route owner saying that status is safe to retry, as in gRPC's own retry policy (gRFC A6).
+  bool grpc_retriable(const AttemptOutcome& o) const noexcept;
   // The whole decision for the attempt that just ended. retries_done: retries already made for
   // this request (0 after the first attempt). The stateful checks (budget, breaker, deadline)
   // come after a kRetry, in the caller.

@@ -432,8 +432,12 @@ class Http2Upstream(ProxyTestCase):
     cfg["clusters"][0]["outlier_detection"] = {"consecutive_local_origin_failure": 1,
                                                "max_ejection_percent": 50}
     cfg["clusters"][0]["retry_budget"] = {"budget_percent": 50, "min_retry_concurrency": 8}
+    # grpc-python answers calls that reach it while it shuts down, before its handler ran, with a
+    # trailers-only CANCELLED (seen on the wire: grpc-status 1, grpc-message CANCELLED, then
+    # RST_STREAM NO_ERROR), even for streams below the GOAWAY's last-stream-id: "cancelled"
+    # retries them.
     cfg["listeners"][0]["routes"][0]["retry"] = {
-        "retry_on": ["refused-stream", "connect-failure", "reset"], "num_retries": 3,
+        "retry_on": ["refused-stream", "connect-failure", "reset", "cancelled"], "num_retries": 3,
         "retry_non_idempotent": False, "backoff": {"base": "5ms", "max": "20ms"}}
     p = self.start_proxy(cfg)
     ch = self.channel(p)
@@ -463,6 +467,42 @@ class Http2Upstream(ProxyTestCase):
     failures = [r for r in results if r is not True]
     self.assertGreater(len(results), 100)
     self.assertEqual(failures, [])
+
+  def test_grpc_status_retry_conditions(self):
+    """retry_on names gRPC statuses (Envoy's x-envoy-retry-grpc-on): a trailers-only UNAVAILABLE
+    is retried though every gRPC call is a POST; a status not named (INTERNAL) is returned."""
+    import grpc
+    from concurrent import futures
+    attempts = {}
+
+    def handler(req, ctx):
+      n = attempts[req] = attempts.get(req, 0) + 1
+      if req.startswith(b"flaky") and n == 1:
+        ctx.abort(grpc.StatusCode.UNAVAILABLE, "warming up")
+      if req.startswith(b"broken"):
+        ctx.abort(grpc.StatusCode.INTERNAL, "broken")
+      return req
+
+    h = grpc.method_handlers_generic_handler(
+        "demo.Orders", {"Get": grpc.unary_unary_rpc_method_handler(handler)})
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    srv.add_generic_rpc_handlers((h,))
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    self.addCleanup(srv.stop, 0)
+    cfg = h2_config("127.0.0.1:%d" % port, cluster_extra={"protocol": "http2"})
+    cfg["listeners"][0]["routes"][0]["retry"] = {
+        "retry_on": ["unavailable", "cancelled"], "num_retries": 2,
+        "backoff": {"base": "1ms", "max": "2ms"}}
+    p = self.start_proxy(cfg)
+    get = self.channel(p).unary_unary("/demo.Orders/Get")
+    self.assertEqual(get(b"flaky-1", timeout=5), b"flaky-1")
+    self.assertEqual(attempts[b"flaky-1"], 2)
+    with self.assertRaises(grpc.RpcError) as cm:
+      get(b"broken-1", timeout=5)
+    self.assertEqual(cm.exception.code(), grpc.StatusCode.INTERNAL)
+    self.assertEqual(attempts[b"broken-1"], 1)
+    self.assertEqual(p.metrics().get("outrigger_upstream_retries_total", reason="retried"), 1)
 
   def test_grpc_upstream_down_is_unavailable(self):
     import grpc

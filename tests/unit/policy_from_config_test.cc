@@ -54,6 +54,11 @@ TEST(PolicyFromConfig, EveryRetryOnNameTheLoaderAcceptsIsUpstreamsBit) {
       {"5xx", retry_on::k5xx},
       {"retriable-status-codes", retry_on::kRetriableStatusCodes},
       {"retriable-headers", retry_on::kRetriableHeaders},
+      {"cancelled", retry_on::kGrpcCancelled},
+      {"deadline-exceeded", retry_on::kGrpcDeadlineExceeded},
+      {"resource-exhausted", retry_on::kGrpcResourceExhausted},
+      {"internal", retry_on::kGrpcInternal},
+      {"unavailable", retry_on::kGrpcUnavailable},
   };
   for (const auto& [name, bit] : expected) {
     std::string route = "        retry: {retry_on: [" + name + "]";

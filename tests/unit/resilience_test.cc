@@ -59,6 +59,9 @@ TEST(RetryOn, ParsesEveryEnvoyName) {
   EXPECT_EQ(parse_retry_on("5xx").value(), retry_on::k5xx);
   EXPECT_EQ(parse_retry_on("retriable-status-codes").value(), retry_on::kRetriableStatusCodes);
   EXPECT_EQ(parse_retry_on("retriable-headers").value(), retry_on::kRetriableHeaders);
+  EXPECT_EQ(parse_retry_on("cancelled,deadline-exceeded,resource-exhausted,internal,unavailable")
+                .value(),
+            retry_on::kGrpcAny);
   EXPECT_EQ(parse_retry_on(" 5xx ,reset,, connect-failure ").value(),
             retry_on::k5xx | retry_on::kReset | retry_on::kConnectFailure);
   EXPECT_EQ(parse_retry_on("").value(), 0u);
@@ -157,6 +160,40 @@ TEST(RetryRetriable, RetriableHeadersByNameAndOptionalValue) {
   EXPECT_FALSE(p.retriable(status(200)));  // no headers given
 }
 
+TEST(RetryRetriable, GrpcConditionsReadGrpcStatusOfATrailersOnlyResponse) {
+  RetryPolicy p = policy("cancelled,unavailable");
+  EXPECT_EQ(p.retry_on, retry_on::kGrpcCancelled | retry_on::kGrpcUnavailable);
+  const Response cancelled(
+      "HTTP/1.1 200 OK\r\ncontent-type: application/grpc\r\ngrpc-status: 1\r\n"
+      "grpc-message: CANCELLED\r\ncontent-length: 0\r\n\r\n");
+  const Response unavailable("HTTP/1.1 200 OK\r\ngrpc-status: 14\r\ncontent-length: 0\r\n\r\n");
+  const Response internal("HTTP/1.1 200 OK\r\ngrpc-status: 13\r\ncontent-length: 0\r\n\r\n");
+  const Response ok("HTTP/1.1 200 OK\r\ngrpc-status: 0\r\ncontent-length: 0\r\n\r\n");
+  const Response junk("HTTP/1.1 200 OK\r\ngrpc-status: 1x\r\ncontent-length: 0\r\n\r\n");
+  const Response none("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+  EXPECT_TRUE(p.retriable(cancelled.outcome()));
+  EXPECT_TRUE(p.retriable(unavailable.outcome()));
+  EXPECT_FALSE(p.retriable(internal.outcome()));
+  EXPECT_FALSE(p.retriable(ok.outcome()));
+  EXPECT_FALSE(p.retriable(junk.outcome()));
+  EXPECT_FALSE(p.retriable(none.outcome()));
+  // Each name is its own code.
+  const std::pair<const char*, const char*> names[] = {
+      {"cancelled", "1"}, {"deadline-exceeded", "4"}, {"resource-exhausted", "8"},
+      {"internal", "13"}, {"unavailable", "14"}};
+  for (const auto& [name, code] : names) {
+    const RetryPolicy q = policy(name);
+    for (const auto& [other, other_code] : names) {
+      const Response r(std::string("HTTP/1.1 200 OK\r\ngrpc-status: ") + other_code +
+                       "\r\ncontent-length: 0\r\n\r\n");
+      EXPECT_EQ(q.retriable(r.outcome()), std::string_view(code) == other_code) << name << other;
+    }
+  }
+  // gRPC conditions see only the response's grpc-status, not local failures or HTTP statuses.
+  EXPECT_FALSE(p.retriable(local(AttemptResult::kReset)));
+  EXPECT_FALSE(p.retriable(status(503)));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The whole decision
 
@@ -174,6 +211,19 @@ TEST(RetryDecision, CountsRetriesUpToNumRetries) {
   EXPECT_EQ(p.should_retry(status(503), "GET", 2, true), RetryDecision::kExhausted);
   p.num_retries = 0;
   EXPECT_EQ(p.should_retry(status(503), "GET", 0, true), RetryDecision::kExhausted);
+}
+
+TEST(RetryDecision, GrpcStatusIsRetriedForPostButNotTheOtherConditions) {
+  // A named gRPC status is retried whatever the method (every gRPC call is a POST); a 5xx of
+  // the same POST is not, under the default idempotent-only rule.
+  RetryPolicy p = policy("cancelled,5xx");
+  p.num_retries = 1;
+  const Response cancelled("HTTP/1.1 200 OK\r\ngrpc-status: 1\r\ncontent-length: 0\r\n\r\n");
+  EXPECT_EQ(p.should_retry(cancelled.outcome(), "POST", 0, true), RetryDecision::kRetry);
+  EXPECT_EQ(p.should_retry(cancelled.outcome(), "POST", 1, true), RetryDecision::kExhausted);
+  EXPECT_EQ(p.should_retry(cancelled.outcome(), "POST", 0, false),
+            RetryDecision::kBodyNotReplayable);
+  EXPECT_EQ(p.should_retry(status(503), "POST", 0, true), RetryDecision::kNotIdempotent);
 }
 
 TEST(RetryDecision, IdempotentMethodsOnlyOnceTheRequestMayHaveArrived) {
