@@ -22,6 +22,8 @@ usage: bench/run.sh [options] [OUTRIGGER_BINARY]
       --case LIST         comma-separated cases, or "all" (BENCH_CASES, default
                           h1-keepalive,h1-mtls-upstream); known: ${BENCH_CASES_KNOWN[*]}
       --tls-clients N     s_time processes of the tls-* cases   (BENCH_TLS_CLIENTS, default 4)
+  -b, --baseline BIN      A/B: also run this outrigger binary as proxy "outrigger-base",
+                          interleaved with the others in every round (BENCH_BASELINE_BIN)
   -o, --out DIR           output folder (BENCH_OUT, default bench/out)
       --proxy-cpu N       CPU for the proxy under test          (BENCH_PROXY_CPU, default 1)
       --load-cpu N        CPU for load generator + backend      (BENCH_LOAD_CPU, default 0)
@@ -56,6 +58,7 @@ BENCH_OUT="${BENCH_OUT:-$HERE/out}"
 BENCH_PROXY_CPU="${BENCH_PROXY_CPU:-1}"
 BENCH_LOAD_CPU="${BENCH_LOAD_CPU:-0}"
 OUTRIGGER_BIN="${OUTRIGGER_BIN:-}"
+BENCH_BASELINE_BIN="${BENCH_BASELINE_BIN:-}"
 
 while (($#)); do
   case "$1" in
@@ -67,6 +70,7 @@ while (($#)); do
     -p | --proxies) BENCH_PROXIES="$2"; shift 2 ;;
     --case | --cases) BENCH_CASES="$2"; shift 2 ;;
     --tls-clients) BENCH_TLS_CLIENTS="$2"; shift 2 ;;
+    -b | --baseline) BENCH_BASELINE_BIN="$2"; shift 2 ;;
     -o | --out) BENCH_OUT="$2"; shift 2 ;;
     --proxy-cpu) BENCH_PROXY_CPU="$2"; shift 2 ;;
     --load-cpu) BENCH_LOAD_CPU="$2"; shift 2 ;;
@@ -89,10 +93,23 @@ done
   bench_die "threads must be 1..connections"
 
 IFS=, read -r -a PROXIES <<<"$BENCH_PROXIES"
+if [[ -n "$BENCH_BASELINE_BIN" ]]; then
+  [[ -x "$BENCH_BASELINE_BIN" ]] || bench_die "baseline binary '$BENCH_BASELINE_BIN' is not executable"
+  BENCH_BASELINE_BIN="$(cd "$(dirname "$BENCH_BASELINE_BIN")" && pwd)/$(basename "$BENCH_BASELINE_BIN")"
+  # Right after outrigger, so every round runs the two back to back.
+  with_base=()
+  for p in "${PROXIES[@]}"; do
+    with_base+=("$p")
+    [[ "$p" == outrigger ]] && with_base+=(outrigger-base)
+  done
+  [[ " ${with_base[*]} " == *" outrigger-base "* ]] || bench_die "--baseline needs outrigger in the proxy list"
+  PROXIES=("${with_base[@]}")
+  BENCH_PROXIES="$(IFS=,; echo "${PROXIES[*]}")"
+fi
 [[ "$BENCH_CASES" == all ]] && BENCH_CASES="$(IFS=,; echo "${BENCH_CASES_KNOWN[*]}")"
 IFS=, read -r -a CASES <<<"$BENCH_CASES"
 for p in "${PROXIES[@]}"; do
-  [[ " ${BENCH_ALL_PROXIES[*]} " == *" $p "* ]] || bench_die "unknown proxy '$p'"
+  [[ " ${BENCH_ALL_PROXIES[*]} outrigger-base " == *" $p "* ]] || bench_die "unknown proxy '$p'"
 done
 for c in "${CASES[@]}"; do
   [[ " ${BENCH_CASES_KNOWN[*]} " == *" $c "* ]] || bench_die "unknown case '$c'"
@@ -110,7 +127,7 @@ cpus="$(nproc --all)"
   bench_die "CPUs $BENCH_PROXY_CPU/$BENCH_LOAD_CPU do not exist (nproc: $cpus)"
 ((BENCH_PROXY_CPU != BENCH_LOAD_CPU)) || bench_log "warning: proxy and load share CPU $BENCH_PROXY_CPU"
 bench_require taskset curl python3
-for p in "${PROXIES[@]}"; do [[ "$p" == outrigger ]] || bench_require "$p"; done
+for p in "${PROXIES[@]}"; do [[ "$p" == outrigger* ]] || bench_require "$p"; done
 
 bench_make_tmp
 bench_install_traps

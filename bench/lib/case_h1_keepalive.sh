@@ -42,9 +42,9 @@ case_h1_keepalive_setup() {
 case_h1_keepalive_start_proxy() {
   local proxy="$1" port="$2" conf=""
   case "$proxy" in
-    outrigger)
-      bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/outrigger.log" \
-        "$OUTRIGGER_BIN" reverse-proxy --listen "127.0.0.1:$port" \
+    outrigger | outrigger-base)
+      bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/$proxy.log" \
+        "$(bench_outrigger_bin "$proxy")" reverse-proxy --listen "127.0.0.1:$port" \
         --to "http://127.0.0.1:$CASE_H1_BACKEND_PORT" --workers 1 --access-log off
       ;;
     haproxy) conf="$BENCH_TMP/haproxy.cfg" ;;

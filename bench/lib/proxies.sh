@@ -26,6 +26,12 @@ bench_start_peer() {
   esac
 }
 
+# bench_outrigger_bin PROXY : the binary of an outrigger variant (outrigger-base is the --baseline
+# binary of an A/B run; every other variant is OUTRIGGER_BIN).
+bench_outrigger_bin() {
+  if [[ "$1" == outrigger-base ]]; then echo "$BENCH_BASELINE_BIN"; else echo "$OUTRIGGER_BIN"; fi
+}
+
 # bench_start_templated PROXY SUFFIX PORT KEY=VALUE... : renders peers/<proxy>-<suffix>.<ext>
 # (outrigger .yaml, haproxy .cfg, nginx and nghttpx .conf) into BENCH_TMP with TMP, LISTEN_PORT and
 # the given keys, and starts it on the proxy CPU; its PID in PROXY_PID.
@@ -33,16 +39,16 @@ bench_start_templated() {
   local proxy="$1" suffix="$2" port="$3" template conf
   shift 3
   case "$proxy" in
-    outrigger) template="outrigger-$suffix.yaml" ;;
+    outrigger | outrigger-base) template="outrigger-$suffix.yaml" ;;
     haproxy) template="haproxy-$suffix.cfg" ;;
     nginx | nghttpx) template="$proxy-$suffix.conf" ;;
     *) bench_die "no '$suffix' configuration for proxy '$proxy'" ;;
   esac
   conf="$BENCH_TMP/$template"
   bench_render "$BENCH_PEERS_DIR/$template" "$conf" TMP="$BENCH_TMP" LISTEN_PORT="$port" "$@"
-  if [[ "$proxy" == outrigger ]]; then
-    bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/outrigger.log" \
-      "$OUTRIGGER_BIN" run --config "$conf"
+  if [[ "$proxy" == outrigger* ]]; then
+    bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/$proxy.log" \
+      "$(bench_outrigger_bin "$proxy")" run --config "$conf"
   else
     bench_start_peer PROXY_PID "$proxy" "$conf"
   fi
