@@ -1,5 +1,6 @@
 #include "proxy/h2/fields.h"
 
+#include <algorithm>
 #include <array>
 
 namespace outrigger::h2 {
@@ -75,6 +76,12 @@ FieldError check_regular(const Field& f, bool trailers) noexcept {
 }  // namespace
 
 void FieldList::add(std::string_view name, std::string_view value) {
+  if (refs_.capacity() == 0) {
+    // One allocation each for a typical head instead of a doubling series (profiled: growth was
+    // ten of the ~36 allocations per proxied HTTP/2 request).
+    refs_.reserve(16);
+    buf_.reserve(512);
+  }
   Ref r;
   r.name_off = static_cast<uint32_t>(buf_.size());
   r.name_len = static_cast<uint32_t>(name.size());
@@ -96,7 +103,7 @@ void FieldList::clear() noexcept {
 std::span<const Field> FieldList::fields() const {
   if (dirty_ || view_.size() != refs_.size()) {
     view_.clear();
-    view_.reserve(refs_.size());
+    view_.reserve(std::max<size_t>(refs_.size(), 16));
     for (const Ref& r : refs_) {
       view_.push_back({std::string_view(buf_).substr(r.name_off, r.name_len),
                        std::string_view(buf_).substr(r.value_off, r.value_len)});

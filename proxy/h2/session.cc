@@ -424,18 +424,18 @@ struct Session::Glue {
     if (st->unconsumed > 0) {
       nghttp2_session_consume_connection(s.ng_, st->unconsumed);
     }
-    if (st->known) {
-      CloseInfo info;
-      info.error_code = error_code != kNoError ? error_code : st->local_reset;
-      info.reset_by_peer = st->reset_by_peer;
-      if (!s.server_) {
-        const auto& cs = static_cast<ClientSession&>(s);
-        info.unprocessed =
-            (st->reset_by_peer && error_code == kRefusedStream) ||
-            (cs.goaway_last_stream_id_ >= 0 && stream_id > cs.goaway_last_stream_id_);
-      }
-      s.events_->on_stream_close(stream_id, info);
+    const bool known = st->known;
+    CloseInfo info;
+    info.error_code = error_code != kNoError ? error_code : st->local_reset;
+    info.reset_by_peer = st->reset_by_peer;
+    if (!s.server_) {
+      const auto& cs = static_cast<ClientSession&>(s);
+      info.unprocessed =
+          (st->reset_by_peer && error_code == kRefusedStream) ||
+          (cs.goaway_last_stream_id_ >= 0 && stream_id > cs.goaway_last_stream_id_);
     }
+    s.recycle(std::move(st));
+    if (known) s.events_->on_stream_close(stream_id, info);
     return 0;
   }
 
@@ -560,9 +560,23 @@ Session::Stream* Session::find(int32_t id) {
 
 Session::Stream& Session::add_stream(int32_t id) {
   auto& p = streams_[id];
-  p = std::make_unique<Stream>();
+  if (!spare_.empty()) {
+    p = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    p = std::make_unique<Stream>();
+  }
   p->id = id;
   return *p;
+}
+
+void Session::recycle(std::unique_ptr<Stream> st) {
+  if (spare_.size() >= kSpareStreams) return;  // st is freed
+  st->trailers.clear();
+  FieldList keep = std::move(st->trailers);  // its capacity is reused
+  *st = Stream{};
+  st->trailers = std::move(keep);
+  spare_.push_back(std::move(st));
 }
 
 size_t Session::known_streams() const noexcept {

@@ -245,6 +245,8 @@ class Session {
   bool init();
   Stream* find(int32_t id);
   Stream& add_stream(int32_t id);
+  // A closed stream's state goes back to a small free list (one allocation less per stream).
+  void recycle(std::unique_ptr<Stream> st);
   void fail(uint32_t code, std::string why);
   size_t known_streams() const noexcept;
   // Records one peer reset of an unfinished stream; true when the rapid reset limit is exceeded.
@@ -271,6 +273,8 @@ class Session {
   bool server_;
   nghttp2_session* ng_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  static constexpr size_t kSpareStreams = 32;
+  std::vector<std::unique_ptr<Stream>> spare_;
   Counters counters_;
   std::string error_;
   std::string lib_message_;  // nghttp2's last error text, for error_

@@ -169,6 +169,9 @@ void H2Session::on_request(int32_t id, const h2::Request& rq) {
   s->in_end_ = rq.end_stream;
   s->head_request_ = rq.method == "HEAD";
   s->grpc_ = h2::is_grpc_request(rq.headers);
+  size_t head_size = 96 + rq.method.size() + rq.path.size() + rq.authority.size();
+  for (const h2::Field& f : rq.headers) head_size += f.name.size() + f.value.size() + 4;
+  s->in_.reserve(head_size);  // one allocation, not a doubling series
   h2::append_h1_request_head(rq, framing, &s->in_);
   // "te: trailers" says the client takes trailers (gRPC): an HTTP/2 upstream must see it.
   for (const h2::Field& f : rq.headers) {
