@@ -329,17 +329,40 @@ asio::awaitable<bool> DownstreamConnection::read_downstream(Timeout kind, millis
 }
 
 // Waits until request bytes are buffered (true) or the connection should end (false).
-asio::awaitable<bool> DownstreamConnection::wait_for_request() {
+asio::awaitable<bool> DownstreamConnection::wait_for_stream_head() {
+  // A stream's request head was translated when the stream opened: it is there at once.
   const auto& ls = worker_.snapshot()->listeners[listener_index_];
-  if (sio_ != nullptr) {
-    // A stream's request head was translated when the stream opened: it is there at once.
-    if (rbuf_ == nullptr) rbuf_ = worker_.buffers().get();
-    arm(Timeout::kHeader, ls.listener->limits.header_timeout);
-    auto [ec, n] = co_await sio_->read(asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
-    disarm();
-    rend_ += n;
-    co_return !ec && n > 0;
+  if (rbuf_ == nullptr) rbuf_ = worker_.buffers().get();
+  arm(Timeout::kHeader, ls.listener->limits.header_timeout);
+  auto [ec, n] = co_await sio_->read(asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
+  disarm();
+  rend_ += n;
+  co_return !ec && n > 0;
+}
+
+// TLS lean wait: the session may hold decrypted bytes already, so wait by reading one byte; the
+// rest of the record stays inside the session until the buffer is there. 1: got bytes, 0: look
+// again (cancelled by the tick), -1: closed or failed.
+asio::awaitable<int> DownstreamConnection::wait_tls_lean() {
+  char first = 0;
+  auto [ec, n] = co_await net::read_some(*tls_, asio::buffer(&first, 1));
+  if (ec || n == 0) co_return (ec != asio::error::operation_aborted || timed_out_) ? -1 : 0;
+  rbuf_ = worker_.buffers().get();
+  rbuf_->data[0] = first;
+  rend_ = 1;
+  if (net::pending(*tls_) > 0) {
+    auto [ec2, n2] = co_await net::read_some(
+        *tls_, asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
+    if (!ec2) rend_ += n2;
   }
+  co_return 1;
+}
+
+// Kept small on purpose: its frame is allocated for as long as a keep-alive connection is idle
+// (the stream and TLS cases are coroutines of their own).
+asio::awaitable<bool> DownstreamConnection::wait_for_request() {
+  if (sio_ != nullptr) co_return co_await wait_for_stream_head();
+  const auto& ls = worker_.snapshot()->listeners[listener_index_];
   idle_ = true;
   idle_since_ = Clock::now();
   lean_requested_ = false;
@@ -364,22 +387,9 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
     // Lean wait: no buffer while nothing arrives.
     release_buffer();
     if (tls_) {
-      // TLS: the session may hold decrypted bytes already, so wait by reading one byte; the
-      // rest of the record stays inside the session until the buffer is there.
-      char first = 0;
-      auto [ec, n] = co_await net::read_some(*tls_, asio::buffer(&first, 1));
-      if (ec || n == 0) {
-        if (ec != asio::error::operation_aborted || timed_out_) break;
-        continue;
-      }
-      rbuf_ = worker_.buffers().get();
-      rbuf_->data[0] = first;
-      rend_ = 1;
-      if (net::pending(*tls_) > 0) {
-        auto [ec2, n2] = co_await net::read_some(
-            *tls_, asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
-        if (!ec2) rend_ += n2;
-      }
+      const int got = co_await wait_tls_lean();
+      if (got < 0) break;
+      if (got == 0) continue;
       ok = true;
       break;
     }
@@ -433,20 +443,23 @@ asio::awaitable<bool> DownstreamConnection::tls_accept(const ListenerState& ls) 
   co_return true;
 }
 
-asio::awaitable<void> DownstreamConnection::run() {
+// What a connection speaks, decided before its first HTTP/1.1 request: a coroutine of its own, so
+// that its locals (TLS handshake, HTTP/2 preface) are not part of run()'s frame, which stays
+// allocated for as long as the connection is idle.
+asio::awaitable<DownstreamConnection::Opening> DownstreamConnection::open() {
   {
     // The snapshot stays alive across the handshake: a reload or a health transition may
     // replace the worker's while we wait.
     const std::shared_ptr<const Snapshot> snap = worker_.snapshot();
     const ListenerState& ls = snap->listeners[listener_index_];
-    if (sio_ == nullptr && ls.tls && !co_await tls_accept(ls)) co_return;
+    if (sio_ == nullptr && ls.tls && !co_await tls_accept(ls)) co_return Opening::kClosed;
     if (tls_ && tls::negotiated_alpn(net::native(*tls_)) == "h2") {
       co_await serve_h2({});
-      co_return;
+      co_return Opening::kClosed;
     }
     if (sio_ == nullptr && !tls_ && ls.listener->h2c) {
       // Prior knowledge: a connection that opens with the HTTP/2 preface speaks HTTP/2.
-      if (!co_await wait_for_request()) co_return;
+      if (!co_await wait_for_request()) co_return Opening::kClosed;
       for (int i = 0; i < 4; ++i) {
         const auto p = h2::check_preface(
             {reinterpret_cast<const uint8_t*>(rbuf_->data + rbeg_), rend_ - rbeg_});
@@ -454,15 +467,20 @@ asio::awaitable<void> DownstreamConnection::run() {
           const std::vector<uint8_t> first(rbuf_->data + rbeg_, rbuf_->data + rend_);
           rbeg_ = rend_;
           co_await serve_h2(first);
-          co_return;
+          co_return Opening::kClosed;
         }
         if (p == h2::Preface::kNotH2) break;
         if (!co_await read_downstream(Timeout::kHeader, ls.listener->limits.header_timeout)) {
-          co_return;
+          co_return Opening::kClosed;
         }
       }
     }
   }
+  co_return Opening::kHttp1;
+}
+
+asio::awaitable<void> DownstreamConnection::run() {
+  if (co_await open() == Opening::kClosed) co_return;
   for (;;) {
     if (rbeg_ == rend_) {
       // While draining, a quiet keep-alive connection still gets a short grace: a request the

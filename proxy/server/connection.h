@@ -76,8 +76,12 @@ class DownstreamConnection {
   boost::asio::awaitable<net::IoResult> ds_write(boost::asio::const_buffer b);
   boost::asio::awaitable<bool> tls_accept(const ListenerState& ls);
 
+  enum class Opening : uint8_t { kHttp1, kClosed };
+  boost::asio::awaitable<Opening> open();
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<bool> wait_for_request();
+  boost::asio::awaitable<bool> wait_for_stream_head();
+  boost::asio::awaitable<int> wait_tls_lean();
   boost::asio::awaitable<bool> read_downstream(Timeout kind, std::chrono::milliseconds d);
   boost::asio::awaitable<bool> proxy(Exchange& ex, const Snapshot& snap);
   boost::asio::awaitable<bool> forward(Exchange& ex, const Snapshot& snap, const ListenerState& ls,
