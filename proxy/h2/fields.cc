@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 namespace outrigger::h2 {
 namespace {
@@ -85,10 +86,12 @@ void FieldList::add(std::string_view name, std::string_view value) {
   Ref r;
   r.name_off = static_cast<uint32_t>(buf_.size());
   r.name_len = static_cast<uint32_t>(name.size());
-  for (char c : name) buf_.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
-  r.value_off = static_cast<uint32_t>(buf_.size());
+  r.value_off = r.name_off + r.name_len;
   r.value_len = static_cast<uint32_t>(value.size());
-  buf_.append(value);
+  buf_.resize(buf_.size() + name.size() + value.size());
+  char* out = buf_.data() + r.name_off;
+  for (char c : name) *out++ = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+  if (!value.empty()) std::memcpy(out, value.data(), value.size());
   refs_.push_back(r);
   dirty_ = true;
 }

@@ -1,8 +1,13 @@
 #include "proxy/h2/session.h"
 
+#include "proxy/h2/small_blocks.h"
+
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -524,8 +529,10 @@ bool Session::init() {
     nghttp2_option_set_stream_reset_rate_limit(
         opt, std::max<uint64_t>(1000, 2ull * limits_.max_rapid_resets), 33);
   }
-  int rv = server_ ? nghttp2_session_server_new2(&ng_, Glue::callbacks(), this, opt)
-                   : nghttp2_session_client_new2(&ng_, Glue::callbacks(), this, opt);
+  int rv = server_ ? nghttp2_session_server_new3(&ng_, Glue::callbacks(), this, opt,
+                                                 SmallBlocks::mem())
+                   : nghttp2_session_client_new3(&ng_, Glue::callbacks(), this, opt,
+                                                 SmallBlocks::mem());
   nghttp2_option_del(opt);
   if (rv != 0) {
     error_ = lib_error("nghttp2 session", rv);

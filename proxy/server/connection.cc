@@ -480,12 +480,15 @@ asio::awaitable<DownstreamConnection::Opening> DownstreamConnection::open() {
 }
 
 asio::awaitable<void> DownstreamConnection::run() {
-  if (co_await open() == Opening::kClosed) co_return;
+  // (An HTTP/2 stream has nothing to open: two coroutine frames less per stream.)
+  if (sio_ == nullptr && co_await open() == Opening::kClosed) co_return;
   for (;;) {
     if (rbeg_ == rend_) {
       // While draining, a quiet keep-alive connection still gets a short grace: a request the
       // client sent in the same instant is answered (with Connection: close), not reset.
-      if (!co_await wait_for_request()) co_return;
+      if (!(sio_ != nullptr ? co_await wait_for_stream_head() : co_await wait_for_request())) {
+        co_return;
+      }
     }
     std::shared_ptr<const Snapshot> snap = worker_.snapshot();  // kept for the whole request
     auto ex = take_exchange();

@@ -15,6 +15,7 @@
 #include "proxy/h2/fields.h"
 #include "proxy/h2/grpc.h"
 #include "proxy/h2/session.h"
+#include "proxy/h2/small_blocks.h"
 #include "proxy/h2/translate.h"
 #include "proxy/http/h1.h"
 
@@ -1453,3 +1454,58 @@ TEST(H2Grpc, DetectionAndErrors) {
 
 }  // namespace
 }  // namespace outrigger::h2
+
+// ---------------------------------------------------------------------------------------------
+// SmallBlocks: nghttp2's allocator
+
+TEST(SmallBlocks, ReusesFreedBlocksOfAClassAndKeepsAlignment) {
+  outrigger::h2::SmallBlocks b;
+  void* p = b.alloc(40);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
+  std::memset(p, 0xab, 40);
+  b.release(p);
+  EXPECT_EQ(b.cached(0), 1u);
+  void* q = b.alloc(48);  // 48 + 16 header fits the 64-byte class too
+  EXPECT_EQ(q, p);
+  EXPECT_EQ(b.cached(0), 0u);
+  void* r = b.alloc(49);  // 65 bytes with the header: the 128-byte class
+  EXPECT_NE(r, q);
+  b.release(q);
+  b.release(r);
+  EXPECT_EQ(b.cached(0), 1u);
+  EXPECT_EQ(b.cached(1), 1u);
+  b.release(nullptr);  // free(NULL) semantics
+}
+
+TEST(SmallBlocks, ResizeKeepsContentsAcrossClassesAndBeyond) {
+  outrigger::h2::SmallBlocks b;
+  auto* p = static_cast<unsigned char*>(b.resize(nullptr, 30));  // realloc(NULL, n) = malloc
+  ASSERT_NE(p, nullptr);
+  for (int i = 0; i < 30; ++i) p[i] = static_cast<unsigned char>(i);
+  EXPECT_EQ(b.resize(p, 48), p);  // still fits its block
+  auto* q = static_cast<unsigned char*>(b.resize(p, 1000));
+  ASSERT_NE(q, nullptr);
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(q[i], i);
+  for (int i = 30; i < 1000; ++i) q[i] = static_cast<unsigned char>(i * 7);
+  auto* big = static_cast<unsigned char*>(b.resize(q, 100000));  // past the largest class
+  ASSERT_NE(big, nullptr);
+  for (int i = 0; i < 30; ++i) ASSERT_EQ(big[i], i);
+  for (int i = 30; i < 1000; ++i) ASSERT_EQ(big[i], static_cast<unsigned char>(i * 7));
+  auto* small = static_cast<unsigned char*>(b.resize(big, 10));  // shrinking copies the prefix
+  ASSERT_NE(small, nullptr);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(small[i], i);
+  b.release(small);
+}
+
+TEST(SmallBlocks, CachedBytesPerClassAreBounded) {
+  outrigger::h2::SmallBlocks b;
+  std::vector<void*> blocks;
+  for (int i = 0; i < 3000; ++i) blocks.push_back(b.alloc(8));
+  for (void* p : blocks) b.release(p);
+  EXPECT_EQ(b.cached(0), outrigger::h2::SmallBlocks::kCachedBytesPerClass / 64);
+  blocks.clear();
+  for (int i = 0; i < 100; ++i) blocks.push_back(b.alloc(4000));  // the 4 KiB class
+  for (void* p : blocks) b.release(p);
+  EXPECT_EQ(b.cached(6), outrigger::h2::SmallBlocks::kCachedBytesPerClass / 4096);
+}
