@@ -1369,6 +1369,7 @@ protocol_chosen:
     std::string_view last_reason;
     std::optional<upstream::H2Stream> hs;  // destroying an unfinished stream resets it
     upstream::H2ResponseHead rh;
+    h2::FieldList req_trailers;  // of a chunked request body, once it has been read
     for (;;) {
       hs.reset();
       if (!picked && !pick_endpoint()) {
@@ -1513,13 +1514,26 @@ protocol_chosen:
             }
             pos = rbeg_;
           }
-          if (body_ok) body_ok = (co_await st.write_body({}, true, Clock::now() + stream_idle)).has_value();
+          // A chunked body's trailers (an HTTP/1.1 client's, or an HTTP/2 client's through the
+          // bridge) end the stream as a trailing HEADERS frame; they are kept for a replay.
+          if (body_done && rq.body == http::BodyKind::kChunked &&
+              !ex.chunked.trailers().empty()) {
+            h2::h1_trailers_to_h2(ex.chunked.trailers(), &req_trailers);
+          }
+          if (body_ok) {
+            body_ok = req_trailers.empty()
+                          ? (co_await st.write_body({}, true, Clock::now() + stream_idle)).has_value()
+                          : st.write_trailers(req_trailers.fields()).has_value();
+          }
           request_complete = body_done;
         } else if (has_body) {
           auto w = co_await st.write_body(
-              {reinterpret_cast<const uint8_t*>(ex.replay.data()), ex.replay.size()}, true,
-              Clock::now() + stream_idle);
+              {reinterpret_cast<const uint8_t*>(ex.replay.data()), ex.replay.size()},
+              req_trailers.empty(), Clock::now() + stream_idle);
           body_ok = w.has_value();
+          if (body_ok && !req_trailers.empty()) {
+            body_ok = st.write_trailers(req_trailers.fields()).has_value();
+          }
         }
         const auto deadline = upstream::attempt_deadline(
             Clock::now(), request_deadline,

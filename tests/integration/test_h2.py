@@ -4,12 +4,9 @@ PING flood) from a raw-frame client built on python3-h2/hpack, with the proxy st
 its memory bounded. Clients: curl --http2(-prior-knowledge), nghttp, h2load, python3-grpcio."""
 import json
 import os
-import shutil
 import socket
-import ssl
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
@@ -87,6 +84,70 @@ class RawH2:
       self.sock.close()
     except OSError:
       pass
+
+
+class TrailerUpstream:
+  """An h2c server (python3-h2) that records each stream's request (headers, body, trailers)
+  and answers 200 "ok" with the trailer x-up-trailer: yes. One thread per connection; every
+  loop is bounded in time."""
+
+  def __init__(self):
+    self.lsock = socket.socket()
+    self.lsock.bind(("127.0.0.1", 0))
+    self.lsock.listen(16)
+    self.lsock.settimeout(0.2)
+    self.address = "127.0.0.1:%d" % self.lsock.getsockname()[1]
+    self.requests = []
+    self.stop = threading.Event()
+    threading.Thread(target=self._accept, daemon=True).start()
+
+  def _accept(self):
+    deadline = time.monotonic() + 60
+    while not self.stop.is_set() and time.monotonic() < deadline:
+      try:
+        c, _ = self.lsock.accept()
+      except socket.timeout:
+        continue
+      except OSError:
+        return
+      threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+  def _serve(self, sock):
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
+                                                                header_encoding="utf-8"))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    sock.settimeout(0.2)
+    streams = {}
+    deadline = time.monotonic() + 30
+    while not self.stop.is_set() and time.monotonic() < deadline:
+      try:
+        data = sock.recv(65536)
+      except socket.timeout:
+        continue
+      except OSError:
+        break
+      if not data:
+        break
+      for ev in conn.receive_data(data):
+        if isinstance(ev, h2.events.RequestReceived):
+          streams[ev.stream_id] = {"headers": dict(ev.headers), "body": b"", "trailers": None}
+        elif isinstance(ev, h2.events.DataReceived):
+          streams[ev.stream_id]["body"] += ev.data
+          conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        elif isinstance(ev, h2.events.TrailersReceived):
+          streams[ev.stream_id]["trailers"] = dict(ev.headers)
+        elif isinstance(ev, h2.events.StreamEnded):
+          self.requests.append(streams.pop(ev.stream_id))
+          conn.send_headers(ev.stream_id, [(":status", "200"), ("content-type", "text/plain")])
+          conn.send_data(ev.stream_id, b"ok")
+          conn.send_headers(ev.stream_id, [("x-up-trailer", "yes")], end_stream=True)
+      sock.sendall(conn.data_to_send())
+    sock.close()
+
+  def close(self):
+    self.stop.set()
+    self.lsock.close()
 
 
 def frame(ftype, flags, stream, payload):
@@ -188,7 +249,7 @@ class H2Basics(ProxyTestCase):
     p = self.start_proxy(h2_config(up.address, drain={"delay": "1s", "timeout": "5s"}))
     c = RawH2(p.addr())
     self.addCleanup(c.close)
-    sid = c.request("/echo")
+    c.request("/echo")
     c.events_until(lambda es: any(isinstance(e, h2.events.StreamEnded) for e in es))
     import signal as _s
     p.signal(_s.SIGTERM)
@@ -503,6 +564,42 @@ class Http2Upstream(ProxyTestCase):
     self.assertEqual(cm.exception.code(), grpc.StatusCode.INTERNAL)
     self.assertEqual(attempts[b"broken-1"], 1)
     self.assertEqual(p.metrics().get("outrigger_upstream_retries_total", reason="retried"), 1)
+
+  def test_request_and_response_trailers_cross_to_an_http2_upstream(self):
+    """Trailers end to end with an HTTP/2 upstream: an HTTP/2 client's request trailers and an
+    HTTP/1.1 client's chunked trailers reach it as a trailing HEADERS frame; its response
+    trailers come back to both."""
+    up = TrailerUpstream()
+    self.addCleanup(up.close)
+    p = self.start_proxy(h2_config(up.address, cluster_extra={"protocol": "http2"}))
+    c = RawH2(p.addr())
+    self.addCleanup(c.close)
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":path", "/t"),
+                              (":authority", "test")])
+    c.conn.send_data(sid, b"hello")
+    c.conn.send_headers(sid, [("x-checksum", "42")], end_stream=True)
+    c.flush()
+    evs = c.events_until(lambda e: any(isinstance(x, h2.events.StreamEnded) for x in e))
+    trailers = [dict(x.headers) for x in evs if isinstance(x, h2.events.TrailersReceived)]
+    self.assertEqual(trailers, [{"x-up-trailer": "yes"}], evs)
+    self.assertEqual(len(up.requests), 1)
+    self.assertEqual(up.requests[0]["body"], b"hello")
+    self.assertEqual(up.requests[0]["trailers"], {"x-checksum": "42"})
+
+    s = socket.create_connection(p.addr(), timeout=5)
+    self.addCleanup(s.close)
+    s.sendall(b"POST /t HTTP/1.1\r\nHost: test\r\nTE: trailers\r\nConnection: close\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n5\r\nworld\r\n0\r\n"
+              b"X-Checksum: 7\r\nContent-Length: 9\r\n\r\n")
+    from harness.client import read_to_close
+    raw = read_to_close(s)
+    self.assertTrue(raw.startswith(b"HTTP/1.1 200"), raw)
+    self.assertIn(b"\r\n\r\n2\r\nok\r\n0\r\nx-up-trailer: yes\r\n\r\n", raw)
+    self.assertEqual(len(up.requests), 2)
+    self.assertEqual(up.requests[1]["body"], b"world")
+    # content-length is one of the fields RFC 9110 6.5.1 keeps out of trailers.
+    self.assertEqual(up.requests[1]["trailers"], {"x-checksum": "7"})
 
   def test_grpc_upstream_down_is_unavailable(self):
     import grpc
