@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Instructions per request under callgrind: a deterministic A/B figure for code changes, where
+# wall-clock runs on a shared 2-core machine move by ±10 % (bench/RESULTS.md, 2026-12-06).
+# Each binary runs under valgrind --tool=callgrind with one worker, gets a warm-up, then N
+# requests with the counters zeroed before and dumped after; user-space instructions only (the
+# kernel's share is in the perf profiles). See bench/README.md.
+set -euo pipefail
+
+usage() {
+  cat <<EOF
+usage: bench/instructions.sh [options] OUTRIGGER_BINARY [OTHER_BINARY...]
+
+  --case h2c|h1           h2c: h2load -c 16 -m 8 over h2c prior knowledge (default);
+                          h1: wrk-like keep-alive HTTP/1.1 requests (h2load --h1 -c 16)
+  -n, --requests N        measured requests (default 4000; 1..100000)
+      --keep-tmp          keep the temp folder (configs, callgrind files)
+  -h, --help
+
+The backend is the nginx 'return 200' of case h1-keepalive. Prints one line per binary:
+"<binary> <instructions per request>", and the callgrind file kept with --keep-tmp can be read
+with callgrind_annotate.
+EOF
+}
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib/common.sh
+source "$HERE/lib/common.sh"
+# shellcheck source=lib/proxies.sh
+source "$HERE/lib/proxies.sh"
+BENCH_CASES_KNOWN=()
+# shellcheck source=lib/case_h1_keepalive.sh
+source "$HERE/lib/case_h1_keepalive.sh"
+
+BENCH_PROXY_CPU="${BENCH_PROXY_CPU:-1}"
+BENCH_LOAD_CPU="${BENCH_LOAD_CPU:-0}"
+BENCH_CONNECTIONS=1 BENCH_THREADS=1 # only used by the case's description
+CASE=h2c
+REQUESTS=4000
+BINS=()
+while (($#)); do
+  case "$1" in
+    --case) CASE="$2"; shift 2 ;;
+    -n | --requests) REQUESTS="$2"; shift 2 ;;
+    --keep-tmp) BENCH_KEEP_TMP=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
+    *) BINS+=("$1"); shift ;;
+  esac
+done
+((${#BINS[@]} >= 1)) || { usage >&2; exit 2; }
+[[ "$CASE" == h2c || "$CASE" == h1 ]] || bench_die "--case must be h2c or h1"
+[[ "$REQUESTS" =~ ^[0-9]+$ ]] && ((REQUESTS >= 1 && REQUESTS <= 100000)) ||
+  bench_die "requests must be 1..100000"
+for b in "${BINS[@]}"; do [[ -x "$b" ]] || bench_die "'$b' is not an executable"; done
+bench_require valgrind callgrind_control callgrind_annotate h2load nginx curl taskset
+
+bench_make_tmp
+bench_install_traps
+case_h1_keepalive_setup || bench_die "backend setup failed"
+
+# measure BIN : prints instructions per request.
+measure() {
+  local bin="$1" port conf out curl_args=() load_args=() ir
+  port="$(bench_free_ports 1)"
+  conf="$BENCH_TMP/instructions.yaml"
+  cat >"$conf" <<EOF
+workers: 1
+access_log: off
+listeners:
+  - name: bench
+    address: 127.0.0.1:$port
+    h2c: true
+    routes: [{cluster: backend}]
+clusters:
+  - name: backend
+    type: static
+    endpoints: [127.0.0.1:$CASE_H1_BACKEND_PORT]
+EOF
+  out="$BENCH_TMP/callgrind.$(basename "$bin").$$"
+  rm -f "$out"*
+  bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/valgrind.log" \
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" run --config "$conf"
+  if [[ "$CASE" == h2c ]]; then
+    curl_args=(--http2-prior-knowledge)
+    load_args=(-c 16 -m 8)
+  else
+    load_args=(--h1 -c 16)
+  fi
+  bench_wait_http "http://127.0.0.1:$port/" 60 "$PROXY_PID" "${curl_args[@]}" || {
+    bench_tail_log "$BENCH_TMP/valgrind.log"
+    return 1
+  }
+  timeout 120 taskset -c "$BENCH_LOAD_CPU" h2load "${load_args[@]}" -n 400 \
+    "http://127.0.0.1:$port/" >/dev/null
+  callgrind_control -z "$PROXY_PID" >/dev/null 2>&1
+  timeout 600 taskset -c "$BENCH_LOAD_CPU" h2load "${load_args[@]}" -n "$REQUESTS" \
+    "http://127.0.0.1:$port/" >"$BENCH_TMP/h2load.txt"
+  grep -q "succeeded, 0 failed, 0 errored" "$BENCH_TMP/h2load.txt" ||
+    { cat "$BENCH_TMP/h2load.txt" >&2; bench_stop_tree "$PROXY_PID"; return 1; }
+  callgrind_control -d "$PROXY_PID" >/dev/null 2>&1
+  bench_stop_tree "$PROXY_PID"
+  [[ -f "$out.1" ]] || { bench_log "no callgrind dump for $bin"; return 1; }
+  ir="$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')"
+  [[ "$ir" =~ ^[0-9]+$ ]] || { bench_log "no totals in $out.1"; return 1; }
+  echo "$bin $((ir / REQUESTS))"
+}
+
+failed=0
+for b in "${BINS[@]}"; do
+  measure "$b" || failed=1
+done
+exit "$failed"
