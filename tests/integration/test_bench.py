@@ -1,0 +1,69 @@
+"""The benchmark scripts still run end to end (not how fast: bench/ measures that, never a test).
+Each run is a second or two of load to loopback, bounded by timeouts."""
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from harness.proxy import binary
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def sanitized(path):
+  with open(path, "rb") as f:
+    return b"__asan_init" in f.read()
+
+
+class BenchScripts(unittest.TestCase):
+  def tmpdir(self):
+    d = tempfile.mkdtemp(prefix="bench-smoke-")
+    self.addCleanup(shutil.rmtree, d, True)
+    return d
+
+  def test_run_sh_ab_pair_in_every_round(self):
+    """-b BIN adds outrigger-base right after outrigger; both complete the HTTP/1.1 and the h2c
+    case and land in rounds.csv with requests counted."""
+    out = self.tmpdir()
+    r = subprocess.run([os.path.join(REPO, "bench", "run.sh"), "-p", "outrigger",
+                        "--case", "h1-keepalive,h2c-h1", "-d", "1", "-w", "0", "-r", "1",
+                        "-b", binary(), "-o", out, binary()],
+                       capture_output=True, text=True, timeout=240)
+    self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
+    with open(os.path.join(out, "rounds.csv")) as f:
+      rows = list(csv.DictReader(f))
+    seen = [(x["case"], x["proxy"]) for x in rows]
+    self.assertEqual(seen, [("h1-keepalive", "outrigger"), ("h1-keepalive", "outrigger-base"),
+                            ("h2c-h1", "outrigger"), ("h2c-h1", "outrigger-base")])
+    for x in rows:
+      self.assertEqual(x["status"], "ok", x)
+      self.assertGreater(int(x["requests"]), 0, x)
+      self.assertEqual(x["errors"], "0", x)
+
+  def test_run_sh_baseline_needs_outrigger_in_the_list(self):
+    r = subprocess.run([os.path.join(REPO, "bench", "run.sh"), "-p", "haproxy",
+                        "-b", binary(), "-o", self.tmpdir(), binary()],
+                       capture_output=True, text=True, timeout=60)
+    self.assertNotEqual(r.returncode, 0)
+    self.assertIn("--baseline needs outrigger in the proxy list", r.stderr)
+
+  def test_instructions_sh_reports_instructions_per_request(self):
+    if sanitized(binary()):
+      self.skipTest("valgrind cannot run an AddressSanitizer build (the release run covers it)")
+    r = subprocess.run([os.path.join(REPO, "bench", "instructions.sh"), "-n", "200", binary()],
+                       capture_output=True, text=True, timeout=240)
+    self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
+    m = re.fullmatch(r"(\S+) (\d+)\n", r.stdout)
+    self.assertIsNotNone(m, r.stdout)
+    self.assertEqual(m.group(1), binary())
+    # An h2c request through the bridge is tens of thousands of instructions; a broken
+    # measurement (nothing between zero and dump) would be a handful.
+    self.assertGreater(int(m.group(2)), 5000)
+
+
+if __name__ == "__main__":
+  unittest.main()
