@@ -10,13 +10,15 @@ usage() {
   cat <<EOF
 usage: bench/instructions.sh [options] OUTRIGGER_BINARY [OTHER_BINARY...]
 
-  --case h2c|h1           h2c: h2load -c 16 -m 8 over h2c prior knowledge (default);
-                          h1: wrk-like keep-alive HTTP/1.1 requests (h2load --h1 -c 16)
+  --case h2c|h1|h2-h2     h2c: h2load -c 16 -m 8 over h2c prior knowledge to the nginx
+                          backend (HTTP/1.1 upstream; default); h1: keep-alive HTTP/1.1
+                          requests (h2load --h1 -c 16) to it; h2-h2: h2c to nghttpd
+                          (cluster protocol http2), the bench's h2-h2 case
   -n, --requests N        measured requests (default 4000; 1..100000)
       --keep-tmp          keep the temp folder (configs, callgrind files)
   -h, --help
 
-The backend is the nginx 'return 200' of case h1-keepalive. Prints one line per binary:
+The backends are those of the bench cases (nginx 'return 200', nghttpd with a 64-byte file). Prints one line per binary:
 "<binary> <instructions per request>", and the callgrind file kept with --keep-tmp can be read
 with callgrind_annotate.
 EOF
@@ -30,6 +32,8 @@ source "$HERE/lib/proxies.sh"
 BENCH_CASES_KNOWN=()
 # shellcheck source=lib/case_h1_keepalive.sh
 source "$HERE/lib/case_h1_keepalive.sh"
+# shellcheck source=lib/case_h2.sh
+source "$HERE/lib/case_h2.sh"
 
 BENCH_PROXY_CPU="${BENCH_PROXY_CPU:-1}"
 BENCH_LOAD_CPU="${BENCH_LOAD_CPU:-0}"
@@ -48,7 +52,7 @@ while (($#)); do
   esac
 done
 ((${#BINS[@]} >= 1)) || { usage >&2; exit 2; }
-[[ "$CASE" == h2c || "$CASE" == h1 ]] || bench_die "--case must be h2c or h1"
+[[ "$CASE" == h2c || "$CASE" == h1 || "$CASE" == h2-h2 ]] || bench_die "--case must be h2c, h1 or h2-h2"
 [[ "$REQUESTS" =~ ^[0-9]+$ ]] && ((REQUESTS >= 1 && REQUESTS <= 100000)) ||
   bench_die "requests must be 1..100000"
 for b in "${BINS[@]}"; do [[ -x "$b" ]] || bench_die "'$b' is not an executable"; done
@@ -56,7 +60,15 @@ bench_require valgrind callgrind_control callgrind_annotate h2load nginx curl ta
 
 bench_make_tmp
 bench_install_traps
-case_h1_keepalive_setup || bench_die "backend setup failed"
+if [[ "$CASE" == h2-h2 ]]; then
+  case_h2_h2_setup || bench_die "backend setup failed"
+  BACKEND_PORT="$CASE_H2_BACKEND_PORT"
+  CLUSTER_PROTOCOL=http2
+else
+  case_h1_keepalive_setup || bench_die "backend setup failed"
+  BACKEND_PORT="$CASE_H1_BACKEND_PORT"
+  CLUSTER_PROTOCOL=http1
+fi
 
 # measure BIN : prints instructions per request.
 measure() {
@@ -74,13 +86,14 @@ listeners:
 clusters:
   - name: backend
     type: static
-    endpoints: [127.0.0.1:$CASE_H1_BACKEND_PORT]
+    protocol: $CLUSTER_PROTOCOL
+    endpoints: [127.0.0.1:$BACKEND_PORT]
 EOF
   out="$BENCH_TMP/callgrind.$(basename "$bin").$$"
   rm -f "$out"*
   bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/valgrind.log" \
     valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" run --config "$conf"
-  if [[ "$CASE" == h2c ]]; then
+  if [[ "$CASE" != h1 ]]; then
     curl_args=(--http2-prior-knowledge)
     load_args=(-c 16 -m 8)
   else

@@ -147,6 +147,7 @@ struct Exchange {
   // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
   std::unique_ptr<http::RequestHead> h2_head;
   h2::FieldList h2_fields;
+  h2::FieldList h2_resp_fields;  // a response head handed to an HTTP/2 stream as fields
   const router::CompiledRoute* route = nullptr;
 };
 
@@ -1603,42 +1604,73 @@ protocol_chosen:
     bool downstream_keep = rq.keep_alive && !close_ && request_complete && (no_body || length || chunk_out);
     std::string& h = ex.out;
     h.clear();
-    h += "HTTP/1.1 ";
-    append_uint(h, static_cast<uint64_t>(rh.status));
-    h += ' ';
-    h += http::reason_phrase(rh.status);
-    h += "\r\n";
-    bool has_request_id = false;
-    for (const h2::Field& f : rh.fields.fields()) {
-      if (f.name == "content-length" && !length) continue;
-      if (f.name == "x-request-id") has_request_id = true;
-      h += f.name;
-      h += ": ";
-      h += f.value;
+    if (sio_ != nullptr) {
+      // HTTP/2 to HTTP/2: the upstream's fields go to the stream as they are (no HTTP/1.1 text
+      // between the two sides for the head).
+      h2::FieldList& f = ex.h2_resp_fields;
+      f.clear();
+      bool has_request_id = false;
+      for (const h2::Field& x : rh.fields.fields()) {
+        if (x.name == "content-length" && !length) continue;
+        if (x.name == "x-request-id") has_request_id = true;
+        f.add(x.name, x.value);
+      }
+      if (length && !rh.fields.get("content-length")) {
+        char n[24];
+        const auto end = std::to_chars(n, n + sizeof n, rh.content_length).ptr;
+        f.add("content-length", std::string_view(n, static_cast<size_t>(end - n)));
+      }
+      if (!has_request_id) f.add("x-request-id", ex.request_id_view);
+      ex.attempts = retries + 1;
+      char n[12];
+      const auto end = std::to_chars(n, n + sizeof n, retries + 1).ptr;
+      f.add("x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n)));
+      const http::BodyKind framing = no_body  ? http::BodyKind::kNone
+                                     : length ? http::BodyKind::kContentLength
+                                              : http::BodyKind::kChunked;
+      if (!sio_->write_head(rh.status, f.fields(), framing,
+                            length ? static_cast<uint64_t>(rh.content_length) : 0)) {
+        hs.reset();
+        co_return false;
+      }
+    } else {
+      h += "HTTP/1.1 ";
+      append_uint(h, static_cast<uint64_t>(rh.status));
+      h += ' ';
+      h += http::reason_phrase(rh.status);
       h += "\r\n";
-    }
-    if (length && !rh.fields.get("content-length")) {
-      h += "content-length: ";
-      append_uint(h, static_cast<uint64_t>(rh.content_length));
+      bool has_request_id = false;
+      for (const h2::Field& f : rh.fields.fields()) {
+        if (f.name == "content-length" && !length) continue;
+        if (f.name == "x-request-id") has_request_id = true;
+        h += f.name;
+        h += ": ";
+        h += f.value;
+        h += "\r\n";
+      }
+      if (length && !rh.fields.get("content-length")) {
+        h += "content-length: ";
+        append_uint(h, static_cast<uint64_t>(rh.content_length));
+        h += "\r\n";
+      }
+      if (no_body && !rq.is_head && rh.status != 204 && rh.status != 304) h += "content-length: 0\r\n";
+      if (chunk_out) h += "transfer-encoding: chunked\r\n";
+      if (!has_request_id) {
+        h += "x-request-id: ";
+        h += ex.request_id_view;
+        h += "\r\n";
+      }
+      attempts_header(h);
+      if (!downstream_keep) h += "connection: close\r\n";
       h += "\r\n";
-    }
-    if (no_body && !rq.is_head && rh.status != 204 && rh.status != 304) h += "content-length: 0\r\n";
-    if (chunk_out) h += "transfer-encoding: chunked\r\n";
-    if (!has_request_id) {
-      h += "x-request-id: ";
-      h += ex.request_id_view;
-      h += "\r\n";
-    }
-    attempts_header(h);
-    if (!downstream_keep) h += "connection: close\r\n";
-    h += "\r\n";
-    arm(Timeout::kStream, stream_idle);
-    auto [hec, hn] = co_await ds_write(asio::buffer(h));
-    disarm();
-    ex.bytes_sent += hn;
-    if (hec) {
-      hs.reset();
-      co_return false;
+      arm(Timeout::kStream, stream_idle);
+      auto [hec, hn] = co_await ds_write(asio::buffer(h));
+      disarm();
+      ex.bytes_sent += hn;
+      if (hec) {
+        hs.reset();
+        co_return false;
+      }
     }
     bool truncated = false;
     for (int rounds = 0; !no_body; ++rounds) {
@@ -1955,32 +1987,54 @@ protocol_chosen:
   }
   std::string& h = ex.out;
   h.clear();
-  h += "HTTP/1.1 ";
-  append_uint(h, static_cast<uint64_t>(rs.status));
-  h += ' ';
-  h += rs.reason;
-  h += "\r\n";
-  append_forwardable(h, rs);
-  if (chunk_out) h += "transfer-encoding: chunked\r\n";
-  if (rs.find(http::HeaderKind::kXRequestId) == nullptr) {
-    h += "x-request-id: ";
-    h += ex.request_id_view;
+  bool head_sent = false;
+  if (sio_ != nullptr) {
+    // An HTTP/2 stream takes the head as fields: no HTTP/1.1 text for it to parse again.
+    h2::FieldList& f = ex.h2_resp_fields;
+    f.clear();
+    h2::h1_response_to_h2(rs, &f);
+    if (rs.find(http::HeaderKind::kXRequestId) == nullptr) f.add("x-request-id", ex.request_id_view);
+    ex.attempts = retries + 1;
+    char n[12];
+    const auto end = std::to_chars(n, n + sizeof n, retries + 1).ptr;
+    f.add("x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n)));
+    const http::BodyKind framing = chunk_out ? http::BodyKind::kChunked
+                                   : rs.body == http::BodyKind::kContentLength
+                                       ? http::BodyKind::kContentLength
+                                       : http::BodyKind::kNone;
+    if (!sio_->write_head(rs.status, f.fields(), framing, rs.content_length)) {
+      active_upstream_ = nullptr;
+      drop_upstream(false);
+      co_return false;
+    }
+    head_sent = true;
+  } else {
+    h += "HTTP/1.1 ";
+    append_uint(h, static_cast<uint64_t>(rs.status));
+    h += ' ';
+    h += rs.reason;
+    h += "\r\n";
+    append_forwardable(h, rs);
+    if (chunk_out) h += "transfer-encoding: chunked\r\n";
+    if (rs.find(http::HeaderKind::kXRequestId) == nullptr) {
+      h += "x-request-id: ";
+      h += ex.request_id_view;
+      h += "\r\n";
+    }
+    attempts_header(h);
+    if (!downstream_keep) {
+      h += "connection: close\r\n";
+    } else if (!client_11) {
+      h += "connection: keep-alive\r\n";
+    }
     h += "\r\n";
   }
-  attempts_header(h);
-  if (!downstream_keep) {
-    h += "connection: close\r\n";
-  } else if (!client_11) {
-    h += "connection: keep-alive\r\n";
-  }
-  h += "\r\n";
 
   // 8. Stream the response body.
   uint64_t resp_left = rs.body == http::BodyKind::kContentLength ? rs.content_length : 0;
   bool resp_done = rs.body == http::BodyKind::kNone;
   bool upstream_clean = rs.keep_alive && request_complete && !upstream_write_failed;
   if (rs.body == http::BodyKind::kChunked) ex.chunked.reset();
-  bool head_sent = false;
   bool truncated = false;
   for (int rounds = 0;; ++rounds) {
     std::array<asio::const_buffer, 4> bufs;

@@ -62,6 +62,8 @@ class H2Stream final : public StreamIo {
     cancelled_ = true;
     wake_.notify();
   }
+  bool write_head(int status, std::span<const h2::Field> fields, http::BodyKind body,
+                  uint64_t content_length) override;
   void finish() override;
 
   // Session side.
@@ -275,6 +277,25 @@ asio::awaitable<net::IoResult> H2Stream::write(std::span<const asio::const_buffe
     co_await wake_.wait();
   }
   co_return net::IoResult{boost::system::error_code(), total};
+}
+
+bool H2Stream::write_head(int status, std::span<const h2::Field> fields, http::BodyKind body,
+                          uint64_t content_length) {
+  if (ignore_rest_ || resp_done_ || head_done_ || owner_ == nullptr || !raw_.empty()) {
+    return false;
+  }
+  head_done_ = true;
+  body_ = body;
+  left_ = content_length;
+  const bool has_body = body != http::BodyKind::kNone;
+  if (!owner_->session_->submit_response(id_, status, fields, has_body)) {
+    fail();
+    return false;
+  }
+  if (body_ == http::BodyKind::kChunked) chunks_.reset();
+  if (!has_body) resp_done_ = true;
+  owner_->wake_writer();
+  return true;
 }
 
 void H2Stream::feed_response(const char* p, size_t n) {

@@ -10,6 +10,8 @@
 #include <boost/asio/buffer.hpp>
 #include <span>
 
+#include "proxy/h2/fields.h"
+#include "proxy/http/h1.h"
 #include "proxy/net/tls_stream.h"
 
 namespace outrigger::server {
@@ -22,6 +24,12 @@ class StreamIo {
   virtual boost::asio::awaitable<net::IoResult> write(
       std::span<const boost::asio::const_buffer> b) = 0;
   virtual boost::asio::awaitable<net::IoResult> write(boost::asio::const_buffer b) = 0;
+  // The final response head as fields, instead of as HTTP/1.1 bytes through write() (which the
+  // stream would parse again): the body then written is framed as `body` says (kContentLength:
+  // content_length bytes, kChunked: HTTP/1.1 chunks with their trailers, kNone: nothing).
+  // Interim heads still go through write(). False: the stream is gone or already has a head.
+  virtual bool write_head(int status, std::span<const h2::Field> fields, http::BodyKind body,
+                          uint64_t content_length) = 0;
   // A deadline fired or the worker stops: the pending read or write returns operation_aborted.
   virtual void cancel() = 0;
   // The exchange is over (the connection serving it ends): an incomplete response resets the
