@@ -146,6 +146,7 @@ struct Exchange {
   std::string_view cluster_name;
   // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
   std::unique_ptr<http::RequestHead> h2_head;
+  std::unique_ptr<http::ResponseHead> h2_resp_view;  // an HTTP/2 response head for the retry policy
   h2::FieldList h2_fields;
   h2::FieldList h2_resp_fields;  // a response head handed to an HTTP/2 stream as fields
   const router::CompiledRoute* route = nullptr;
@@ -1407,7 +1408,6 @@ protocol_chosen:
         }
       }
       upstream::AttemptOutcome outcome;
-      http::ResponseHead head_view;  // rh as an HTTP/1.1 head, for the retry policy
       bool have_response = false;
       const auto attempt_start = Clock::now();
       auto sr = co_await h2p.acquire_stream(ep, fields.fields(), has_body,
@@ -1550,8 +1550,13 @@ protocol_chosen:
           have_response = true;
           outcome.result = upstream::AttemptResult::kResponse;
           outcome.status = rh.status;
-          upstream::to_h1_view(rh, &head_view);
-          outcome.headers = &head_view;
+          if (may_retry) {
+            // rh as an HTTP/1.1 head for the retry policy (retriable-headers, Retry-After, gRPC
+            // status). Kept in the pooled exchange: a ResponseHead is ~10 KiB to zero.
+            if (!ex.h2_resp_view) ex.h2_resp_view = std::make_unique<http::ResponseHead>();
+            upstream::to_h1_view(rh, ex.h2_resp_view.get());
+            outcome.headers = ex.h2_resp_view.get();
+          }
         } else {
           const upstream::H2Error& e = head.error();
           if (e.code == upstream::H2Errc::kTimeout) {
