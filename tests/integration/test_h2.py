@@ -131,7 +131,8 @@ class TrailerUpstream:
         break
       for ev in conn.receive_data(data):
         if isinstance(ev, h2.events.RequestReceived):
-          streams[ev.stream_id] = {"headers": dict(ev.headers), "body": b"", "trailers": None}
+          streams[ev.stream_id] = {"headers": dict(ev.headers), "raw_headers": list(ev.headers),
+                                   "body": b"", "trailers": None}
         elif isinstance(ev, h2.events.DataReceived):
           streams[ev.stream_id]["body"] += ev.data
           conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
@@ -600,6 +601,33 @@ class Http2Upstream(ProxyTestCase):
     self.assertEqual(up.requests[1]["body"], b"world")
     # content-length is one of the fields RFC 9110 6.5.1 keeps out of trailers.
     self.assertEqual(up.requests[1]["trailers"], {"x-checksum": "7"})
+
+  def test_request_ids_are_never_indexed_in_hpack(self):
+    """x-request-id is new on every message: sent as a never-indexed literal both ways, so it
+    does not churn the HPACK dynamic tables (and later hops know not to index it either)."""
+    import hpack.struct
+    up = TrailerUpstream()
+    self.addCleanup(up.close)
+    p = self.start_proxy(h2_config(up.address, cluster_extra={"protocol": "http2"}))
+    c = RawH2(p.addr())
+    self.addCleanup(c.close)
+    for i in range(3):
+      sid = c.request("/ids")
+      evs = c.events_until(lambda e: any(isinstance(x, h2.events.StreamEnded) and
+                                         x.stream_id == sid for x in e))
+      heads = [x.headers for x in evs if isinstance(x, h2.events.ResponseReceived)]
+      self.assertEqual(len(heads), 1, evs)
+      rid = [h for h in heads[0] if h[0] == "x-request-id"]
+      self.assertEqual(len(rid), 1, heads)
+      self.assertIsInstance(rid[0], hpack.struct.NeverIndexedHeaderTuple)
+      # A field that repeats is still indexed as usual.
+      ctype = [h for h in heads[0] if h[0] == "content-type"]
+      self.assertNotIsInstance(ctype[0], hpack.struct.NeverIndexedHeaderTuple)
+    self.assertEqual(len(up.requests), 3)
+    for r in up.requests:
+      rid = [h for h in r["raw_headers"] if h[0] == "x-request-id"]
+      self.assertEqual(len(rid), 1, r)
+      self.assertIsInstance(rid[0], hpack.struct.NeverIndexedHeaderTuple)
 
   def test_grpc_upstream_down_is_unavailable(self):
     import grpc
