@@ -1881,18 +1881,21 @@ listeners:
                 "t.yaml:7:48: retry_on: duplicate condition \"5xx\"",
                 "t.yaml:7:53: retry_on: unknown condition \"retriable-4xx\" (expected "
                 "connect-failure, refused-stream, reset, gateway-error, 5xx, "
-                "retriable-status-codes or retriable-headers)",
+                "retriable-status-codes, retriable-headers, cancelled, deadline-exceeded, "
+                "resource-exhausted, internal or unavailable)",
                 "t.yaml:7:68: retry_on: unknown condition \"envoy-ratelimited\" (expected "
                 "connect-failure, refused-stream, reset, gateway-error, 5xx, "
-                "retriable-status-codes or retriable-headers)",
+                "retriable-status-codes, retriable-headers, cancelled, deadline-exceeded, "
+                "resource-exhausted, internal or unavailable)",
                 "t.yaml:8:24: num_retries: 11 is out of range (0..10)",
                 "t.yaml:10:39: backoff: max 50ms is less than base 100ms",
                 "t.yaml:12:11: retry_after_max: has no effect when honor_retry_after is false",
                 "t.yaml:13:36: max_buffered_body_bytes: 1GiB is out of range (0..67108864)",
                 // Inside a comma-separated string the position is the string's.
                 "t.yaml:15:27: retry_on: unknown condition \"bogus\" (expected connect-failure, "
-                "refused-stream, reset, gateway-error, 5xx, retriable-status-codes or "
-                "retriable-headers)",
+                "refused-stream, reset, gateway-error, 5xx, retriable-status-codes, "
+                "retriable-headers, cancelled, deadline-exceeded, resource-exhausted, internal "
+                "or unavailable)",
                 "t.yaml:18:11: missing required key \"retriable_status_codes\" in retry (retry_on "
                 "includes retriable-status-codes)",
                 "t.yaml:18:11: missing required key \"retriable_headers\" in retry (retry_on "
