@@ -90,6 +90,7 @@ class H2Stream final : public StreamIo {
 
  private:
   void feed_response(const char* p, size_t n);
+  void answer_grpc_error(int status, std::string_view reason);
   void fail();
 
   H2Session* owner_;
@@ -279,10 +280,33 @@ asio::awaitable<net::IoResult> H2Stream::write(std::span<const asio::const_buffe
   co_return net::IoResult{boost::system::error_code(), total};
 }
 
+// A local error (ours, or another outrigger's passed on by an upstream: it carries
+// x-outrigger-reason) to a gRPC caller: trailers-only, with the gRPC code for the status.
+void H2Stream::answer_grpc_error(int status, std::string_view reason) {
+  h2::FieldList f;
+  // Our own 504 is the caller's deadline (grpc-timeout) or the route's: DEADLINE_EXCEEDED.
+  const h2::GrpcStatus code =
+      status == 504 ? h2::GrpcStatus::kDeadlineExceeded : h2::grpc_status_for_http(status);
+  h2::grpc_error_fields(code, reason, &f);
+  owner_->session_->submit_response(id_, 200, f.fields(), false);
+  head_done_ = true;
+  ignore_rest_ = true;
+  resp_done_ = true;
+  owner_->wake_writer();
+}
+
 bool H2Stream::write_head(int status, std::span<const h2::Field> fields, http::BodyKind body,
                           uint64_t content_length) {
   if (ignore_rest_ || resp_done_ || head_done_ || owner_ == nullptr || !raw_.empty()) {
     return false;
+  }
+  if (grpc_ && status >= 200) {
+    for (const h2::Field& f : fields) {
+      if (f.name == "x-outrigger-reason") {
+        answer_grpc_error(status, f.value);
+        return true;  // the body that follows is ignored
+      }
+    }
   }
   head_done_ = true;
   body_ = body;
@@ -323,16 +347,7 @@ void H2Stream::feed_response(const char* p, size_t n) {
       if (rs.headers[i].name == "x-outrigger-reason") reason = &rs.headers[i];
     }
     if (grpc_ && reason != nullptr) {
-      // A local error to a gRPC caller: trailers-only, with the gRPC code for the status.
-      h2::FieldList f;
-      // Our own 504 is the caller's deadline (grpc-timeout) or the route's: DEADLINE_EXCEEDED.
-      const h2::GrpcStatus code = rs.status == 504 ? h2::GrpcStatus::kDeadlineExceeded
-                                                   : h2::grpc_status_for_http(rs.status);
-      h2::grpc_error_fields(code, reason->value, &f);
-      session.submit_response(id_, 200, f.fields(), false);
-      ignore_rest_ = true;
-      resp_done_ = true;
-      owner_->wake_writer();
+      answer_grpc_error(rs.status, reason->value);
       return;
     }
     h2::FieldList f;

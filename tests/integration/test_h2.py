@@ -372,9 +372,16 @@ class Grpc(ProxyTestCase):
     self.assertEqual(code, grpc.StatusCode.DEADLINE_EXCEEDED)
     self.assertLess(time.monotonic() - t0, 3)
 
-
-if __name__ == "__main__":
-  unittest.main()
+  def test_next_sidecars_local_error_reaches_the_caller_as_a_grpc_status(self):
+    """Sidecar to sidecar over HTTP/1.1: the far one answers its local error as HTTP (its caller
+    is not HTTP/2), the near one turns that answer (it carries x-outrigger-reason) into a
+    trailers-only gRPC status with the far one's reason."""
+    import grpc
+    far = self.start_proxy(h2_config("127.0.0.1:%d" % closed_port(), h2c=False))
+    near = self.start_proxy(h2_config("%s:%d" % far.addr()))
+    code, details = self.grpc_call(near.addr(), timeout=5)
+    self.assertEqual(code, grpc.StatusCode.UNAVAILABLE)
+    self.assertIn("refused", details)
 
 
 class Http2Upstream(ProxyTestCase):
@@ -656,3 +663,7 @@ class Http2Upstream(ProxyTestCase):
       self.assertEqual(len(r.body), 100000)
     self.assertEqual(curl("http://%s:%d/missing" % p.addr()).status, 404)
     self.assertEqual(p.metrics().get("outrigger_upstream_connections_total", cluster="c1"), 1)
+
+
+if __name__ == "__main__":
+  unittest.main()
