@@ -1,16 +1,14 @@
 #include "proxy/h2/session.h"
 
-#include "proxy/h2/small_blocks.h"
-
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
 #include <array>
-#include <cstdint>
-#include <cstdlib>
 #include <charconv>
 #include <chrono>
 #include <cstring>
+
+#include "proxy/h2/small_blocks.h"
 
 namespace outrigger::h2 {
 namespace {

@@ -360,10 +360,10 @@ asio::awaitable<int> DownstreamConnection::wait_tls_lean() {
   co_return 1;
 }
 
-// Kept small on purpose: its frame is allocated for as long as a keep-alive connection is idle
-// (the stream and TLS cases are coroutines of their own).
+// A socket or TLS connection's wait (an HTTP/2 stream's is wait_for_stream_head). Kept small on
+// purpose: its frame is allocated for as long as a keep-alive connection is idle (the TLS case
+// is a coroutine of its own).
 asio::awaitable<bool> DownstreamConnection::wait_for_request() {
-  if (sio_ != nullptr) co_return co_await wait_for_stream_head();
   const auto& ls = worker_.snapshot()->listeners[listener_index_];
   idle_ = true;
   idle_since_ = Clock::now();
@@ -1257,6 +1257,15 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     append_uint(out, retries + 1);
     out += "\r\n";
   };
+  // The same two fields for a head handed to an HTTP/2 stream as fields: x-request-id unless
+  // the upstream gave one, and x-outrigger-attempts.
+  auto add_id_and_attempts = [&](h2::FieldList& f, bool upstream_gave_id) {
+    if (!upstream_gave_id) f.add("x-request-id", ex.request_id_view);
+    ex.attempts = retries + 1;
+    char n[12];
+    const auto end = std::to_chars(n, n + sizeof n, retries + 1).ptr;
+    f.add("x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n)));
+  };
   // A local error after at least one attempt: the failure of the last one.
   auto fail_final = [&](int status, std::string_view reason,
                         std::string_view extra = {}) -> asio::awaitable<bool> {
@@ -1625,11 +1634,7 @@ protocol_chosen:
         const auto end = std::to_chars(n, n + sizeof n, rh.content_length).ptr;
         f.add("content-length", std::string_view(n, static_cast<size_t>(end - n)));
       }
-      if (!has_request_id) f.add("x-request-id", ex.request_id_view);
-      ex.attempts = retries + 1;
-      char n[12];
-      const auto end = std::to_chars(n, n + sizeof n, retries + 1).ptr;
-      f.add("x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n)));
+      add_id_and_attempts(f, has_request_id);
       const http::BodyKind framing = no_body  ? http::BodyKind::kNone
                                      : length ? http::BodyKind::kContentLength
                                               : http::BodyKind::kChunked;
@@ -1998,11 +2003,7 @@ protocol_chosen:
     h2::FieldList& f = ex.h2_resp_fields;
     f.clear();
     h2::h1_response_to_h2(rs, &f);
-    if (rs.find(http::HeaderKind::kXRequestId) == nullptr) f.add("x-request-id", ex.request_id_view);
-    ex.attempts = retries + 1;
-    char n[12];
-    const auto end = std::to_chars(n, n + sizeof n, retries + 1).ptr;
-    f.add("x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n)));
+    add_id_and_attempts(f, rs.find(http::HeaderKind::kXRequestId) != nullptr);
     const http::BodyKind framing = chunk_out ? http::BodyKind::kChunked
                                    : rs.body == http::BodyKind::kContentLength
                                        ? http::BodyKind::kContentLength

@@ -90,6 +90,8 @@ class H2Stream final : public StreamIo {
 
  private:
   void feed_response(const char* p, size_t n);
+  bool start_response(int status, std::span<const h2::Field> fields, http::BodyKind body,
+                      uint64_t content_length);
   void answer_grpc_error(int status, std::string_view reason);
   void fail();
 
@@ -300,15 +302,24 @@ bool H2Stream::write_head(int status, std::span<const h2::Field> fields, http::B
   if (ignore_rest_ || resp_done_ || head_done_ || owner_ == nullptr || !raw_.empty()) {
     return false;
   }
-  if (grpc_ && status >= 200) {
+  return start_response(status, fields, body, content_length);
+}
+
+// The final response head, given as fields (write_head) or parsed from HTTP/1.1 bytes
+// (feed_response). A gRPC caller gets a local error (one carrying x-outrigger-reason) as a
+// trailers-only status and the rest of the response is ignored; anything else is submitted with
+// its body framing. False when the stream failed.
+bool H2Stream::start_response(int status, std::span<const h2::Field> fields, http::BodyKind body,
+                              uint64_t content_length) {
+  head_done_ = true;
+  if (grpc_) {
     for (const h2::Field& f : fields) {
       if (f.name == "x-outrigger-reason") {
         answer_grpc_error(status, f.value);
-        return true;  // the body that follows is ignored
+        return true;
       }
     }
   }
-  head_done_ = true;
   body_ = body;
   left_ = content_length;
   const bool has_body = body != http::BodyKind::kNone;
@@ -325,7 +336,6 @@ bool H2Stream::write_head(int status, std::span<const h2::Field> fields, http::B
 void H2Stream::feed_response(const char* p, size_t n) {
   if (ignore_rest_ || resp_done_ || owner_ == nullptr) return;
   raw_.append(p, n);
-  h2::ServerSession& session = *owner_->session_;
   while (!head_done_) {
     if (!owner_->head_scratch_) owner_->head_scratch_ = std::make_unique<http::ResponseHead>();
     http::HeadParser& parser = owner_->head_parser_;
@@ -341,28 +351,12 @@ void H2Stream::feed_response(const char* p, size_t n) {
       raw_.erase(0, rs.head_bytes);
       continue;
     }
-    head_done_ = true;
-    const http::Header* reason = nullptr;
-    for (size_t i = 0; i < rs.header_count; ++i) {
-      if (rs.headers[i].name == "x-outrigger-reason") reason = &rs.headers[i];
-    }
-    if (grpc_ && reason != nullptr) {
-      answer_grpc_error(rs.status, reason->value);
-      return;
-    }
     h2::FieldList f;
     h2::h1_response_to_h2(rs, &f);
-    body_ = rs.body;
-    left_ = rs.content_length;
-    const bool has_body = body_ != http::BodyKind::kNone;
-    if (!session.submit_response(id_, rs.status, f.fields(), has_body)) {
-      fail();
-      return;
+    if (!start_response(rs.status, f.fields(), rs.body, rs.content_length) || ignore_rest_) {
+      return;  // failed, or answered as a gRPC error
     }
     raw_.erase(0, rs.head_bytes);
-    if (body_ == http::BodyKind::kChunked) chunks_.reset();
-    if (!has_body) resp_done_ = true;
-    owner_->wake_writer();
   }
   if (resp_done_) return;
   const size_t before = out_.size() - out_pos_;
@@ -383,7 +377,7 @@ void H2Stream::feed_response(const char* p, size_t n) {
     if (r.status == http::ChunkedDecoder::Status::kDone) {
       h2::FieldList t;
       h2::h1_trailers_to_h2(chunks_.trailers(), &t);
-      if (!t.empty()) session.submit_trailers(id_, t.fields());
+      if (!t.empty()) owner_->session_->submit_trailers(id_, t.fields());
       resp_done_ = true;
     }
   } else {  // until close: the pipeline ends the exchange to end the body
@@ -391,7 +385,7 @@ void H2Stream::feed_response(const char* p, size_t n) {
     raw_.clear();
   }
   if (out_.size() - out_pos_ != before || resp_done_) {
-    session.resume(id_);
+    owner_->session_->resume(id_);
     owner_->wake_writer();
   }
 }
