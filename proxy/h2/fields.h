@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace outrigger::h2 {
@@ -17,27 +19,49 @@ struct Field {
   std::string_view value;
 };
 
-// An owning list of fields in one buffer; names are stored lower-cased.
+// An owning list of fields in one buffer; names are stored lower-cased. The views fields()
+// returns are kept ready (no rebuild per call) and stay valid until the next add()/clear() or
+// until the list is destroyed; moving a list keeps them valid (the buffer moves with it).
 class FieldList {
  public:
+  FieldList() = default;
+  FieldList(const FieldList& o) { *this = o; }
+  FieldList& operator=(const FieldList& o);
+  FieldList(FieldList&& o) noexcept { *this = std::move(o); }
+  FieldList& operator=(FieldList&& o) noexcept {
+    buf_ = std::move(o.buf_);
+    cap_ = std::exchange(o.cap_, 0);
+    used_ = std::exchange(o.used_, 0);
+    fields_ = std::move(o.fields_);
+    o.fields_.clear();
+    return *this;
+  }
+
   void add(std::string_view name, std::string_view value);
-  void clear() noexcept;
-  size_t size() const noexcept { return refs_.size(); }
-  bool empty() const noexcept { return refs_.empty(); }
-  // Valid until the next add()/clear().
-  std::span<const Field> fields() const;
+  // For a name known to be lower case already (an HTTP/2 peer's, or a literal).
+  void add_lower(std::string_view name, std::string_view value);
+  void clear() noexcept {
+    used_ = 0;
+    fields_.clear();
+  }
+  size_t size() const noexcept { return fields_.size(); }
+  bool empty() const noexcept { return fields_.empty(); }
+  std::span<const Field> fields() const noexcept { return fields_; }
   // First value of a field (name in lower case).
   std::optional<std::string_view> get(std::string_view name) const;
 
  private:
-  struct Ref {
-    uint32_t name_off, name_len, value_off, value_len;
-  };
-  std::string buf_;
-  std::vector<Ref> refs_;
-  mutable std::vector<Field> view_;
-  mutable bool dirty_ = false;
+  // Room for n more bytes; returns where they go (the buffer may move: views are re-based).
+  char* room(size_t n);
+
+  std::unique_ptr<char[]> buf_;
+  size_t cap_ = 0;
+  size_t used_ = 0;
+  std::vector<Field> fields_;
 };
+
+// Lower-cases ASCII letters of n bytes from `in` into `out` (8 bytes per step).
+void lower_copy(const char* in, size_t n, char* out) noexcept;
 
 // What is wrong with a request's header list (RFC 9113 8.2 and 8.3), kNone when it is fine.
 enum class FieldError : uint8_t {
@@ -58,10 +82,15 @@ enum class FieldError : uint8_t {
 std::string_view field_error_name(FieldError e) noexcept;
 
 // Checks a request header block as received (pseudo-headers included, in order).
-FieldError validate_request(std::span<const Field> fields) noexcept;
+// kCodecChecked: the fields come from nghttp2 with HTTP messaging on, which has refused names and
+// values with bad characters (upper case, outside tchar, NUL/CR/LF, leading or trailing
+// whitespace) before they reach us: the byte-by-byte checks are skipped, the rest still apply.
+enum class Chars : uint8_t { kCheck, kCodecChecked };
+FieldError validate_request(std::span<const Field> fields, Chars chars = Chars::kCheck) noexcept;
 // Checks a response or trailer block: no pseudo-headers except :status first (responses), same
 // name/value/connection-specific rules.
-FieldError validate_response(std::span<const Field> fields, bool trailers) noexcept;
+FieldError validate_response(std::span<const Field> fields, bool trailers,
+                             Chars chars = Chars::kCheck) noexcept;
 
 // Name is a connection-specific field RFC 9113 8.2.2 forbids (te handled separately).
 bool is_connection_specific(std::string_view lower_name) noexcept;

@@ -199,8 +199,7 @@ struct Session::Glue {
     }
     st->header_bytes = 0;
     st->oversized = false;
-    s.hbuf_.clear();
-    s.hrefs_.clear();
+    s.hfields_.clear();
     return 0;
   }
 
@@ -215,25 +214,12 @@ struct Session::Glue {
       st->oversized = true;
       return 0;
     }
-    std::array<uint32_t, 4> r;
-    r[0] = static_cast<uint32_t>(s.hbuf_.size());
-    r[1] = static_cast<uint32_t>(namelen);
-    s.hbuf_.append(reinterpret_cast<const char*>(name), namelen);
-    r[2] = static_cast<uint32_t>(s.hbuf_.size());
-    r[3] = static_cast<uint32_t>(valuelen);
-    s.hbuf_.append(reinterpret_cast<const char*>(value), valuelen);
-    s.hrefs_.push_back(r);
+    s.hfields_.add_lower({reinterpret_cast<const char*>(name), namelen},
+                         {reinterpret_cast<const char*>(value), valuelen});
     return 0;
   }
 
-  static std::span<const Field> block_fields(Session& s) {
-    s.hfields_.clear();
-    const std::string_view b(s.hbuf_);
-    for (const auto& r : s.hrefs_) {
-      s.hfields_.push_back({b.substr(r[0], r[1]), b.substr(r[2], r[3])});
-    }
-    return s.hfields_;
-  }
+  static std::span<const Field> block_fields(Session& s) { return s.hfields_.fields(); }
 
   static void reject_headers(Session& s, Stream& st, uint32_t code) {
     st.local_reset = code;  // reported even when the stream closes before the RST goes out
@@ -250,7 +236,7 @@ struct Session::Glue {
         return 0;
       }
       std::span<const Field> fields = block_fields(s);
-      if (validate_request(fields) != FieldError::kNone) {
+      if (validate_request(fields, Chars::kCodecChecked) != FieldError::kNone) {
         ++s.counters_.invalid_headers;
         reject_headers(s, st, kProtocolError);
         return 0;
@@ -292,7 +278,7 @@ struct Session::Glue {
       return 0;
     }
     std::span<const Field> fields = block_fields(s);
-    if (validate_response(fields, true) != FieldError::kNone) {
+    if (validate_response(fields, true, Chars::kCodecChecked) != FieldError::kNone) {
       ++s.counters_.invalid_headers;
       reject_headers(s, st, kProtocolError);
       return 0;
@@ -312,7 +298,7 @@ struct Session::Glue {
     }
     std::span<const Field> fields = block_fields(s);
     const bool trailers = st.got_final_head;
-    if (validate_response(fields, trailers) != FieldError::kNone) {
+    if (validate_response(fields, trailers, Chars::kCodecChecked) != FieldError::kNone) {
       ++s.counters_.invalid_headers;
       reject_headers(s, st, kProtocolError);
       return 0;

@@ -289,9 +289,7 @@ class Session {
   bool fatal_goaway_written_ = false;
 
   // Receive-side scratch: one header block at a time (blocks never interleave in HTTP/2).
-  std::string hbuf_;
-  std::vector<std::array<uint32_t, 4>> hrefs_;  // name off/len, value off/len into hbuf_
-  std::vector<Field> hfields_;
+  FieldList hfields_;  // names as nghttp2 checked them: lower case
   uint32_t block_continuations_ = 0;
   uint64_t block_bytes_ = 0;
   uint32_t empty_frames_ = 0;

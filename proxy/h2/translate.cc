@@ -107,6 +107,58 @@ void h1_request_to_h2(const http::RequestHead& rq, std::string_view scheme, Fiel
   append_fields(rq, out, skip_kinds);
 }
 
+bool own_h1_request_to_h2(std::string_view head, std::string_view scheme, FieldList* out) {
+  size_t eol = head.find("\r\n");
+  if (eol == std::string_view::npos) return false;
+  const std::string_view line = head.substr(0, eol);
+  const size_t sp1 = line.find(' ');
+  const size_t sp2 = line.rfind(' ');
+  if (sp1 == std::string_view::npos || sp2 <= sp1 + 1 || sp1 == 0) return false;
+  const std::string_view method = line.substr(0, sp1);
+  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view fields_text = head.substr(eol + 2);
+  // Calls f(name, value) per field line; false when a line has no colon or the head has no end.
+  auto each = [&](auto&& f) {
+    std::string_view rest = fields_text;
+    for (size_t lines = 0; lines <= http::kMaxHeaders; ++lines) {
+      const size_t e = rest.find("\r\n");
+      if (e == std::string_view::npos) return false;
+      if (e == 0) return true;
+      const std::string_view l = rest.substr(0, e);
+      rest.remove_prefix(e + 2);
+      const size_t colon = l.find(':');
+      if (colon == std::string_view::npos || colon == 0) return false;
+      if (!f(l.substr(0, colon), trim(l.substr(colon + 1)))) return true;
+    }
+    return false;
+  };
+  std::string_view authority;
+  const bool shaped = each([&](std::string_view n, std::string_view v) {
+    if (!http::iequals(n, "host")) return true;
+    authority = v;
+    return false;
+  });
+  if (!shaped) return false;
+  out->add_lower(":method", method);
+  if (method == "CONNECT") {
+    out->add_lower(":authority", authority.empty() ? target : authority);
+  } else {
+    out->add_lower(":scheme", scheme);
+    if (!authority.empty()) out->add_lower(":authority", authority);
+    out->add_lower(":path", target);
+  }
+  return each([&](std::string_view n, std::string_view v) {
+    if (http::iequals(n, "te")) {
+      if (te_has_trailers(v)) out->add_lower("te", "trailers");
+    } else if (!http::iequals(n, "host") && !http::iequals(n, "connection") &&
+               !http::iequals(n, "keep-alive") && !http::iequals(n, "proxy-connection") &&
+               !http::iequals(n, "transfer-encoding") && !http::iequals(n, "upgrade")) {
+      out->add(n, v);
+    }
+    return true;
+  });
+}
+
 void h1_response_to_h2(const http::ResponseHead& rs, FieldList* out, uint32_t skip_kinds) {
   append_fields(rs, out, skip_kinds | kind_bit(http::HeaderKind::kTe));
 }

@@ -26,6 +26,13 @@ constexpr uint32_t kind_bit(http::HeaderKind k) noexcept { return 1u << static_c
 void h1_request_to_h2(const http::RequestHead& rq, std::string_view scheme, FieldList* out,
                       uint32_t skip_kinds = 0);
 
+// The same fields as h1_request_to_h2 gives for the parsed head, taken straight from a request
+// head this proxy wrote itself: the request line, then "name: value" lines, each ending in CRLF,
+// up to the empty line (origin-form target, no hop-by-hop fields but transfer-encoding). Saves
+// parsing our own output again on the way to an HTTP/2 upstream. False when the text is not of
+// that shape.
+bool own_h1_request_to_h2(std::string_view head, std::string_view scheme, FieldList* out);
+
 // h1 response head -> h2 response fields (the status goes to submit_response separately).
 void h1_response_to_h2(const http::ResponseHead& rs, FieldList* out, uint32_t skip_kinds = 0);
 

@@ -145,7 +145,6 @@ struct Exchange {
   bool upstream_h2 = false;
   std::string_view cluster_name;
   // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
-  std::unique_ptr<http::RequestHead> h2_head;
   std::unique_ptr<http::ResponseHead> h2_resp_view;  // an HTTP/2 response head for the retry policy
   h2::FieldList h2_fields;
   h2::FieldList h2_resp_fields;  // a response head handed to an HTTP/2 stream as fields
@@ -1399,14 +1398,11 @@ protocol_chosen:
         co_return co_await fail_final(503, "request signing failed");
       }
       // The HTTP/2 request from the HTTP/1.1 head built above: one set of header rules.
-      if (!ex.h2_head) ex.h2_head = std::make_unique<http::RequestHead>();
-      http::HeadParser hp({base::kBufferSize, http::kMaxHeaders});
-      if (hp.parse_request(o, ex.h2_head.get()) != http::ParseResult::kDone) {
+      fields.clear();
+      if (!h2::own_h1_request_to_h2(o, cluster.tls ? "https" : "http", &fields)) {
         count_error(stats::UpstreamError::kProtocol);
         co_return co_await fail_final(502, "request not translatable to HTTP/2");
       }
-      fields.clear();
-      h2::h1_request_to_h2(*ex.h2_head, cluster.tls ? "https" : "http", &fields);
       // te is hop-by-hop in HTTP/1.1, but "te: trailers" must reach an HTTP/2 upstream (gRPC
       // servers insist on it).
       for (size_t i = 0; i < rq.header_count; ++i) {
@@ -1627,7 +1623,7 @@ protocol_chosen:
       for (const h2::Field& x : rh.fields.fields()) {
         if (x.name == "content-length" && !length) continue;
         if (x.name == "x-request-id") has_request_id = true;
-        f.add(x.name, x.value);
+        f.add_lower(x.name, x.value);  // an HTTP/2 peer's names: lower case
       }
       if (length && !rh.fields.get("content-length")) {
         char n[24];

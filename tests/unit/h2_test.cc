@@ -666,6 +666,16 @@ TEST(H2Server, InvalidRequestHeadersAreReset) {
        {":authority", "h"},
        {":path", "/"},
        {"x-a", " padded"}},
+      // Bytes the session leaves to nghttp2 (validate_request(..., Chars::kCodecChecked)).
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"},
+       {"x-a", "trailing\t"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"},
+       {"x-a", "a\rb"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"},
+       {"x-a", std::string("a\0b", 3)}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"},
+       {"bad name", "1"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h\n"}, {":path", "/"}},
   };
   Rec rec;
   auto s = make_server(rec);
@@ -1226,8 +1236,81 @@ TEST(H2Client, OversizedResponseHeadReset) {
   EXPECT_EQ(c->counters().header_list_too_large, 1u);
 }
 
+TEST(H2Client, ResponseFieldsWithBadBytesAreRefused) {
+  // The session leaves these byte checks to nghttp2 (Chars::kCodecChecked): it must refuse them.
+  // (An upper-case name cannot be sent from here: nghttp2_submit_response lower-cases names; the
+  // request side's raw frames cover it.)
+  const std::vector<Pairs> bad = {
+      {{":status", "200"}, {"x-a", " padded"}},
+      {{":status", "200"}, {"x-a", "trailing\t"}},
+      {{":status", "200"}, {"x-a", "a\rb"}},
+      {{":status", "200"}, {"x-a", std::string("a\0b", 3)}},
+      {{":status", "200"}, {"bad name", "1"}},
+  };
+  Rec rec;
+  auto c = make_client(rec);
+  Peer server(true);
+  pump(*c, server);
+  for (const Pairs& p : bad) {
+    auto a = c->submit_request(fields_of(simple_get(0)), false);
+    ASSERT_TRUE(a.has_value());
+    pump(*c, server);
+    server.respond(*a, p, "", false);
+    pump(*c, server);
+    EXPECT_EQ(rec.st[*a].status, 0) << p[1].first;
+    EXPECT_TRUE(rec.st[*a].closed) << p[1].first;
+    EXPECT_EQ(rec.st[*a].close.error_code, kProtocolError) << p[1].first;
+  }
+  EXPECT_EQ(c->counters().invalid_headers, bad.size());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Field validation
+
+TEST(H2Fields, LowerCopyEveryByte) {
+  // All 256 byte values at every offset of a 8-byte step and of the tail: only A-Z change.
+  std::string in;
+  for (int i = 0; i < 256; ++i) in.push_back(static_cast<char>(i));
+  for (size_t shift = 0; shift < 9; ++shift) {
+    const std::string src = in.substr(shift) + in.substr(0, shift);
+    std::string out(src.size(), '\0');
+    lower_copy(src.data(), src.size(), out.data());
+    for (size_t i = 0; i < src.size(); ++i) {
+      const auto c = static_cast<unsigned char>(src[i]);
+      const auto want = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+      ASSERT_EQ(out[i], want) << "byte " << int(c) << " shift " << shift;
+    }
+  }
+}
+
+TEST(H2Fields, ListKeepsViewsAcrossGrowthCopyAndMove) {
+  FieldList l;
+  const std::string long_value(3000, 'v');  // past the first 512-byte buffer: a re-base
+  l.add("Content-Type", "text/plain");
+  for (int i = 0; i < 40; ++i) l.add_lower("x-n" + std::to_string(i), std::to_string(i));
+  l.add("X-Big", long_value);
+  ASSERT_EQ(l.size(), 42u);
+  EXPECT_EQ(l.fields()[0].name, "content-type");
+  EXPECT_EQ(l.fields()[0].value, "text/plain");
+  EXPECT_EQ(l.fields()[40].name, "x-n39");
+  EXPECT_EQ(l.fields()[41].name, "x-big");
+  EXPECT_EQ(l.get("x-big"), long_value);
+  EXPECT_EQ(l.get("x-n7"), "7");
+  EXPECT_FALSE(l.get("X-Big").has_value());  // lookups take lower-case names
+
+  FieldList copy = l;
+  l.clear();
+  l.add("a", "b");
+  ASSERT_EQ(copy.size(), 42u);
+  EXPECT_EQ(copy.get("content-type"), "text/plain");
+  EXPECT_EQ(copy.fields()[41].value, long_value);
+  FieldList moved = std::move(copy);
+  EXPECT_EQ(moved.get("x-n0"), "0");
+  copy = moved;  // assignment into a moved-from list
+  EXPECT_EQ(copy.size(), 42u);
+  EXPECT_EQ(l.size(), 1u);
+  EXPECT_EQ(l.fields()[0].value, "b");
+}
 
 TEST(H2Fields, ValidateRequest) {
   auto v = [](const Pairs& p) { return validate_request(fields_of(p)); };
@@ -1299,6 +1382,35 @@ TEST(H2Translate, H1RequestToH2) {
   h1_request_to_h2(c, "http", &co);
   const Pairs cw = {{":method", "CONNECT"}, {":authority", "h:443"}};
   EXPECT_EQ(to_pairs(co.fields()), cw);
+}
+
+TEST(H2Translate, OwnHeadGivesWhatParsingItGives) {
+  // Heads of the shape the forwarding code writes: the short cut must match parse + translate.
+  const std::vector<std::string> heads = {
+      "GET / HTTP/1.1\r\nhost: a.example\r\nx-forwarded-for: 10.0.0.1\r\n"
+      "x-forwarded-proto: http\r\n\r\n",
+      "POST /stage/svc?q=1&r=%20 HTTP/1.1\r\nhost: b:8443\r\nContent-Type: application/grpc\r\n"
+      "Accept: */*\r\nCookie: a=1\r\nCookie: b=2\r\nx-request-id: 7f\r\n"
+      "transfer-encoding: chunked\r\nx-amz-date: 20261206T000000Z\r\n"
+      "authorization: AWS4-HMAC-SHA256 Credential=x, SignedHeaders=host, Signature=ab\r\n\r\n",
+      "PUT /p HTTP/1.1\r\nhost: c\r\nX-Empty:\r\nx-tabbed:\t v \t\r\ncontent-length: 3\r\n\r\n",
+      "OPTIONS * HTTP/1.1\r\nhost: d\r\n\r\n",
+  };
+  for (const std::string& raw : heads) {
+    SCOPED_TRACE(raw);
+    const http::RequestHead h = parse_h1(raw);
+    FieldList want;
+    h1_request_to_h2(h, "https", &want);
+    FieldList got;
+    ASSERT_TRUE(own_h1_request_to_h2(raw, "https", &got));
+    EXPECT_EQ(to_pairs(got.fields()), to_pairs(want.fields()));
+  }
+  // Not of the shape: no request line end, a line without a colon, no empty line, no target.
+  FieldList f;
+  EXPECT_FALSE(own_h1_request_to_h2("GET / HTTP/1.1", "http", &f));
+  EXPECT_FALSE(own_h1_request_to_h2("GET / HTTP/1.1\r\nhost a\r\n\r\n", "http", &f));
+  EXPECT_FALSE(own_h1_request_to_h2("GET / HTTP/1.1\r\nhost: a\r\n", "http", &f));
+  EXPECT_FALSE(own_h1_request_to_h2("GET HTTP/1.1\r\nhost: a\r\n\r\n", "http", &f));
 }
 
 TEST(H2Translate, H2RequestToH1) {
