@@ -197,7 +197,7 @@ void H2Stream::release() noexcept {
   H2Connection& c = *conn_;
   c.reset_stream(*st_, st_->remote_done ? h2::kNoError : h2::kCancel);
   c.forget_stream(st_.get());
-  st_.reset();
+  c.recycle(std::move(st_));
   conn_.reset();
 }
 
@@ -772,7 +772,13 @@ std::expected<H2Stream, H2Error> H2Connection::open_stream(std::span<const h2::F
   }
   auto id = session_->submit_request(request_fields, has_body);
   if (!id) return err(H2Errc::kProtocol, id.error());
-  auto st = std::make_unique<H2StreamState>(io_);
+  std::unique_ptr<H2StreamState> st;
+  if (!spare_.empty()) {
+    st = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    st = std::make_unique<H2StreamState>(io_);
+  }
   st->id = *id;
   st->local_done = !has_body;
   streams_[*id] = st.get();
@@ -786,6 +792,29 @@ void H2Connection::reset_stream(H2StreamState& st, uint32_t code) noexcept {
   st.rst_sent = true;
   session_->reset_stream(st.id, code);
   kick();
+}
+
+void H2Connection::recycle(std::unique_ptr<H2StreamState> st) noexcept {
+  // A few per connection cover the streams in flight at once; a buffer grown by a large body
+  // is not kept.
+  constexpr size_t kSpareStates = 8;
+  constexpr size_t kKeepBytes = 16 * 1024;
+  if (spare_.size() >= kSpareStates || st->in.capacity() > kKeepBytes ||
+      st->held.capacity() > kKeepBytes) {
+    return;
+  }
+  H2StreamState& s = *st;
+  s.id = 0;
+  s.out = {};
+  s.out_end = s.send_deferred = s.local_done = false;
+  s.heads.clear();
+  s.in.clear();
+  s.held.clear();
+  s.trailers.clear();
+  s.has_trailers = s.remote_done = s.closed = s.lost = s.cancelled = s.timed_out = false;
+  s.rst_sent = false;
+  s.close = {};
+  spare_.push_back(std::move(st));
 }
 
 H2StreamState* H2Connection::find(int32_t id) noexcept {
@@ -816,7 +845,7 @@ void H2Connection::on_response(int32_t stream, const h2::Response& response) {
   if (st == nullptr) return;
   H2ResponseHead h;
   h.status = response.status;
-  for (const h2::Field& f : response.headers) h.fields.add(f.name, f.value);
+  for (const h2::Field& f : response.headers) h.fields.add_lower(f.name, f.value);
   h.content_length = response.content_length;
   h.end_stream = response.end_stream;
   st->heads.push_back(std::move(h));
@@ -838,7 +867,7 @@ void H2Connection::on_trailers(int32_t stream, std::span<const h2::Field> traile
   H2StreamState* st = find(stream);
   if (st == nullptr) return;
   st->trailers.clear();
-  for (const h2::Field& f : trailers) st->trailers.add(f.name, f.value);
+  for (const h2::Field& f : trailers) st->trailers.add_lower(f.name, f.value);
   st->has_trailers = true;
 }
 

@@ -285,6 +285,8 @@ class H2Connection final : public std::enable_shared_from_this<H2Connection>,
   void notify_pool() noexcept;
   void close_transport() noexcept;
   void forget_stream(H2StreamState* st) noexcept;
+  // A released stream's state, kept for the next stream (its buffers and timers are reused).
+  void recycle(std::unique_ptr<H2StreamState> st) noexcept;
   void reset_stream(H2StreamState& st, uint32_t code) noexcept;
   void note_idle() noexcept;
   H2StreamState* find(int32_t id) noexcept;
@@ -315,6 +317,7 @@ class H2Connection final : public std::enable_shared_from_this<H2Connection>,
   boost::asio::steady_timer kick_timer_;   // the writer's wake-up
   std::vector<boost::asio::steady_timer*> ready_waiters_;  // connect/wait_ready wake-ups
   std::unordered_map<int32_t, H2StreamState*> streams_;  // owned by their H2Stream handles
+  std::vector<std::unique_ptr<H2StreamState>> spare_;     // recycled, at most kSpareStates
   Clock::time_point idle_since_;
   // The server's first frame (SETTINGS) as it arrives: ready once all its bytes were fed.
   uint8_t first_frame_hdr_[9] = {};
