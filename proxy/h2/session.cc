@@ -406,6 +406,9 @@ struct Session::Glue {
 
   static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
     Session& s = S(ud);
+    if (frame->hd.type == NGHTTP2_HEADERS && !s.server_) {
+      if (Stream* st = s.find(frame->hd.stream_id)) st->head_sent = true;
+    }
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
       if (Stream* st = s.find(frame->hd.stream_id)) st->response_done = true;
@@ -435,8 +438,11 @@ struct Session::Glue {
     info.reset_by_peer = st->reset_by_peer;
     if (!s.server_) {
       const auto& cs = static_cast<ClientSession&>(s);
+      // Also a request whose HEADERS never went out: nghttp2 closes it with REFUSED_STREAM when
+      // a GOAWAY arrived before it could be sent, whatever that GOAWAY's last-stream-id (a
+      // graceful shutdown's first GOAWAY says 2^31-1).
       info.unprocessed =
-          (st->reset_by_peer && error_code == kRefusedStream) ||
+          (st->reset_by_peer && error_code == kRefusedStream) || !st->head_sent ||
           (cs.goaway_last_stream_id_ >= 0 && stream_id > cs.goaway_last_stream_id_);
     }
     s.recycle(std::move(st));

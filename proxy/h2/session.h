@@ -260,6 +260,7 @@ class Session {
     bool oversized = false;       // the header block being received went over the limit
     bool got_final_head = false;  // client: a non-1xx response head arrived
     bool reset_by_peer = false;
+    bool head_sent = false;           // client: the request HEADERS went out
     uint32_t local_reset = kNoError;  // we rejected the stream's headers with this code
     bool trailers_pending = false;    // our body ended with kEndBeforeTrailers
     size_t header_bytes = 0;

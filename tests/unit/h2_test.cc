@@ -1147,6 +1147,29 @@ TEST(H2Client, GoawayMarksLaterStreamsUnprocessed) {
   EXPECT_TRUE(c->done());
 }
 
+TEST(H2Client, RequestNotSentBeforeGracefulGoawayIsUnprocessed) {
+  // A graceful shutdown's first GOAWAY carries last-stream-id 2^31-1 (gRPC, nghttpx). A request
+  // submitted but not yet written when it arrives is never sent: nghttp2 closes it with
+  // REFUSED_STREAM, and it must count as unprocessed (retriable whatever the method), although
+  // its id is below the GOAWAY's. Seen as a rare "upstream reset" in the GOAWAY integration test.
+  Rec rec;
+  auto c = make_client(rec);
+  Peer server(true);
+  pump(*c, server);
+  const auto f = fields_of(simple_get(0));
+  auto a = c->submit_request(f, true);
+  ASSERT_TRUE(a.has_value());
+  nghttp2_submit_goaway(server.ng, NGHTTP2_FLAG_NONE, (1u << 31) - 1, NGHTTP2_NO_ERROR, nullptr, 0);
+  (void)c->feed(bytes(server.take_output()));  // the GOAWAY arrives before the request went out
+  pump(*c, server);
+  EXPECT_TRUE(c->goaway_received());
+  EXPECT_TRUE(rec.st[*a].closed);
+  EXPECT_FALSE(rec.st[*a].close.reset_by_peer);
+  EXPECT_EQ(rec.st[*a].close.error_code, kRefusedStream);
+  EXPECT_TRUE(rec.st[*a].close.unprocessed);
+  EXPECT_EQ(server.streams.count(*a), 0u);  // the server never saw it
+}
+
 TEST(H2Client, RefusedStreamIsRetryable) {
   Rec rec;
   auto c = make_client(rec);
