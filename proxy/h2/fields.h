@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -18,6 +19,9 @@ struct Field {
   std::string_view name;
   std::string_view value;
 };
+
+// Lower-cases ASCII letters of n bytes from `in` into `out` (8 bytes per step).
+void lower_copy(const char* in, size_t n, char* out) noexcept;
 
 // An owning list of fields in one buffer; names are stored lower-cased. The views fields()
 // returns are kept ready (no rebuild per call) and stay valid until the next add()/clear() or
@@ -37,9 +41,17 @@ class FieldList {
     return *this;
   }
 
-  void add(std::string_view name, std::string_view value);
+  void add(std::string_view name, std::string_view value) {
+    char* out = room(name.size() + value.size());
+    lower_copy(name.data(), name.size(), out);
+    put(out, name.size(), value);
+  }
   // For a name known to be lower case already (an HTTP/2 peer's, or a literal).
-  void add_lower(std::string_view name, std::string_view value);
+  void add_lower(std::string_view name, std::string_view value) {
+    char* out = room(name.size() + value.size());
+    if (!name.empty()) std::memcpy(out, name.data(), name.size());
+    put(out, name.size(), value);
+  }
   void clear() noexcept {
     used_ = 0;
     fields_.clear();
@@ -52,16 +64,20 @@ class FieldList {
 
  private:
   // Room for n more bytes; returns where they go (the buffer may move: views are re-based).
-  char* room(size_t n);
+  char* room(size_t n) { return cap_ - used_ >= n ? buf_.get() + used_ : grow(n); }
+  char* grow(size_t n);
+  // The value after a name of name_len bytes written at out; records the field.
+  void put(char* out, size_t name_len, std::string_view value) {
+    if (!value.empty()) std::memcpy(out + name_len, value.data(), value.size());
+    used_ += name_len + value.size();
+    fields_.push_back({{out, name_len}, {out + name_len, value.size()}});
+  }
 
   std::unique_ptr<char[]> buf_;
   size_t cap_ = 0;
   size_t used_ = 0;
   std::vector<Field> fields_;
 };
-
-// Lower-cases ASCII letters of n bytes from `in` into `out` (8 bytes per step).
-void lower_copy(const char* in, size_t n, char* out) noexcept;
 
 // What is wrong with a request's header list (RFC 9113 8.2 and 8.3), kNone when it is fine.
 enum class FieldError : uint8_t {
