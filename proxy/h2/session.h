@@ -274,7 +274,8 @@ class Session {
   bool server_;
   nghttp2_session* ng_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
-  static constexpr size_t kSpareStreams = 32;
+  // A client session to a busy upstream has 100+ streams in flight (32 left most rebuilt).
+  static constexpr size_t kSpareStreams = 128;
   std::vector<std::unique_ptr<Stream>> spare_;
   Counters counters_;
   std::string error_;

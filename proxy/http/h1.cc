@@ -43,6 +43,32 @@ constexpr auto kLower = make_lower();
 
 inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
+// A field value's bytes are all kVchar (VCHAR, SP, HTAB, obs-text): 8 bytes per step look for
+// a control byte (< 0x20) or DEL; only a step that has one (a tab, or an error) goes byte by
+// byte. The "< 0x20" test flags a byte below 0x80 whose subtraction borrows; a flag can spill
+// into higher bytes only after a real one, so "none flagged" is exact.
+bool all_vchar(std::string_view v) noexcept {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  size_t i = 0;
+  for (; i + 8 <= v.size(); i += 8) {
+    uint64_t x;
+    std::memcpy(&x, v.data() + i, 8);
+    const uint64_t ctl = (x - kOnes * 0x20) & ~x & kHigh;
+    const uint64_t y = x ^ (kOnes * 0x7f);
+    const uint64_t del = (y - kOnes) & ~y & kHigh;
+    if ((ctl | del) != 0) {
+      for (size_t j = i; j < i + 8; ++j) {
+        if (!is(kVchar, v[j])) return false;
+      }
+    }
+  }
+  for (; i < v.size(); ++i) {
+    if (!is(kVchar, v[i])) return false;
+  }
+  return true;
+}
+
 std::string_view trim_ows(std::string_view v) noexcept {
   while (!v.empty() && is_ows(v.front())) v.remove_prefix(1);
   while (!v.empty() && is_ows(v.back())) v.remove_suffix(1);
@@ -351,10 +377,12 @@ bool HeadParser::parse_fields(std::string_view lines, MessageHead* out, RequestH
     }
     std::string_view name = line.substr(0, i);
     std::string_view value = line.substr(i + 1);
-    for (char c : value) {
-      if (!is(kVchar, c)) [[unlikely]] {
-        error_ = c == '\0' ? Error::kNul : c == '\r' ? Error::kBareCr : Error::kBadHeaderValue;
-        return false;
+    if (!all_vchar(value)) [[unlikely]] {
+      for (char c : value) {
+        if (!is(kVchar, c)) {
+          error_ = c == '\0' ? Error::kNul : c == '\r' ? Error::kBareCr : Error::kBadHeaderValue;
+          return false;
+        }
       }
     }
     value = trim_ows(value);
