@@ -329,6 +329,16 @@ asio::awaitable<bool> DownstreamConnection::read_downstream(Timeout kind, millis
   co_return true;
 }
 
+// A stream's request head was translated when the stream opened: it is there at once, and
+// taking it needs no coroutine (two frames less per stream than wait_for_stream_head).
+bool DownstreamConnection::take_stream_head() {
+  if (sio_ == nullptr) return false;
+  if (rbuf_ == nullptr) rbuf_ = worker_.buffers().get();
+  const size_t n = sio_->read_ready(asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
+  rend_ += n;
+  return n > 0;
+}
+
 // Waits until request bytes are buffered (true) or the connection should end (false).
 asio::awaitable<bool> DownstreamConnection::wait_for_stream_head() {
   // A stream's request head was translated when the stream opened: it is there at once.
@@ -484,7 +494,7 @@ asio::awaitable<void> DownstreamConnection::run() {
   // (An HTTP/2 stream has nothing to open: two coroutine frames less per stream.)
   if (sio_ == nullptr && co_await open() == Opening::kClosed) co_return;
   for (;;) {
-    if (rbeg_ == rend_) {
+    if (rbeg_ == rend_ && !take_stream_head()) {
       // While draining, a quiet keep-alive connection still gets a short grace: a request the
       // client sent in the same instant is answered (with Connection: close), not reset.
       if (!(sio_ != nullptr ? co_await wait_for_stream_head() : co_await wait_for_request())) {

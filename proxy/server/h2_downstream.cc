@@ -54,6 +54,7 @@ class H2Stream final : public StreamIo {
   H2Stream(H2Session* owner, int32_t id, asio::io_context& io) : id_(id), owner_(owner), wake_(io) {}
 
   asio::awaitable<net::IoResult> read(asio::mutable_buffer b) override;
+  size_t read_ready(asio::mutable_buffer b) override;
   asio::awaitable<net::IoResult> write(std::span<const asio::const_buffer> b) override;
   asio::awaitable<net::IoResult> write(asio::const_buffer b) override {
     co_return co_await write(std::span<const asio::const_buffer>(&b, 1));
@@ -235,22 +236,27 @@ void H2Stream::on_end_stream() {
   wake_.notify();
 }
 
+size_t H2Stream::read_ready(asio::mutable_buffer b) {
+  if (in_pos_ >= in_.size()) return 0;
+  const size_t n = std::min(b.size(), in_.size() - in_pos_);
+  std::memcpy(b.data(), in_.data() + in_pos_, n);
+  in_pos_ += n;
+  // The pipeline took the bytes: let the client send more.
+  if (unconsumed_ > 0 && owner_ != nullptr && owner_->session_) {
+    owner_->session_->consume(id_, unconsumed_);
+    unconsumed_ = 0;
+    owner_->wake_writer();
+  }
+  return n;
+}
+
 asio::awaitable<net::IoResult> H2Stream::read(asio::mutable_buffer b) {
   for (int spins = 0; spins < 1'000'000; ++spins) {
     if (cancelled_) {
       cancelled_ = false;
       co_return net::IoResult{asio::error::operation_aborted, 0};
     }
-    if (in_pos_ < in_.size()) {
-      const size_t n = std::min(b.size(), in_.size() - in_pos_);
-      std::memcpy(b.data(), in_.data() + in_pos_, n);
-      in_pos_ += n;
-      // The pipeline took the bytes: let the client send more.
-      if (unconsumed_ > 0 && owner_ != nullptr && owner_->session_) {
-        owner_->session_->consume(id_, unconsumed_);
-        unconsumed_ = 0;
-        owner_->wake_writer();
-      }
+    if (const size_t n = read_ready(b); n > 0) {
       co_return net::IoResult{boost::system::error_code(), n};
     }
     if (in_end_) co_return net::IoResult{asio::error::eof, 0};

@@ -20,6 +20,8 @@ class StreamIo {
  public:
   // Like socket.async_read_some: request bytes, (eof, 0) at the end of the request.
   virtual boost::asio::awaitable<net::IoResult> read(boost::asio::mutable_buffer b) = 0;
+  // The request bytes already buffered, copied without waiting (0: none yet).
+  virtual size_t read_ready(boost::asio::mutable_buffer b) = 0;
   // Like async_write: all response bytes are taken (or an error: the stream is gone).
   virtual boost::asio::awaitable<net::IoResult> write(
       std::span<const boost::asio::const_buffer> b) = 0;
