@@ -238,10 +238,6 @@ DownstreamConnection::~DownstreamConnection() {
 
 asio::awaitable<void> DownstreamConnection::serve(std::unique_ptr<DownstreamConnection> self) {
   co_await self->run();
-  if (self->sio_ != nullptr) {
-    self->sio_->finish();
-    co_return;
-  }
   if (self->tls_ && !self->timed_out_) {
     // A clean TLS close (close_notify), waiting at most a moment for the client's.
     self->arm(Timeout::kStream, milliseconds(200));
@@ -251,6 +247,10 @@ asio::awaitable<void> DownstreamConnection::serve(std::unique_ptr<DownstreamConn
   boost::system::error_code ec;
   self->socket_.shutdown(tcp::socket::shutdown_send, ec);
   self->socket_.close(ec);
+}
+
+void DownstreamConnection::finish_stream() {
+  if (sio_ != nullptr) sio_->finish();
 }
 
 void DownstreamConnection::arm(Timeout kind, milliseconds d) {

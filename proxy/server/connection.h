@@ -49,7 +49,12 @@ class DownstreamConnection {
   DownstreamConnection(const DownstreamConnection&) = delete;
   DownstreamConnection& operator=(const DownstreamConnection&) = delete;
 
+  // A connection's whole life (sockets and TLS; an HTTP/2 stream's is stream_exchange()).
   static boost::asio::awaitable<void> serve(std::unique_ptr<DownstreamConnection> self);
+  // An HTTP/2 stream's one exchange, spawned as it is (no serve() frame around it); the spawn's
+  // completion calls finish_stream(), which resets the stream if its response is incomplete.
+  boost::asio::awaitable<void> stream_exchange() { return run(); }
+  void finish_stream();
 
   // Worker tick: fires a passed deadline by cancelling whatever the connection waits on, and
   // lets a long-idle connection give its buffer back.

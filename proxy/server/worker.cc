@@ -187,8 +187,11 @@ ClusterRuntime& Worker::runtime(const ClusterState& c, Clock::time_point now) {
 
 void Worker::spawn_stream(std::unique_ptr<DownstreamConnection> c, std::shared_ptr<void> keep) {
   active_.fetch_add(1, std::memory_order_relaxed);
-  asio::co_spawn(io_, DownstreamConnection::serve(std::move(c)),
-                 [this, keep = std::move(keep)](std::exception_ptr e) {
+  DownstreamConnection& conn = *c;  // the completion owns it: it outlives the exchange
+  asio::co_spawn(io_, conn.stream_exchange(),
+                 [this, c = std::move(c), keep = std::move(keep)](std::exception_ptr e) mutable {
+                   c->finish_stream();  // also after an exception: the stream drops its pointer
+                   c.reset();           // before `keep` lets the stream go
                    active_.fetch_sub(1, std::memory_order_relaxed);
                    if (e) {
                      try {
