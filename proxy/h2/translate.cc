@@ -68,26 +68,10 @@ void append_line(std::string* out, std::string_view name, std::string_view value
   out->append("\r\n");
 }
 
-// Appends fields for HTTP/1.1 with cookie fields joined into one line.
-void append_h1_fields(std::span<const Field> fields, bool request, std::string* out) {
-  bool cookie_done = false;
+// Appends a response's fields for HTTP/1.1 (pseudo-headers and connection-specific ones dropped).
+void append_h1_fields(std::span<const Field> fields, std::string* out) {
   for (const Field& f : fields) {
     if (f.name.empty() || f.name[0] == ':' || is_connection_specific(f.name)) continue;
-    if (request && (f.name == "host" || f.name == "te")) continue;
-    if (request && f.name == "cookie") {
-      if (cookie_done) continue;
-      cookie_done = true;
-      out->append("cookie: ");
-      bool first = true;
-      for (const Field& c : fields) {
-        if (c.name != "cookie") continue;
-        if (!first) out->append("; ");
-        out->append(c.value);
-        first = false;
-      }
-      out->append("\r\n");
-      continue;
-    }
     append_line(out, f.name, f.value);
   }
 }
@@ -168,16 +152,6 @@ H1Framing h1_framing(bool end_stream, int64_t content_length) noexcept {
   return content_length >= 0 ? H1Framing::kContentLength : H1Framing::kChunked;
 }
 
-void append_h1_request_head(const Request& rq, H1Framing framing, std::string* out) {
-  out->append(rq.method);
-  out->push_back(' ');
-  out->append(rq.method == "CONNECT" ? rq.authority : rq.path);
-  out->append(" HTTP/1.1\r\n");
-  append_line(out, "host", rq.authority);
-  append_h1_fields(rq.headers, true, out);
-  if (framing == H1Framing::kChunked) out->append("transfer-encoding: chunked\r\n");
-}
-
 void append_h1_response_head(int status, std::span<const Field> fields, H1Framing framing,
                              std::string* out) {
   char code[4];
@@ -187,7 +161,7 @@ void append_h1_response_head(int status, std::span<const Field> fields, H1Framin
   out->push_back(' ');
   out->append(http::reason_phrase(status));
   out->append("\r\n");
-  append_h1_fields(fields, false, out);
+  append_h1_fields(fields, out);
   if (framing == H1Framing::kChunked) out->append("transfer-encoding: chunked\r\n");
 }
 

@@ -41,11 +41,6 @@ enum class H1Framing : uint8_t { kNone, kContentLength, kChunked };
 // end_stream: the head carried END_STREAM. A body without content-length is chunked.
 H1Framing h1_framing(bool end_stream, int64_t content_length) noexcept;
 
-// h2 request -> h1 request head text: request line, "Host: <:authority>", the fields (cookie
-// fields joined with "; " per RFC 9113 8.2.3; host and te dropped), and "Transfer-Encoding:
-// chunked" for kChunked. No blank line at the end: the caller adds its own fields, then "\r\n".
-void append_h1_request_head(const Request& rq, H1Framing framing, std::string* out);
-
 // h2 response -> h1 status line and fields ("HTTP/1.1 200 OK\r\n..."), "Transfer-Encoding:
 // chunked" for kChunked; no blank line at the end.
 void append_h1_response_head(int status, std::span<const Field> fields, H1Framing framing,

@@ -329,26 +329,10 @@ asio::awaitable<bool> DownstreamConnection::read_downstream(Timeout kind, millis
   co_return true;
 }
 
-// A stream's request head was translated when the stream opened: it is there at once, and
-// taking it needs no coroutine (two frames less per stream than wait_for_stream_head).
-bool DownstreamConnection::take_stream_head() {
-  if (sio_ == nullptr) return false;
+// A stream's buffered request bytes (body only: its head is typed), taken without a wait.
+void DownstreamConnection::take_stream_bytes() {
   if (rbuf_ == nullptr) rbuf_ = worker_.buffers().get();
-  const size_t n = sio_->read_ready(asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
-  rend_ += n;
-  return n > 0;
-}
-
-// Waits until request bytes are buffered (true) or the connection should end (false).
-asio::awaitable<bool> DownstreamConnection::wait_for_stream_head() {
-  // A stream's request head was translated when the stream opened: it is there at once.
-  const auto& ls = worker_.snapshot()->listeners[listener_index_];
-  if (rbuf_ == nullptr) rbuf_ = worker_.buffers().get();
-  arm(Timeout::kHeader, ls.listener->limits.header_timeout);
-  auto [ec, n] = co_await sio_->read(asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
-  disarm();
-  rend_ += n;
-  co_return !ec && n > 0;
+  rend_ += sio_->read_ready(asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_));
 }
 
 // TLS lean wait: the session may hold decrypted bytes already, so wait by reading one byte; the
@@ -369,7 +353,7 @@ asio::awaitable<int> DownstreamConnection::wait_tls_lean() {
   co_return 1;
 }
 
-// A socket or TLS connection's wait (an HTTP/2 stream's is wait_for_stream_head). Kept small on
+// A socket or TLS connection's wait (an HTTP/2 stream never waits for its head). Kept small on
 // purpose: its frame is allocated for as long as a keep-alive connection is idle (the TLS case
 // is a coroutine of its own).
 asio::awaitable<bool> DownstreamConnection::wait_for_request() {
@@ -494,12 +478,14 @@ asio::awaitable<void> DownstreamConnection::run() {
   // (An HTTP/2 stream has nothing to open: two coroutine frames less per stream.)
   if (sio_ == nullptr && co_await open() == Opening::kClosed) co_return;
   for (;;) {
-    if (rbeg_ == rend_ && !take_stream_head()) {
+    if (sio_ != nullptr) {
+      // A stream's head is ready when its exchange starts (typed, see proxy()); body bytes
+      // already there are taken now.
+      take_stream_bytes();
+    } else if (rbeg_ == rend_) {
       // While draining, a quiet keep-alive connection still gets a short grace: a request the
       // client sent in the same instant is answered (with Connection: close), not reset.
-      if (!(sio_ != nullptr ? co_await wait_for_stream_head() : co_await wait_for_request())) {
-        co_return;
-      }
+      if (!co_await wait_for_request()) co_return;
     }
     std::shared_ptr<const Snapshot> snap = worker_.snapshot();  // kept for the whole request
     auto ex = take_exchange();
@@ -605,9 +591,27 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
     return keep;
   };
 
-  // 1. The head, bounded in size and time (the header timeout runs from the first byte).
+  // 1. The head, bounded in size and time (the header timeout runs from the first byte). An
+  // HTTP/2 stream's comes ready-made from its fields (nghttp2 and h2::validate_request have
+  // checked them; no HTTP/1.1 text to build and parse), within the same limits.
+  size_t stream_head_size = 0;
+  if (sio_ != nullptr) {
+    const bool fits = sio_->request_head(&ex.req, &stream_head_size);
+    const bool too_many = !fits || ex.req.header_count > ls.head_limits.max_headers;
+    if (too_many || stream_head_size > ls.head_limits.max_head_bytes) {
+      worker_.stats()
+          .limit(too_many ? stats::Limit::kHeaderCount : stats::Limit::kHeaderBytes)
+          .inc();
+      ex.req.method = ex.req.path = ex.req.authority = ex.req.target = {};
+      co_await send_local(ex, 431,
+                          http::error_reason(too_many ? http::Error::kTooManyHeaders
+                                                      : http::Error::kHeadTooLarge),
+                          true);
+      co_return finish(false);
+    }
+  }
   const auto head_deadline = start + limits.header_timeout;
-  for (;;) {
+  for (; sio_ == nullptr;) {
     const auto r = ex.parser.parse_request({rbuf_->data + rbeg_, rend_ - rbeg_}, &ex.req);
     if (r == http::ParseResult::kDone) break;
     http::Error err = ex.parser.error();
@@ -647,7 +651,7 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
     co_return finish(false);
   }
   const http::RequestHead& rq = ex.req;
-  ex.bytes_received = rq.head_bytes;
+  ex.bytes_received = sio_ != nullptr ? stream_head_size : rq.head_bytes;
   const bool has_body = rq.body != http::BodyKind::kNone;
 
   // 2. Request id: a sane incoming one is kept, otherwise we mint one.

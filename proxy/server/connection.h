@@ -85,8 +85,7 @@ class DownstreamConnection {
   boost::asio::awaitable<Opening> open();
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<bool> wait_for_request();
-  bool take_stream_head();
-  boost::asio::awaitable<bool> wait_for_stream_head();
+  void take_stream_bytes();
   boost::asio::awaitable<int> wait_tls_lean();
   boost::asio::awaitable<bool> read_downstream(Timeout kind, std::chrono::milliseconds d);
   boost::asio::awaitable<bool> proxy(Exchange& ex, const Snapshot& snap);

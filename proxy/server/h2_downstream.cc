@@ -55,6 +55,12 @@ class H2Stream final : public StreamIo {
 
   asio::awaitable<net::IoResult> read(asio::mutable_buffer b) override;
   size_t read_ready(asio::mutable_buffer b) override;
+  bool request_head(http::RequestHead* out, size_t* size) override {
+    *size = head_size_;
+    return h2::to_h1_request_head(head_, out, &cookies_);
+  }
+  // Keeps the request's fields (the session's are gone after the callback) as head_.
+  void keep_head(const h2::Request& rq);
   asio::awaitable<net::IoResult> write(std::span<const asio::const_buffer> b) override;
   asio::awaitable<net::IoResult> write(asio::const_buffer b) override {
     co_return co_await write(std::span<const asio::const_buffer>(&b, 1));
@@ -80,7 +86,11 @@ class H2Stream final : public StreamIo {
   }
 
   int32_t id_;
-  std::string in_;  // request bytes not yet read by the pipeline
+  h2::FieldList head_fields_;  // :method, :scheme, :authority, :path, then the regular fields
+  h2::Request head_;           // views into head_fields_
+  size_t head_size_ = 0;
+  std::string cookies_;        // cookie fields joined for the HTTP/1.1 side
+  std::string in_;  // request body bytes (HTTP/1.1-framed) not yet read by the pipeline
   size_t in_pos_ = 0;
   size_t unconsumed_ = 0;  // DATA bytes received and not yet acknowledged
   bool chunked_ = false;
@@ -175,18 +185,7 @@ void H2Session::on_request(int32_t id, const h2::Request& rq) {
   s->in_end_ = rq.end_stream;
   s->head_request_ = rq.method == "HEAD";
   s->grpc_ = h2::is_grpc_request(rq.headers);
-  size_t head_size = 96 + rq.method.size() + rq.path.size() + rq.authority.size();
-  for (const h2::Field& f : rq.headers) head_size += f.name.size() + f.value.size() + 4;
-  s->in_.reserve(head_size);  // one allocation, not a doubling series
-  h2::append_h1_request_head(rq, framing, &s->in_);
-  // "te: trailers" says the client takes trailers (gRPC): an HTTP/2 upstream must see it.
-  for (const h2::Field& f : rq.headers) {
-    if (f.name == "te" && f.value.find("trailers") != std::string_view::npos) {
-      s->in_ += "te: trailers\r\n";
-      break;
-    }
-  }
-  s->in_ += "\r\n";
+  s->keep_head(rq);
   std::optional<std::chrono::milliseconds> grpc_timeout;
   if (s->grpc_) {
     for (const h2::Field& f : rq.headers) {
@@ -203,6 +202,26 @@ void H2Session::on_request(int32_t id, const h2::Request& rq) {
   streams_[id] = s;
   conn_.worker_.stats().listener(ls_.stats_id).h2[0].inc();
   conn_.worker_.spawn_stream(std::move(c), s);
+}
+
+void H2Stream::keep_head(const h2::Request& rq) {
+  head_fields_.clear();
+  head_fields_.add_lower(":method", rq.method);
+  head_fields_.add_lower(":scheme", rq.scheme);
+  head_fields_.add_lower(":authority", rq.authority);
+  head_fields_.add_lower(":path", rq.path);
+  head_size_ = rq.method.size() + rq.scheme.size() + rq.authority.size() + rq.path.size();
+  for (const h2::Field& f : rq.headers) {
+    head_fields_.add_lower(f.name, f.value);
+    head_size_ += f.name.size() + f.value.size();
+  }
+  const std::span<const h2::Field> f = head_fields_.fields();
+  head_ = rq;
+  head_.method = f[0].value;
+  head_.scheme = f[1].value;
+  head_.authority = f[2].value;
+  head_.path = f[3].value;
+  head_.headers = f.subspan(4);
 }
 
 void H2Stream::on_data(std::span<const uint8_t> d) {

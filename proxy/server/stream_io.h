@@ -20,8 +20,15 @@ class StreamIo {
  public:
   // Like socket.async_read_some: request bytes, (eof, 0) at the end of the request.
   virtual boost::asio::awaitable<net::IoResult> read(boost::asio::mutable_buffer b) = 0;
-  // The request bytes already buffered, copied without waiting (0: none yet).
+  // The request bytes already buffered, copied without waiting (0: none yet). With a typed
+  // head (request_head) these are body bytes only, framed as HTTP/1.1 (chunked when the request
+  // had no content-length).
   virtual size_t read_ready(boost::asio::mutable_buffer b) = 0;
+  // The request head, made from the stream's fields without HTTP/1.1 text in between (views
+  // into the stream, valid while it lives). False when it has more fields than an
+  // http::RequestHead holds. *size: the head's size as names and values (for limits and the
+  // access log's bytes_received).
+  virtual bool request_head(http::RequestHead* out, size_t* size) = 0;
   // Like async_write: all response bytes are taken (or an error: the stream is gone).
   virtual boost::asio::awaitable<net::IoResult> write(
       std::span<const boost::asio::const_buffer> b) = 0;

@@ -227,6 +227,37 @@ class H2Basics(ProxyTestCase):
     self.assertEqual(r.status, 502)
     self.assertEqual(r.header("x-outrigger-reason"), "upstream connection refused")
 
+  def test_listener_head_limits_hold_for_http2_requests(self):
+    """An HTTP/2 request's head is typed from its fields (no HTTP/1.1 text is parsed), under the
+    listener's max_headers and max_request_headers_bytes all the same: 431 with the reason and
+    the limit counted; a request within them goes through."""
+    up = self.start_upstream()
+    cfg = h2_config(up.address)
+    cfg["listeners"][0]["limits"] = {"max_headers": 6, "max_request_headers_bytes": 512}
+    p = self.start_proxy(cfg)
+    url = "http://%s:%d/echo" % p.addr()
+
+    def hits(limit):
+      return p.metrics().get("outrigger_limit_hits_total", limit=limit) or 0
+
+    many = []
+    for i in range(8):
+      many += ["-H", "x-n%d: %d" % (i, i)]
+    r = curl(url, "--http2-prior-knowledge", *many)
+    self.assertEqual(r.status, 431, r.stderr)
+    self.assertEqual(r.header("x-outrigger-reason"), "too many header fields")
+    self.assertEqual(hits("header_count"), 1)
+    r = curl(url, "--http2-prior-knowledge", "-H", "x-big: " + "b" * 600)
+    self.assertEqual(r.status, 431)
+    self.assertEqual(r.header("x-outrigger-reason"), "request header fields too large")
+    self.assertEqual(hits("header_bytes"), 1)
+    r = curl(url, "--http2-prior-knowledge", "-H", "x-a: 1", "-H", "cookie: a=1",
+             "-H", "cookie: b=2")
+    self.assertEqual(r.status, 200, r.stderr)
+    seen = {k.lower(): v for k, v in json.loads(r.body)["headers"]}
+    self.assertEqual(seen["cookie"], "a=1; b=2")  # joined for the HTTP/1.1 side (RFC 9113 8.2.3)
+    self.assertEqual(seen["host"], "%s:%d" % p.addr())
+
   def test_client_reset_stops_the_upstream_exchange(self):
     up = self.start_upstream()
     p = self.start_proxy(h2_config(up.address))
