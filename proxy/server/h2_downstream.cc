@@ -101,6 +101,8 @@ class H2Stream final : public StreamIo {
 
  private:
   void feed_response(const char* p, size_t n);
+  size_t take_plain_body(std::string_view b);
+  void body_moved(size_t queued_before);
   bool start_response(int status, std::span<const h2::Field> fields, http::BodyKind body,
                       uint64_t content_length);
   void answer_grpc_error(int status, std::string_view reason);
@@ -360,6 +362,13 @@ bool H2Stream::start_response(int status, std::span<const h2::Field> fields, htt
 
 void H2Stream::feed_response(const char* p, size_t n) {
   if (ignore_rest_ || resp_done_ || owner_ == nullptr) return;
+  if (head_done_ && raw_.empty() && body_ != http::BodyKind::kChunked) {
+    // Body bytes after a typed head (the usual case): straight to out_, without staging them.
+    const size_t before = out_.size() - out_pos_;
+    take_plain_body({p, n});
+    body_moved(before);
+    return;
+  }
   raw_.append(p, n);
   while (!head_done_) {
     if (!owner_->head_scratch_) owner_->head_scratch_ = std::make_unique<http::ResponseHead>();
@@ -385,13 +394,7 @@ void H2Stream::feed_response(const char* p, size_t n) {
   }
   if (resp_done_) return;
   const size_t before = out_.size() - out_pos_;
-  if (body_ == http::BodyKind::kContentLength) {
-    const size_t k = static_cast<size_t>(std::min<uint64_t>(raw_.size(), left_));
-    out_.append(raw_, 0, k);
-    raw_.erase(0, k);
-    left_ -= k;
-    if (left_ == 0) resp_done_ = true;
-  } else if (body_ == http::BodyKind::kChunked) {
+  if (body_ == http::BodyKind::kChunked) {
     const auto r = chunks_.decode(raw_.data(), raw_.size());
     if (r.status == http::ChunkedDecoder::Status::kError) {
       fail();
@@ -405,11 +408,27 @@ void H2Stream::feed_response(const char* p, size_t n) {
       if (!t.empty()) owner_->session_->submit_trailers(id_, t.fields());
       resp_done_ = true;
     }
-  } else {  // until close: the pipeline ends the exchange to end the body
-    out_.append(raw_);
-    raw_.clear();
+  } else {
+    raw_.erase(0, take_plain_body(raw_));
   }
-  if (out_.size() - out_pos_ != before || resp_done_) {
+  body_moved(before);
+}
+
+// Content-length or close-delimited body bytes to out_ (up to the length); returns how many.
+size_t H2Stream::take_plain_body(std::string_view b) {
+  size_t k = b.size();
+  if (body_ == http::BodyKind::kContentLength) {
+    k = static_cast<size_t>(std::min<uint64_t>(k, left_));
+    left_ -= k;
+    if (left_ == 0) resp_done_ = true;
+  }
+  out_.append(b.data(), k);  // until close: the pipeline ends the exchange to end the body
+  return k;
+}
+
+// Data (or the end) was queued: let nghttp2 pull it.
+void H2Stream::body_moved(size_t queued_before) {
+  if (out_.size() - out_pos_ != queued_before || resp_done_) {
     owner_->session_->resume(id_);
     owner_->wake_writer();
   }
