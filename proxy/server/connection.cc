@@ -1726,7 +1726,9 @@ protocol_chosen:
       if (!ex.scratch.empty()) bufs[nb++] = asio::buffer(ex.scratch);
       if (nb > 0) {
         arm(Timeout::kStream, stream_idle);
-        auto [ec, n] = co_await ds_write(std::span(bufs.data(), nb));
+        const std::span<const asio::const_buffer> out(bufs.data(), nb);
+        const auto now = sio_ != nullptr ? sio_->write_now(out) : std::nullopt;
+        auto [ec, n] = now ? *now : co_await ds_write(out);  // a stream seldom needs to wait
         disarm();
         ex.bytes_sent += n;
         if (ec) {
@@ -2105,7 +2107,9 @@ protocol_chosen:
     }
     if (nb > 0) {
       arm(Timeout::kStream, stream_idle);
-      auto [ec, n] = co_await ds_write(std::span(bufs.data(), nb));
+      const std::span<const asio::const_buffer> out(bufs.data(), nb);
+      const auto now = sio_ != nullptr ? sio_->write_now(out) : std::nullopt;
+      auto [ec, n] = now ? *now : co_await ds_write(out);  // a stream seldom needs to wait
       disarm();
       ex.bytes_sent += n;
       head_sent = true;

@@ -62,6 +62,7 @@ class H2Stream final : public StreamIo {
   // Keeps the request's fields (the session's are gone after the callback) as head_.
   void keep_head(const h2::Request& rq);
   asio::awaitable<net::IoResult> write(std::span<const asio::const_buffer> b) override;
+  std::optional<net::IoResult> write_now(std::span<const asio::const_buffer> b) override;
   asio::awaitable<net::IoResult> write(asio::const_buffer b) override {
     co_return co_await write(std::span<const asio::const_buffer>(&b, 1));
   }
@@ -101,6 +102,7 @@ class H2Stream final : public StreamIo {
 
  private:
   void feed_response(const char* p, size_t n);
+  net::IoResult feed_all(std::span<const asio::const_buffer> b);
   size_t take_plain_body(std::string_view b);
   void body_moved(size_t queued_before);
   bool start_response(int status, std::span<const h2::Field> fields, http::BodyKind body,
@@ -289,13 +291,24 @@ asio::awaitable<net::IoResult> H2Stream::read(asio::mutable_buffer b) {
 
 // ---- response side ----
 
-asio::awaitable<net::IoResult> H2Stream::write(std::span<const asio::const_buffer> b) {
+net::IoResult H2Stream::feed_all(std::span<const asio::const_buffer> b) {
   size_t total = 0;
   for (const auto& x : b) {
-    if (closed_) co_return net::IoResult{asio::error::connection_reset, total};
+    if (closed_) return net::IoResult{asio::error::connection_reset, total};
     feed_response(static_cast<const char*>(x.data()), x.size());
     total += x.size();
   }
+  return net::IoResult{boost::system::error_code(), total};
+}
+
+std::optional<net::IoResult> H2Stream::write_now(std::span<const asio::const_buffer> b) {
+  if (out_.size() - out_pos_ + asio::buffer_size(b) > kMaxBufferedResponse) return std::nullopt;
+  return feed_all(b);
+}
+
+asio::awaitable<net::IoResult> H2Stream::write(std::span<const asio::const_buffer> b) {
+  const auto [fed_ec, total] = feed_all(b);
+  if (fed_ec) co_return net::IoResult{fed_ec, total};
   // Backpressure: the client reads slower than the upstream sends.
   for (int spins = 0; spins < 1'000'000 && out_.size() - out_pos_ > kMaxBufferedResponse;
        ++spins) {

@@ -8,6 +8,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <optional>
 #include <span>
 
 #include "proxy/h2/fields.h"
@@ -33,6 +34,10 @@ class StreamIo {
   virtual boost::asio::awaitable<net::IoResult> write(
       std::span<const boost::asio::const_buffer> b) = 0;
   virtual boost::asio::awaitable<net::IoResult> write(boost::asio::const_buffer b) = 0;
+  // write() when it would not have to wait: the bytes are taken at once (or the stream is gone)
+  // and the result returned without a coroutine; nullopt when they would go over the stream's
+  // buffer (then call write(), which waits for the client to read).
+  virtual std::optional<net::IoResult> write_now(std::span<const boost::asio::const_buffer> b) = 0;
   // The final response head as fields, instead of as HTTP/1.1 bytes through write() (which the
   // stream would parse again): the body then written is framed as `body` says (kContentLength:
   // content_length bytes, kChunked: HTTP/1.1 chunks with their trailers, kNone: nothing).
