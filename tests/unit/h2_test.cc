@@ -1156,7 +1156,8 @@ TEST(H2Client, RequestNotSentBeforeGracefulGoawayIsUnprocessed) {
   auto c = make_client(rec);
   Peer server(true);
   pump(*c, server);
-  const auto f = fields_of(simple_get(0));
+  const Pairs get = simple_get(0);
+  const auto f = fields_of(get);  // views into `get`, which must outlive them
   auto a = c->submit_request(f, true);
   ASSERT_TRUE(a.has_value());
   nghttp2_submit_goaway(server.ng, NGHTTP2_FLAG_NONE, (1u << 31) - 1, NGHTTP2_NO_ERROR, nullptr, 0);
