@@ -1429,9 +1429,15 @@ protocol_chosen:
       upstream::AttemptOutcome outcome;
       bool have_response = false;
       const auto attempt_start = Clock::now();
-      auto sr = co_await h2p.acquire_stream(ep, fields.fields(), has_body,
-                                            attempt_start + cc.connect_timeout,
-                                            h2tls ? &*h2tls : nullptr);
+      // The usual case needs no wait: no coroutine then. (co_await is kept out of ?: on
+      // purpose: GCC 12 destroys such temporaries twice.)
+      auto acquired = h2p.open_on_ready(ep, fields.fields(), has_body);
+      if (!acquired) {
+        acquired = co_await h2p.acquire_stream(ep, fields.fields(), has_body,
+                                               attempt_start + cc.connect_timeout,
+                                               h2tls ? &*h2tls : nullptr);
+      }
+      auto& sr = *acquired;
       if (!sr) {
         const upstream::H2Error& e = sr.error();
         ex.upstream_name = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -1694,7 +1700,9 @@ protocol_chosen:
     }
     bool truncated = false;
     for (int rounds = 0; !no_body; ++rounds) {
-      auto chunk = co_await hs->read_body(Clock::now() + stream_idle);
+      auto got = hs->read_body_now();  // often there already: no coroutine then
+      if (!got) got = co_await hs->read_body(Clock::now() + stream_idle);
+      auto& chunk = *got;
       if (!chunk) {
         count_error(stats::UpstreamError::kReset);
         truncated = true;
@@ -1727,8 +1735,9 @@ protocol_chosen:
       if (nb > 0) {
         arm(Timeout::kStream, stream_idle);
         const std::span<const asio::const_buffer> out(bufs.data(), nb);
-        const auto now = sio_ != nullptr ? sio_->write_now(out) : std::nullopt;
-        auto [ec, n] = now ? *now : co_await ds_write(out);  // a stream seldom needs to wait
+        auto wrote = sio_ != nullptr ? sio_->write_now(out) : std::nullopt;  // seldom must wait
+        if (!wrote) wrote = co_await ds_write(out);
+        auto [ec, n] = *wrote;
         disarm();
         ex.bytes_sent += n;
         if (ec) {
@@ -2108,8 +2117,9 @@ protocol_chosen:
     if (nb > 0) {
       arm(Timeout::kStream, stream_idle);
       const std::span<const asio::const_buffer> out(bufs.data(), nb);
-      const auto now = sio_ != nullptr ? sio_->write_now(out) : std::nullopt;
-      auto [ec, n] = now ? *now : co_await ds_write(out);  // a stream seldom needs to wait
+      auto wrote = sio_ != nullptr ? sio_->write_now(out) : std::nullopt;  // seldom must wait
+      if (!wrote) wrote = co_await ds_write(out);
+      auto [ec, n] = *wrote;
       disarm();
       ex.bytes_sent += n;
       head_sent = true;

@@ -295,9 +295,8 @@ asio::awaitable<std::expected<H2ResponseHead, H2Error>> H2Stream::read_response_
   }
 }
 
-asio::awaitable<std::expected<H2BodyChunk, H2Error>> H2Stream::read_body(
-    Clock::time_point deadline) {
-  if (!st_) co_return err(H2Errc::kProtocol, "no stream");
+std::optional<std::expected<H2BodyChunk, H2Error>> H2Stream::read_body_now() {
+  if (!st_) return err(H2Errc::kProtocol, "no stream");
   H2StreamState* st = st_.get();
   H2Connection* c = conn_.get();
   if (!st->held.empty()) {
@@ -308,27 +307,34 @@ asio::awaitable<std::expected<H2BodyChunk, H2Error>> H2Stream::read_body(
     }
     st->held.clear();
   }
-  for (;;) {
-    if (st->cancelled) co_return std::unexpected(stream_error(*st, *c));
-    if (!st->in.empty()) {
-      std::swap(st->in, st->held);  // `in` keeps filling while the caller holds `held`
-      H2BodyChunk chunk;
-      chunk.data = {st->held.data(), st->held.size()};
-      chunk.end = st->remote_done;
-      if (chunk.end && st->has_trailers) chunk.trailers = &st->trailers;
-      co_return chunk;
-    }
-    if (st->remote_done) {
-      H2BodyChunk chunk;
-      chunk.end = true;
-      if (st->has_trailers) chunk.trailers = &st->trailers;
-      co_return chunk;
-    }
-    if (stream_failed(*st)) co_return std::unexpected(stream_error(*st, *c));
-    if (Clock::now() >= deadline) co_return err(H2Errc::kTimeout, "response body idle too long");
-    st->read_timer.expires_at(deadline);
-    (void)co_await st->read_timer.async_wait(use_nothrow);
+  if (st->cancelled) return std::unexpected(stream_error(*st, *c));
+  if (!st->in.empty()) {
+    std::swap(st->in, st->held);  // `in` keeps filling while the caller holds `held`
+    H2BodyChunk chunk;
+    chunk.data = {st->held.data(), st->held.size()};
+    chunk.end = st->remote_done;
+    if (chunk.end && st->has_trailers) chunk.trailers = &st->trailers;
+    return chunk;
   }
+  if (st->remote_done) {
+    H2BodyChunk chunk;
+    chunk.end = true;
+    if (st->has_trailers) chunk.trailers = &st->trailers;
+    return chunk;
+  }
+  if (stream_failed(*st)) return std::unexpected(stream_error(*st, *c));
+  return std::nullopt;
+}
+
+asio::awaitable<std::expected<H2BodyChunk, H2Error>> H2Stream::read_body(
+    Clock::time_point deadline) {
+  for (int waits = 0; waits < 1'000'000; ++waits) {
+    if (auto r = read_body_now()) co_return std::move(*r);
+    if (Clock::now() >= deadline) co_return err(H2Errc::kTimeout, "response body idle too long");
+    st_->read_timer.expires_at(deadline);
+    (void)co_await st_->read_timer.async_wait(use_nothrow);
+  }
+  co_return err(H2Errc::kTimeout, "response body idle too long");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1013,6 +1019,20 @@ void H2Pool::adopt(std::unique_ptr<Connection> conn) {
                  asio::detached);
 }
 
+std::optional<std::expected<H2Stream, H2Error>> H2Pool::open_on_ready(
+    const tcp::endpoint& ep, std::span<const h2::Field> request_fields, bool has_body) {
+  // The first ready connection with room (streams pack onto few connections, so the others can
+  // idle out).
+  for (size_t i = 0; i < conns_.size(); ++i) {
+    H2Connection& c = *conns_[i];
+    if (c.endpoint() != ep || !c.can_open_stream()) continue;
+    auto s = c.open_stream(request_fields, has_body);
+    if (s) return std::move(*s);
+    if (s.error().code == H2Errc::kProtocol) return std::unexpected(s.error());
+  }
+  return std::nullopt;
+}
+
 asio::awaitable<std::expected<H2Stream, H2Error>> H2Pool::acquire_stream(
     const tcp::endpoint& ep, std::span<const h2::Field> request_fields, bool has_body,
     Clock::time_point deadline, const H2Tls* tls) {
@@ -1029,15 +1049,8 @@ asio::awaitable<std::expected<H2Stream, H2Error>> H2Pool::acquire_stream(
     }
   } pending_guard{pending, wl, stats_};
   for (int round = 0; round < 1'000'000; ++round) {
-    // 1. A ready connection with room: the first one (streams pack onto few connections, so the
-    // others can idle out).
-    for (size_t i = 0; i < conns_.size(); ++i) {
-      H2Connection& c = *conns_[i];
-      if (c.endpoint() != ep || !c.can_open_stream()) continue;
-      auto s = c.open_stream(request_fields, has_body);
-      if (s) co_return std::move(*s);
-      if (s.error().code == H2Errc::kProtocol) co_return std::unexpected(s.error());
-    }
+    // 1. A ready connection with room.
+    if (auto s = open_on_ready(ep, request_fields, has_body)) co_return std::move(*s);
     // 2. The connection we waited for could not be set up: that is our answer too.
     if (waiting_on && waiting_on->connect_error_) co_return std::unexpected(*waiting_on->connect_error_);
     // 3. Wait for a connection being set up, or start one when there is room.

@@ -183,6 +183,9 @@ class H2Stream {
   // Response body bytes as they arrive; {.end = true} once complete. Consumes (re-opens the
   // upstream's window for) the bytes the previous call returned.
   boost::asio::awaitable<std::expected<H2BodyChunk, H2Error>> read_body(Clock::time_point deadline);
+  // read_body() when it would not wait: a chunk, the end or an error at once; nullopt when
+  // nothing has arrived yet (then call read_body()).
+  std::optional<std::expected<H2BodyChunk, H2Error>> read_body_now();
   // RST_STREAM(code) unless the stream already closed; pending calls return kCancelled.
   void reset(uint32_t code = h2::kCancel);
 
@@ -353,6 +356,11 @@ class H2Pool {
   // max_connections; connect_timeout bounds the connect), else after waiting for room until
   // `deadline`. Requests waiting for a connection that fails to connect get its error. tls (null:
   // h2c) is used only when a new connection is opened: pass the cluster's current material.
+  // acquire_stream() when it would not wait: a stream on a ready connection to `ep` with room,
+  // or a protocol error; nullopt when there is none (then call acquire_stream()).
+  std::optional<std::expected<H2Stream, H2Error>> open_on_ready(
+      const boost::asio::ip::tcp::endpoint& ep, std::span<const h2::Field> request_fields,
+      bool has_body);
   boost::asio::awaitable<std::expected<H2Stream, H2Error>> acquire_stream(
       const tcp::endpoint& ep, std::span<const h2::Field> request_fields, bool has_body,
       Clock::time_point deadline, const H2Tls* tls = nullptr);
