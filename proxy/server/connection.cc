@@ -476,7 +476,9 @@ asio::awaitable<DownstreamConnection::Opening> DownstreamConnection::open() {
 
 asio::awaitable<void> DownstreamConnection::run() {
   // (An HTTP/2 stream has nothing to open: two coroutine frames less per stream.)
-  if (sio_ == nullptr && co_await open() == Opening::kClosed) co_return;
+  if (sio_ == nullptr) {
+    if (co_await open() == Opening::kClosed) co_return;
+  }
   for (;;) {
     if (sio_ != nullptr) {
       // A stream's head is ready when its exchange starts (typed, see proxy()); body bytes
@@ -1546,10 +1548,10 @@ protocol_chosen:
               !ex.chunked.trailers().empty()) {
             h2::h1_trailers_to_h2(ex.chunked.trailers(), &req_trailers);
           }
-          if (body_ok) {
-            body_ok = req_trailers.empty()
-                          ? (co_await st.write_body({}, true, Clock::now() + stream_idle)).has_value()
-                          : st.write_trailers(req_trailers.fields()).has_value();
+          if (body_ok && req_trailers.empty()) {  // (no co_await inside ?:, see RESULTS.md)
+            body_ok = (co_await st.write_body({}, true, Clock::now() + stream_idle)).has_value();
+          } else if (body_ok) {
+            body_ok = st.write_trailers(req_trailers.fields()).has_value();
           }
           request_complete = body_done;
         } else if (has_body) {
