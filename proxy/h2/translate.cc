@@ -24,6 +24,13 @@ bool te_has_trailers(std::string_view v) noexcept {
   return false;
 }
 
+// is_connection_specific for an HTTP/1.1 name in any case.
+bool connection_specific_any_case(std::string_view n) noexcept {
+  return http::iequals(n, "connection") || http::iequals(n, "keep-alive") ||
+         http::iequals(n, "proxy-connection") || http::iequals(n, "transfer-encoding") ||
+         http::iequals(n, "upgrade");
+}
+
 void append_fields(const http::MessageHead& h, FieldList* out, uint32_t skip_kinds) {
   for (size_t i = 0; i < h.header_count; ++i) {
     const http::Header& f = h.headers[i];
@@ -37,11 +44,7 @@ void append_fields(const http::MessageHead& h, FieldList* out, uint32_t skip_kin
       continue;
     }
     // Names the h1 parser does not mark but HTTP/2 forbids (RFC 9113 8.2.2).
-    if (http::iequals(f.name, "connection") || http::iequals(f.name, "keep-alive") ||
-        http::iequals(f.name, "proxy-connection") || http::iequals(f.name, "transfer-encoding") ||
-        http::iequals(f.name, "upgrade")) {
-      continue;
-    }
+    if (connection_specific_any_case(f.name)) continue;
     out->add(f.name, f.value);
   }
 }
@@ -134,9 +137,7 @@ bool own_h1_request_to_h2(std::string_view head, std::string_view scheme, FieldL
   return each([&](std::string_view n, std::string_view v) {
     if (http::iequals(n, "te")) {
       if (te_has_trailers(v)) out->add_lower("te", "trailers");
-    } else if (!http::iequals(n, "host") && !http::iequals(n, "connection") &&
-               !http::iequals(n, "keep-alive") && !http::iequals(n, "proxy-connection") &&
-               !http::iequals(n, "transfer-encoding") && !http::iequals(n, "upgrade")) {
+    } else if (!http::iequals(n, "host") && !connection_specific_any_case(n)) {
       out->add(n, v);
     }
     return true;

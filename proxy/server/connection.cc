@@ -596,31 +596,30 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
   // 1. The head, bounded in size and time (the header timeout runs from the first byte). An
   // HTTP/2 stream's comes ready-made from its fields (nghttp2 and h2::validate_request have
   // checked them; no HTTP/1.1 text to build and parse), within the same limits.
+  http::Error head_error = http::Error::kNone;
+  bool head_failed = false;  // answered below, the same way for both
   size_t stream_head_size = 0;
   if (sio_ != nullptr) {
     const bool fits = sio_->request_head(&ex.req, &stream_head_size);
-    const bool too_many = !fits || ex.req.header_count > ls.head_limits.max_headers;
-    if (too_many || stream_head_size > ls.head_limits.max_head_bytes) {
-      worker_.stats()
-          .limit(too_many ? stats::Limit::kHeaderCount : stats::Limit::kHeaderBytes)
-          .inc();
-      ex.req.method = ex.req.path = ex.req.authority = ex.req.target = {};
-      co_await send_local(ex, 431,
-                          http::error_reason(too_many ? http::Error::kTooManyHeaders
-                                                      : http::Error::kHeadTooLarge),
-                          true);
-      co_return finish(false);
+    if (!fits || ex.req.header_count > ls.head_limits.max_headers) {
+      head_error = http::Error::kTooManyHeaders;
+    } else if (stream_head_size > ls.head_limits.max_head_bytes) {
+      head_error = http::Error::kHeadTooLarge;
     }
-  }
-  const auto head_deadline = start + limits.header_timeout;
-  for (; sio_ == nullptr;) {
-    const auto r = ex.parser.parse_request({rbuf_->data + rbeg_, rend_ - rbeg_}, &ex.req);
-    if (r == http::ParseResult::kDone) break;
-    http::Error err = ex.parser.error();
-    if (r == http::ParseResult::kNeedMore && rend_ - rbeg_ >= base::kBufferSize) {
-      err = http::Error::kHeadTooLarge;
-    }
-    if (r == http::ParseResult::kNeedMore && err == http::Error::kNone) {
+    head_failed = head_error != http::Error::kNone;
+  } else {
+    const auto head_deadline = start + limits.header_timeout;
+    for (;;) {
+      const auto r = ex.parser.parse_request({rbuf_->data + rbeg_, rend_ - rbeg_}, &ex.req);
+      if (r == http::ParseResult::kDone) break;
+      head_error = ex.parser.error();
+      if (r == http::ParseResult::kNeedMore && rend_ - rbeg_ >= base::kBufferSize) {
+        head_error = http::Error::kHeadTooLarge;
+      }
+      if (r != http::ParseResult::kNeedMore || head_error != http::Error::kNone) {
+        head_failed = true;
+        break;
+      }
       const auto left = std::chrono::duration_cast<milliseconds>(head_deadline - Clock::now());
       const bool ok = left.count() > 0 &&
                       co_await read_downstream(Timeout::kHeader, std::max(left, milliseconds(1)));
@@ -632,24 +631,26 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       }
       co_return false;  // the client went away mid-head: nothing to answer
     }
+  }
+  if (head_failed) {
     int status = 400;
-    if (err == http::Error::kHeadTooLarge || err == http::Error::kTooManyHeaders) {
+    if (head_error == http::Error::kHeadTooLarge || head_error == http::Error::kTooManyHeaders) {
       status = 431;
       worker_.stats()
-          .limit(err == http::Error::kHeadTooLarge ? stats::Limit::kHeaderBytes
-                                                   : stats::Limit::kHeaderCount)
+          .limit(head_error == http::Error::kHeadTooLarge ? stats::Limit::kHeaderBytes
+                                                          : stats::Limit::kHeaderCount)
           .inc();
-    } else if (err == http::Error::kBadVersion) {
+    } else if (head_error == http::Error::kBadVersion) {
       status = 505;
       lstats.bad_requests[static_cast<size_t>(stats::BadRequest::kBadVersion)].inc();
     } else {
-      lstats.bad_requests[static_cast<size_t>(http::is_smuggling_shape(err)
+      lstats.bad_requests[static_cast<size_t>(http::is_smuggling_shape(head_error)
                                                   ? stats::BadRequest::kSmuggling
                                                   : stats::BadRequest::kMalformed)]
           .inc();
     }
     ex.req.method = ex.req.path = ex.req.authority = ex.req.target = {};
-    co_await send_local(ex, status, http::error_reason(err), true);
+    co_await send_local(ex, status, http::error_reason(head_error), true);
     co_return finish(false);
   }
   const http::RequestHead& rq = ex.req;
@@ -1636,22 +1637,30 @@ protocol_chosen:
     bool downstream_keep = rq.keep_alive && !close_ && request_complete && (no_body || length || chunk_out);
     std::string& h = ex.out;
     h.clear();
+    // The upstream's fields as the client gets them, to emit(name, value): content-length only
+    // with a known length (added when the upstream left it out). True when it gave x-request-id.
+    auto each_response_field = [&](auto&& emit) {
+      bool has_request_id = false;
+      for (const h2::Field& x : rh.fields.fields()) {
+        if (x.name == "content-length" && !length) continue;
+        if (x.name == "x-request-id") has_request_id = true;
+        emit(x.name, x.value);
+      }
+      if (length && !rh.fields.get("content-length")) {
+        char n[24];
+        const auto end = std::to_chars(n, n + sizeof n, rh.content_length).ptr;
+        emit("content-length", std::string_view(n, static_cast<size_t>(end - n)));
+      }
+      return has_request_id;
+    };
     if (sio_ != nullptr) {
       // HTTP/2 to HTTP/2: the upstream's fields go to the stream as they are (no HTTP/1.1 text
       // between the two sides for the head).
       h2::FieldList& f = ex.h2_resp_fields;
       f.clear();
-      bool has_request_id = false;
-      for (const h2::Field& x : rh.fields.fields()) {
-        if (x.name == "content-length" && !length) continue;
-        if (x.name == "x-request-id") has_request_id = true;
-        f.add_lower(x.name, x.value);  // an HTTP/2 peer's names: lower case
-      }
-      if (length && !rh.fields.get("content-length")) {
-        char n[24];
-        const auto end = std::to_chars(n, n + sizeof n, rh.content_length).ptr;
-        f.add("content-length", std::string_view(n, static_cast<size_t>(end - n)));
-      }
+      const bool has_request_id = each_response_field([&](std::string_view n, std::string_view v) {
+        f.add_lower(n, v);  // an HTTP/2 peer's names, and ours: lower case
+      });
       add_id_and_attempts(f, has_request_id);
       const http::BodyKind framing = no_body  ? http::BodyKind::kNone
                                      : length ? http::BodyKind::kContentLength
@@ -1667,20 +1676,12 @@ protocol_chosen:
       h += ' ';
       h += http::reason_phrase(rh.status);
       h += "\r\n";
-      bool has_request_id = false;
-      for (const h2::Field& f : rh.fields.fields()) {
-        if (f.name == "content-length" && !length) continue;
-        if (f.name == "x-request-id") has_request_id = true;
-        h += f.name;
+      const bool has_request_id = each_response_field([&](std::string_view n, std::string_view v) {
+        h += n;
         h += ": ";
-        h += f.value;
+        h += v;
         h += "\r\n";
-      }
-      if (length && !rh.fields.get("content-length")) {
-        h += "content-length: ";
-        append_uint(h, static_cast<uint64_t>(rh.content_length));
-        h += "\r\n";
-      }
+      });
       if (no_body && !rq.is_head && rh.status != 204 && rh.status != 304) h += "content-length: 0\r\n";
       if (chunk_out) h += "transfer-encoding: chunked\r\n";
       if (!has_request_id) {
