@@ -28,6 +28,10 @@ usage: bench/run.sh [options] [OUTRIGGER_BINARY]
       --proxy-cpu N       CPU for the proxy under test          (BENCH_PROXY_CPU, default 1)
       --load-cpu N        CPU for load generator + backend      (BENCH_LOAD_CPU, default 0)
       --keep-tmp          keep the temp folder (configs, logs) for debugging
+      --syscalls          also count the proxy's system calls per request during the
+                          measured run (perf stat on syscall tracepoints, needs root);
+                          printed per round and kept in OUT/raw/<case>-<proxy>-rN.syscalls
+                          (BENCH_SYSCALLS=1). On this VM one syscall costs ~1 µs.
   -h, --help
 
 Outputs: a table on stdout and in OUT/results.md, OUT/results.csv (medians), OUT/rounds.csv
@@ -59,6 +63,11 @@ BENCH_PROXY_CPU="${BENCH_PROXY_CPU:-1}"
 BENCH_LOAD_CPU="${BENCH_LOAD_CPU:-0}"
 OUTRIGGER_BIN="${OUTRIGGER_BIN:-}"
 BENCH_BASELINE_BIN="${BENCH_BASELINE_BIN:-}"
+BENCH_SYSCALLS="${BENCH_SYSCALLS:-0}"
+# raw_syscalls:sys_enter counts every call; the others name the ones a proxy makes per request.
+BENCH_SYSCALL_EVENTS="raw_syscalls:sys_enter$(printf ',syscalls:sys_enter_%s' read readv recvfrom \
+  recvmsg write writev sendto sendmsg epoll_wait epoll_pwait epoll_ctl io_uring_enter accept4 \
+  close futex timerfd_settime)"
 
 while (($#)); do
   case "$1" in
@@ -75,6 +84,7 @@ while (($#)); do
     --proxy-cpu) BENCH_PROXY_CPU="$2"; shift 2 ;;
     --load-cpu) BENCH_LOAD_CPU="$2"; shift 2 ;;
     --keep-tmp) BENCH_KEEP_TMP=1; shift ;;
+    --syscalls) BENCH_SYSCALLS=1; shift ;;
     -h | --help) usage; exit 0 ;;
     -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
     *) OUTRIGGER_BIN="$1"; shift ;;
@@ -127,6 +137,7 @@ cpus="$(nproc --all)"
   bench_die "CPUs $BENCH_PROXY_CPU/$BENCH_LOAD_CPU do not exist (nproc: $cpus)"
 ((BENCH_PROXY_CPU != BENCH_LOAD_CPU)) || bench_log "warning: proxy and load share CPU $BENCH_PROXY_CPU"
 bench_require taskset curl python3
+[[ "$BENCH_SYSCALLS" == 1 ]] && bench_require perf
 for p in "${PROXIES[@]}"; do [[ "$p" == outrigger* ]] || bench_require "$p"; done
 
 bench_make_tmp
@@ -139,7 +150,7 @@ echo "case,round,proxy,status,requests,duration_s,rps,p50_us,p99_us,errors,cpu_t
 
 # run_one CASE ID PROXY ROUND : one start/probe/warm-up/measure/stop cycle; appends to ROUNDS_CSV.
 run_one() {
-  local case="$1" id="$2" proxy="$3" round="$4" port raw pids result t0 t1 c0 c1 w0 w1
+  local case="$1" id="$2" proxy="$3" round="$4" port raw pids result t0 t1 c0 c1 w0 w1 perf_pid=""
   port="$(bench_free_ports 1)"
   raw="$BENCH_OUT/raw/$case-$proxy-r$round.txt"
   PROXY_PID=""
@@ -165,9 +176,19 @@ run_one() {
   t0="$(bench_cpu_ticks "${pids[@]}")" || { bench_stop_tree "$PROXY_PID"; return 1; }
   c0="$(bench_cpu_busy_ticks "$BENCH_PROXY_CPU")"
   w0="$(date +%s%N)"
+  if [[ "$BENCH_SYSCALLS" == 1 ]]; then
+    perf stat -x, -o "${raw%.txt}.perf" -p "$(IFS=,; echo "${pids[*]}")" \
+      -e "$BENCH_SYSCALL_EVENTS" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   if ! result="$("case_${id}_load" "$port" "$BENCH_DURATION" "$raw")"; then
     bench_log "$proxy: load run failed"; bench_tail_log "$raw"
+    [[ -n "$perf_pid" ]] && { kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" || true; }
     bench_stop_tree "$PROXY_PID"; return 1
+  fi
+  if [[ -n "$perf_pid" ]]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" || true
   fi
   t1="$(bench_cpu_ticks "${pids[@]}")" || {
     bench_log "$proxy: one of its processes (${pids[*]}) died during the run"
@@ -195,6 +216,10 @@ EOF
   tail -1 "$ROUNDS_CSV" | awk -F, -v p="$proxy" -v r="$round" \
     '{p50 = $8 == "" ? "-" : $8; p99 = $9 == "" ? "-" : $9
       printf "  round %s %-9s %10.0f req/s  p50 %s µs  p99 %s µs  %.2f CPU-µs/req  (proxy CPU %s%%, others on its CPU %s%%, errors %s)\n", r, p, $7, p50, p99, $12, $13, $15, $10}' >&2
+  if [[ -n "$perf_pid" ]]; then
+    python3 "$HERE/lib/syscalls_report.py" "${raw%.txt}.perf" "${r[requests]}" \
+      >"${raw%.txt}.syscalls" && sed 's/^/    /' "${raw%.txt}.syscalls" >&2
+  fi
 }
 
 {
