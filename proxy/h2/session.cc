@@ -21,14 +21,16 @@ int64_t steady_now_ms() {
       .count();
 }
 
-// Fields whose value is new on (almost) every message: request and trace ids, the date. Indexing
-// them (RFC 7541 6.2.1) only churns the HPACK dynamic table, and nghttp2 keeps same-name entries
-// in one hash chain, so each lookup walked every stored id (callgrind: ~190 memcmp calls per
-// proxied h2-h2 request). They go out as never-indexed literals (RFC 7541 6.2.3, nghttp2's
-// NO_INDEX), which also tells later hops not to index them.
+// Fields whose value is new on every message: request and trace ids. Indexing them (RFC 7541
+// 6.2.1) only churns the HPACK dynamic table, and nghttp2 keeps same-name entries in one hash
+// chain, so each lookup walked every stored id (callgrind: ~190 memcmp calls per proxied h2-h2
+// request). They go out as never-indexed literals (RFC 7541 6.2.3, nghttp2's NO_INDEX), which
+// also tells later hops not to index them. `date` is not one of them: it changes once a second,
+// so on a busy connection it is one table entry per second and an index for every other
+// response, instead of a Huffman-coded literal each time (-2.6 % instructions per h2c-h1
+// request, flat over a 30,000-request run).
 bool unique_valued(std::string_view name) noexcept {
   switch (name.size()) {
-    case 4: return name == "date";
     case 11: return name == "traceparent";
     case 12: return name == "x-request-id" || name == "x-b3-traceid";
     case 15: return name == "x-amzn-trace-id";
