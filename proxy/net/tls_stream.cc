@@ -19,6 +19,8 @@
 #include <cstring>
 #include <string>
 
+#include "proxy/net/drain_read.h"
+
 namespace outrigger::net {
 
 namespace asio = boost::asio;
@@ -169,8 +171,8 @@ asio::awaitable<error_code> flush(TlsStream& s) {
 asio::awaitable<error_code> fill(TlsStream& s) {
   if (!s.rbuf) s.rbuf.reset(new char[kReadBufferSize]);
   s.rpos = s.rend = 0;
-  auto [ec, n] = co_await s.socket.async_read_some(asio::buffer(s.rbuf.get(), kReadBufferSize),
-                                                   use_nothrow);
+  auto [ec, n] =
+      co_await async_read_drain(s.socket, asio::buffer(s.rbuf.get(), kReadBufferSize), use_nothrow);
   if (ec == asio::error::eof) {
     s.eof = true;  // OpenSSL sees it as the end of input and tells a clean close from a cut one
     co_return error_code();
@@ -212,8 +214,8 @@ asio::awaitable<error_code> handshake(TlsStream& s, bool as_server) {
   for (int round = 0; round < 64; ++round) {
     const int r = SSL_do_handshake(s.ssl);
     const int err = r == 1 ? SSL_ERROR_NONE : SSL_get_error(s.ssl, r);
-    error_code ec = err == SSL_ERROR_NONE || err == SSL_ERROR_WANT_READ ? error_code()
-                                                                         : ssl_failure(err);
+    error_code ec =
+        err == SSL_ERROR_NONE || err == SSL_ERROR_WANT_READ ? error_code() : ssl_failure(err);
     // Flights (and alerts on failure) go out before waiting or returning.
     if (const error_code fec = co_await flush(s); fec && !ec) ec = fec;
     if (r == 1 || ec) co_return ec;

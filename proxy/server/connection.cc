@@ -1,6 +1,7 @@
 #include "proxy/server/connection.h"
 
 #include <netinet/tcp.h>
+#include <openssl/evp.h>
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -13,12 +14,11 @@
 #include <functional>
 #include <span>
 
-#include <openssl/evp.h>
-
 #include "proxy/aws/sigv4.h"
 #include "proxy/base/log.h"
 #include "proxy/h2/session.h"
 #include "proxy/h2/translate.h"
+#include "proxy/net/drain_read.h"
 #include "proxy/server/worker.h"
 #include "proxy/tls/identity.h"
 
@@ -92,16 +92,26 @@ void append_forwardable(std::string& out, const http::MessageHead& h, uint32_t s
 
 std::string_view tls_failure_text(stats::TlsError e) {
   switch (e) {
-    case stats::TlsError::kExpired: return "upstream tls: certificate expired";
-    case stats::TlsError::kNotYetValid: return "upstream tls: certificate not yet valid";
-    case stats::TlsError::kUnknownCa: return "upstream tls: certificate not from a trusted ca";
-    case stats::TlsError::kSanMismatch: return "upstream tls: certificate name mismatch";
-    case stats::TlsError::kHandshakeTimeout: return "upstream tls: handshake timeout";
-    case stats::TlsError::kPeerAlert: return "upstream tls: refused by the upstream";
-    case stats::TlsError::kProtocolVersion: return "upstream tls: protocol version";
-    case stats::TlsError::kNoSharedCipher: return "upstream tls: no shared cipher";
-    case stats::TlsError::kEof: return "upstream tls: closed during handshake";
-    default: return "upstream tls: handshake failed";
+    case stats::TlsError::kExpired:
+      return "upstream tls: certificate expired";
+    case stats::TlsError::kNotYetValid:
+      return "upstream tls: certificate not yet valid";
+    case stats::TlsError::kUnknownCa:
+      return "upstream tls: certificate not from a trusted ca";
+    case stats::TlsError::kSanMismatch:
+      return "upstream tls: certificate name mismatch";
+    case stats::TlsError::kHandshakeTimeout:
+      return "upstream tls: handshake timeout";
+    case stats::TlsError::kPeerAlert:
+      return "upstream tls: refused by the upstream";
+    case stats::TlsError::kProtocolVersion:
+      return "upstream tls: protocol version";
+    case stats::TlsError::kNoSharedCipher:
+      return "upstream tls: no shared cipher";
+    case stats::TlsError::kEof:
+      return "upstream tls: closed during handshake";
+    default:
+      return "upstream tls: handshake failed";
   }
 }
 
@@ -127,8 +137,8 @@ struct Exchange {
   http::RequestHead req;
   http::ResponseHead resp;
   http::ChunkedDecoder chunked;
-  std::string out;        // the head we write (upstream request, then downstream response)
-  std::string scratch;    // chunk framing
+  std::string out;      // the head we write (upstream request, then downstream response)
+  std::string scratch;  // chunk framing
   char request_id[36];
   std::string_view request_id_view;
   bool generated_id = false;
@@ -180,7 +190,7 @@ void give_exchange(std::unique_ptr<Exchange> e) {
 namespace {
 // Upstream I/O, TLS or plain. Plain returns Asio's own awaitable (no extra coroutine frame).
 asio::awaitable<net::IoResult> us_read(upstream::Connection& c, asio::mutable_buffer b) {
-  return c.tls ? net::read_some(*c.tls, b) : c.socket.async_read_some(b, use_nothrow);
+  return c.tls ? net::read_some(*c.tls, b) : net::async_read_drain(c.socket, b, use_nothrow);
 }
 asio::awaitable<net::IoResult> us_write(upstream::Connection& c,
                                         std::span<const asio::const_buffer> b) {
@@ -193,7 +203,7 @@ asio::awaitable<net::IoResult> us_write(upstream::Connection& c, asio::const_buf
 
 asio::awaitable<net::IoResult> DownstreamConnection::ds_read(asio::mutable_buffer b) {
   if (sio_ != nullptr) return sio_->read(b);
-  return tls_ ? net::read_some(*tls_, b) : socket_.async_read_some(b, use_nothrow);
+  return tls_ ? net::read_some(*tls_, b) : net::async_read_drain(socket_, b, use_nothrow);
 }
 
 asio::awaitable<net::IoResult> DownstreamConnection::ds_write(
@@ -207,14 +217,17 @@ asio::awaitable<net::IoResult> DownstreamConnection::ds_write(asio::const_buffer
   return tls_ ? net::write(*tls_, b) : asio::async_write(socket_, b, use_nothrow);
 }
 
-DownstreamConnection::DownstreamConnection(Worker& worker, size_t listener_index, tcp::socket socket)
+DownstreamConnection::DownstreamConnection(Worker& worker, size_t listener_index,
+                                           tcp::socket socket)
     : worker_(worker), listener_index_(listener_index), socket_(std::move(socket)) {
   boost::system::error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
+  net::enable_read_hints(socket_);
   auto ep = socket_.remote_endpoint(ec);
   if (!ec) {
     auto addr = ep.address();
-    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());  // dual-stack
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped())
+      addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());  // dual-stack
     client_ip_ = addr.to_string();
   }
   worker_.link(this);
@@ -363,7 +376,8 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
   lean_requested_ = false;
   arm(Timeout::kIdle, ls.listener->limits.idle_timeout);
   // A connection that has not proven busy (fewer than two requests) waits without a buffer, so
-  // thousands of mostly idle clients cost almost nothing; a busy one keeps its buffer (see on_tick).
+  // thousands of mostly idle clients cost almost nothing; a busy one keeps its buffer (see
+  // on_tick).
   if (requests_ < 2) release_buffer();
   bool ok = false;
   for (int spins = 0; spins < 4; ++spins) {
@@ -395,8 +409,8 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
     }
     rbuf_ = worker_.buffers().get();
     lean_requested_ = false;
-    auto [ec2, n] = co_await socket_.async_read_some(
-        asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_), use_nothrow);
+    auto [ec2, n] = co_await net::async_read_drain(
+        socket_, asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_), use_nothrow);
     if (!ec2 && n > 0) {
       rend_ += n;
       ok = true;
@@ -522,7 +536,8 @@ asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
   o += "\r\n";
   if (!ex.req.is_head) o += body;
   ex.status = status;
-  arm(Timeout::kStream, worker_.snapshot()->listeners[listener_index_].listener->limits.idle_timeout);
+  arm(Timeout::kStream,
+      worker_.snapshot()->listeners[listener_index_].listener->limits.idle_timeout);
   auto [ec, n] = co_await ds_write(asio::buffer(o));
   disarm();
   ex.bytes_sent += n;
@@ -575,9 +590,7 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       e.method = ex.req.method;
       e.authority = ex.req.authority;
       e.path = ex.req.target;
-      e.protocol = sio_ != nullptr              ? "HTTP/2"
-                   : ex.req.version_minor == 0 ? "HTTP/1.0"
-                                               : "HTTP/1.1";
+      e.protocol = sio_ != nullptr ? "HTTP/2" : ex.req.version_minor == 0 ? "HTTP/1.0" : "HTTP/1.1";
       e.upstream = ex.upstream_name;
       e.cluster = ex.cluster_name;
       e.attempts = ex.attempts;
@@ -644,9 +657,10 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       status = 505;
       lstats.bad_requests[static_cast<size_t>(stats::BadRequest::kBadVersion)].inc();
     } else {
-      lstats.bad_requests[static_cast<size_t>(http::is_smuggling_shape(head_error)
-                                                  ? stats::BadRequest::kSmuggling
-                                                  : stats::BadRequest::kMalformed)]
+      lstats
+          .bad_requests[static_cast<size_t>(http::is_smuggling_shape(head_error)
+                                                ? stats::BadRequest::kSmuggling
+                                                : stats::BadRequest::kMalformed)]
           .inc();
     }
     ex.req.method = ex.req.path = ex.req.authority = ex.req.target = {};
@@ -806,10 +820,9 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
                                          : cluster.endpoints[0].address().to_string() + ":" +
                                                std::to_string(cluster.endpoints[0].port());
   }
-  const std::string_view upstream_host =
-      cc.host_rewrite            ? std::string_view(*cc.host_rewrite)
-      : !rq.authority.empty()    ? rq.authority
-                                 : std::string_view(fallback_host);
+  const std::string_view upstream_host = cc.host_rewrite ? std::string_view(*cc.host_rewrite)
+                                         : !rq.authority.empty() ? rq.authority
+                                                                 : std::string_view(fallback_host);
   o += rq.method;
   o += ' ';
   o += cluster.path_prefix;  // an API Gateway stage
@@ -1046,6 +1059,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     }
     boost::system::error_code ignored;
     up->socket.set_option(tcp::no_delay(true), ignored);
+    net::enable_read_hints(up->socket);
     if (cluster.tls) {
       // Origination: chain and name verified inside the handshake, session resumed when the
       // worker holds one for this endpoint. A failure is a 503 with its reason, never plaintext.
@@ -1101,10 +1115,10 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
         if (before != AlpnSeen::kUnknown && before != now) {
           rt.set_alpn(ep, AlpnSeen::kUnknown);
           count_error(stats::UpstreamError::kAlpnChanged);
-          log::warn("upstream alpn changed", {{"cluster", cc.name},
-                                              {"endpoint", up->name},
-                                              {"alpn", alpn.empty() ? std::string("none")
-                                                                    : std::string(alpn)}});
+          log::warn("upstream alpn changed",
+                    {{"cluster", cc.name},
+                     {"endpoint", up->name},
+                     {"alpn", alpn.empty() ? std::string("none") : std::string(alpn)}});
           ex.upstream_name = up->name;
           up.reset();
           pool.unreserve();
@@ -1196,7 +1210,10 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       co_await send_local(ex, 413, "request body too large", true);
       co_return false;
     }
-    worker_.stats().listener(ls.stats_id).bad_requests[static_cast<size_t>(stats::BadRequest::kSmuggling)].inc();
+    worker_.stats()
+        .listener(ls.stats_id)
+        .bad_requests[static_cast<size_t>(stats::BadRequest::kSmuggling)]
+        .inc();
     active_upstream_ = nullptr;
     drop_upstream(false);
     co_await send_local(ex, 400, "malformed chunked body", true);
@@ -1230,8 +1247,8 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) co_return ReadHead::kTimeout;
       arm(kind, left);
-      auto [ec, n] = co_await us_read(
-          *up, asio::buffer(ex.ubuf->data + ex.uend, base::kBufferSize - ex.uend));
+      auto [ec, n] =
+          co_await us_read(*up, asio::buffer(ex.ubuf->data + ex.uend, base::kBufferSize - ex.uend));
       disarm();
       if (ec || n == 0) co_return timed_out_ ? ReadHead::kTimeout : ReadHead::kClosed;
       ex.uend += n;
@@ -1327,15 +1344,19 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     const bool replayable = !body_consumed || (keep_replay && request_complete);
     const auto decision = policy->should_retry(outcome, rq.method, retries, replayable);
     if (decision != upstream::RetryDecision::kRetry) {
-      if (decision == upstream::RetryDecision::kExhausted) count_retry(stats::RetryOutcome::kExhausted);
-      if (decision == upstream::RetryDecision::kNotIdempotent) count_retry(stats::RetryOutcome::kNotIdempotent);
-      if (decision == upstream::RetryDecision::kBodyNotReplayable) count_retry(stats::RetryOutcome::kBodyNotReplayable);
+      if (decision == upstream::RetryDecision::kExhausted)
+        count_retry(stats::RetryOutcome::kExhausted);
+      if (decision == upstream::RetryDecision::kNotIdempotent)
+        count_retry(stats::RetryOutcome::kNotIdempotent);
+      if (decision == upstream::RetryDecision::kBodyNotReplayable)
+        count_retry(stats::RetryOutcome::kBodyNotReplayable);
       return std::nullopt;
     }
     // Retries may never multiply a failure: the budget (or the max_retries breaker) decides.
-    const bool slot = rt.has_budget
-                          ? (retry_budget_held = rt.budget.try_acquire())
-                          : bool(retry_slot = upstream::BreakerSlot(breaker, upstream::Resource::kRetries));
+    const bool slot =
+        rt.has_budget
+            ? (retry_budget_held = rt.budget.try_acquire())
+            : bool(retry_slot = upstream::BreakerSlot(breaker, upstream::Resource::kRetries));
     if (!slot) {
       count_retry(stats::RetryOutcome::kBudgetExhausted);
       count_overflow(upstream::Overflow::kRetries);
@@ -1527,9 +1548,8 @@ protocol_chosen:
                   ex.replay.append(d, bufs[i].size());
                 }
               }
-              auto w = co_await st.write_body(
-                  {reinterpret_cast<const uint8_t*>(d), bufs[i].size()}, false,
-                  Clock::now() + stream_idle);
+              auto w = co_await st.write_body({reinterpret_cast<const uint8_t*>(d), bufs[i].size()},
+                                              false, Clock::now() + stream_idle);
               body_ok = w.has_value();
             }
             ex.bytes_received += pos - rbeg_;
@@ -1545,8 +1565,7 @@ protocol_chosen:
           }
           // A chunked body's trailers (an HTTP/1.1 client's, or an HTTP/2 client's through the
           // bridge) end the stream as a trailing HEADERS frame; they are kept for a replay.
-          if (body_done && rq.body == http::BodyKind::kChunked &&
-              !ex.chunked.trailers().empty()) {
+          if (body_done && rq.body == http::BodyKind::kChunked && !ex.chunked.trailers().empty()) {
             h2::h1_trailers_to_h2(ex.chunked.trailers(), &req_trailers);
           }
           if (body_ok && req_trailers.empty()) {  // (no co_await inside ?:, see RESULTS.md)
@@ -1634,7 +1653,8 @@ protocol_chosen:
     const bool no_body = rh.end_stream || rq.is_head || rh.status == 204 || rh.status == 304;
     const bool length = !no_body && rh.content_length >= 0;
     const bool chunk_out = !no_body && !length && client_11;
-    bool downstream_keep = rq.keep_alive && !close_ && request_complete && (no_body || length || chunk_out);
+    bool downstream_keep =
+        rq.keep_alive && !close_ && request_complete && (no_body || length || chunk_out);
     std::string& h = ex.out;
     h.clear();
     // The upstream's fields as the client gets them, to emit(name, value): content-length only
@@ -1682,7 +1702,8 @@ protocol_chosen:
         h += v;
         h += "\r\n";
       });
-      if (no_body && !rq.is_head && rh.status != 204 && rh.status != 304) h += "content-length: 0\r\n";
+      if (no_body && !rq.is_head && rh.status != 204 && rh.status != 304)
+        h += "content-length: 0\r\n";
       if (chunk_out) h += "transfer-encoding: chunked\r\n";
       if (!has_request_id) {
         h += "x-request-id: ";
@@ -1900,9 +1921,9 @@ protocol_chosen:
       }
 
       // 3. The response head (after any 1xx), within the attempt's deadline.
-      const auto deadline = upstream::attempt_deadline(
-          Clock::now(), request_deadline,
-          policy != nullptr ? policy->per_try_timeout : milliseconds(0));
+      const auto deadline =
+          upstream::attempt_deadline(Clock::now(), request_deadline,
+                                     policy != nullptr ? policy->per_try_timeout : milliseconds(0));
       bool stale_replayed = false;
       for (int interim = 0; !have_head; ++interim) {
         const ReadHead rh = co_await read_head(Timeout::kResponse, deadline);
@@ -1940,12 +1961,14 @@ protocol_chosen:
         if (rh == ReadHead::kClosed) {
           outcome.result = upstream::AttemptResult::kReset;
           local_status = 502;
-          local_reason = upstream_write_failed ? "upstream reset" : "upstream closed without response";
+          local_reason =
+              upstream_write_failed ? "upstream reset" : "upstream closed without response";
           count_error(stats::UpstreamError::kReset);
           break;
         }
         if (rh == ReadHead::kTooLarge || rh == ReadHead::kMalformed || ex.resp.status == 101) {
-          if (rh == ReadHead::kTooLarge) worker_.stats().limit(stats::Limit::kUpstreamHeaderBytes).inc();
+          if (rh == ReadHead::kTooLarge)
+            worker_.stats().limit(stats::Limit::kUpstreamHeaderBytes).inc();
           count_error(stats::UpstreamError::kProtocol);
           rt.lb.on_request_end(pick);
           co_return co_await fail_final(502, rh == ReadHead::kTooLarge
@@ -1957,8 +1980,8 @@ protocol_chosen:
           break;
         }
         // Interim (1xx) responses go through to HTTP/1.1 clients; 100 only if they asked for it.
-        const bool pass = rq.version_minor == 1 && (ex.resp.status != 100 || rq.expect_continue) &&
-                          interim < 16;
+        const bool pass =
+            rq.version_minor == 1 && (ex.resp.status != 100 || rq.expect_continue) && interim < 16;
         if (pass && !(ex.resp.status == 100 && expect_wait)) {
           std::string& h = ex.scratch;
           h.clear();
@@ -2144,7 +2167,8 @@ protocol_chosen:
       } else if (rs.body == http::BodyKind::kUntilClose && ec == asio::error::eof) {
         resp_done = true;
       } else {
-        count_error(timed_out_ ? stats::UpstreamError::kResponseTimeout : stats::UpstreamError::kReset);
+        count_error(timed_out_ ? stats::UpstreamError::kResponseTimeout
+                               : stats::UpstreamError::kReset);
         truncated = true;
         break;
       }

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "proxy/base/log.h"
+#include "proxy/net/drain_read.h"
 #include "proxy/net/tls_stream.h"
 #include "proxy/stats/stats.h"
 
@@ -42,21 +43,36 @@ std::string endpoint_name(const tcp::endpoint& ep) {
 
 std::string_view h2_errc_name(H2Errc e) noexcept {
   switch (e) {
-    case H2Errc::kConnectRefused: return "connect_refused";
-    case H2Errc::kConnectTimeout: return "connect_timeout";
-    case H2Errc::kConnectFailed: return "connect_failed";
-    case H2Errc::kTlsHandshake: return "tls_handshake";
-    case H2Errc::kNotH2: return "not_h2";
-    case H2Errc::kBreakerOpen: return "breaker_open";
-    case H2Errc::kPoolTimeout: return "pool_timeout";
-    case H2Errc::kGoaway: return "goaway";
-    case H2Errc::kStreamLimit: return "stream_limit";
-    case H2Errc::kRefused: return "refused";
-    case H2Errc::kReset: return "reset";
-    case H2Errc::kConnectionLost: return "connection_lost";
-    case H2Errc::kTimeout: return "timeout";
-    case H2Errc::kCancelled: return "cancelled";
-    case H2Errc::kProtocol: return "protocol";
+    case H2Errc::kConnectRefused:
+      return "connect_refused";
+    case H2Errc::kConnectTimeout:
+      return "connect_timeout";
+    case H2Errc::kConnectFailed:
+      return "connect_failed";
+    case H2Errc::kTlsHandshake:
+      return "tls_handshake";
+    case H2Errc::kNotH2:
+      return "not_h2";
+    case H2Errc::kBreakerOpen:
+      return "breaker_open";
+    case H2Errc::kPoolTimeout:
+      return "pool_timeout";
+    case H2Errc::kGoaway:
+      return "goaway";
+    case H2Errc::kStreamLimit:
+      return "stream_limit";
+    case H2Errc::kRefused:
+      return "refused";
+    case H2Errc::kReset:
+      return "reset";
+    case H2Errc::kConnectionLost:
+      return "connection_lost";
+    case H2Errc::kTimeout:
+      return "timeout";
+    case H2Errc::kCancelled:
+      return "cancelled";
+    case H2Errc::kProtocol:
+      return "protocol";
   }
   return "unknown";
 }
@@ -128,8 +144,8 @@ struct H2StreamState {
   // Not yet read (1xx first, then the final head): one or two, so a vector (a deque allocates
   // twice when built).
   std::vector<H2ResponseHead> heads;
-  std::vector<uint8_t> in;           // received, not yet handed out
-  std::vector<uint8_t> held;         // handed out by the last read_body, consumed at the next
+  std::vector<uint8_t> in;    // received, not yet handed out
+  std::vector<uint8_t> held;  // handed out by the last read_body, consumed at the next
   h2::FieldList trailers;
   bool has_trailers = false;
   bool remote_done = false;  // END_STREAM received: the response is complete
@@ -209,9 +225,7 @@ size_t H2Stream::buffered_bytes() const noexcept {
   return st_ ? st_->in.size() + st_->held.size() : 0;
 }
 
-bool H2Stream::complete() const noexcept {
-  return st_ && st_->remote_done && st_->local_done;
-}
+bool H2Stream::complete() const noexcept { return st_ && st_->remote_done && st_->local_done; }
 
 void H2Stream::reset(uint32_t code) {
   if (!st_ || st_->cancelled) return;
@@ -238,7 +252,8 @@ asio::awaitable<std::expected<void, H2Error>> H2Stream::write_body(std::span<con
   }
   c->kick();
   for (;;) {
-    if (st->out.empty() && (!st->out_end || st->local_done)) co_return std::expected<void, H2Error>();
+    if (st->out.empty() && (!st->out_end || st->local_done))
+      co_return std::expected<void, H2Error>();
     if (stream_failed(*st)) {
       st->out = {};
       co_return std::unexpected(stream_error(*st, *c));
@@ -341,8 +356,7 @@ asio::awaitable<std::expected<H2BodyChunk, H2Error>> H2Stream::read_body(
 // H2Connection
 
 H2Connection::H2Connection(Passkey, asio::io_context& io, std::unique_ptr<Connection> conn,
-                           const H2ConnectionOptions& options,
-                           std::shared_ptr<H2Counters> counters)
+                           const H2ConnectionOptions& options, std::shared_ptr<H2Counters> counters)
     : io_(io),
       conn_(std::move(conn)),
       options_(options),
@@ -434,11 +448,13 @@ asio::awaitable<void> H2Connection::run_connect(std::shared_ptr<H2Connection> se
   }
   boost::system::error_code ignored;
   c.conn_->socket.set_option(tcp::no_delay(true), ignored);
+  net::enable_read_hints(c.conn_->socket);
 
   if (tls.material) {
     auto ssl = tls.material->new_ssl(tls.sni, tls.sessions, c.conn_->name);
     if (!ssl) {
-      if (c.stats_) c.stats_->tls.errors[static_cast<size_t>(stats::TlsError::kHandshakeFailed)].inc();
+      if (c.stats_)
+        c.stats_->tls.errors[static_cast<size_t>(stats::TlsError::kHandshakeFailed)].inc();
       failed(H2Errc::kTlsHandshake, ssl.error(), "handshake_failed");
       co_return;
     }
@@ -453,7 +469,8 @@ asio::awaitable<void> H2Connection::run_connect(std::shared_ptr<H2Connection> se
         tls.sessions->forget(c.conn_->name,
                              tls.sni.empty() ? tls.material->settings().sni : tls.sni);
       }
-      if (c.stats_) c.stats_->tls.errors[static_cast<size_t>(stats::tls_error_from_reason(reason))].inc();
+      if (c.stats_)
+        c.stats_->tls.errors[static_cast<size_t>(stats::tls_error_from_reason(reason))].inc();
       failed(timed_out ? H2Errc::kConnectTimeout : H2Errc::kTlsHandshake,
              "upstream tls handshake failed: " + std::string(reason) + " (" + hec.message() + ")",
              reason);
@@ -504,15 +521,16 @@ asio::awaitable<void> H2Connection::run_adopted(std::shared_ptr<H2Connection> se
   const bool timed_out = !c.transport_closed_ && c.error_.empty();
   H2Error e;
   e.code = timed_out ? H2Errc::kConnectTimeout : H2Errc::kNotH2;
-  e.detail = timed_out ? "no HTTP/2 SETTINGS from the upstream in time"
-                       : "upstream did not speak HTTP/2";
+  e.detail =
+      timed_out ? "no HTTP/2 SETTINGS from the upstream in time" : "upstream did not speak HTTP/2";
   if (!c.error_.empty()) e.detail += ": " + c.error_;
   c.connect_error_ = std::move(e);
   ++c.counters_->connect_failures;
   if (c.error_.empty()) c.error_ = c.connect_error_->detail;
-  log::warn("upstream h2 connect failed", {{"endpoint", c.conn_->name},
-                                           {"reason", std::string(h2_errc_name(c.connect_error_->code))},
-                                           {"detail", c.connect_error_->detail}});
+  log::warn("upstream h2 connect failed",
+            {{"endpoint", c.conn_->name},
+             {"reason", std::string(h2_errc_name(c.connect_error_->code))},
+             {"detail", c.connect_error_->detail}});
   c.close_transport();
 }
 
@@ -566,7 +584,8 @@ asio::awaitable<void> H2Connection::reader(std::shared_ptr<H2Connection> self) {
     if (c.conn_->tls) {
       std::tie(ec, n) = co_await net::read_some(*c.conn_->tls, asio::buffer(buf));
     } else {
-      std::tie(ec, n) = co_await c.conn_->socket.async_read_some(asio::buffer(buf), use_nothrow);
+      std::tie(ec, n) =
+          co_await net::async_read_drain(c.conn_->socket, asio::buffer(buf), use_nothrow);
     }
     if (c.transport_closed_) co_return;
     if (ec || n == 0) {
@@ -768,11 +787,11 @@ const h2::Counters& H2Connection::codec_counters() const noexcept {
   return session_ ? session_->counters() : kNone;
 }
 
-std::expected<H2Stream, H2Error> H2Connection::open_stream(std::span<const h2::Field> request_fields,
-                                                           bool has_body) {
+std::expected<H2Stream, H2Error> H2Connection::open_stream(
+    std::span<const h2::Field> request_fields, bool has_body) {
   if (state_ != State::kReady || transport_closed_ || !session_) {
-    return err(H2Errc::kGoaway, state_ == State::kConnecting ? "connection not ready"
-                                                             : "connection is closing");
+    return err(H2Errc::kGoaway,
+               state_ == State::kConnecting ? "connection not ready" : "connection is closing");
   }
   if (!session_->can_open_stream()) {
     if (session_->goaway_received()) return err(H2Errc::kGoaway, "connection is going away");
@@ -1052,7 +1071,8 @@ asio::awaitable<std::expected<H2Stream, H2Error>> H2Pool::acquire_stream(
     // 1. A ready connection with room.
     if (auto s = open_on_ready(ep, request_fields, has_body)) co_return std::move(*s);
     // 2. The connection we waited for could not be set up: that is our answer too.
-    if (waiting_on && waiting_on->connect_error_) co_return std::unexpected(*waiting_on->connect_error_);
+    if (waiting_on && waiting_on->connect_error_)
+      co_return std::unexpected(*waiting_on->connect_error_);
     // 3. Wait for a connection being set up, or start one when there is room.
     waiting_on = nullptr;
     for (auto& c : conns_) {

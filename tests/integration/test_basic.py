@@ -162,6 +162,23 @@ class RunMode(ProxyTestCase):
     self.assertEqual(r.body_len, n)
     self.assertEqual(hashlib.sha256(r.body).hexdigest(), pattern_sha256(n))
 
+  def test_client_that_half_closes_after_its_requests_gets_answers_and_the_close_at_once(self):
+    """Requests and the client's FIN often arrive with one epoll edge. The proxy's reads skip the
+    recv that would fail with EAGAIN only when the kernel says nothing is left (TCP_INQ); a FIN
+    still waiting must not be taken for "drained", or the connection would sit until the idle
+    timeout. Also upstream: the close-delimited body above ends with data and FIN together."""
+    for reqs, n in ((b"GET /echo/one HTTP/1.1\r\nHost: a\r\n\r\n", 1),
+                    (b"GET /echo/x HTTP/1.1\r\nHost: a\r\n\r\n"
+                     b"GET /echo/y HTTP/1.1\r\nHost: a\r\n\r\n", 2)):
+      with RawConn(self.addr, timeout=5) as c:
+        t0 = time.monotonic()
+        c.send(reqs)
+        c.sock.shutdown(socket.SHUT_WR)
+        got = [c.read_response() for _ in range(n)]
+        self.assertEqual([r.status for r in got], [200] * n)
+        self.assertTrue(c.wait_closed(3))
+        self.assertLess(time.monotonic() - t0, 2.0)
+
   def test_upstream_connection_close_response(self):
     with RawConn(self.addr) as c:
       r = c.request("GET", "/conn-close")
