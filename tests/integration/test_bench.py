@@ -44,6 +44,30 @@ class BenchScripts(unittest.TestCase):
       self.assertGreater(int(x["requests"]), 0, x)
       self.assertEqual(x["errors"], "0", x)
 
+  def test_run_sh_counts_syscalls_per_request(self):
+    """--syscalls: perf counts the proxy's system calls during the measured run. A proxied
+    HTTP/1.1 request needs a read and a write on each side, so at least 2 per request (the load
+    pipelines nothing), and the named reads and writes are listed."""
+    if os.geteuid() != 0:
+      self.skipTest("syscall tracepoints need root (CI and make test run as root)")
+    out = self.tmpdir()
+    r = subprocess.run([os.path.join(REPO, "bench", "run.sh"), "-p", "outrigger",
+                        "--case", "h1-keepalive", "-d", "1", "-w", "0", "-r", "1", "--syscalls",
+                        "-o", out, binary()],
+                       capture_output=True, text=True, timeout=240)
+    self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
+    with open(os.path.join(out, "raw", "h1-keepalive-outrigger-r1.syscalls")) as f:
+      line = f.read()
+    m = re.fullmatch(r"syscalls/req: (\d+\.\d+) \((.*)\)\n", line)
+    self.assertIsNotNone(m, line)
+    self.assertGreaterEqual(float(m.group(1)), 2.0, line)
+    names = dict(x.rsplit(" ", 1) for x in m.group(2).split(", "))
+    self.assertGreaterEqual(float(names.get("recvmsg", 0)) + float(names.get("recvfrom", 0)), 1.0,
+                            line)
+    self.assertGreaterEqual(float(names.get("sendmsg", 0)) + float(names.get("sendto", 0)), 1.0,
+                            line)
+    self.assertIn("syscalls/req:", r.stderr)
+
   def test_run_sh_baseline_needs_outrigger_in_the_list(self):
     r = subprocess.run([os.path.join(REPO, "bench", "run.sh"), "-p", "haproxy",
                         "-b", binary(), "-o", self.tmpdir(), binary()],
