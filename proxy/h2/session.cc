@@ -8,7 +8,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "proxy/h2/small_blocks.h"
+#include "proxy/h2/allocator.h"
 
 namespace outrigger::h2 {
 namespace {
@@ -31,18 +31,22 @@ int64_t steady_now_ms() {
 // request, flat over a 30,000-request run).
 bool unique_valued(std::string_view name) noexcept {
   switch (name.size()) {
-    case 11: return name == "traceparent";
-    case 12: return name == "x-request-id" || name == "x-b3-traceid";
-    case 15: return name == "x-amzn-trace-id";
-    default: return false;
+    case 11:
+      return name == "traceparent";
+    case 12:
+      return name == "x-request-id" || name == "x-b3-traceid";
+    case 15:
+      return name == "x-amzn-trace-id";
+    default:
+      return false;
   }
 }
 
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-          static_cast<uint8_t>(unique_valued(name) ? NGHTTP2_NV_FLAG_NO_INDEX
-                                                   : NGHTTP2_NV_FLAG_NONE)};
+  return {
+      reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+      reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+      static_cast<uint8_t>(unique_valued(name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)};
 }
 
 // Regular fields we may put on the wire: no pseudo-headers (the caller's own go first), no
@@ -443,9 +447,8 @@ struct Session::Glue {
       // Also a request whose HEADERS never went out: nghttp2 closes it with REFUSED_STREAM when
       // a GOAWAY arrived before it could be sent, whatever that GOAWAY's last-stream-id (a
       // graceful shutdown's first GOAWAY says 2^31-1).
-      info.unprocessed =
-          (st->reset_by_peer && error_code == kRefusedStream) || !st->head_sent ||
-          (cs.goaway_last_stream_id_ >= 0 && stream_id > cs.goaway_last_stream_id_);
+      info.unprocessed = (st->reset_by_peer && error_code == kRefusedStream) || !st->head_sent ||
+                         (cs.goaway_last_stream_id_ >= 0 && stream_id > cs.goaway_last_stream_id_);
     }
     s.recycle(std::move(st));
     if (known) s.events_->on_stream_close(stream_id, info);
@@ -537,10 +540,8 @@ bool Session::init() {
     nghttp2_option_set_stream_reset_rate_limit(
         opt, std::max<uint64_t>(1000, 2ull * limits_.max_rapid_resets), 33);
   }
-  int rv = server_ ? nghttp2_session_server_new3(&ng_, Glue::callbacks(), this, opt,
-                                                 SmallBlocks::mem())
-                   : nghttp2_session_client_new3(&ng_, Glue::callbacks(), this, opt,
-                                                 SmallBlocks::mem());
+  int rv = server_ ? nghttp2_session_server_new3(&ng_, Glue::callbacks(), this, opt, allocator())
+                   : nghttp2_session_client_new3(&ng_, Glue::callbacks(), this, opt, allocator());
   nghttp2_option_del(opt);
   if (rv != 0) {
     error_ = lib_error("nghttp2 session", rv);

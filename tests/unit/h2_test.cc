@@ -12,10 +12,10 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/h2/allocator.h"
 #include "proxy/h2/fields.h"
 #include "proxy/h2/grpc.h"
 #include "proxy/h2/session.h"
-#include "proxy/h2/small_blocks.h"
 #include "proxy/h2/translate.h"
 #include "proxy/http/h1.h"
 
@@ -667,13 +667,25 @@ TEST(H2Server, InvalidRequestHeadersAreReset) {
        {":path", "/"},
        {"x-a", " padded"}},
       // Bytes the session leaves to nghttp2 (validate_request(..., Chars::kCodecChecked)).
-      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
        {"x-a", "trailing\t"}},
-      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
        {"x-a", "a\rb"}},
-      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
        {"x-a", std::string("a\0b", 3)}},
-      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
        {"bad name", "1"}},
       {{":method", "GET"}, {":scheme", "http"}, {":authority", "h\n"}, {":path", "/"}},
   };
@@ -1583,56 +1595,35 @@ TEST(H2Grpc, DetectionAndErrors) {
 }  // namespace outrigger::h2
 
 // ---------------------------------------------------------------------------------------------
-// SmallBlocks: nghttp2's allocator
+// nghttp2's allocator: malloc/calloc/realloc/free semantics over operator new/delete
 
-TEST(SmallBlocks, ReusesFreedBlocksOfAClassAndKeepsAlignment) {
-  outrigger::h2::SmallBlocks b;
-  void* p = b.alloc(40);
+#if !defined(__SANITIZE_ADDRESS__)
+TEST(H2Allocator, MallocCallocReallocFreeSemantics) {
+  nghttp2_mem* m = outrigger::h2::allocator();
+  ASSERT_NE(m, nullptr);
+  auto* p = static_cast<unsigned char*>(m->malloc(30, m->mem_user_data));
   ASSERT_NE(p, nullptr);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 16, 0u);
-  std::memset(p, 0xab, 40);
-  b.release(p);
-  EXPECT_EQ(b.cached(0), 1u);
-  void* q = b.alloc(48);  // 48 + 16 header fits the 64-byte class too
-  EXPECT_EQ(q, p);
-  EXPECT_EQ(b.cached(0), 0u);
-  void* r = b.alloc(49);  // 65 bytes with the header: the 128-byte class
-  EXPECT_NE(r, q);
-  b.release(q);
-  b.release(r);
-  EXPECT_EQ(b.cached(0), 1u);
-  EXPECT_EQ(b.cached(1), 1u);
-  b.release(nullptr);  // free(NULL) semantics
-}
-
-TEST(SmallBlocks, ResizeKeepsContentsAcrossClassesAndBeyond) {
-  outrigger::h2::SmallBlocks b;
-  auto* p = static_cast<unsigned char*>(b.resize(nullptr, 30));  // realloc(NULL, n) = malloc
-  ASSERT_NE(p, nullptr);
   for (int i = 0; i < 30; ++i) p[i] = static_cast<unsigned char>(i);
-  EXPECT_EQ(b.resize(p, 48), p);  // still fits its block
-  auto* q = static_cast<unsigned char*>(b.resize(p, 1000));
+  auto* q = static_cast<unsigned char*>(m->realloc(p, 1000, m->mem_user_data));
   ASSERT_NE(q, nullptr);
   for (int i = 0; i < 30; ++i) ASSERT_EQ(q[i], i);
   for (int i = 30; i < 1000; ++i) q[i] = static_cast<unsigned char>(i * 7);
-  auto* big = static_cast<unsigned char*>(b.resize(q, 100000));  // past the largest class
+  auto* big = static_cast<unsigned char*>(m->realloc(q, 100000, m->mem_user_data));
   ASSERT_NE(big, nullptr);
-  for (int i = 0; i < 30; ++i) ASSERT_EQ(big[i], i);
   for (int i = 30; i < 1000; ++i) ASSERT_EQ(big[i], static_cast<unsigned char>(i * 7));
-  auto* small = static_cast<unsigned char*>(b.resize(big, 10));  // shrinking copies the prefix
+  auto* small = static_cast<unsigned char*>(m->realloc(big, 10, m->mem_user_data));
   ASSERT_NE(small, nullptr);
   for (int i = 0; i < 10; ++i) ASSERT_EQ(small[i], i);
-  b.release(small);
+  m->free(small, m->mem_user_data);
+  auto* z = static_cast<unsigned char*>(m->calloc(50, 8, m->mem_user_data));
+  ASSERT_NE(z, nullptr);
+  for (int i = 0; i < 400; ++i) ASSERT_EQ(z[i], 0);
+  m->free(z, m->mem_user_data);
+  EXPECT_EQ(m->calloc(SIZE_MAX / 2, 4, m->mem_user_data), nullptr);  // count * size overflows
+  m->free(nullptr, m->mem_user_data);                                // free(NULL) semantics
+  auto* r = m->realloc(nullptr, 64, m->mem_user_data);               // realloc(NULL, n) = malloc
+  ASSERT_NE(r, nullptr);
+  m->free(r, m->mem_user_data);
 }
-
-TEST(SmallBlocks, CachedBytesPerClassAreBounded) {
-  outrigger::h2::SmallBlocks b;
-  std::vector<void*> blocks;
-  for (int i = 0; i < 3000; ++i) blocks.push_back(b.alloc(8));
-  for (void* p : blocks) b.release(p);
-  EXPECT_EQ(b.cached(0), outrigger::h2::SmallBlocks::kCachedBytesPerClass / 64);
-  blocks.clear();
-  for (int i = 0; i < 100; ++i) blocks.push_back(b.alloc(4000));  // the 4 KiB class
-  for (void* p : blocks) b.release(p);
-  EXPECT_EQ(b.cached(6), outrigger::h2::SmallBlocks::kCachedBytesPerClass / 4096);
-}
+#endif
