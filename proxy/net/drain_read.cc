@@ -17,11 +17,20 @@
 namespace outrigger::net {
 namespace drain_detail {
 
-// Looked up each time (a registry walk under a mutex): a per-thread cache keyed by the context's
-// address could outlive its context, and tests make and destroy many.
+namespace {
+// The calling thread's binding (ThreadReactor); the context outlives it by construction.
+struct Binding {
+  boost::asio::execution_context* context;
+  ad::reactor* reactor;
+};
+constinit thread_local Binding t_binding{nullptr, nullptr};
+}  // namespace
+
 ad::reactor& reactor_of(tcp::socket& s) {
-  return boost::asio::use_service<ad::reactor>(
-      boost::asio::query(s.get_executor(), boost::asio::execution::context));
+  boost::asio::execution_context& c =
+      boost::asio::query(s.get_executor(), boost::asio::execution::context);
+  if (&c == t_binding.context) return *t_binding.reactor;
+  return boost::asio::use_service<ad::reactor>(c);
 }
 
 ad::reactor_op::status recv_with_hint(int fd, boost::asio::mutable_buffer b,
@@ -60,6 +69,12 @@ ad::reactor_op::status recv_with_hint(int fd, boost::asio::mutable_buffer b,
 }
 
 }  // namespace drain_detail
+
+ThreadReactor::ThreadReactor(boost::asio::io_context& io) {
+  drain_detail::t_binding = {&io, &boost::asio::use_service<drain_detail::ad::reactor>(io)};
+}
+
+ThreadReactor::~ThreadReactor() { drain_detail::t_binding = {nullptr, nullptr}; }
 
 void enable_read_hints(boost::asio::ip::tcp::socket& s) noexcept {
   const int on = 1;

@@ -30,6 +30,7 @@
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/detail/socket_ops.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/error_code.hpp>
 #include <cstddef>
@@ -120,6 +121,18 @@ struct Initiate {
 };
 
 }  // namespace drain_detail
+
+// Binds the calling thread to an io_context while alive (a worker thread, around io.run()), so
+// reads on that context's sockets find its reactor without a service-registry lookup (a mutex and
+// a list walk: 2.7 % of the instructions of an HTTP/1.1 request). Sockets of other contexts, and
+// threads without a binding, still look it up.
+class ThreadReactor {
+ public:
+  explicit ThreadReactor(boost::asio::io_context& io);
+  ~ThreadReactor();
+  ThreadReactor(const ThreadReactor&) = delete;
+  ThreadReactor& operator=(const ThreadReactor&) = delete;
+};
 
 // Asks the kernel for the bytes-left hint on this socket's reads (TCP_INQ, Linux 4.18+); one
 // setsockopt per connection. Harmless to skip: reads then behave like async_read_some.

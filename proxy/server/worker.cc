@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "proxy/base/log.h"
+#include "proxy/net/drain_read.h"
 #include "proxy/server/connection.h"
 
 namespace outrigger::server {
@@ -52,6 +53,7 @@ void Worker::start(std::shared_ptr<const Snapshot> first) {
   thread_ = std::thread([this] {
     const std::string name = "outrigger-w" + std::to_string(index_);
     pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    const net::ThreadReactor bind(io_);
     io_.run();
   });
 }
@@ -120,7 +122,8 @@ void Worker::finish_stop(int polls) {
 upstream::H2Pool& Worker::h2_pool(const ClusterState& cluster) {
   upstream::H2PoolOptions o;
   // A few multiplexed connections carry what many HTTP/1.1 ones would.
-  o.max_connections = std::max<uint32_t>(1, std::min<uint32_t>(cluster.cluster->max_connections, 16));
+  o.max_connections =
+      std::max<uint32_t>(1, std::min<uint32_t>(cluster.cluster->max_connections, 16));
   o.connect_timeout = cluster.cluster->connect_timeout;
   o.connection.idle_timeout = cluster.cluster->idle_timeout;
   if (cluster.shared) {
@@ -137,8 +140,9 @@ upstream::H2Pool& Worker::h2_pool(const ClusterState& cluster) {
 upstream::ClusterPool& Worker::pool(const ClusterState& cluster) {
   auto it = pools_.find(cluster.cluster->name);
   if (it == pools_.end()) {
-    it = pools_.emplace(cluster.cluster->name,
-                        std::make_unique<upstream::ClusterPool>(io_, &stats_.cluster(cluster.stats_id)))
+    it = pools_
+             .emplace(cluster.cluster->name, std::make_unique<upstream::ClusterPool>(
+                                                 io_, &stats_.cluster(cluster.stats_id)))
              .first;
   }
   // Settings follow the newest config that used the pool (a reload may change them).

@@ -106,6 +106,28 @@ TEST(DrainRead, AFinThatCameWithTheLastBytesIsSeen) {
   }
 }
 
+TEST(DrainRead, AThreadBoundToAContextReadsItsSocketsAndOthers) {
+  Pair p;
+  Pair other;
+  {
+    const ThreadReactor bind(p.io);
+    asio::write(p.writer, asio::buffer(std::string("mine")));
+    asio::write(other.writer, asio::buffer(std::string("theirs")));
+    auto r = p.read();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->second, "mine");
+    r = other.read();  // not the bound context: looked up
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->second, "theirs");
+  }
+  // Unbound again: a context made after the binding ended is looked up too.
+  Pair later;
+  asio::write(later.writer, asio::buffer(std::string("later")));
+  auto r = later.read();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->second, "later");
+}
+
 TEST(DrainRead, CancelEndsAWaitingRead) {
   Pair p;
   asio::steady_timer t(p.io, std::chrono::milliseconds(20));
