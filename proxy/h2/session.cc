@@ -435,6 +435,7 @@ struct Session::Glue {
     if (it == s.streams_.end()) return 0;
     std::unique_ptr<Stream> st = std::move(it->second);
     s.streams_.erase(it);
+    if (s.last_id_ == stream_id) s.last_ = nullptr;
     if (st->unconsumed > 0) {
       nghttp2_session_consume_connection(s.ng_, st->unconsumed);
     }
@@ -570,8 +571,12 @@ bool Session::init() {
 }
 
 Session::Stream* Session::find(int32_t id) {
+  if (id == last_id_ && last_ != nullptr) return last_;
   auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  if (it == streams_.end()) return nullptr;
+  last_id_ = id;
+  last_ = it->second.get();
+  return last_;
 }
 
 Session::Stream& Session::add_stream(int32_t id) {
@@ -583,6 +588,8 @@ Session::Stream& Session::add_stream(int32_t id) {
     p = std::make_unique<Stream>();
   }
   p->id = id;
+  last_id_ = id;
+  last_ = p.get();
   return *p;
 }
 

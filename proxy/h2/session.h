@@ -274,6 +274,11 @@ class Session {
   bool server_;
   nghttp2_session* ng_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  // The stream the last find() or add_stream() returned: nghttp2's callbacks for one frame (begin
+  // headers, one per field, frame received) ask for the same stream in a row. Cleared when that
+  // stream leaves streams_.
+  int32_t last_id_ = 0;
+  Stream* last_ = nullptr;
   // A client session to a busy upstream has 100+ streams in flight (32 left most rebuilt).
   static constexpr size_t kSpareStreams = 128;
   std::vector<std::unique_ptr<Stream>> spare_;
