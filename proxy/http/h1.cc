@@ -32,7 +32,9 @@ constexpr std::array<uint8_t, 256> make_classes() {
 }
 constexpr auto kClass = make_classes();
 
-inline bool is(uint8_t cls, char c) noexcept { return (kClass[static_cast<uint8_t>(c)] & cls) != 0; }
+inline bool is(uint8_t cls, char c) noexcept {
+  return (kClass[static_cast<uint8_t>(c)] & cls) != 0;
+}
 
 constexpr std::array<char, 256> make_lower() {
   std::array<char, 256> t{};
@@ -80,7 +82,10 @@ HeaderKind classify(std::string_view n, bool* hop) noexcept {
   *hop = false;
   switch (n.size()) {
     case 2:
-      if (iequals(n, "te")) { *hop = true; return HeaderKind::kTe; }
+      if (iequals(n, "te")) {
+        *hop = true;
+        return HeaderKind::kTe;
+      }
       break;
     case 4:
       if (iequals(n, "host")) return HeaderKind::kHost;
@@ -89,12 +94,24 @@ HeaderKind classify(std::string_view n, bool* hop) noexcept {
       if (iequals(n, "expect")) return HeaderKind::kExpect;
       break;
     case 7:
-      if (iequals(n, "trailer")) { *hop = true; return HeaderKind::kTrailer; }
-      if (iequals(n, "upgrade")) { *hop = true; return HeaderKind::kUpgrade; }
+      if (iequals(n, "trailer")) {
+        *hop = true;
+        return HeaderKind::kTrailer;
+      }
+      if (iequals(n, "upgrade")) {
+        *hop = true;
+        return HeaderKind::kUpgrade;
+      }
       break;
     case 10:
-      if (iequals(n, "connection")) { *hop = true; return HeaderKind::kConnection; }
-      if (iequals(n, "keep-alive")) { *hop = true; return HeaderKind::kKeepAlive; }
+      if (iequals(n, "connection")) {
+        *hop = true;
+        return HeaderKind::kConnection;
+      }
+      if (iequals(n, "keep-alive")) {
+        *hop = true;
+        return HeaderKind::kKeepAlive;
+      }
       break;
     case 12:
       if (iequals(n, "x-request-id")) return HeaderKind::kXRequestId;
@@ -106,14 +123,23 @@ HeaderKind classify(std::string_view n, bool* hop) noexcept {
       if (iequals(n, "x-forwarded-for")) return HeaderKind::kXForwardedFor;
       break;
     case 16:
-      if (iequals(n, "proxy-connection")) { *hop = true; return HeaderKind::kProxyConnection; }
+      if (iequals(n, "proxy-connection")) {
+        *hop = true;
+        return HeaderKind::kProxyConnection;
+      }
       break;
     case 17:
-      if (iequals(n, "transfer-encoding")) { *hop = true; return HeaderKind::kTransferEncoding; }
+      if (iequals(n, "transfer-encoding")) {
+        *hop = true;
+        return HeaderKind::kTransferEncoding;
+      }
       if (iequals(n, "x-forwarded-proto")) return HeaderKind::kXForwardedProto;
       break;
     case 19:
-      if (iequals(n, "proxy-authorization")) { *hop = true; return HeaderKind::kProxyAuthorization; }
+      if (iequals(n, "proxy-authorization")) {
+        *hop = true;
+        return HeaderKind::kProxyAuthorization;
+      }
       break;
     default:
       break;
@@ -144,28 +170,50 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
 
 std::string_view error_reason(Error e) noexcept {
   switch (e) {
-    case Error::kNone: return "ok";
-    case Error::kHeadTooLarge: return "request header fields too large";
-    case Error::kTooManyHeaders: return "too many header fields";
-    case Error::kBadRequestLine: return "malformed request line";
-    case Error::kBadMethod: return "invalid method";
-    case Error::kBadTarget: return "invalid request target";
-    case Error::kBadVersion: return "http version not supported";
-    case Error::kBareCr: return "bare CR in header";
-    case Error::kBareLf: return "bare LF line ending";
-    case Error::kNul: return "NUL byte in header";
-    case Error::kObsFold: return "obsolete line folding";
-    case Error::kSpaceBeforeColon: return "whitespace before colon in header";
-    case Error::kBadHeaderName: return "invalid header name";
-    case Error::kBadHeaderValue: return "invalid header value";
-    case Error::kBadContentLength: return "invalid content-length";
-    case Error::kDuplicateContentLength: return "duplicate content-length";
-    case Error::kContentLengthAndTe: return "both content-length and transfer-encoding";
-    case Error::kBadTransferEncoding: return "unsupported transfer-encoding";
-    case Error::kMissingHost: return "missing host header";
-    case Error::kDuplicateHost: return "duplicate host header";
-    case Error::kBadStatusLine: return "malformed status line";
-    case Error::kTooManyConnectionTokens: return "too many connection tokens";
+    case Error::kNone:
+      return "ok";
+    case Error::kHeadTooLarge:
+      return "request header fields too large";
+    case Error::kTooManyHeaders:
+      return "too many header fields";
+    case Error::kBadRequestLine:
+      return "malformed request line";
+    case Error::kBadMethod:
+      return "invalid method";
+    case Error::kBadTarget:
+      return "invalid request target";
+    case Error::kBadVersion:
+      return "http version not supported";
+    case Error::kBareCr:
+      return "bare CR in header";
+    case Error::kBareLf:
+      return "bare LF line ending";
+    case Error::kNul:
+      return "NUL byte in header";
+    case Error::kObsFold:
+      return "obsolete line folding";
+    case Error::kSpaceBeforeColon:
+      return "whitespace before colon in header";
+    case Error::kBadHeaderName:
+      return "invalid header name";
+    case Error::kBadHeaderValue:
+      return "invalid header value";
+    case Error::kBadContentLength:
+      return "invalid content-length";
+    case Error::kDuplicateContentLength:
+      return "duplicate content-length";
+    case Error::kContentLengthAndTe:
+      return "both content-length and transfer-encoding";
+    case Error::kBadTransferEncoding:
+      return "unsupported transfer-encoding";
+    case Error::kMissingHost:
+      return "missing host header";
+    case Error::kDuplicateHost:
+      return "duplicate host header";
+    case Error::kBadStatusLine:
+      return "malformed status line";
+    case Error::kTooManyConnectionTokens:
+      return "too many connection tokens";
   }
   return "bad request";
 }
@@ -361,7 +409,8 @@ bool HeadParser::parse_fields(std::string_view lines, MessageHead* out, RequestH
       if (i < line.size() && is_ows(line[i]) && i > 0) {
         size_t j = i;
         while (j < line.size() && is_ows(line[j])) ++j;
-        error_ = j < line.size() && line[j] == ':' ? Error::kSpaceBeforeColon : Error::kBadHeaderName;
+        error_ =
+            j < line.size() && line[j] == ':' ? Error::kSpaceBeforeColon : Error::kBadHeaderName;
       } else if (i < line.size() && line[i] == '\0') {
         error_ = Error::kNul;
       } else if (i < line.size() && line[i] == '\r') {
@@ -559,6 +608,8 @@ ChunkedDecoder::Result ChunkedDecoder::decode(char* p, size_t n) {
           break;
         }
         if (!is(kTchar, c)) return error();  // no obs-fold, no leading whitespace
+        if (trailer_ == nullptr)
+          trailer_ = std::make_unique_for_overwrite<char[]>(kMaxTrailerBytes);
         line_start_ = trailer_len_;
         state_ = State::kTrailerLine;
         [[fallthrough]];
@@ -576,7 +627,7 @@ ChunkedDecoder::Result ChunkedDecoder::decode(char* p, size_t n) {
         if (c != '\n') return error();
         ++i;
         // name ":" value with a token name and no whitespace before the colon
-        std::string_view line(trailer_.data() + line_start_, trailer_len_ - line_start_);
+        std::string_view line(trailer_.get() + line_start_, trailer_len_ - line_start_);
         size_t k = 0;
         while (k < line.size() && is(kTchar, line[k])) ++k;
         if (k == 0 || k == line.size() || line[k] != ':') return error();

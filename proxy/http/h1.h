@@ -9,6 +9,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 namespace outrigger::http {
@@ -43,42 +44,42 @@ enum class BodyKind : uint8_t { kNone, kContentLength, kChunked, kUntilClose };
 
 enum class Error : uint8_t {
   kNone,
-  kHeadTooLarge,          // 431
-  kTooManyHeaders,        // 431
-  kBadRequestLine,        // 400
-  kBadMethod,             // 400
-  kBadTarget,             // 400
-  kBadVersion,            // 505
-  kBareCr,                // 400
-  kBareLf,                // 400
-  kNul,                   // 400
-  kObsFold,               // 400
-  kSpaceBeforeColon,      // 400
-  kBadHeaderName,         // 400
-  kBadHeaderValue,        // 400
-  kBadContentLength,      // 400
-  kDuplicateContentLength,// 400
-  kContentLengthAndTe,    // 400
-  kBadTransferEncoding,   // 400 (anything but exactly "chunked", or TE on HTTP/1.0)
-  kMissingHost,           // 400
-  kDuplicateHost,         // 400
-  kBadStatusLine,         // responses: 502
+  kHeadTooLarge,            // 431
+  kTooManyHeaders,          // 431
+  kBadRequestLine,          // 400
+  kBadMethod,               // 400
+  kBadTarget,               // 400
+  kBadVersion,              // 505
+  kBareCr,                  // 400
+  kBareLf,                  // 400
+  kNul,                     // 400
+  kObsFold,                 // 400
+  kSpaceBeforeColon,        // 400
+  kBadHeaderName,           // 400
+  kBadHeaderValue,          // 400
+  kBadContentLength,        // 400
+  kDuplicateContentLength,  // 400
+  kContentLengthAndTe,      // 400
+  kBadTransferEncoding,     // 400 (anything but exactly "chunked", or TE on HTTP/1.0)
+  kMissingHost,             // 400
+  kDuplicateHost,           // 400
+  kBadStatusLine,           // responses: 502
   kTooManyConnectionTokens,
 };
 std::string_view error_reason(Error e) noexcept;
 bool is_smuggling_shape(Error e) noexcept;  // for the bad-request counter's reason label
 
-inline constexpr size_t kMaxHeaders = 256;          // hard cap on the configurable max_headers
+inline constexpr size_t kMaxHeaders = 256;  // hard cap on the configurable max_headers
 inline constexpr size_t kMaxConnectionTokens = 16;
 
 // Fields common to request and response heads.
 struct MessageHead {
-  int version_minor = 1;               // HTTP/1.x
+  int version_minor = 1;  // HTTP/1.x
   BodyKind body = BodyKind::kNone;
   uint64_t content_length = 0;
-  bool keep_alive = true;              // after Connection tokens and version defaults
+  bool keep_alive = true;  // after Connection tokens and version defaults
   bool has_te_chunked = false;
-  size_t head_bytes = 0;               // bytes of the head including the final CRLF
+  size_t head_bytes = 0;  // bytes of the head including the final CRLF
   size_t header_count = 0;
   size_t connection_token_count = 0;
   std::array<std::string_view, kMaxConnectionTokens> connection_tokens;
@@ -89,10 +90,10 @@ struct MessageHead {
 
 struct RequestHead : MessageHead {
   std::string_view method;
-  std::string_view target;             // origin-form path+query (absolute-form is split below)
-  std::string_view authority;          // Host header, or the authority of an absolute-form target
-  std::string_view scheme;             // "http"/"https" from an absolute-form target, else empty
-  std::string_view path;               // target without the query, for routing
+  std::string_view target;     // origin-form path+query (absolute-form is split below)
+  std::string_view authority;  // Host header, or the authority of an absolute-form target
+  std::string_view scheme;     // "http"/"https" from an absolute-form target, else empty
+  std::string_view path;       // target without the query, for routing
   bool expect_continue = false;
   bool is_head = false;
 };
@@ -115,7 +116,10 @@ class HeadParser {
   HeadParser() = default;
   explicit HeadParser(Limits limits) : limits_(limits) {}
   void set_limits(Limits limits) noexcept { limits_ = limits; }
-  void reset() noexcept { scanned_ = line_start_ = skip_ = 0; error_ = Error::kNone; }
+  void reset() noexcept {
+    scanned_ = line_start_ = skip_ = 0;
+    error_ = Error::kNone;
+  }
 
   ParseResult parse_request(std::string_view buf, RequestHead* out);
   // request_method_head: the response to a HEAD request has no body.
@@ -127,7 +131,10 @@ class HeadParser {
   size_t scan(std::string_view buf);
   bool parse_fields(std::string_view lines, MessageHead* out, RequestHead* req);
   bool finish_framing(MessageHead* out, bool is_request);
-  ParseResult fail(Error e) noexcept { error_ = e; return ParseResult::kError; }
+  ParseResult fail(Error e) noexcept {
+    error_ = e;
+    return ParseResult::kError;
+  }
 
   Limits limits_;
   size_t scanned_ = 0;     // bytes already checked for line endings
@@ -145,19 +152,36 @@ class ChunkedDecoder {
   enum class Status : uint8_t { kMore, kDone, kError };
   struct Result {
     Status status = Status::kMore;
-    size_t consumed = 0;   // input bytes used (the rest belongs to the next message)
-    size_t data = 0;       // decoded data bytes now at the front of the input span
+    size_t consumed = 0;  // input bytes used (the rest belongs to the next message)
+    size_t data = 0;      // decoded data bytes now at the front of the input span
   };
   static constexpr size_t kMaxTrailerBytes = 4096;
   static constexpr size_t kMaxExtensionBytes = 256;
-  void reset() noexcept { *this = ChunkedDecoder(); }
+  // For the next message; a trailer buffer already made is kept.
+  void reset() noexcept {
+    state_ = State::kSize;
+    remaining_ = total_ = 0;
+    size_digits_ = 0;
+    ext_len_ = trailer_len_ = line_start_ = 0;
+  }
   Result decode(char* p, size_t n);
-  std::string_view trailers() const noexcept { return {trailer_.data(), trailer_len_}; }
+  std::string_view trailers() const noexcept { return {trailer_.get(), trailer_len_}; }
   uint64_t body_bytes() const noexcept { return total_; }
 
  private:
-  enum class State : uint8_t { kSize, kSizeLf, kExt, kData, kDataCr, kDataLf, kTrailerLineStart,
-                               kTrailerLine, kTrailerLf, kFinalLf, kDone };
+  enum class State : uint8_t {
+    kSize,
+    kSizeLf,
+    kExt,
+    kData,
+    kDataCr,
+    kDataLf,
+    kTrailerLineStart,
+    kTrailerLine,
+    kTrailerLf,
+    kFinalLf,
+    kDone
+  };
   State state_ = State::kSize;
   uint64_t remaining_ = 0;
   uint64_t total_ = 0;
@@ -165,7 +189,9 @@ class ChunkedDecoder {
   size_t ext_len_ = 0;
   size_t trailer_len_ = 0;
   size_t line_start_ = 0;
-  std::array<char, kMaxTrailerBytes> trailer_;
+  // kMaxTrailerBytes, made at the first trailer line: most bodies have none, and a decoder sits
+  // in every HTTP/2 stream and every exchange.
+  std::unique_ptr<char[]> trailer_;
 };
 
 // Case-insensitive ASCII comparison for header names and tokens.
