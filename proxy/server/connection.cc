@@ -19,6 +19,7 @@
 #include "proxy/h2/session.h"
 #include "proxy/h2/translate.h"
 #include "proxy/net/drain_read.h"
+#include "proxy/net/send_now.h"
 #include "proxy/server/worker.h"
 #include "proxy/tls/identity.h"
 
@@ -1852,9 +1853,17 @@ protocol_chosen:
         }
         if (nb > 0) {
           arm(Timeout::kStream, stream_idle);
-          auto [ec, n] = co_await us_write(*up, std::span(bufs.data(), nb));
+          // A pooled plain connection usually takes the request at once (net::send_now).
+          const std::span<const asio::const_buffer> out(bufs.data(), nb);
+          size_t sent = 0;
+          std::optional<net::IoResult> wrote;
+          if (!up->tls) wrote = net::send_now(up->socket, out, &sent);
+          if (!wrote) {
+            std::array<asio::const_buffer, 4> rest;
+            wrote = co_await us_write(*up, net::skip_bytes(out, sent, rest));
+          }
           disarm();
-          if (ec) upstream_write_failed = true;
+          if (std::get<0>(*wrote)) upstream_write_failed = true;
         }
         rbeg_ = pos;
         ex.bytes_received += pos - head_end;
@@ -2143,8 +2152,19 @@ protocol_chosen:
     if (nb > 0) {
       arm(Timeout::kStream, stream_idle);
       const std::span<const asio::const_buffer> out(bufs.data(), nb);
-      auto wrote = sio_ != nullptr ? sio_->write_now(out) : std::nullopt;  // seldom must wait
-      if (!wrote) wrote = co_await ds_write(out);
+      // Seldom must wait: an HTTP/2 stream queues, a plain socket usually takes it all at once.
+      size_t sent = 0;
+      std::optional<net::IoResult> wrote;
+      if (sio_ != nullptr) {
+        wrote = sio_->write_now(out);
+      } else if (!tls_) {
+        wrote = net::send_now(socket_, out, &sent);
+      }
+      if (!wrote) {
+        std::array<asio::const_buffer, 4> rest;
+        wrote = co_await ds_write(net::skip_bytes(out, sent, rest));
+        std::get<1>(*wrote) += sent;
+      }
       auto [ec, n] = *wrote;
       disarm();
       ex.bytes_sent += n;
