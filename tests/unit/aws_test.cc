@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -564,8 +565,12 @@ TEST(CredentialsProvider, OutageKeepsLastGoodUntilItExpires) {
   EXPECT_EQ(rec.published[1], nullptr);
   EXPECT_EQ(p.current(), nullptr);
   EXPECT_GE(system_clock::now(), expires);
-  EXPECT_NE(p.last_error().find("expired"), std::string::npos) << p.last_error();
+  // The error reported with the expiry says why. (Not p.last_error(): a failed retry in the same
+  // turn of the loop may already have replaced it; seen once in 425 tests.)
   ASSERT_FALSE(rec.errors.empty());
+  EXPECT_TRUE(std::any_of(rec.errors.begin(), rec.errors.end(), [](const std::string& e) {
+    return e.find("credentials expired before a refresh succeeded") != std::string::npos;
+  })) << p.last_error();
   for (const std::string& e : rec.errors) {
     EXPECT_EQ(e.find(kSecretA), std::string::npos) << e;
     EXPECT_EQ(e.find("tok\""), std::string::npos) << e;
