@@ -65,10 +65,7 @@ http::HeaderKind classify(std::string_view n) noexcept {
 }
 
 void append_line(std::string* out, std::string_view name, std::string_view value) {
-  out->append(name);
-  out->append(": ");
-  out->append(value);
-  out->append("\r\n");
+  http::append_field(*out, name, value);
 }
 
 // Appends a response's fields for HTTP/1.1 (pseudo-headers and connection-specific ones dropped).

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace outrigger::http {
@@ -196,6 +197,15 @@ class ChunkedDecoder {
 
 // Case-insensitive ASCII comparison for header names and tokens.
 bool iequals(std::string_view a, std::string_view b) noexcept;
+
+// Appends "name: value\r\n" (the head builders' inner loop): one growth check, no strlen.
+// (Not resize_and_overwrite: in GCC 12's libstdc++, when it has to grow the string it hands the
+// callback the grown capacity as the size, so returning that size appends garbage; nginx saw it
+// as invalid header lines on each connection's first request.)
+inline void append_field(std::string& out, std::string_view name, std::string_view value) {
+  out.reserve(out.size() + name.size() + value.size() + 4);
+  out.append(name).append(": ", 2).append(value).append("\r\n", 2);
+}
 
 // The reason phrase of a status code for an HTTP/1.1 status line: "OK", "Not Found", ...
 // ("Unknown" for codes without one).

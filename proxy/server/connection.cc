@@ -25,6 +25,8 @@
 
 namespace outrigger::server {
 
+using namespace std::string_view_literals;
+
 namespace asio = boost::asio;
 using std::chrono::milliseconds;
 namespace {
@@ -84,10 +86,7 @@ void append_forwardable(std::string& out, const http::MessageHead& h, uint32_t s
     if (f.hop || (skip & bit(f.kind)) != 0) continue;
     if (!strip.empty() && iequals(f.name, strip)) continue;
     if (strip_signature && is_signature_header(f.name)) continue;
-    out.append(f.name);
-    out.append(": ");
-    out.append(f.value);
-    out.append("\r\n");
+    http::append_field(out, f.name, f.value);
   }
 }
 
@@ -519,22 +518,22 @@ asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
   const std::string body = "outrigger: " + std::string(reason) + "\n";
   std::string& o = ex.out;
   o.clear();
-  o += "HTTP/1.1 ";
+  o += "HTTP/1.1 "sv;
   append_uint(o, static_cast<uint64_t>(status));
   o += ' ';
   o += http::reason_phrase(status);
-  o += "\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ";
+  o += "\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: "sv;
   append_uint(o, body.size());
-  o += "\r\nx-outrigger-reason: ";
+  o += "\r\nx-outrigger-reason: "sv;
   o += reason;
   if (!ex.request_id_view.empty()) {
-    o += "\r\nx-request-id: ";
+    o += "\r\nx-request-id: "sv;
     o += ex.request_id_view;
   }
-  if (close) o += "\r\nconnection: close";
-  o += "\r\n";
+  if (close) o += "\r\nconnection: close"sv;
+  o += "\r\n"sv;
   o += extra_headers;  // complete lines
-  o += "\r\n";
+  o += "\r\n"sv;
   if (!ex.req.is_head) o += body;
   ex.status = status;
   arm(Timeout::kStream,
@@ -828,9 +827,9 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   o += ' ';
   o += cluster.path_prefix;  // an API Gateway stage
   o += rq.target;
-  o += " HTTP/1.1\r\nhost: ";
+  o += " HTTP/1.1\r\nhost: "sv;
   o += upstream_host;
-  o += "\r\n";
+  o += "\r\n"sv;
   // Inbound, the identity header is ours alone: a client's copy never reaches the app.
   const std::string_view identity_header =
       ls.inbound ? std::string_view(ls.listener->identity.header) : std::string_view();
@@ -841,29 +840,29 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
                      identity_header, cluster.signing != nullptr);
   if (!identity_header.empty() && peer_ && !peer_->xfcc.empty()) {
     o += identity_header;
-    o += ": ";
+    o += ": "sv;
     o += peer_->xfcc;
-    o += "\r\n";
+    o += "\r\n"sv;
   }
-  o += "x-forwarded-for: ";
+  o += "x-forwarded-for: "sv;
   for (size_t i = 0; i < rq.header_count; ++i) {
     if (rq.headers[i].kind == http::HeaderKind::kXForwardedFor && !rq.headers[i].value.empty()) {
       o += rq.headers[i].value;
-      o += ", ";
+      o += ", "sv;
     }
   }
   o += client_ip_;
-  o += "\r\nx-forwarded-proto: ";
+  o += "\r\nx-forwarded-proto: "sv;
   o += ls.scheme;
-  o += "\r\n";
+  o += "\r\n"sv;
   if (ex.generated_id) {
-    o += "x-request-id: ";
+    o += "x-request-id: "sv;
     o.append(ex.request_id, 36);
-    o += "\r\n";
+    o += "\r\n"sv;
   }
-  if (rq.body == http::BodyKind::kChunked) o += "transfer-encoding: chunked\r\n";
+  if (rq.body == http::BodyKind::kChunked) o += "transfer-encoding: chunked\r\n"sv;
   const size_t head_base = o.size();  // signing appends its headers here, per attempt
-  o += "\r\n";
+  o += "\r\n"sv;
 
   // SigV4: every attempt is signed afresh (its own x-amz-date). Lattice takes UNSIGNED-PAYLOAD;
   // execute-api needs the body's hash, so its body must have arrived whole with the head.
@@ -941,11 +940,11 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     o.resize(head_base);
     out.for_each([&](std::string_view k, std::string_view v) {
       o += k;
-      o += ": ";
+      o += ": "sv;
       o += v;
-      o += "\r\n";
+      o += "\r\n"sv;
     });
-    o += "\r\n";
+    o += "\r\n"sv;
     return true;
   };
 
@@ -1190,12 +1189,12 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       pos += r.consumed;
       body_total += r.data;
       ex.scratch.clear();
-      if (r.data > 0) ex.scratch += "\r\n";
+      if (r.data > 0) ex.scratch += "\r\n"sv;
       if (r.status == http::ChunkedDecoder::Status::kDone) {
         body_done = true;
-        ex.scratch += "0\r\n";
+        ex.scratch += "0\r\n"sv;
         ex.scratch += ex.chunked.trailers();
-        ex.scratch += "\r\n";
+        ex.scratch += "\r\n"sv;
       }
       if (!ex.scratch.empty()) bufs[nb++] = asio::buffer(ex.scratch);
     }
@@ -1287,9 +1286,9 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   ex.upstream_h2 = cluster.h2;
   auto attempts_header = [&](std::string& out) {
     ex.attempts = retries + 1;
-    out += "x-outrigger-attempts: ";
+    out += "x-outrigger-attempts: "sv;
     append_uint(out, retries + 1);
-    out += "\r\n";
+    out += "\r\n"sv;
   };
   // The same two fields for a head handed to an HTTP/2 stream as fields: x-request-id unless
   // the upstream gave one, and x-outrigger-attempts.
@@ -1692,28 +1691,28 @@ protocol_chosen:
         co_return false;
       }
     } else {
-      h += "HTTP/1.1 ";
+      h += "HTTP/1.1 "sv;
       append_uint(h, static_cast<uint64_t>(rh.status));
       h += ' ';
       h += http::reason_phrase(rh.status);
-      h += "\r\n";
+      h += "\r\n"sv;
       const bool has_request_id = each_response_field([&](std::string_view n, std::string_view v) {
         h += n;
-        h += ": ";
+        h += ": "sv;
         h += v;
-        h += "\r\n";
+        h += "\r\n"sv;
       });
       if (no_body && !rq.is_head && rh.status != 204 && rh.status != 304)
-        h += "content-length: 0\r\n";
-      if (chunk_out) h += "transfer-encoding: chunked\r\n";
+        h += "content-length: 0\r\n"sv;
+      if (chunk_out) h += "transfer-encoding: chunked\r\n"sv;
       if (!has_request_id) {
-        h += "x-request-id: ";
+        h += "x-request-id: "sv;
         h += ex.request_id_view;
-        h += "\r\n";
+        h += "\r\n"sv;
       }
       attempts_header(h);
-      if (!downstream_keep) h += "connection: close\r\n";
-      h += "\r\n";
+      if (!downstream_keep) h += "connection: close\r\n"sv;
+      h += "\r\n"sv;
       arm(Timeout::kStream, stream_idle);
       auto [hec, hn] = co_await ds_write(asio::buffer(h));
       disarm();
@@ -1743,18 +1742,18 @@ protocol_chosen:
         bufs[nb++] = asio::buffer(chunk->data.data(), chunk->data.size());
       }
       ex.scratch.clear();
-      if (chunk_out && !chunk->data.empty()) ex.scratch += "\r\n";
+      if (chunk_out && !chunk->data.empty()) ex.scratch += "\r\n"sv;
       if (chunk->end && chunk_out) {
-        ex.scratch += "0\r\n";
+        ex.scratch += "0\r\n"sv;
         if (chunk->trailers != nullptr) {
           for (const h2::Field& f : chunk->trailers->fields()) {
             ex.scratch += f.name;
-            ex.scratch += ": ";
+            ex.scratch += ": "sv;
             ex.scratch += f.value;
-            ex.scratch += "\r\n";
+            ex.scratch += "\r\n"sv;
           }
         }
-        ex.scratch += "\r\n";
+        ex.scratch += "\r\n"sv;
       }
       if (!ex.scratch.empty()) bufs[nb++] = asio::buffer(ex.scratch);
       if (nb > 0) {
@@ -1994,13 +1993,13 @@ protocol_chosen:
         if (pass && !(ex.resp.status == 100 && expect_wait)) {
           std::string& h = ex.scratch;
           h.clear();
-          h += "HTTP/1.1 ";
+          h += "HTTP/1.1 "sv;
           append_uint(h, static_cast<uint64_t>(ex.resp.status));
           h += ' ';
           h += ex.resp.reason;
-          h += "\r\n";
+          h += "\r\n"sv;
           append_forwardable(h, ex.resp);
-          h += "\r\n";
+          h += "\r\n"sv;
           if (!co_await send_interim(asio::buffer(h))) co_return false;
         }
         ex.ubeg += ex.resp.head_bytes;
@@ -2071,25 +2070,25 @@ protocol_chosen:
     }
     head_sent = true;
   } else {
-    h += "HTTP/1.1 ";
+    h += "HTTP/1.1 "sv;
     append_uint(h, static_cast<uint64_t>(rs.status));
     h += ' ';
     h += rs.reason;
-    h += "\r\n";
+    h += "\r\n"sv;
     append_forwardable(h, rs);
-    if (chunk_out) h += "transfer-encoding: chunked\r\n";
+    if (chunk_out) h += "transfer-encoding: chunked\r\n"sv;
     if (rs.find(http::HeaderKind::kXRequestId) == nullptr) {
-      h += "x-request-id: ";
+      h += "x-request-id: "sv;
       h += ex.request_id_view;
-      h += "\r\n";
+      h += "\r\n"sv;
     }
     attempts_header(h);
     if (!downstream_keep) {
-      h += "connection: close\r\n";
+      h += "connection: close\r\n"sv;
     } else if (!client_11) {
-      h += "connection: keep-alive\r\n";
+      h += "connection: keep-alive\r\n"sv;
     }
-    h += "\r\n";
+    h += "\r\n"sv;
   }
 
   // 8. Stream the response body.
@@ -2123,7 +2122,7 @@ protocol_chosen:
         if (chunk_out) {
           frame.set(r.data);
           bufs[nb++] = asio::buffer(frame.hdr, frame.hdr_len);
-          ex.scratch += "\r\n";
+          ex.scratch += "\r\n"sv;
         }
         bufs[nb++] = asio::buffer(p, r.data);
       }
@@ -2131,9 +2130,9 @@ protocol_chosen:
       if (r.status == http::ChunkedDecoder::Status::kDone) {
         resp_done = true;
         if (chunk_out) {
-          ex.scratch += "0\r\n";
+          ex.scratch += "0\r\n"sv;
           ex.scratch += ex.chunked.trailers();
-          ex.scratch += "\r\n";
+          ex.scratch += "\r\n"sv;
         }
         if (ex.uend > ex.ubeg) upstream_clean = false;
       }

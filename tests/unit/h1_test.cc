@@ -1,9 +1,10 @@
 // Parser tests: framing, hop-by-hop marking, limits, and every smuggling shape refused.
+#include "proxy/http/h1.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "proxy/http/h1.h"
 #include "proxy/router/router.h"
 
 namespace outrigger::http {
@@ -48,7 +49,9 @@ TEST(H1Request, EveryValueByteAtEveryPositionOfAnEightByteStep) {
       const bool ok = b == '\t' || (b >= 0x20 && b != 0x7f);
       ASSERT_EQ(p.result == ParseResult::kDone, ok) << "byte " << b << " at " << at;
       if (!ok) {
-        ASSERT_EQ(p.error, b == 0 ? Error::kNul : b == '\r' ? Error::kBareCr : Error::kBadHeaderValue)
+        ASSERT_EQ(p.error, b == 0      ? Error::kNul
+                           : b == '\r' ? Error::kBareCr
+                                       : Error::kBadHeaderValue)
             << "byte " << b << " at " << at;
       }
     }
@@ -61,7 +64,8 @@ TEST(H1Request, IncrementalByteByByte) {
   RequestHead head;
   ParseResult r = ParseResult::kNeedMore;
   size_t n = 0;
-  while (r == ParseResult::kNeedMore && n < raw.size()) r = parser.parse_request(std::string_view(raw).substr(0, ++n), &head);
+  while (r == ParseResult::kNeedMore && n < raw.size())
+    r = parser.parse_request(std::string_view(raw).substr(0, ++n), &head);
   ASSERT_EQ(r, ParseResult::kDone);
   EXPECT_EQ(head.head_bytes, raw.size() - 5);
   EXPECT_EQ(head.body, BodyKind::kContentLength);
@@ -77,8 +81,9 @@ TEST(H1Request, AbsoluteFormUsesTargetAuthority) {
 }
 
 TEST(H1Request, ConnectionTokensMarkHopByHop) {
-  auto p = parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n"
-                 "Keep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Keep: y\r\n\r\n");
+  auto p = parse(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, X-Secret\r\nX-Secret: 1\r\n"
+      "Keep-Alive: 5\r\nTE: trailers\r\nUpgrade: h2c\r\nX-Keep: y\r\n\r\n");
   ASSERT_EQ(p.result, ParseResult::kDone);
   EXPECT_FALSE(p.head.keep_alive);
   for (size_t i = 0; i < p.head.header_count; ++i) {
@@ -119,27 +124,50 @@ TEST_P(H1Smuggling, Refused) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, H1Smuggling,
     ::testing::Values(
-        Bad{"ClAndTe", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Error::kContentLengthAndTe},
-        Bad{"TeAndCl", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", Error::kContentLengthAndTe},
-        Bad{"DuplicateClSame", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Error::kDuplicateContentLength},
-        Bad{"DuplicateClDiff", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", Error::kDuplicateContentLength},
-        Bad{"ClList", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n", Error::kBadContentLength},
-        Bad{"ClPlus", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n", Error::kBadContentLength},
-        Bad{"ClHex", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x5\r\n\r\n", Error::kBadContentLength},
-        Bad{"ClEmpty", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \r\n\r\n", Error::kBadContentLength},
-        Bad{"ClOverflow", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", Error::kBadContentLength},
-        Bad{"TeXchunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n", Error::kBadTransferEncoding},
-        Bad{"TeList", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n", Error::kBadTransferEncoding},
-        Bad{"TeVtab", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\x0b\r\n\r\n", Error::kBadHeaderValue},
-        Bad{"TeTwice", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", Error::kBadTransferEncoding},
-        Bad{"TeHttp10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Error::kBadTransferEncoding},
+        Bad{"ClAndTe",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Error::kContentLengthAndTe},
+        Bad{"TeAndCl",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            Error::kContentLengthAndTe},
+        Bad{"DuplicateClSame",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            Error::kDuplicateContentLength},
+        Bad{"DuplicateClDiff",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            Error::kDuplicateContentLength},
+        Bad{"ClList", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\n",
+            Error::kBadContentLength},
+        Bad{"ClPlus", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +5\r\n\r\n",
+            Error::kBadContentLength},
+        Bad{"ClHex", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x5\r\n\r\n",
+            Error::kBadContentLength},
+        Bad{"ClEmpty", "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \r\n\r\n",
+            Error::kBadContentLength},
+        Bad{"ClOverflow",
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            Error::kBadContentLength},
+        Bad{"TeXchunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            Error::kBadTransferEncoding},
+        Bad{"TeList", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            Error::kBadTransferEncoding},
+        Bad{"TeVtab", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\x0b\r\n\r\n",
+            Error::kBadHeaderValue},
+        Bad{"TeTwice",
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n",
+            Error::kBadTransferEncoding},
+        Bad{"TeHttp10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            Error::kBadTransferEncoding},
         Bad{"BareCr", "GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n", Error::kBareCr},
         Bad{"BareLf", "GET / HTTP/1.1\nHost: h\r\n\r\n", Error::kBareLf},
         Bad{"BareLfHeader", "GET / HTTP/1.1\r\nHost: h\nX: 1\r\n\r\n", Error::kBareLf},
         Bad{"Nul", std::string("GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n", 35), Error::kNul},
         Bad{"ObsFold", "GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", Error::kObsFold},
-        Bad{"SpaceBeforeColon", "GET / HTTP/1.1\r\nHost: h\r\nContent-Length : 5\r\n\r\n", Error::kSpaceBeforeColon},
-        Bad{"TabBeforeColon", "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding\t: chunked\r\n\r\n", Error::kSpaceBeforeColon},
+        Bad{"SpaceBeforeColon", "GET / HTTP/1.1\r\nHost: h\r\nContent-Length : 5\r\n\r\n",
+            Error::kSpaceBeforeColon},
+        Bad{"TabBeforeColon", "GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding\t: chunked\r\n\r\n",
+            Error::kSpaceBeforeColon},
         Bad{"BadName", "GET / HTTP/1.1\r\nHost: h\r\nX(y): 1\r\n\r\n", Error::kBadHeaderName},
         Bad{"MissingHost", "GET / HTTP/1.1\r\n\r\n", Error::kMissingHost},
         Bad{"DuplicateHost", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Error::kDuplicateHost},
@@ -170,7 +198,8 @@ TEST(H1Limits, TooManyHeaders) {
 TEST(H1Response, Framing) {
   HeadParser parser;
   ResponseHead r;
-  ASSERT_EQ(parser.parse_response("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", false, &r), ParseResult::kDone);
+  ASSERT_EQ(parser.parse_response("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", false, &r),
+            ParseResult::kDone);
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, BodyKind::kContentLength);
   parser.reset();
@@ -178,13 +207,19 @@ TEST(H1Response, Framing) {
   EXPECT_EQ(r.body, BodyKind::kUntilClose);
   EXPECT_FALSE(r.keep_alive);
   parser.reset();
-  ASSERT_EQ(parser.parse_response("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, &r), ParseResult::kDone);
+  ASSERT_EQ(
+      parser.parse_response("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", false, &r),
+      ParseResult::kDone);
   EXPECT_EQ(r.body, BodyKind::kNone);
   parser.reset();
-  ASSERT_EQ(parser.parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, &r), ParseResult::kDone);
+  ASSERT_EQ(parser.parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", true, &r),
+            ParseResult::kDone);
   EXPECT_EQ(r.body, BodyKind::kNone);  // answer to HEAD
   parser.reset();
-  EXPECT_EQ(parser.parse_response("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false, &r), ParseResult::kError);
+  EXPECT_EQ(
+      parser.parse_response(
+          "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", false, &r),
+      ParseResult::kError);
   parser.reset();
   EXPECT_EQ(parser.parse_response("HTTP/1.1 2x0 OK\r\n\r\n", false, &r), ParseResult::kError);
   parser.reset();
@@ -226,12 +261,29 @@ TEST(H1Chunked, DecodesInPieces) {
 }
 
 TEST(H1Chunked, RejectsBadFraming) {
-  for (std::string bad : {"0x5\r\nhello\r\n0\r\n\r\n", "-1\r\n", "5\r\nhelloXX0\r\n\r\n", "5\nhello\r\n",
-                          "1234567890123456\r\n", "5 \r\nhello\r\n", "\r\n", "0\r\n bad: fold\r\n\r\n"}) {
+  for (std::string bad :
+       {"0x5\r\nhello\r\n0\r\n\r\n", "-1\r\n", "5\r\nhelloXX0\r\n\r\n", "5\nhello\r\n",
+        "1234567890123456\r\n", "5 \r\nhello\r\n", "\r\n", "0\r\n bad: fold\r\n\r\n"}) {
     ChunkedDecoder d;
     auto r = d.decode(bad.data(), bad.size());
     EXPECT_EQ(r.status, ChunkedDecoder::Status::kError) << bad;
   }
+}
+
+// append_field builds every forwarded head line; the string grows from empty through several
+// reallocations here, where GCC 12's resize_and_overwrite would have appended garbage.
+TEST(H1AppendField, ExactBytesAcrossGrowth) {
+  std::string out, want;
+  for (int i = 0; i < 200; ++i) {
+    const std::string name = "x-field-" + std::to_string(i);
+    const std::string value(static_cast<size_t>(i % 37), static_cast<char>('a' + i % 26));
+    append_field(out, name, value);
+    want += name + ": " + value + "\r\n";
+    ASSERT_EQ(out, want) << "after field " << i;
+  }
+  std::string small;
+  append_field(small, "", "");
+  EXPECT_EQ(small, ": \r\n");
 }
 
 }  // namespace
