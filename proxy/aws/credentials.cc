@@ -17,6 +17,8 @@
 namespace outrigger::aws {
 namespace {
 
+constexpr std::string_view kExpiredPrefix = "credentials expired before a refresh succeeded";
+
 namespace asio = boost::asio;
 using std::chrono::system_clock;
 
@@ -274,6 +276,7 @@ struct CredentialsProvider::State : std::enable_shared_from_this<CredentialsProv
   uint64_t fetches = 0;
   uint64_t failures = 0;
   bool running = false;
+  bool expired = false;  // the last good set expired and no refresh has succeeded since
 
   void fetch();
   void on_response(std::expected<HttpResult, std::string> r);
@@ -281,6 +284,7 @@ struct CredentialsProvider::State : std::enable_shared_from_this<CredentialsProv
   void schedule(std::chrono::milliseconds delay);
   void watch_expiry();
   void publish(std::shared_ptr<const Credentials> c) {
+    expired = c == nullptr && expired;
     current = std::move(c);
     if (callbacks.on_credentials) callbacks.on_credentials(current);
   }
@@ -357,16 +361,18 @@ void CredentialsProvider::State::watch_expiry() {
     auto s = weak.lock();
     if (ec || s == nullptr || !s->running) return;
     if (s->current == nullptr || s->current != watched.lock()) return;
-    s->last_error = "credentials expired before a refresh succeeded" +
+    s->last_error = std::string(kExpiredPrefix) +
                     (s->last_error.empty() ? std::string() : ": " + s->last_error);
     if (s->callbacks.on_error) s->callbacks.on_error(s->last_error);
+    s->expired = true;
     s->publish(nullptr);
   });
 }
 
 void CredentialsProvider::State::fail(std::string why) {
   ++failures;
-  last_error = std::move(why);
+  // While the set is expired, every later failure still says so (admin and logs show it).
+  last_error = expired ? std::string(kExpiredPrefix) + ": " + why : std::move(why);
   if (callbacks.on_error) callbacks.on_error(last_error);
   backoff = backoff.count() == 0 ? options.retry_initial : std::min(backoff * 2, options.retry_max);
   schedule(backoff);

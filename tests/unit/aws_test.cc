@@ -571,6 +571,12 @@ TEST(CredentialsProvider, OutageKeepsLastGoodUntilItExpires) {
   EXPECT_TRUE(std::any_of(rec.errors.begin(), rec.errors.end(), [](const std::string& e) {
     return e.find("credentials expired before a refresh succeeded") != std::string::npos;
   })) << p.last_error();
+  // Later failures still say the set expired, with their own cause.
+  const uint64_t failed = p.failures();
+  ASSERT_TRUE(run_until(
+      io, [&] { return p.failures() > failed; }, 5s));
+  EXPECT_EQ(p.last_error().rfind("credentials expired before a refresh succeeded: ", 0), 0u)
+      << p.last_error();
   for (const std::string& e : rec.errors) {
     EXPECT_EQ(e.find(kSecretA), std::string::npos) << e;
     EXPECT_EQ(e.find("tok\""), std::string::npos) << e;
