@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 
+#include "tests/unit/loopback_pair.h"
+
 namespace outrigger::net {
 namespace {
 
@@ -21,15 +23,8 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
 
-struct Pair {
-  asio::io_context io;
-  tcp::socket reader{io};
-  tcp::socket writer{io};
-
+struct Pair : test::LoopbackPair {
   explicit Pair(bool hints = true) {
-    tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    writer.connect(acc.local_endpoint());
-    reader = acc.accept();
     if (hints) enable_read_hints(reader);
   }
 

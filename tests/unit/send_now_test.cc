@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/loopback_pair.h"
+
 namespace outrigger::net {
 namespace {
 
@@ -19,16 +21,7 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
 
-struct Pair {
-  asio::io_context io;
-  tcp::socket reader{io};
-  tcp::socket writer{io};
-  Pair() {
-    tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    writer.connect(acc.local_endpoint());
-    reader = acc.accept();
-  }
-};
+using Pair = test::LoopbackPair;
 
 std::string pattern(size_t n, char seed) {
   std::string s(n, '\0');
