@@ -284,7 +284,7 @@ struct CredentialsProvider::State : std::enable_shared_from_this<CredentialsProv
   void schedule(std::chrono::milliseconds delay);
   void watch_expiry();
   void publish(std::shared_ptr<const Credentials> c) {
-    expired = c == nullptr && expired;
+    if (c != nullptr) expired = false;  // a good set again (the expiry handler sets it)
     current = std::move(c);
     if (callbacks.on_credentials) callbacks.on_credentials(current);
   }
