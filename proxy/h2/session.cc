@@ -58,8 +58,7 @@ bool sendable(const Field& f) {
   return true;
 }
 
-// nghttp2 copies the nghttp2_nv array on submit (and the names and values unless Glue::HeadBuilder
-// put them in the stream), so one scratch array per thread serves every call.
+// nghttp2 copies name/value pairs on submit, so one scratch array per thread serves every call.
 std::vector<nghttp2_nv>& nv_scratch(size_t n) {
   thread_local std::vector<nghttp2_nv> nv;
   nv.clear();
@@ -226,53 +225,6 @@ struct Session::Glue {
     return 0;
   }
 
-  // Builds the nghttp2_nv array of one HEADERS frame. With a stream whose head store is free,
-  // names and values are copied into that store and flagged NO_COPY, so nghttp2 keeps pointers
-  // instead of making its own copy (a malloc, and a byte-by-byte lower-casing of every name:
-  // 2.7 k instructions per proxied h2-h2 request). nghttp2 reads them when it packs the frame,
-  // which needs the stream open, so the store lives as long as the stream. Names must be lower
-  // case already (FieldList's are).
-  class HeadBuilder {
-   public:
-    // max_bytes: an upper bound of the names and values that will be added.
-    HeadBuilder(Stream* st, size_t max_fields, size_t max_bytes) : nv_(nv_scratch(max_fields)) {
-      if (st == nullptr || st->head_store_used) return;
-      if (max_bytes > st->head_store_cap) {
-        const size_t cap = std::max<size_t>(max_bytes, 512);
-        st->head_store = std::make_unique_for_overwrite<char[]>(cap);
-        st->head_store_cap = cap;
-      }
-      st->head_store_used = true;
-      out_ = st->head_store.get();
-    }
-    void add(std::string_view name, std::string_view value) {
-      uint8_t flags = unique_valued(name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE;
-      if (out_ != nullptr) {
-        std::memcpy(out_, name.data(), name.size());
-        name = {out_, name.size()};
-        out_ += name.size();
-        if (!value.empty()) std::memcpy(out_, value.data(), value.size());
-        value = {out_, value.size()};
-        out_ += value.size();
-        flags |= NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
-      }
-      nv_.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(),
-                     value.size(), flags});
-    }
-    std::vector<nghttp2_nv>& nv() { return nv_; }
-
-   private:
-    std::vector<nghttp2_nv>& nv_;
-    char* out_ = nullptr;
-  };
-
-  static size_t field_bytes(std::span<const Field> fields) {
-    size_t n = 0;
-    for (const Field& f : fields) n += f.name.size() + f.value.size();
-    return n;
-  }
-
   static std::span<const Field> block_fields(Session& s) { return s.hfields_.fields(); }
 
   static void reject_headers(Session& s, Stream& st, uint32_t code) {
@@ -285,8 +237,7 @@ struct Session::Glue {
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       if (st.oversized) {
         ++s.counters_.header_list_too_large;
-        nghttp2_nv nv = make_nv(":status", "431");  // static storage: nothing to copy
-        nv.flags |= NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+        const nghttp2_nv nv = make_nv(":status", "431");
         nghttp2_submit_response(s.ng_, st.id, &nv, 1, nullptr);
         return 0;
       }
@@ -628,38 +579,26 @@ Session::Stream* Session::find(int32_t id) {
   return last_;
 }
 
-std::unique_ptr<Session::Stream> Session::take_stream() {
-  if (spare_.empty()) return std::make_unique<Stream>();
-  std::unique_ptr<Stream> p = std::move(spare_.back());
-  spare_.pop_back();
-  return p;
-}
-
-Session::Stream& Session::insert_stream(int32_t id, std::unique_ptr<Stream> p) {
-  Stream& st = *p;
-  streams_[id] = std::move(p);
-  st.id = id;
+Session::Stream& Session::add_stream(int32_t id) {
+  auto& p = streams_[id];
+  if (!spare_.empty()) {
+    p = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    p = std::make_unique<Stream>();
+  }
+  p->id = id;
   last_id_ = id;
-  last_ = &st;
-  return st;
+  last_ = p.get();
+  return *p;
 }
-
-Session::Stream& Session::add_stream(int32_t id) { return insert_stream(id, take_stream()); }
 
 void Session::recycle(std::unique_ptr<Stream> st) {
   if (spare_.size() >= kSpareStreams) return;  // st is freed
   st->trailers.clear();
   FieldList keep = std::move(st->trailers);  // its capacity is reused
-  std::unique_ptr<char[]> store;
-  size_t store_cap = 0;
-  if (st->head_store_cap <= kKeptHeadStore) {
-    store = std::move(st->head_store);
-    store_cap = st->head_store_cap;
-  }
   *st = Stream{};
   st->trailers = std::move(keep);
-  st->head_store = std::move(store);
-  st->head_store_cap = store_cap;
   spare_.push_back(std::move(st));
 }
 
@@ -848,12 +787,11 @@ std::expected<void, std::string> ServerSession::submit_response(int32_t stream, 
   if (status < 100 || status > 999) return std::unexpected("bad status");
   char code[4];
   std::to_chars(code, code + 3, status);
-  Glue::HeadBuilder head(find(stream), fields.size() + 1, Glue::field_bytes(fields) + 10);
-  head.add(":status", std::string_view(code, 3));
+  std::vector<nghttp2_nv>& nv = nv_scratch(fields.size() + 1);
+  nv.push_back(make_nv(":status", std::string_view(code, 3)));
   for (const Field& f : fields) {
-    if (sendable(f)) head.add(f.name, f.value);
+    if (sendable(f)) nv.push_back(make_nv(f.name, f.value));
   }
-  std::vector<nghttp2_nv>& nv = head.nv();
   nghttp2_data_provider prd{};
   prd.read_callback = Glue::read_body;
   const int rv =
@@ -903,24 +841,19 @@ std::expected<int32_t, std::string> ClientSession::submit_request(std::span<cons
     return std::unexpected(goaway_received_ ? "connection is going away"
                                             : "peer's concurrent stream limit reached");
   }
-  std::unique_ptr<Stream> fresh = take_stream();
-  Glue::HeadBuilder head(fresh.get(), fields.size(), Glue::field_bytes(fields));
+  std::vector<nghttp2_nv>& nv = nv_scratch(fields.size());
   for (const Field& f : fields) {
-    if (!f.name.empty() && f.name[0] == ':') head.add(f.name, f.value);
+    if (!f.name.empty() && f.name[0] == ':') nv.push_back(make_nv(f.name, f.value));
   }
   for (const Field& f : fields) {
-    if (sendable(f)) head.add(f.name, f.value);
+    if (sendable(f)) nv.push_back(make_nv(f.name, f.value));
   }
-  std::vector<nghttp2_nv>& nv = head.nv();
   nghttp2_data_provider prd{};
   prd.read_callback = Glue::read_body;
   const int32_t id = nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(),
                                             has_body ? &prd : nullptr, nullptr);
-  if (id < 0) {
-    recycle(std::move(fresh));
-    return std::unexpected(lib_error("request", id));
-  }
-  Stream& st = insert_stream(id, std::move(fresh));
+  if (id < 0) return std::unexpected(lib_error("request", id));
+  Stream& st = add_stream(id);
   st.known = true;
   ++counters_.streams_opened;
   return id;

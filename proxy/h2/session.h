@@ -245,9 +245,6 @@ class Session {
   bool init();
   Stream* find(int32_t id);
   Stream& add_stream(int32_t id);
-  // A stream object from the spare list (or a new one) and its insertion under an id.
-  std::unique_ptr<Stream> take_stream();
-  Stream& insert_stream(int32_t id, std::unique_ptr<Stream> p);
   // A closed stream's state goes back to a small free list (one allocation less per stream).
   void recycle(std::unique_ptr<Stream> st);
   void fail(uint32_t code, std::string why);
@@ -270,12 +267,6 @@ class Session {
     uint64_t unconsumed = 0;  // delivered by on_data, not yet consumed()
     FieldList trailers;       // queued by submit_trailers before the body ended
     bool has_trailers = false;
-    // The bytes of the HEADERS nghttp2 was given by Glue::pin_head(). nghttp2 reads them when it
-    // packs the frame, which needs the stream open, so they live as long as the stream; the buffer
-    // is kept when the stream object is recycled.
-    std::unique_ptr<char[]> head_store;
-    size_t head_store_cap = 0;
-    bool head_store_used = false;
   };
 
   StreamEvents* events_;
@@ -290,8 +281,6 @@ class Session {
   Stream* last_ = nullptr;
   // A client session to a busy upstream has 100+ streams in flight (32 left most rebuilt).
   static constexpr size_t kSpareStreams = 128;
-  // A recycled stream keeps a head store up to this size (bigger heads are rare).
-  static constexpr size_t kKeptHeadStore = 4096;
   std::vector<std::unique_ptr<Stream>> spare_;
   Counters counters_;
   std::string error_;
@@ -330,7 +319,6 @@ class ServerSession final : public Session {
                                                                            const Limits& limits);
 
   // Response head; has_body: on_body_read supplies the body (else END_STREAM on the head).
-  // Field names must be lower case (FieldList's are); the fields are copied before this returns.
   std::expected<void, std::string> submit_response(int32_t stream, int status,
                                                    std::span<const Field> fields, bool has_body);
   // Graceful drain, step 1: GOAWAY(2^31-1, NO_ERROR) plus a PING; when the PING's ACK returns
@@ -356,8 +344,7 @@ class ClientSession final : public Session {
                                                                            const Limits& limits);
 
   // fields: pseudo-header fields first (:method, :scheme, :authority, :path), then the rest with
-  // lower-case names (see h1_request_to_h2), copied before this returns. has_body: on_body_read
-  // supplies the body.
+  // lower-case names (see h1_request_to_h2). has_body: on_body_read supplies the body.
   // Fails when can_open_stream() is false.
   std::expected<int32_t, std::string> submit_request(std::span<const Field> fields, bool has_body);
   // A new stream fits: the connection is healthy, no GOAWAY arrived, and the peer's
