@@ -274,6 +274,7 @@ class Session {
   bool server_;
   nghttp2_session* ng_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  uint32_t heads_ = 0;  // response or request heads submitted (HPACK indexing of ids)
   // The stream the last find() or add_stream() returned: nghttp2's callbacks for one frame (begin
   // headers, one per field, frame received) ask for the same stream in a row. Cleared when that
   // stream leaves streams_.

@@ -498,6 +498,59 @@ TEST(H2Server, GetWithResponseBodyAndTrailers) {
   EXPECT_EQ(s->counters().streams_opened, 1u);
 }
 
+// Request ids go out never-indexed (RFC 7541 6.2.3), but the session's first head indexes one, so
+// later ones name the field by its dynamic-table index instead of a literal name.
+TEST(H2Server, RequestIdsNeverIndexedButNamedByIndex) {
+  Rec rec;
+  auto s = make_server(rec);
+  Raw raw(*s);
+  const std::string ids[] = {"0f6e1c2a-0000-4000-8000-000000000001",
+                             "0f6e1c2a-0000-4000-8000-000000000002",
+                             "0f6e1c2a-0000-4000-8000-000000000003"};
+  nghttp2_hd_inflater* inflater = nullptr;
+  ASSERT_EQ(nghttp2_hd_inflate_new(&inflater), 0);
+  std::vector<size_t> sizes;
+  for (int i = 0; i < 3; ++i) {
+    const int32_t id = 1 + 2 * i;
+    ASSERT_TRUE(raw.send(raw.headers(id, simple_get(id), true)));
+    const Field f[] = {{"x-request-id", ids[i]}};
+    ASSERT_TRUE(s->submit_response(id, 200, f, false).has_value());
+    const std::vector<Frame> fs = raw.drain();
+    const Frame* h = find_frame(fs, NGHTTP2_HEADERS, id);
+    ASSERT_NE(h, nullptr);
+    sizes.push_back(h->payload.size());
+    // Decode the block as the peer does: the value, and whether it came never-indexed.
+    std::string value;
+    uint8_t flags = 0;
+    const auto* in = reinterpret_cast<const uint8_t*>(h->payload.data());
+    size_t left = h->payload.size();
+    for (int guard = 0; guard < 16; ++guard) {
+      nghttp2_nv nv;
+      int out_flags = 0;
+      const ssize_t n = nghttp2_hd_inflate_hd2(inflater, &nv, &out_flags, in, left, 1);
+      ASSERT_GE(n, 0);
+      in += n;
+      left -= static_cast<size_t>(n);
+      if (out_flags & NGHTTP2_HD_INFLATE_EMIT) {
+        if (std::string_view(reinterpret_cast<char*>(nv.name), nv.namelen) == "x-request-id") {
+          value.assign(reinterpret_cast<char*>(nv.value), nv.valuelen);
+          flags = nv.flags;
+        }
+      }
+      if (out_flags & NGHTTP2_HD_INFLATE_FINAL) {
+        nghttp2_hd_inflate_end_headers(inflater);
+        break;
+      }
+    }
+    EXPECT_EQ(value, ids[i]);
+    EXPECT_EQ((flags & NGHTTP2_NV_FLAG_NO_INDEX) != 0, i > 0) << "head " << i;
+  }
+  nghttp2_hd_inflate_del(inflater);
+  // The literal name "x-request-id" takes 10 bytes Huffman-coded; an index above 15 takes 2.
+  EXPECT_LE(sizes[1] + 7, sizes[0]);
+  EXPECT_EQ(sizes[2], sizes[1]);
+}
+
 TEST(H2Server, PostBodyAndTrailersFromClient) {
   Rec rec;
   auto s = make_server(rec);
