@@ -16,6 +16,9 @@ usage: bench/instructions.sh [options] OUTRIGGER_BINARY [OTHER_BINARY...]
                           (cluster protocol http2), the bench's h2-h2 case
   -n, --requests N        measured requests (default 4000; 1..100000)
       --keep-tmp          keep the temp folder (configs, callgrind files)
+
+Environment: BENCH_CALLGRIND_ARGS adds callgrind options, e.g. "--cache-sim=yes" for simulated
+cache misses per function (callgrind_annotate --sort=DLmw,DLmr).
   -h, --help
 
 The backends are those of the bench cases (nginx 'return 200', nghttpd with a 64-byte file). Prints one line per binary:
@@ -92,7 +95,7 @@ EOF
   out="$BENCH_TMP/callgrind.$(basename "$bin").$$"
   rm -f "$out"*
   bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/valgrind.log" \
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" run --config "$conf"
+    valgrind --tool=callgrind ${BENCH_CALLGRIND_ARGS:-} --callgrind-out-file="$out" "$bin" run --config "$conf"
   if [[ "$CASE" != h1 ]]; then
     curl_args=(--http2-prior-knowledge)
     load_args=(-c 16 -m 8)

@@ -91,7 +91,11 @@ void h1_request_to_h2(const http::RequestHead& rq, std::string_view scheme, Fiel
   append_fields(rq, out, skip_kinds);
 }
 
-bool own_h1_request_to_h2(std::string_view head, std::string_view scheme, FieldList* out) {
+bool own_h1_request_to_h2(std::string* head_text, std::string_view scheme,
+                          std::vector<Field>* out) {
+  out->clear();
+  char* const base = head_text->data();
+  const std::string_view head(*head_text);
   size_t eol = head.find("\r\n");
   if (eol == std::string_view::npos) return false;
   const std::string_view line = head.substr(0, eol);
@@ -101,7 +105,8 @@ bool own_h1_request_to_h2(std::string_view head, std::string_view scheme, FieldL
   const std::string_view method = line.substr(0, sp1);
   const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   const std::string_view fields_text = head.substr(eol + 2);
-  // Calls f(name, value) per field line; false when a line has no colon or the head has no end.
+  // Calls f(name, value) per field line, the name lower-cased in place; false when a line has no
+  // colon or the head has no end.
   auto each = [&](auto&& f) {
     std::string_view rest = fields_text;
     for (size_t lines = 0; lines <= http::kMaxHeaders; ++lines) {
@@ -112,30 +117,32 @@ bool own_h1_request_to_h2(std::string_view head, std::string_view scheme, FieldL
       rest.remove_prefix(e + 2);
       const size_t colon = l.find(':');
       if (colon == std::string_view::npos || colon == 0) return false;
-      if (!f(l.substr(0, colon), trim(l.substr(colon + 1)))) return true;
+      char* name = base + (l.data() - head.data());
+      lower_copy(name, colon, name);
+      if (!f(std::string_view(name, colon), trim(l.substr(colon + 1)))) return true;
     }
     return false;
   };
   std::string_view authority;
   const bool shaped = each([&](std::string_view n, std::string_view v) {
-    if (!http::iequals(n, "host")) return true;
+    if (n != "host") return true;
     authority = v;
     return false;
   });
   if (!shaped) return false;
-  out->add_lower(":method", method);
+  out->push_back({":method", method});
   if (method == "CONNECT") {
-    out->add_lower(":authority", authority.empty() ? target : authority);
+    out->push_back({":authority", authority.empty() ? target : authority});
   } else {
-    out->add_lower(":scheme", scheme);
-    if (!authority.empty()) out->add_lower(":authority", authority);
-    out->add_lower(":path", target);
+    out->push_back({":scheme", scheme});
+    if (!authority.empty()) out->push_back({":authority", authority});
+    out->push_back({":path", target});
   }
   return each([&](std::string_view n, std::string_view v) {
-    if (http::iequals(n, "te")) {
-      if (te_has_trailers(v)) out->add_lower("te", "trailers");
-    } else if (!http::iequals(n, "host") && !connection_specific_any_case(n)) {
-      out->add(n, v);
+    if (n == "te") {
+      if (te_has_trailers(v)) out->push_back({"te", "trailers"});
+    } else if (n != "host" && !connection_specific_any_case(n)) {
+      out->push_back({n, v});
     }
     return true;
   });

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "proxy/h2/fields.h"
 #include "proxy/h2/session.h"
@@ -30,8 +31,10 @@ void h1_request_to_h2(const http::RequestHead& rq, std::string_view scheme, Fiel
 // head this proxy wrote itself: the request line, then "name: value" lines, each ending in CRLF,
 // up to the empty line (origin-form target, no hop-by-hop fields but transfer-encoding). Saves
 // parsing our own output again on the way to an HTTP/2 upstream. False when the text is not of
-// that shape.
-bool own_h1_request_to_h2(std::string_view head, std::string_view scheme, FieldList* out);
+// that shape. Copies nothing: the field names in *head are lower-cased in place (HTTP/1.1 names
+// are case-insensitive, so the head stays the same request) and *out (cleared first) gets views
+// into *head, into `scheme` and into static strings, valid while those are unchanged.
+bool own_h1_request_to_h2(std::string* head, std::string_view scheme, std::vector<Field>* out);
 
 // h1 response head -> h2 response fields (the status goes to submit_response separately).
 void h1_response_to_h2(const http::ResponseHead& rs, FieldList* out, uint32_t skip_kinds = 0);

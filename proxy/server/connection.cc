@@ -156,7 +156,7 @@ struct Exchange {
   std::string_view cluster_name;
   // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
   std::unique_ptr<http::ResponseHead> h2_resp_view;  // an HTTP/2 response head for the retry policy
-  h2::FieldList h2_fields;
+  std::vector<h2::Field> h2_fields;                  // views into `out` (own_h1_request_to_h2)
   h2::FieldList h2_resp_fields;  // a response head handed to an HTTP/2 stream as fields
   const router::CompiledRoute* route = nullptr;
 };
@@ -1412,7 +1412,7 @@ protocol_chosen:
     // (gRPC bodies come chunked from the HTTP/2 bridge). A chunked body an HTTP/1.1 attempt
     // already sent was kept framed, so it is not replayed here.
     keep_replay = keep_replay && (rq.body == http::BodyKind::kContentLength || !body_consumed);
-    h2::FieldList& fields = ex.h2_fields;
+    std::vector<h2::Field>& fields = ex.h2_fields;
     int last_status = 0;
     std::string_view last_reason;
     std::optional<upstream::H2Stream> hs;  // destroying an unfinished stream resets it
@@ -1436,8 +1436,7 @@ protocol_chosen:
         co_return co_await fail_final(503, "request signing failed");
       }
       // The HTTP/2 request from the HTTP/1.1 head built above: one set of header rules.
-      fields.clear();
-      if (!h2::own_h1_request_to_h2(o, cluster.tls ? "https" : "http", &fields)) {
+      if (!h2::own_h1_request_to_h2(&o, cluster.tls ? "https" : "http", &fields)) {
         count_error(stats::UpstreamError::kProtocol);
         co_return co_await fail_final(502, "request not translatable to HTTP/2");
       }
@@ -1446,7 +1445,7 @@ protocol_chosen:
       for (size_t i = 0; i < rq.header_count; ++i) {
         if (iequals(rq.headers[i].name, "te") &&
             rq.headers[i].value.find("trailers") != std::string_view::npos) {
-          fields.add("te", "trailers");
+          fields.push_back({"te", "trailers"});
           break;
         }
       }
@@ -1455,11 +1454,10 @@ protocol_chosen:
       const auto attempt_start = Clock::now();
       // The usual case needs no wait: no coroutine then. (co_await is kept out of ?: on
       // purpose: GCC 12 destroys such temporaries twice.)
-      auto acquired = h2p.open_on_ready(ep, fields.fields(), has_body);
+      auto acquired = h2p.open_on_ready(ep, fields, has_body);
       if (!acquired) {
-        acquired = co_await h2p.acquire_stream(ep, fields.fields(), has_body,
-                                               attempt_start + cc.connect_timeout,
-                                               h2tls ? &*h2tls : nullptr);
+        acquired = co_await h2p.acquire_stream(
+            ep, fields, has_body, attempt_start + cc.connect_timeout, h2tls ? &*h2tls : nullptr);
       }
       auto& sr = *acquired;
       if (!sr) {
