@@ -3,6 +3,7 @@
 // Thread affinity: none (plain values).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -55,6 +56,11 @@ class FieldList {
   void clear() noexcept {
     used_ = 0;
     fields_.clear();
+  }
+  // Forgets the first n fields (their bytes stay in the buffer until clear()).
+  void drop_front(size_t n) noexcept {
+    fields_.erase(fields_.begin(),
+                  fields_.begin() + static_cast<std::ptrdiff_t>(std::min(n, fields_.size())));
   }
   size_t size() const noexcept { return fields_.size(); }
   bool empty() const noexcept { return fields_.empty(); }

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "proxy/h2/fields.h"
@@ -215,6 +216,11 @@ class Session {
   void consume(int32_t stream, size_t n);
   // More body is available for a stream whose on_body_read returned kDeferred.
   void resume(int32_t stream);
+  // Only while on_request, on_response or on_informational runs: exchanges the received header
+  // block, which the Request's or Response's views point into, with *other. The caller keeps the
+  // fields without a copy (the views stay valid: the buffer moves with the list, pseudo-headers
+  // first as received) and the session decodes the next block into other's old buffer.
+  void swap_header_block(FieldList* other) noexcept { std::swap(hfields_, *other); }
   // Trailers for a stream whose body is being sent (see BodyRead::Status).
   std::expected<void, std::string> submit_trailers(int32_t stream, std::span<const Field> fields);
   // RST_STREAM with the given code; on_stream_close follows.

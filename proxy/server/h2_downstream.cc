@@ -51,7 +51,8 @@ class H2Session;
 // One HTTP/2 stream as the HTTP/1.1 exchange its DownstreamConnection serves.
 class H2Stream final : public StreamIo {
  public:
-  H2Stream(H2Session* owner, int32_t id, asio::io_context& io) : id_(id), owner_(owner), wake_(io) {}
+  H2Stream(H2Session* owner, int32_t id, asio::io_context& io)
+      : id_(id), owner_(owner), wake_(io) {}
 
   asio::awaitable<net::IoResult> read(asio::mutable_buffer b) override;
   size_t read_ready(asio::mutable_buffer b) override;
@@ -59,8 +60,8 @@ class H2Stream final : public StreamIo {
     *size = head_size_;
     return h2::to_h1_request_head(head_, out, &cookies_);
   }
-  // Keeps the request's fields (the session's are gone after the callback) as head_.
-  void keep_head(const h2::Request& rq);
+  // Keeps the request's fields as head_: takes the session's header block (no copy).
+  void keep_head(h2::ServerSession& session, const h2::Request& rq);
   asio::awaitable<net::IoResult> write(std::span<const asio::const_buffer> b) override;
   std::optional<net::IoResult> write_now(std::span<const asio::const_buffer> b) override;
   asio::awaitable<net::IoResult> write(asio::const_buffer b) override {
@@ -87,11 +88,11 @@ class H2Stream final : public StreamIo {
   }
 
   int32_t id_;
-  h2::FieldList head_fields_;  // :method, :scheme, :authority, :path, then the regular fields
+  h2::FieldList head_fields_;  // the request's header block as received (the session's)
   h2::Request head_;           // views into head_fields_
   size_t head_size_ = 0;
-  std::string cookies_;        // cookie fields joined for the HTTP/1.1 side
-  std::string in_;  // request body bytes (HTTP/1.1-framed) not yet read by the pipeline
+  std::string cookies_;  // cookie fields joined for the HTTP/1.1 side
+  std::string in_;       // request body bytes (HTTP/1.1-framed) not yet read by the pipeline
   size_t in_pos_ = 0;
   size_t unconsumed_ = 0;  // DATA bytes received and not yet acknowledged
   bool chunked_ = false;
@@ -189,7 +190,7 @@ void H2Session::on_request(int32_t id, const h2::Request& rq) {
   s->in_end_ = rq.end_stream;
   s->head_request_ = rq.method == "HEAD";
   s->grpc_ = h2::is_grpc_request(rq.headers);
-  s->keep_head(rq);
+  s->keep_head(*session_, rq);
   std::optional<std::chrono::milliseconds> grpc_timeout;
   if (s->grpc_) {
     for (const h2::Field& f : rq.headers) {
@@ -208,24 +209,11 @@ void H2Session::on_request(int32_t id, const h2::Request& rq) {
   conn_.worker_.spawn_stream(std::move(c), s);
 }
 
-void H2Stream::keep_head(const h2::Request& rq) {
-  head_fields_.clear();
-  head_fields_.add_lower(":method", rq.method);
-  head_fields_.add_lower(":scheme", rq.scheme);
-  head_fields_.add_lower(":authority", rq.authority);
-  head_fields_.add_lower(":path", rq.path);
-  head_size_ = rq.method.size() + rq.scheme.size() + rq.authority.size() + rq.path.size();
-  for (const h2::Field& f : rq.headers) {
-    head_fields_.add_lower(f.name, f.value);
-    head_size_ += f.name.size() + f.value.size();
-  }
-  const std::span<const h2::Field> f = head_fields_.fields();
+void H2Stream::keep_head(h2::ServerSession& session, const h2::Request& rq) {
+  session.swap_header_block(&head_fields_);  // rq's views now point into head_fields_
   head_ = rq;
-  head_.method = f[0].value;
-  head_.scheme = f[1].value;
-  head_.authority = f[2].value;
-  head_.path = f[3].value;
-  head_.headers = f.subspan(4);
+  head_size_ = rq.method.size() + rq.scheme.size() + rq.authority.size() + rq.path.size();
+  for (const h2::Field& f : rq.headers) head_size_ += f.name.size() + f.value.size();
 }
 
 void H2Stream::on_data(std::span<const uint8_t> d) {
@@ -310,8 +298,7 @@ asio::awaitable<net::IoResult> H2Stream::write(std::span<const asio::const_buffe
   const auto [fed_ec, total] = feed_all(b);
   if (fed_ec) co_return net::IoResult{fed_ec, total};
   // Backpressure: the client reads slower than the upstream sends.
-  for (int spins = 0; spins < 1'000'000 && out_.size() - out_pos_ > kMaxBufferedResponse;
-       ++spins) {
+  for (int spins = 0; spins < 1'000'000 && out_.size() - out_pos_ > kMaxBufferedResponse; ++spins) {
     if (closed_) co_return net::IoResult{asio::error::connection_reset, total};
     if (cancelled_) {
       cancelled_ = false;
@@ -547,8 +534,7 @@ asio::awaitable<void> H2Session::run(std::span<const uint8_t> first) {
     auto [ec, n] = co_await conn_.ds_read(asio::buffer(conn_.rbuf_->data, base::kBufferSize));
     conn_.disarm();
     if (ec || n == 0) {
-      if (ec == asio::error::operation_aborted && conn_.timed_out_ && streams_.empty() &&
-          !dead_) {
+      if (ec == asio::error::operation_aborted && conn_.timed_out_ && streams_.empty() && !dead_) {
         session_->goaway(h2::kNoError);  // idle: say goodbye, the writer flushes and ends
         flush = true;
         conn_.timed_out_ = false;
@@ -569,10 +555,10 @@ asio::awaitable<void> H2Session::run(std::span<const uint8_t> first) {
   dead_ = true;
   // Fold the session's counters into the listener's.
   const h2::Counters& c = session_->counters();
-  const uint64_t v[] = {c.invalid_headers, c.header_list_too_large, c.refused_streams,
-                        c.peer_resets,     c.rapid_reset,           c.continuation_flood,
-                        c.settings_flood,  c.ping_flood,            c.empty_frame_flood,
-                        c.connection_errors, c.goaway_received};
+  const uint64_t v[] = {
+      c.invalid_headers,   c.header_list_too_large, c.refused_streams, c.peer_resets,
+      c.rapid_reset,       c.continuation_flood,    c.settings_flood,  c.ping_flood,
+      c.empty_frame_flood, c.connection_errors,     c.goaway_received};
   for (size_t i = 0; i < std::size(v); ++i) lstats.h2[i + 1].inc(v[i]);
   for (auto& [id, s] : streams_) {
     if (s->conn_ != nullptr) s->conn_->abort();

@@ -873,7 +873,9 @@ void H2Connection::on_response(int32_t stream, const h2::Response& response) {
   if (st == nullptr) return;
   H2ResponseHead h;
   h.status = response.status;
-  for (const h2::Field& f : response.headers) h.fields.add_lower(f.name, f.value);
+  // The fields without a copy: the session's block is :status, then response.headers.
+  session_->swap_header_block(&h.fields);
+  h.fields.drop_front(h.fields.size() - response.headers.size());
   h.content_length = response.content_length;
   h.end_stream = response.end_stream;
   st->heads.push_back(std::move(h));

@@ -246,6 +246,11 @@ class Rec : public ServerEvents, public ClientEvents {
     s.content_length = r.content_length;
     s.head_end_stream = r.end_stream;
     ++requests;
+    if (take_blocks) {
+      Kept& k = kept[id];
+      session->swap_header_block(&k.block);
+      k.request = r;  // its views now point into k.block
+    }
     if (respond_inline) {
       auto* ss = static_cast<ServerSession*>(session);
       s.send = "inline";
@@ -256,6 +261,11 @@ class Rec : public ServerEvents, public ClientEvents {
   void on_response(int32_t id, const Response& r) override {
     RecStream& s = st[id];
     s.status = r.status;
+    if (take_blocks) {
+      Kept& k = kept[id];
+      session->swap_header_block(&k.block);
+      k.response = r;
+    }
     s.headers = to_pairs(r.headers);
     s.content_length = r.content_length;
     s.head_end_stream = r.end_stream;
@@ -292,6 +302,14 @@ class Rec : public ServerEvents, public ClientEvents {
 
   Session* session = nullptr;
   std::map<int32_t, RecStream> st;
+  // take_blocks: each head's header block is taken with swap_header_block (no copy).
+  struct Kept {
+    FieldList block;
+    Request request;
+    Response response;
+  };
+  bool take_blocks = false;
+  std::map<int32_t, Kept> kept;
   bool auto_consume = true;
   bool respond_inline = false;
   int requests = 0, closes = 0, goaways = 0, body_reads = 0;
@@ -549,6 +567,37 @@ TEST(H2Server, RequestIdsNeverIndexedButNamedByIndex) {
   // The literal name "x-request-id" takes 10 bytes Huffman-coded; an index above 15 takes 2.
   EXPECT_LE(sizes[1] + 7, sizes[0]);
   EXPECT_EQ(sizes[2], sizes[1]);
+}
+
+// A head's fields taken from the session without a copy stay as they were while the session
+// decodes later heads into the buffer it got in exchange.
+TEST(H2Server, HeaderBlockTakenWithoutCopy) {
+  Rec rec;
+  rec.take_blocks = true;
+  auto s = make_server(rec);
+  Peer client(false);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 4; ++i) {
+    Pairs rq = kGet;
+    rq[3].second = "/p" + std::to_string(i);
+    rq.emplace_back("x-i",
+                    std::string(static_cast<size_t>(10 + 300 * i), static_cast<char>('a' + i)));
+    ids.push_back(client.request(rq));
+  }
+  pump(*s, client);  // all four blocks decoded before any check
+  ASSERT_EQ(rec.kept.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    const Rec::Kept& k = rec.kept[ids[i]];
+    EXPECT_EQ(k.request.method, "GET");
+    EXPECT_EQ(k.request.path, "/p" + std::to_string(i));
+    EXPECT_EQ(k.request.authority, "example.com");
+    EXPECT_EQ(to_pairs(k.request.headers), rec.st[ids[i]].headers);
+    EXPECT_EQ(find(to_pairs(k.request.headers), "x-i"),
+              std::string(static_cast<size_t>(10 + 300 * i), static_cast<char>('a' + i)));
+    ASSERT_GE(k.block.size(), 4u);
+    EXPECT_EQ(k.block.fields()[0].name, ":method");  // the block as received
+    EXPECT_EQ(k.request.headers.data(), k.block.fields().data() + 4);
+  }
 }
 
 TEST(H2Server, PostBodyAndTrailersFromClient) {
@@ -1157,6 +1206,33 @@ std::vector<Field> fields_of(const Pairs& p) {
   std::vector<Field> f;
   for (const auto& [n, v] : p) f.push_back({n, v});
   return f;
+}
+
+TEST(H2Client, HeaderBlockTakenWithoutCopy) {
+  Rec rec;
+  rec.take_blocks = true;
+  auto c = make_client(rec);
+  Peer server(true);
+  server.auto_respond = true;
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto id = c->submit_request(fields_of(post("/x" + std::to_string(i))), false);
+    ASSERT_TRUE(id.has_value()) << id.error();
+    ids.push_back(*id);
+  }
+  pump(*c, server);
+  for (int32_t id : ids) {
+    const Rec::Kept& k = rec.kept[id];
+    EXPECT_EQ(k.response.status, 200);
+    EXPECT_EQ(to_pairs(k.response.headers), (Pairs{{"x-peer", "yes"}}));
+    ASSERT_EQ(k.block.size(), 2u);
+    EXPECT_EQ(k.block.fields()[0].name, ":status");
+    FieldList copy = k.block;
+    copy.drop_front(1);  // what H2Connection keeps: the regular fields
+    EXPECT_EQ(to_pairs(copy.fields()), (Pairs{{"x-peer", "yes"}}));
+    copy.drop_front(5);
+    EXPECT_TRUE(copy.empty());
+  }
 }
 
 TEST(H2Client, ConcurrencyLimitFromPeer) {
