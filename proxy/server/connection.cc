@@ -157,7 +157,10 @@ struct Exchange {
   // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
   std::unique_ptr<http::ResponseHead> h2_resp_view;  // an HTTP/2 response head for the retry policy
   std::vector<h2::Field> h2_fields;                  // views into `out` (own_h1_request_to_h2)
-  h2::FieldList h2_resp_fields;  // a response head handed to an HTTP/2 stream as fields
+  h2::FieldList h2_resp_fields;          // a response head handed to an HTTP/2 stream as fields
+  std::vector<h2::Field> h2_resp_views;  // the same from an HTTP/2 upstream: views
+  char attempts_text[12];                // numbers h2_resp_views may point to
+  char length_text[24];
   const router::CompiledRoute* route = nullptr;
 };
 
@@ -1292,12 +1295,13 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   };
   // The same two fields for a head handed to an HTTP/2 stream as fields: x-request-id unless
   // the upstream gave one, and x-outrigger-attempts.
-  auto add_id_and_attempts = [&](h2::FieldList& f, bool upstream_gave_id) {
-    if (!upstream_gave_id) f.add("x-request-id", ex.request_id_view);
+  // add(name, value) takes fields whose bytes stay valid until the head is written.
+  auto add_id_and_attempts = [&](auto&& add, bool upstream_gave_id) {
+    if (!upstream_gave_id) add("x-request-id", ex.request_id_view);
     ex.attempts = retries + 1;
-    char n[12];
-    const auto end = std::to_chars(n, n + sizeof n, retries + 1).ptr;
-    f.add("x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n)));
+    char* const n = ex.attempts_text;
+    const auto end = std::to_chars(n, n + sizeof ex.attempts_text, retries + 1).ptr;
+    add("x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n)));
   };
   // A local error after at least one attempt: the failure of the last one.
   auto fail_final = [&](int status, std::string_view reason,
@@ -1665,25 +1669,25 @@ protocol_chosen:
         emit(x.name, x.value);
       }
       if (length && !rh.fields.get("content-length")) {
-        char n[24];
-        const auto end = std::to_chars(n, n + sizeof n, rh.content_length).ptr;
+        char* const n = ex.length_text;  // emit() may keep a view
+        const auto end = std::to_chars(n, n + sizeof ex.length_text, rh.content_length).ptr;
         emit("content-length", std::string_view(n, static_cast<size_t>(end - n)));
       }
       return has_request_id;
     };
     if (sio_ != nullptr) {
       // HTTP/2 to HTTP/2: the upstream's fields go to the stream as they are (no HTTP/1.1 text
-      // between the two sides for the head).
-      h2::FieldList& f = ex.h2_resp_fields;
+      // between the two sides for the head), as views: the stream copies them before
+      // write_head() returns.
+      std::vector<h2::Field>& f = ex.h2_resp_views;
       f.clear();
-      const bool has_request_id = each_response_field([&](std::string_view n, std::string_view v) {
-        f.add_lower(n, v);  // an HTTP/2 peer's names, and ours: lower case
-      });
-      add_id_and_attempts(f, has_request_id);
+      auto add_view = [&](std::string_view n, std::string_view v) { f.push_back({n, v}); };
+      const bool has_request_id = each_response_field(add_view);
+      add_id_and_attempts(add_view, has_request_id);
       const http::BodyKind framing = no_body  ? http::BodyKind::kNone
                                      : length ? http::BodyKind::kContentLength
                                               : http::BodyKind::kChunked;
-      if (!sio_->write_head(rh.status, f.fields(), framing,
+      if (!sio_->write_head(rh.status, f, framing,
                             length ? static_cast<uint64_t>(rh.content_length) : 0)) {
         hs.reset();
         co_return false;
@@ -2056,7 +2060,8 @@ protocol_chosen:
     h2::FieldList& f = ex.h2_resp_fields;
     f.clear();
     h2::h1_response_to_h2(rs, &f);
-    add_id_and_attempts(f, rs.find(http::HeaderKind::kXRequestId) != nullptr);
+    add_id_and_attempts([&](std::string_view n, std::string_view v) { f.add(n, v); },
+                        rs.find(http::HeaderKind::kXRequestId) != nullptr);
     const http::BodyKind framing = chunk_out ? http::BodyKind::kChunked
                                    : rs.body == http::BodyKind::kContentLength
                                        ? http::BodyKind::kContentLength

@@ -663,6 +663,10 @@ class Http2Upstream(ProxyTestCase):
       # A field that repeats is still indexed as usual.
       ctype = [h for h in heads[0] if h[0] == "content-type"]
       self.assertNotIsInstance(ctype[0], hpack.struct.NeverIndexedHeaderTuple)
+      # The upstream's fields and ours reach the client intact (they are views until written).
+      self.assertEqual(ctype[0][1], "text/plain")
+      self.assertEqual(len(rid[0][1]), 36, rid)
+      self.assertIn(("x-outrigger-attempts", "1"), [tuple(h) for h in heads[0]])
     self.assertEqual(len(up.requests), 3)
     for i, r in enumerate(up.requests):
       rid = [h for h in r["raw_headers"] if h[0] == "x-request-id"]
