@@ -44,17 +44,6 @@ bool check_value(std::string_view v) noexcept {
   return true;
 }
 
-bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
 bool valid_content_length(std::string_view v) noexcept {
   if (v.empty() || v.size() > 18) return false;
   for (char c : v) {

@@ -116,5 +116,31 @@ FieldError validate_response(std::span<const Field> fields, bool trailers,
 
 // Name is a connection-specific field RFC 9113 8.2.2 forbids (te handled separately).
 bool is_connection_specific(std::string_view lower_name) noexcept;
+// ASCII case-insensitive equality (inline: called per field on the hot path).
+inline bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+// is_connection_specific for a name in any case (an HTTP/1.1 peer's).
+inline bool is_connection_specific_any_case(std::string_view n) noexcept {
+  switch (n.size()) {  // the length first: most names are none of these
+    case 7:
+      return ascii_iequals(n, "upgrade");
+    case 10:
+      return ascii_iequals(n, "connection") || ascii_iequals(n, "keep-alive");
+    case 16:
+      return ascii_iequals(n, "proxy-connection");
+    case 17:
+      return ascii_iequals(n, "transfer-encoding");
+    default:
+      return false;
+  }
+}
 
 }  // namespace outrigger::h2

@@ -33,14 +33,14 @@ int64_t steady_now_ms() {
 // so on a busy connection it is one table entry per second and an index for every other
 // response, instead of a Huffman-coded literal each time (-2.6 % instructions per h2c-h1
 // request, flat over a 30,000-request run).
-bool unique_valued(std::string_view name) noexcept {
+bool unique_valued(std::string_view name) noexcept {  // any case (see sendable)
   switch (name.size()) {
     case 11:
-      return name == "traceparent";
+      return ascii_iequals(name, "traceparent");
     case 12:
-      return name == "x-request-id" || name == "x-b3-traceid";
+      return ascii_iequals(name, "x-request-id") || ascii_iequals(name, "x-b3-traceid");
     case 15:
-      return name == "x-amzn-trace-id";
+      return ascii_iequals(name, "x-amzn-trace-id");
     default:
       return false;
   }
@@ -57,11 +57,12 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value, bool index_ids
 }
 
 // Regular fields we may put on the wire: no pseudo-headers (the caller's own go first), no
-// connection-specific ones, te only as "trailers".
+// connection-specific ones, te only as "trailers". Names in any case: an HTTP/1.1 peer's fields
+// come as they were received, and nghttp2 lower-cases names when it copies them.
 bool sendable(const Field& f) {
   if (f.name.empty() || f.name[0] == ':') return false;
-  if (is_connection_specific(f.name)) return false;
-  if (f.name == "te" && f.value != "trailers") return false;
+  if (is_connection_specific_any_case(f.name)) return false;
+  if (f.name.size() == 2 && ascii_iequals(f.name, "te") && f.value != "trailers") return false;
   return true;
 }
 

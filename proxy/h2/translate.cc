@@ -24,29 +24,26 @@ bool te_has_trailers(std::string_view v) noexcept {
   return false;
 }
 
-// is_connection_specific for an HTTP/1.1 name in any case.
-bool connection_specific_any_case(std::string_view n) noexcept {
-  return http::iequals(n, "connection") || http::iequals(n, "keep-alive") ||
-         http::iequals(n, "proxy-connection") || http::iequals(n, "transfer-encoding") ||
-         http::iequals(n, "upgrade");
-}
-
-void append_fields(const http::MessageHead& h, FieldList* out, uint32_t skip_kinds) {
+// The fields of an h1 head that HTTP/2 may carry, to add(name, value).
+template <class Add>
+void each_h2_field(const http::MessageHead& h, uint32_t skip_kinds, Add&& add) {
   for (size_t i = 0; i < h.header_count; ++i) {
     const http::Header& f = h.headers[i];
     if (f.kind == http::HeaderKind::kTe) {
-      if ((skip_kinds & kind_bit(f.kind)) == 0 && te_has_trailers(f.value)) {
-        out->add("te", "trailers");
-      }
+      if ((skip_kinds & kind_bit(f.kind)) == 0 && te_has_trailers(f.value)) add("te", "trailers");
       continue;
     }
     if (f.hop || f.kind == http::HeaderKind::kHost || (skip_kinds & kind_bit(f.kind)) != 0) {
       continue;
     }
     // Names the h1 parser does not mark but HTTP/2 forbids (RFC 9113 8.2.2).
-    if (connection_specific_any_case(f.name)) continue;
-    out->add(f.name, f.value);
+    if (is_connection_specific_any_case(f.name)) continue;
+    add(f.name, f.value);
   }
+}
+
+void append_fields(const http::MessageHead& h, FieldList* out, uint32_t skip_kinds) {
+  each_h2_field(h, skip_kinds, [&](std::string_view n, std::string_view v) { out->add(n, v); });
 }
 
 // Kinds of lower-case h2 field names the h1 forwarding code acts on.
@@ -141,15 +138,19 @@ bool own_h1_request_to_h2(std::string* head_text, std::string_view scheme,
   return each([&](std::string_view n, std::string_view v) {
     if (n == "te") {
       if (te_has_trailers(v)) out->push_back({"te", "trailers"});
-    } else if (n != "host" && !connection_specific_any_case(n)) {
+    } else if (n != "host" && !is_connection_specific_any_case(n)) {
       out->push_back({n, v});
     }
     return true;
   });
 }
 
-void h1_response_to_h2(const http::ResponseHead& rs, FieldList* out, uint32_t skip_kinds) {
-  append_fields(rs, out, skip_kinds | kind_bit(http::HeaderKind::kTe));
+void h1_response_to_h2(const http::ResponseHead& rs, std::vector<Field>* out, uint32_t skip_kinds) {
+  out->clear();
+  each_h2_field(rs, skip_kinds | kind_bit(http::HeaderKind::kTe),
+                [&](std::string_view n, std::string_view v) {
+                  out->push_back({n, v});
+                });
 }
 
 H1Framing h1_framing(bool end_stream, int64_t content_length) noexcept {

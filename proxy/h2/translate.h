@@ -36,8 +36,11 @@ void h1_request_to_h2(const http::RequestHead& rq, std::string_view scheme, Fiel
 // into *head, into `scheme` and into static strings, valid while those are unchanged.
 bool own_h1_request_to_h2(std::string* head, std::string_view scheme, std::vector<Field>* out);
 
-// h1 response head -> h2 response fields (the status goes to submit_response separately).
-void h1_response_to_h2(const http::ResponseHead& rs, FieldList* out, uint32_t skip_kinds = 0);
+// h1 response head -> h2 response fields (the status goes to submit_response separately), as
+// views into rs (*out is cleared first). Names keep the HTTP/1.1 peer's case: the sessions'
+// submit functions take any case (nghttp2 lower-cases names as it copies them).
+void h1_response_to_h2(const http::ResponseHead& rs, std::vector<Field>* out,
+                       uint32_t skip_kinds = 0);
 
 // How an h2 message body is framed on HTTP/1.1.
 enum class H1Framing : uint8_t { kNone, kContentLength, kChunked };

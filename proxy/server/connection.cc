@@ -157,8 +157,7 @@ struct Exchange {
   // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
   std::unique_ptr<http::ResponseHead> h2_resp_view;  // an HTTP/2 response head for the retry policy
   std::vector<h2::Field> h2_fields;                  // views into `out` (own_h1_request_to_h2)
-  h2::FieldList h2_resp_fields;          // a response head handed to an HTTP/2 stream as fields
-  std::vector<h2::Field> h2_resp_views;  // the same from an HTTP/2 upstream: views
+  std::vector<h2::Field> h2_resp_views;  // a response head handed to an HTTP/2 stream: views
   char attempts_text[12];                // numbers h2_resp_views may point to
   char length_text[24];
   const router::CompiledRoute* route = nullptr;
@@ -2056,17 +2055,20 @@ protocol_chosen:
   h.clear();
   bool head_sent = false;
   if (sio_ != nullptr) {
-    // An HTTP/2 stream takes the head as fields: no HTTP/1.1 text for it to parse again.
-    h2::FieldList& f = ex.h2_resp_fields;
-    f.clear();
+    // An HTTP/2 stream takes the head as fields: no HTTP/1.1 text for it to parse again. Views
+    // into the upstream's head: the stream copies them before write_head() returns.
+    std::vector<h2::Field>& f = ex.h2_resp_views;
     h2::h1_response_to_h2(rs, &f);
-    add_id_and_attempts([&](std::string_view n, std::string_view v) { f.add(n, v); },
-                        rs.find(http::HeaderKind::kXRequestId) != nullptr);
+    add_id_and_attempts(
+        [&](std::string_view n, std::string_view v) {
+          f.push_back({n, v});
+        },
+        rs.find(http::HeaderKind::kXRequestId) != nullptr);
     const http::BodyKind framing = chunk_out ? http::BodyKind::kChunked
                                    : rs.body == http::BodyKind::kContentLength
                                        ? http::BodyKind::kContentLength
                                        : http::BodyKind::kNone;
-    if (!sio_->write_head(rs.status, f.fields(), framing, rs.content_length)) {
+    if (!sio_->write_head(rs.status, f, framing, rs.content_length)) {
       active_upstream_ = nullptr;
       drop_upstream(false);
       co_return false;

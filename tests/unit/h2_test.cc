@@ -1637,11 +1637,27 @@ TEST(H2Translate, Responses) {
   http::HeadParser p;
   http::ResponseHead rs;
   ASSERT_EQ(p.parse_response(raw, false, &rs), http::ParseResult::kDone);
-  FieldList h2;
+  std::vector<Field> h2{{"stale", "x"}};
   h1_response_to_h2(rs, &h2);
-  const Pairs want = {{"content-type", "a/b"}, {"x-y", "z"}};
-  EXPECT_EQ(to_pairs(h2.fields()), want);
-  EXPECT_EQ(validate_response(h2.fields(), false), FieldError::kMissingPseudo);  // :status apart
+  const Pairs want = {{"Content-Type", "a/b"}, {"X-Y", "z"}};  // views: the peer's case
+  EXPECT_EQ(to_pairs(h2), want);
+  for (const Field& f : h2) {
+    EXPECT_TRUE(f.name.data() >= raw.data() && f.name.data() < raw.data() + raw.size());
+  }
+  // What a session sends for them: lower-case names, connection-specific ones of any case left
+  // out (sendable), te only as trailers.
+  h2.push_back({"Keep-Alive", "1"});
+  h2.push_back({"TE", "gzip"});
+  h2.push_back({"Te", "trailers"});
+  Rec rec;
+  auto s = make_server(rec);
+  Peer client(false);
+  const int32_t id = client.request(kGet);
+  pump(*s, client);
+  ASSERT_TRUE(s->submit_response(id, 200, h2, false).has_value());
+  pump(*s, client);
+  EXPECT_EQ(client.streams[id].head,
+            (Pairs{{":status", "200"}, {"content-type", "a/b"}, {"x-y", "z"}, {"te", "trailers"}}));
 }
 
 TEST(H2Translate, Trailers) {
