@@ -161,5 +161,50 @@ class Smuggling(ProxyTestCase):
     self.assertEqual([q.target for q in self.up.requests], ["/echo/smuggle", "/echo/after"])
 
 
+class StrictUpstream(ProxyTestCase):
+  """The harness upstream that every test's requests reach parses them strictly (RFC 9112): a
+  malformed head is refused (connection closed, no answer, parse_error recorded), so a proxy bug
+  that writes one fails the test that sent it instead of passing unnoticed."""
+
+  BAD = [
+      ("space_before_colon", b"GET / HTTP/1.1\r\nHost: a\r\nX-A : 1\r\n\r\n"),
+      ("space_in_name", b"GET / HTTP/1.1\r\nHost: a\r\nX A: 1\r\n\r\n"),
+      ("obs_fold", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n"),
+      ("ctl_in_value", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\x012\r\n\r\n"),
+      ("bare_lf_in_value", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\n2\r\n\r\n"),
+      ("nul_in_name", b"GET / HTTP/1.1\r\nHost: a\r\nX\x00: 1\r\n\r\n"),
+      ("no_colon", b"GET / HTTP/1.1\r\nHost: a\r\nX-A\r\n\r\n"),
+      ("no_host", b"GET / HTTP/1.1\r\nX-A: 1\r\n\r\n"),
+      ("two_hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+      ("cl_and_te", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+      ("cl_differ", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
+      ("cl_not_digits", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\na"),
+      ("double_space_request_line", b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n"),
+      ("version", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"),
+  ]
+
+  def test_malformed_heads_are_refused(self):
+    up = self.start_upstream("S")
+    for name, data in self.BAD:
+      with self.subTest(shape=name):
+        up.clear()
+        with RawConn(up.addr, timeout=3) as c:
+          c.send(data)
+          self.assertTrue(c.wait_closed(3), "connection not closed")
+        self.assertTrue(up.wait_requests(1))
+        self.assertIsNotNone(up.requests[0].parse_error, up.requests[0])
+    # A well-formed head with the shapes a proxy legitimately writes is accepted.
+    up.clear()
+    with RawConn(up.addr, timeout=3) as c:
+      c.send(b"GET /echo/ok HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nX-Tab:\t v \t\r\n"
+             b"X-Obs: \x80\xff\r\n\r\n")
+      r = c.read_response()
+    self.assertEqual(r.status, 200)
+    self.assertIsNone(up.requests[0].parse_error)
+    self.assertEqual(up.requests[0].header("x-tab"), "v")
+    self.assertEqual(up.requests[0].header("x-empty"), "")
+
+
 if __name__ == "__main__":
   unittest.main()

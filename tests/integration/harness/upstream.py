@@ -107,6 +107,13 @@ class Request:
     return "<Request conn=%s %r>" % (self.conn_id, self.raw_head[:300])
 
 
+# RFC 9112 3 and 5: method SP request-target SP HTTP-version; field-name ":" OWS field-value OWS
+# (field-value: VCHAR, obs-text, and SP/HTAB between them).
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+) ([\x21-\x7e\x80-\xff]+) (HTTP/1\.[01])")
+_FIELD_LINE = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*((?:[\x21-\x7e\x80-\xff](?:[ \t\x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?)[ \t]*")
+
+
 class _Bad(Exception):
   pass
 
@@ -340,19 +347,30 @@ class Upstream:
       self._lock.notify_all()
 
   def _parse(self, req):
+    """Strict RFC 9112 parsing of what a proxy sends: a request this server accepts is one any
+    upstream must accept, so a proxy bug that writes a malformed head fails the test that sent it
+    (the connection is closed without an answer and parse_error says why)."""
     lines = req.raw_head[:-4].split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+    m = _REQUEST_LINE.fullmatch(lines[0])
+    if not m:
       raise _Bad("bad request line %r" % lines[0])
-    req.method, req.target, req.version = (p.decode("latin-1") for p in parts)
+    req.method, req.target, req.version = (g.decode("latin-1") for g in m.groups())
     u = urllib.parse.urlsplit(req.target)
     req.path = u.path
     req.query = dict(urllib.parse.parse_qsl(u.query))
     for line in lines[1:]:
-      name, sep, value = line.partition(b":")
-      if not sep:
+      m = _FIELD_LINE.fullmatch(line)  # token ":" OWS value OWS; no obs-fold, no bare CR/LF
+      if not m:
         raise _Bad("bad header line %r" % line)
-      req.headers.append((name.decode("latin-1"), value.strip(b" \t").decode("latin-1")))
+      req.headers.append((m.group(1).decode("latin-1"), m.group(2).decode("latin-1")))
+    hosts = req.header_all("host")
+    if req.version == "HTTP/1.1" and len(hosts) != 1:
+      raise _Bad("%d Host fields" % len(hosts))
+    lengths = req.header_all("content-length")
+    if lengths and (len(set(lengths)) != 1 or not lengths[0].isdigit()):
+      raise _Bad("bad Content-Length %r" % lengths)
+    if lengths and req.header("transfer-encoding") is not None:
+      raise _Bad("both Content-Length and Transfer-Encoding")
 
   def _read_body(self, c, req, buf):
     h = hashlib.sha256()
