@@ -177,6 +177,34 @@ unset multiplot
     return png
 
 
+def paired(rows, case, proxies, subject="outrigger"):
+    """Per-round ratios of the subject's CPU-µs/req to each other proxy's in the same round:
+    [(proxy, median, min, max, rounds)]. On a shared machine the load drifts between rounds, so
+    the two runs of one round (back to back) compare better than the medians of all rounds do."""
+    def by_round(p):
+        return {r["round"]: float(r["cpu_us_per_req"]) for r in rows
+                if r["case"] == case and r["proxy"] == p and r["status"] == "ok"}
+    mine = by_round(subject)
+    out = []
+    for p in proxies:
+        if p == subject:
+            continue
+        theirs = by_round(p)
+        ratios = [mine[k] / theirs[k] for k in mine if k in theirs and theirs[k] > 0]
+        if ratios:
+            out.append((p, statistics.median(ratios), min(ratios), max(ratios), len(ratios)))
+    return out
+
+
+def paired_note(rows, case, proxies):
+    pairs = paired(rows, case, proxies)
+    if not pairs:
+        return None
+    parts = [f"{p} {m:.2f}× ({lo:.2f}-{hi:.2f}, {n} rounds)" for p, m, lo, hi, n in pairs]
+    return ("Paired per round (outrigger's CPU-µs/req ÷ the other's in the same round; median, "
+            "range): " + "; ".join(parts) + ".")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds-csv", required=True)
@@ -209,6 +237,9 @@ def main():
         if case in described:
             md += [described[case], ""]
         md += [body, "", note, ""]
+        pn = paired_note(rows, case, case_list)
+        if pn:
+            md += [pn, ""]
         png = chart(med, case, case_list, args.out_dir)
         if png:
             md += [f"![{case}]({os.path.basename(png)})", ""]

@@ -43,6 +43,15 @@ class BenchScripts(unittest.TestCase):
       self.assertEqual(x["status"], "ok", x)
       self.assertGreater(int(x["requests"]), 0, x)
       self.assertEqual(x["errors"], "0", x)
+    # The report pairs the two runs of each round (they ran back to back).
+    with open(os.path.join(out, "results.md")) as f:
+      md = f.read()
+    paired = re.findall(r"Paired per round .*: outrigger-base ([0-9.]+)× \(([0-9.]+)-([0-9.]+), 1 rounds\)", md)
+    self.assertEqual(len(paired), 2, md)
+    for m, lo, hi in paired:
+      self.assertEqual(m, lo)  # one round: the median is that round's ratio
+      self.assertGreater(float(m), 0.2)
+      self.assertLess(float(m), 5.0)
 
   def test_run_sh_counts_syscalls_per_request(self):
     """--syscalls: perf counts the proxy's system calls during the measured run. A proxied
