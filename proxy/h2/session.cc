@@ -34,6 +34,7 @@ int64_t steady_now_ms() {
 // response, instead of a Huffman-coded literal each time (-2.6 % instructions per h2c-h1
 // request, flat over a 30,000-request run).
 bool unique_valued(std::string_view name) noexcept {  // any case (see sendable)
+  if (name.empty() || ((name[0] | 0x20) != 'x' && (name[0] | 0x20) != 't')) return false;
   switch (name.size()) {
     case 11:
       return ascii_iequals(name, "traceparent");
