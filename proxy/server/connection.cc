@@ -156,8 +156,8 @@ struct Exchange {
   std::string_view cluster_name;
   // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
   std::unique_ptr<http::ResponseHead> h2_resp_view;  // an HTTP/2 response head for the retry policy
-  std::vector<h2::Field> h2_fields;                  // views into `out` (own_h1_request_to_h2)
-  char attempts_text[12];  // numbers the response views (response_views()) may point to
+  std::vector<h2::Field> h2_fields;  // request views kept while an attempt waits for a stream
+  char attempts_text[12];            // numbers the response views (response_views()) may point to
   char length_text[24];
   const router::CompiledRoute* route = nullptr;
 };
@@ -168,6 +168,12 @@ thread_local std::vector<std::unique_ptr<Exchange>> t_exchanges;
 // A response head handed to an HTTP/2 stream, as views: write_head() copies them before it
 // returns (no co_await between filling and writing), so one vector per worker serves every stream
 // and stays warm in cache, where one per exchange was cold with hundreds of streams in flight.
+// The same for an HTTP/2 upstream's request fields (see forward()).
+std::vector<h2::Field>& request_views() {
+  thread_local std::vector<h2::Field> v;
+  return v;
+}
+
 std::vector<h2::Field>& response_views() {
   thread_local std::vector<h2::Field> v;
   v.clear();
@@ -1423,7 +1429,9 @@ protocol_chosen:
     // (gRPC bodies come chunked from the HTTP/2 bridge). A chunked body an HTTP/1.1 attempt
     // already sent was kept framed, so it is not replayed here.
     keep_replay = keep_replay && (rq.body == http::BodyKind::kContentLength || !body_consumed);
-    std::vector<h2::Field>& fields = ex.h2_fields;
+    // Views into `o`, rebuilt for every attempt right before use: one vector per worker (warm in
+    // cache); copied into the exchange only when the attempt has to wait for a stream.
+    std::vector<h2::Field>& fields = request_views();
     int last_status = 0;
     std::string_view last_reason;
     std::optional<upstream::H2Stream> hs;  // destroying an unfinished stream resets it
@@ -1467,8 +1475,10 @@ protocol_chosen:
       // purpose: GCC 12 destroys such temporaries twice.)
       auto acquired = h2p.open_on_ready(ep, fields, has_body);
       if (!acquired) {
-        acquired = co_await h2p.acquire_stream(
-            ep, fields, has_body, attempt_start + cc.connect_timeout, h2tls ? &*h2tls : nullptr);
+        ex.h2_fields.assign(fields.begin(), fields.end());  // other streams use `fields` meanwhile
+        acquired = co_await h2p.acquire_stream(ep, ex.h2_fields, has_body,
+                                               attempt_start + cc.connect_timeout,
+                                               h2tls ? &*h2tls : nullptr);
       }
       auto& sr = *acquired;
       if (!sr) {
