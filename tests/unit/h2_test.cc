@@ -1331,6 +1331,141 @@ std::vector<Field> fields_of(const Pairs& p) {
   return f;
 }
 
+// The client side of RandomFramesNeitherCrashNorHang: an upstream that answers our requests
+// with mostly well-formed, sometimes random frames (responses, 1xx, trailers, bodies, resets,
+// SETTINGS, PING, GOAWAY, window updates, pushes it may not send).
+TEST(H2Client, RandomFramesNeitherCrashNorHang) {
+  std::mt19937 rng(20261208);
+  auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  auto bytes_of = [&](size_t n) {
+    std::string b(n, '\0');
+    for (char& c : b) c = static_cast<char>(rng());
+    return b;
+  };
+  nghttp2_hd_deflater* deflater = nullptr;
+  int failed = 0, answered = 0, frames = 0;
+  for (int round = 0; round < 300; ++round) {
+    nghttp2_hd_deflate_new(&deflater, 4096);
+    auto block = [&](const Pairs& fields) {
+      std::vector<nghttp2_nv> nv;
+      for (const auto& [n, v] : fields) {
+        nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                      NGHTTP2_NV_FLAG_NONE});
+      }
+      std::string out(nghttp2_hd_deflate_bound(deflater, nv.data(), nv.size()), '\0');
+      const ssize_t n = nghttp2_hd_deflate_hd(deflater, reinterpret_cast<uint8_t*>(out.data()),
+                                              out.size(), nv.data(), nv.size());
+      out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+      return out;
+    };
+    Rec rec;
+    auto c = make_client(rec);
+    std::vector<int32_t> ids;
+    for (int k = 0; k < 3; ++k) {
+      auto id = c->submit_request(fields_of(post("/f")), pick(2) == 0);
+      ASSERT_TRUE(id.has_value()) << id.error();
+      ids.push_back(*id);
+    }
+    auto drain = [&] {
+      std::string all;
+      for (int k = 0; k < 1000; ++k) {
+        auto out = c->pending_output();
+        if (out.empty()) break;
+        all.append(reinterpret_cast<const char*>(out.data()), out.size());
+        c->consume_output(out.size());
+      }
+      return parse_frames(all);
+    };
+    drain();
+    (void)c->feed(bytes(frame(NGHTTP2_SETTINGS, 0, 0, "")));
+    auto some_stream = [&]() -> int32_t {
+      if (pick(8) != 0) return ids[pick(static_cast<uint32_t>(ids.size()))];
+      return static_cast<int32_t>(pick(4) == 0 ? rng() & 0x7fffffff : pick(12));
+    };
+    bool alive = true;
+    for (int i = 0; i < 30 && alive; ++i) {
+      static constexpr uint8_t kTypes[] = {0, 0, 0, 1, 1, 1, 1, 3, 4, 6, 8, 8, 5, 7};
+      uint8_t type = kTypes[pick(static_cast<uint32_t>(std::size(kTypes)) - (pick(4) ? 2 : 0))];
+      uint8_t flags = 0;
+      int32_t id = 0;
+      std::string payload;
+      switch (type) {
+        case NGHTTP2_DATA:
+          id = some_stream();
+          flags = pick(2) ? NGHTTP2_FLAG_END_STREAM : 0;
+          payload = bytes_of(pick(40));
+          break;
+        case NGHTTP2_HEADERS: {
+          id = some_stream();
+          flags = NGHTTP2_FLAG_END_HEADERS | (pick(2) ? NGHTTP2_FLAG_END_STREAM : 0);
+          static const char* kStatus[] = {"100", "103", "200", "204", "304", "404", "503", "99"};
+          Pairs f;
+          if (pick(3) != 0) f.emplace_back(":status", kStatus[pick(8)]);
+          if (pick(2) == 0) f.emplace_back("content-length", std::to_string(pick(50)));
+          if (pick(4) == 0) f.emplace_back("x-t", "v");
+          payload = pick(12) == 0 ? bytes_of(pick(30)) : block(f);
+          break;
+        }
+        case NGHTTP2_RST_STREAM:
+          id = some_stream();
+          payload = u32(pick(14));
+          break;
+        case NGHTTP2_SETTINGS:
+          if (pick(4) == 0) {
+            flags = NGHTTP2_FLAG_ACK;
+          } else {
+            for (uint32_t k = pick(4); k > 0; --k) {
+              const uint16_t sid = static_cast<uint16_t>(1 + pick(6));
+              payload += std::string{static_cast<char>(sid >> 8), static_cast<char>(sid & 0xff)};
+              payload += u32(pick(3) == 0 ? static_cast<uint32_t>(rng()) : pick(70000));
+            }
+          }
+          break;
+        case NGHTTP2_PUSH_PROMISE:
+          id = some_stream();
+          payload = u32(2 + 2 * pick(4)) + block({{":method", "GET"}, {":path", "/p"}});
+          flags = NGHTTP2_FLAG_END_HEADERS;
+          break;
+        case NGHTTP2_PING:
+          flags = pick(4) == 0 ? NGHTTP2_FLAG_ACK : 0;
+          payload = bytes_of(8);
+          break;
+        case NGHTTP2_GOAWAY:
+          payload = u32(static_cast<uint32_t>(pick(9))) + u32(pick(3)) + bytes_of(pick(10));
+          break;
+        default:  // WINDOW_UPDATE
+          id = pick(2) ? 0 : some_stream();
+          payload = u32(pick(8) == 0 ? 0 : 1 + pick(100000));
+          break;
+      }
+      if (pick(15) == 0) {
+        type = static_cast<uint8_t>(pick(10));
+        flags = static_cast<uint8_t>(rng());
+        id = some_stream();
+        payload = bytes_of(pick(80));
+      }
+      const bool fed = c->feed(bytes(frame(type, flags, id, payload))).has_value();
+      ++frames;
+      const auto out = drain();
+      if (const Frame* ga = find_frame(out, NGHTTP2_GOAWAY)) {
+        ++failed;
+        alive = false;
+        EXPECT_NE(payload_u32(*ga, 4), kNoError) << "round " << round;
+      } else {
+        EXPECT_TRUE(fed) << "round " << round << ": failed without a GOAWAY: " << c->error();
+      }
+    }
+    for (int32_t id : ids) answered += rec.st[id].status >= 200 ? 1 : 0;
+    c.reset();
+    nghttp2_hd_deflate_del(deflater);
+  }
+  EXPECT_GT(failed, 30);
+  EXPECT_LT(failed, 300);
+  EXPECT_GT(answered, 20);
+  EXPECT_GT(frames, 600);
+}
+
 TEST(H2Client, HeaderBlockTakenWithoutCopy) {
   Rec rec;
   rec.take_blocks = true;
