@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
 #include <string>
 
 #include "proxy/router/router.h"
@@ -70,6 +72,91 @@ TEST(H1Request, IncrementalByteByByte) {
   EXPECT_EQ(head.head_bytes, raw.size() - 5);
   EXPECT_EQ(head.body, BodyKind::kContentLength);
   EXPECT_EQ(head.content_length, 5u);
+}
+
+// Differential: a head parsed in one call and the same bytes arriving in random pieces give the
+// same result, error and fields. Inputs are valid requests and responses with 1-4 random byte
+// edits (insert, delete, replace, from bytes that matter to the grammar), seeded and bounded.
+template <class Head>
+std::string describe(ParseResult r, Error e, const Head& h) {
+  std::string d = std::to_string(static_cast<int>(r)) + "/" + std::to_string(static_cast<int>(e));
+  if (r != ParseResult::kDone) return d;
+  d += " bytes=" + std::to_string(h.head_bytes) +
+       " body=" + std::to_string(static_cast<int>(h.body)) +
+       " cl=" + std::to_string(h.content_length) + " ka=" + std::to_string(h.keep_alive);
+  for (size_t i = 0; i < h.header_count; ++i) {
+    d += " [" + std::string(h.headers[i].name) + "=" + std::string(h.headers[i].value) + "/" +
+         std::to_string(static_cast<int>(h.headers[i].kind)) + std::to_string(h.headers[i].hop) +
+         "]";
+  }
+  return d;
+}
+
+TEST(H1Fuzz, PiecesParseLikeTheWhole) {
+  const std::string seeds[] = {
+      "GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\n",
+      "POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nConnection: keep-alive, X-Hop\r\n"
+      "X-Hop: 1\r\n\r\nhello",
+      "PUT http://svc:8080/p HTTP/1.1\r\nHost: svc:8080\r\nTransfer-Encoding: chunked\r\n"
+      "Expect: 100-continue\r\nTE: trailers\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      "GET / HTTP/1.0\r\nHost: a\r\nConnection: close\r\nX-Tab:\t v\t\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+      "HTTP/1.1 204 No Content\r\nDate: x\r\nKeep-Alive: timeout=5\r\n\r\n",
+      "HTTP/1.0 302 Found\r\nLocation: /x\r\nTransfer-Encoding: chunked\r\n\r\n",
+  };
+  static constexpr char kBytes[] = {' ',  ':',    '\r',   '\n', '\t', 'a', 'A', '0', '9', ',', '/',
+                                    '\0', '\x7f', '\x80', 'H',  'T',  'P', '.', '1', ';', '='};
+  std::mt19937 rng(1207);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  int done = 0, errors = 0;
+  for (int iter = 0; iter < 4000; ++iter) {
+    std::string raw = seeds[pick(std::size(seeds))];
+    for (size_t edits = 1 + pick(4); edits > 0 && !raw.empty(); --edits) {
+      const size_t at = pick(raw.size());
+      const char b = kBytes[pick(sizeof kBytes)];
+      switch (pick(3)) {
+        case 0:
+          raw.insert(raw.begin() + static_cast<std::ptrdiff_t>(at), b);
+          break;
+        case 1:
+          raw.erase(at, 1);
+          break;
+        default:
+          raw[at] = b;
+      }
+    }
+    const bool response = raw.rfind("HTTP/", 0) == 0;
+    const bool head_request = pick(4) == 0;
+    auto run = [&](auto head, auto parse_fn) {
+      HeadParser whole;
+      const ParseResult r1 = parse_fn(whole, std::string_view(raw), &head);
+      const std::string a = describe(r1, whole.error(), head);
+      HeadParser pieces;
+      decltype(head) head2{};
+      ParseResult r2 = ParseResult::kNeedMore;
+      size_t n = 0;
+      for (int steps = 0; r2 == ParseResult::kNeedMore && n < raw.size() && steps < 10000;
+           ++steps) {
+        n = std::min(raw.size(), n + 1 + pick(pick(3) == 0 ? 1 : 12));
+        r2 = parse_fn(pieces, std::string_view(raw).substr(0, n), &head2);
+      }
+      const std::string b = describe(r2, pieces.error(), head2);
+      EXPECT_EQ(a, b) << "input: " << testing::PrintToString(raw);
+      done += r1 == ParseResult::kDone;
+      errors += r1 == ParseResult::kError;
+    };
+    if (response) {
+      run(ResponseHead{}, [&](HeadParser& p, std::string_view v, ResponseHead* h) {
+        return p.parse_response(v, head_request, h);
+      });
+    } else {
+      run(RequestHead{},
+          [](HeadParser& p, std::string_view v, RequestHead* h) { return p.parse_request(v, h); });
+    }
+    if (HasFailure()) break;  // one readable failure, not thousands
+  }
+  EXPECT_GT(done, 200);  // both outcomes are exercised
+  EXPECT_GT(errors, 200);
 }
 
 TEST(H1Request, AbsoluteFormUsesTargetAuthority) {
@@ -258,6 +345,62 @@ TEST(H1Chunked, DecodesInPieces) {
   auto r = d.decode(b.data(), b.size());
   EXPECT_EQ(d.trailers(), "X-T: 1\r\n");
   EXPECT_EQ(r.consumed, body.size() - 4);
+}
+
+// Differential, as H1Fuzz.PiecesParseLikeTheWhole: a chunked body decoded in one call and in
+// random pieces gives the same data, outcome and bytes consumed.
+TEST(H1Fuzz, ChunkedPiecesDecodeLikeTheWhole) {
+  const std::string seeds[] = {
+      "5;ext=1\r\nhello\r\nB\r\n, world!!!!\r\n0\r\nX-T: 1\r\n\r\nNEXT",
+      "a\r\n0123456789\r\n0\r\n\r\n",
+      "1\r\nx\r\n1;a=b;c\r\ny\r\n0\r\nA: 1\r\nB: 2\r\n\r\n",
+  };
+  static constexpr char kBytes[] = {'\r', '\n', '0', '1', 'a', 'F', ';', '=', ' ', ':', 'x', '\0'};
+  std::mt19937 rng(1208);
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  int done = 0, errors = 0;
+  for (int iter = 0; iter < 4000; ++iter) {
+    std::string in = seeds[pick(std::size(seeds))];
+    for (size_t edits = pick(4); edits > 0 && !in.empty(); --edits) {
+      const size_t at = pick(in.size());
+      const char b = kBytes[pick(sizeof kBytes)];
+      switch (pick(3)) {
+        case 0:
+          in.insert(in.begin() + static_cast<std::ptrdiff_t>(at), b);
+          break;
+        case 1:
+          in.erase(at, 1);
+          break;
+        default:
+          in[at] = b;
+      }
+    }
+    auto decode = [&](bool whole) {
+      ChunkedDecoder d;
+      std::string data;
+      size_t pos = 0;
+      ChunkedDecoder::Status st = ChunkedDecoder::Status::kMore;
+      for (int steps = 0; pos < in.size() && st == ChunkedDecoder::Status::kMore && steps < 10000;
+           ++steps) {
+        const size_t take = whole ? in.size() - pos : std::min(in.size() - pos, 1 + pick(9));
+        std::string piece = in.substr(pos, take);
+        const auto r = d.decode(piece.data(), piece.size());
+        data.append(piece.data(), r.data);
+        pos += r.consumed;
+        st = r.status;
+        if (r.consumed < piece.size() && st == ChunkedDecoder::Status::kMore) break;
+      }
+      return std::to_string(static_cast<int>(st)) + "/" + std::to_string(pos) + "/" + data + "/" +
+             std::string(st == ChunkedDecoder::Status::kDone ? d.trailers() : "");
+    };
+    const std::string a = decode(true), b = decode(false);
+    EXPECT_EQ(a, b) << "input: " << testing::PrintToString(in);
+    done += a[0] == '1';
+    errors += a[0] == '2';
+    if (HasFailure()) break;
+  }
+  EXPECT_GT(done, 200);
+  EXPECT_GT(errors, 200);
 }
 
 TEST(H1Chunked, RejectsBadFraming) {
