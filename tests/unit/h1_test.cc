@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <random>
+#include <span>
 #include <string>
 
 #include "proxy/router/router.h"
@@ -74,6 +75,26 @@ TEST(H1Request, IncrementalByteByByte) {
   EXPECT_EQ(head.content_length, 5u);
 }
 
+// The fuzz tests' edit: `edits` times, insert, delete or replace one byte (drawn from `bytes`)
+// at a random place.
+void mutate(std::string& s, size_t edits, std::span<const char> bytes, std::mt19937& rng) {
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  for (; edits > 0 && !s.empty(); --edits) {
+    const size_t at = pick(s.size());
+    const char b = bytes[pick(bytes.size())];
+    switch (pick(3)) {
+      case 0:
+        s.insert(s.begin() + static_cast<std::ptrdiff_t>(at), b);
+        break;
+      case 1:
+        s.erase(at, 1);
+        break;
+      default:
+        s[at] = b;
+    }
+  }
+}
+
 // Differential: a head parsed in one call and the same bytes arriving in random pieces give the
 // same result, error and fields. Inputs are valid requests and responses with 1-4 random byte
 // edits (insert, delete, replace, from bytes that matter to the grammar), seeded and bounded.
@@ -111,20 +132,7 @@ TEST(H1Fuzz, PiecesParseLikeTheWhole) {
   int done = 0, errors = 0;
   for (int iter = 0; iter < 4000; ++iter) {
     std::string raw = seeds[pick(std::size(seeds))];
-    for (size_t edits = 1 + pick(4); edits > 0 && !raw.empty(); --edits) {
-      const size_t at = pick(raw.size());
-      const char b = kBytes[pick(sizeof kBytes)];
-      switch (pick(3)) {
-        case 0:
-          raw.insert(raw.begin() + static_cast<std::ptrdiff_t>(at), b);
-          break;
-        case 1:
-          raw.erase(at, 1);
-          break;
-        default:
-          raw[at] = b;
-      }
-    }
+    mutate(raw, 1 + pick(4), kBytes, rng);
     const bool response = raw.rfind("HTTP/", 0) == 0;
     const bool head_request = pick(4) == 0;
     auto run = [&](auto head, auto parse_fn) {
@@ -361,20 +369,7 @@ TEST(H1Fuzz, ChunkedPiecesDecodeLikeTheWhole) {
   int done = 0, errors = 0;
   for (int iter = 0; iter < 4000; ++iter) {
     std::string in = seeds[pick(std::size(seeds))];
-    for (size_t edits = pick(4); edits > 0 && !in.empty(); --edits) {
-      const size_t at = pick(in.size());
-      const char b = kBytes[pick(sizeof kBytes)];
-      switch (pick(3)) {
-        case 0:
-          in.insert(in.begin() + static_cast<std::ptrdiff_t>(at), b);
-          break;
-        case 1:
-          in.erase(at, 1);
-          break;
-        default:
-          in[at] = b;
-      }
-    }
+    mutate(in, pick(4), kBytes, rng);
     auto decode = [&](bool whole) {
       ChunkedDecoder d;
       std::string data;
