@@ -121,11 +121,6 @@ std::optional<std::string_view> FieldList::get(std::string_view name) const {
   return std::nullopt;
 }
 
-bool is_connection_specific(std::string_view n) noexcept {
-  return n == "connection" || n == "keep-alive" || n == "proxy-connection" ||
-         n == "transfer-encoding" || n == "upgrade";
-}
-
 std::string_view field_error_name(FieldError e) noexcept {
   switch (e) {
     case FieldError::kNone:

@@ -114,8 +114,6 @@ FieldError validate_request(std::span<const Field> fields, Chars chars = Chars::
 FieldError validate_response(std::span<const Field> fields, bool trailers,
                              Chars chars = Chars::kCheck) noexcept;
 
-// Name is a connection-specific field RFC 9113 8.2.2 forbids (te handled separately).
-bool is_connection_specific(std::string_view lower_name) noexcept;
 // ASCII case-insensitive equality (inline: called per field on the hot path).
 inline bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -127,8 +125,9 @@ inline bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
   }
   return true;
 }
-// is_connection_specific for a name in any case (an HTTP/1.1 peer's).
-inline bool is_connection_specific_any_case(std::string_view n) noexcept {
+// Name, in any case (an HTTP/1.1 peer's too), is a connection-specific field RFC 9113 8.2.2
+// forbids (te handled separately).
+inline bool is_connection_specific(std::string_view n) noexcept {
   switch (n.size()) {  // the length first: most names are none of these
     case 7:
       return ascii_iequals(n, "upgrade");

@@ -37,7 +37,7 @@ void each_h2_field(const http::MessageHead& h, uint32_t skip_kinds, Add&& add) {
       continue;
     }
     // Names the h1 parser does not mark but HTTP/2 forbids (RFC 9113 8.2.2).
-    if (is_connection_specific_any_case(f.name)) continue;
+    if (is_connection_specific(f.name)) continue;
     add(f.name, f.value);
   }
 }
@@ -138,7 +138,7 @@ bool own_h1_request_to_h2(std::string* head_text, std::string_view scheme,
   return each([&](std::string_view n, std::string_view v) {
     if (n == "te") {
       if (te_has_trailers(v)) out->push_back({"te", "trailers"});
-    } else if (n != "host" && !is_connection_specific_any_case(n)) {
+    } else if (n != "host" && !is_connection_specific(n)) {
       out->push_back({n, v});
     }
     return true;
