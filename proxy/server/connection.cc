@@ -165,10 +165,11 @@ struct Exchange {
 namespace {
 thread_local std::vector<std::unique_ptr<Exchange>> t_exchanges;
 
-// A response head handed to an HTTP/2 stream, as views: write_head() copies them before it
-// returns (no co_await between filling and writing), so one vector per worker serves every stream
-// and stays warm in cache, where one per exchange was cold with hundreds of streams in flight.
-// The same for an HTTP/2 upstream's request fields (see forward()).
+// Field views handed on at once, one vector per worker: it stays warm in cache, where one per
+// exchange was cold with hundreds of streams in flight. Request views: an HTTP/2 upstream's
+// request, submitted without a co_await in between unless the attempt must wait for a stream,
+// when forward() copies them into the exchange first. Response views (cleared on each call): a
+// head handed to an HTTP/2 stream, which write_head() copies before it returns.
 std::vector<h2::Field>& request_views() {
   thread_local std::vector<h2::Field> v;
   return v;
