@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/http/h1.h"
+
 namespace outrigger::h2 {
 
 struct Field {
@@ -114,29 +116,18 @@ FieldError validate_request(std::span<const Field> fields, Chars chars = Chars::
 FieldError validate_response(std::span<const Field> fields, bool trailers,
                              Chars chars = Chars::kCheck) noexcept;
 
-// ASCII case-insensitive equality (inline: called per field on the hot path).
-inline bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
 // Name, in any case (an HTTP/1.1 peer's too), is a connection-specific field RFC 9113 8.2.2
 // forbids (te handled separately).
 inline bool is_connection_specific(std::string_view n) noexcept {
   switch (n.size()) {  // the length first: most names are none of these
     case 7:
-      return ascii_iequals(n, "upgrade");
+      return http::iequals(n, "upgrade");
     case 10:
-      return ascii_iequals(n, "connection") || ascii_iequals(n, "keep-alive");
+      return http::iequals(n, "connection") || http::iequals(n, "keep-alive");
     case 16:
-      return ascii_iequals(n, "proxy-connection");
+      return http::iequals(n, "proxy-connection");
     case 17:
-      return ascii_iequals(n, "transfer-encoding");
+      return http::iequals(n, "transfer-encoding");
     default:
       return false;
   }

@@ -36,13 +36,6 @@ inline bool is(uint8_t cls, char c) noexcept {
   return (kClass[static_cast<uint8_t>(c)] & cls) != 0;
 }
 
-constexpr std::array<char, 256> make_lower() {
-  std::array<char, 256> t{};
-  for (int c = 0; c < 256; ++c) t[c] = static_cast<char>((c >= 'A' && c <= 'Z') ? c + 32 : c);
-  return t;
-}
-constexpr auto kLower = make_lower();
-
 inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
 // A field value's bytes are all kVchar (VCHAR, SP, HTAB, obs-text): 8 bytes per step look for
@@ -159,14 +152,6 @@ bool parse_content_length(std::string_view v, uint64_t* out) noexcept {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (kLower[static_cast<uint8_t>(a[i])] != kLower[static_cast<uint8_t>(b[i])]) return false;
-  }
-  return true;
-}
 
 std::string_view error_reason(Error e) noexcept {
   switch (e) {
@@ -554,7 +539,7 @@ ChunkedDecoder::Result ChunkedDecoder::decode(char* p, size_t n) {
       case State::kSize:
         if (is(kHex, c)) {
           if (size_digits_ >= 15) return error();  // > 2^60 bytes: refuse rather than overflow
-          const int v = c <= '9' ? c - '0' : (kLower[static_cast<uint8_t>(c)] - 'a' + 10);
+          const int v = c <= '9' ? c - '0' : (kAsciiLower[static_cast<uint8_t>(c)] - 'a' + 10);
           remaining_ = remaining_ * 16 + static_cast<uint64_t>(v);
           ++size_digits_;
         } else if (size_digits_ > 0 && c == ';') {
