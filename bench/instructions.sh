@@ -10,10 +10,12 @@ usage() {
   cat <<EOF
 usage: bench/instructions.sh [options] OUTRIGGER_BINARY [OTHER_BINARY...]
 
-  --case h2c|h1|h2-h2     h2c: h2load -c 16 -m 8 over h2c prior knowledge to the nginx
+  --case h2c|h1|h2-h2|h1-mtls
+                          h2c: h2load -c 16 -m 8 over h2c prior knowledge to the nginx
                           backend (HTTP/1.1 upstream; default); h1: keep-alive HTTP/1.1
                           requests (h2load --h1 -c 16) to it; h2-h2: h2c to nghttpd
-                          (cluster protocol http2), the bench's h2-h2 case
+                          (cluster protocol http2), the bench's h2-h2 case; h1-mtls: the h1
+                          load to the bench's mutual-TLS nginx backend (h1-mtls-upstream)
   -n, --requests N        measured requests (default 4000; 1..100000)
       --keep-tmp          keep the temp folder (configs, callgrind files)
 
@@ -37,6 +39,8 @@ BENCH_CASES_KNOWN=()
 source "$HERE/lib/case_h1_keepalive.sh"
 # shellcheck source=lib/case_h2.sh
 source "$HERE/lib/case_h2.sh"
+# shellcheck source=lib/case_h1_mtls_upstream.sh
+source "$HERE/lib/case_h1_mtls_upstream.sh"
 
 BENCH_PROXY_CPU="${BENCH_PROXY_CPU:-1}"
 BENCH_LOAD_CPU="${BENCH_LOAD_CPU:-0}"
@@ -55,7 +59,7 @@ while (($#)); do
   esac
 done
 ((${#BINS[@]} >= 1)) || { usage >&2; exit 2; }
-[[ "$CASE" == h2c || "$CASE" == h1 || "$CASE" == h2-h2 ]] || bench_die "--case must be h2c, h1 or h2-h2"
+[[ "$CASE" =~ ^(h2c|h1|h2-h2|h1-mtls)$ ]] || bench_die "--case must be h2c, h1, h2-h2 or h1-mtls"
 [[ "$REQUESTS" =~ ^[0-9]+$ ]] && ((REQUESTS >= 1 && REQUESTS <= 100000)) ||
   bench_die "requests must be 1..100000"
 for b in "${BINS[@]}"; do [[ -x "$b" ]] || bench_die "'$b' is not an executable"; done
@@ -67,6 +71,16 @@ if [[ "$CASE" == h2-h2 ]]; then
   case_h2_h2_setup || bench_die "backend setup failed"
   BACKEND_PORT="$CASE_H2_BACKEND_PORT"
   CLUSTER_PROTOCOL=http2
+elif [[ "$CASE" == h1-mtls ]]; then
+  OUTRIGGER_BIN="${BINS[0]}" case_h1_mtls_upstream_setup || bench_die "backend setup failed"
+  BACKEND_PORT="$CASE_MTLS_BACKEND_PORT"
+  CLUSTER_PROTOCOL=http1
+  CLUSTER_TLS="    tls:
+      sni: backend.bench.internal
+      ca: $BENCH_TMP/pki/bundle.pem
+      cert: $BENCH_TMP/pki/proxy.pem
+      key: $BENCH_TMP/pki/proxy.key
+      alpn: [http/1.1]"
 else
   case_h1_keepalive_setup || bench_die "backend setup failed"
   BACKEND_PORT="$CASE_H1_BACKEND_PORT"
@@ -91,12 +105,13 @@ clusters:
     type: static
     protocol: $CLUSTER_PROTOCOL
     endpoints: [127.0.0.1:$BACKEND_PORT]
+${CLUSTER_TLS:-}
 EOF
   out="$BENCH_TMP/callgrind.$(basename "$bin").$$"
   rm -f "$out"*
   bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/valgrind.log" \
     valgrind --tool=callgrind ${BENCH_CALLGRIND_ARGS:-} --callgrind-out-file="$out" "$bin" run --config "$conf"
-  if [[ "$CASE" != h1 ]]; then
+  if [[ "$CASE" != h1 && "$CASE" != h1-mtls ]]; then
     curl_args=(--http2-prior-knowledge)
     load_args=(-c 16 -m 8)
   else

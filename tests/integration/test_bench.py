@@ -97,6 +97,18 @@ class BenchScripts(unittest.TestCase):
     # measurement (nothing between zero and dump) would be a handful.
     self.assertGreater(int(m.group(2)), 5000)
 
+  def test_instructions_sh_measures_the_mtls_upstream_case(self):
+    if sanitized(binary()):
+      self.skipTest("valgrind cannot run an AddressSanitizer build (the release run covers it)")
+    r = subprocess.run([os.path.join(REPO, "bench", "instructions.sh"), "--case", "h1-mtls",
+                        "-n", "100", binary()], capture_output=True, text=True, timeout=240)
+    self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
+    m = re.fullmatch(r"(\S+) (\d+)\n", r.stdout)
+    self.assertIsNotNone(m, r.stdout)
+    # TLS on the upstream side (an SSL_write and an SSL_read per request) costs more than the
+    # whole plaintext HTTP/1.1 request, which is about 14k.
+    self.assertGreater(int(m.group(2)), 20000)
+
 
 if __name__ == "__main__":
   unittest.main()

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <malloc.h>
+#include <openssl/crypto.h>
 
 #include <cstdint>
 #include <cstring>
@@ -45,6 +46,9 @@ TEST(BlockCache, SizeClasses) {
   EXPECT_EQ(size_class(1025), 1280u);
   EXPECT_EQ(size_class(6400), 6400u);
   EXPECT_EQ(size_class(6401), 6656u);
+  EXPECT_EQ(size_class(8192), 8192u);
+  EXPECT_EQ(size_class(8193), 12288u);
+  EXPECT_EQ(size_class(17800), 20480u);  // an OpenSSL 3.0 record buffer
   EXPECT_EQ(size_class(kMaxCached), kMaxCached);
   EXPECT_EQ(size_class(kMaxCached + 1), kMaxCached + 1);  // not a class: malloc as asked
 }
@@ -53,7 +57,7 @@ TEST(BlockCache, BigBlocksAreNotKept) {
   on_fresh_thread([] {
     void* p = ::operator new(kMaxCached + 1);
     ::operator delete(p, kMaxCached + 1);
-    void* q = ::operator new(20000);
+    void* q = ::operator new(2 * kMaxCached);
     ::operator delete(q);
     EXPECT_EQ(cached_bytes(), 0u);
   });
@@ -119,6 +123,10 @@ TEST(BlockCache, AClassKeepsAtMostItsBudget) {
     for (int i = 0; i < 1000; ++i) blocks.push_back(::operator new(8192));
     for (void* p : blocks) ::operator delete(p, 8192);
     EXPECT_EQ(cached_bytes(), kMaxBlocks * 64 + kClassBudget);  // byte cap: 128 blocks
+    blocks.clear();
+    for (int i = 0; i < 100; ++i) blocks.push_back(::operator new(kMaxCached));
+    for (void* p : blocks) ::operator delete(p);  // unsized: filed by malloc_usable_size
+    EXPECT_EQ(cached_bytes(), kMaxBlocks * 64 + 2 * kClassBudget);  // 32 of the largest class
   });
 }
 
@@ -164,6 +172,27 @@ TEST(BlockCache, AnEndingThreadHandsItsCacheBackToMalloc) {
   EXPECT_EQ(held, 500 * size_class(1000));
   const size_t after = mallinfo2().uordblks;
   EXPECT_LT(after, before + held / 4) << "before " << before << ", after " << after;
+}
+
+// OpenSSL allocates through the cache too (CRYPTO_set_mem_functions before main): a record
+// buffer's worth freed by OPENSSL_free is kept, and the next OPENSSL_malloc of its class gets it.
+TEST(BlockCache, OpenSslAllocationsGoThroughTheCache) {
+  ASSERT_TRUE(openssl_routed());
+  on_fresh_thread([] {
+    void* p = OPENSSL_malloc(17800);
+    ASSERT_NE(p, nullptr);
+    std::memset(p, 0x5a, 17800);
+    OPENSSL_free(p);
+    EXPECT_EQ(cached_bytes(), size_class(17800));
+    void* q = OPENSSL_malloc(17000);
+    EXPECT_EQ(q, p);
+    EXPECT_EQ(cached_bytes(), 0u);
+    void* r = OPENSSL_realloc(q, 40000);  // malloc's realloc on a cache block
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(static_cast<unsigned char*>(r)[16999], 0x5a);
+    OPENSSL_free(r);
+    EXPECT_EQ(cached_bytes(), 0u);  // above the largest class: back to malloc
+  });
 }
 
 }  // namespace
