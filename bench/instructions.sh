@@ -47,6 +47,7 @@ BENCH_LOAD_CPU="${BENCH_LOAD_CPU:-0}"
 BENCH_CONNECTIONS=1 BENCH_THREADS=1 # only used by the case's description
 CASE=h2c
 REQUESTS=4000
+WARMUP=400
 BINS=()
 while (($#)); do
   case "$1" in
@@ -75,6 +76,7 @@ elif [[ "$CASE" == h1-mtls ]]; then
   OUTRIGGER_BIN="${BINS[0]}" case_h1_mtls_upstream_setup || bench_die "backend setup failed"
   BACKEND_PORT="$CASE_MTLS_BACKEND_PORT"
   CLUSTER_PROTOCOL=http1
+  WARMUP=4000
   CLUSTER_TLS="    tls:
       sni: backend.bench.internal
       ca: $BENCH_TMP/pki/bundle.pem
@@ -121,7 +123,9 @@ EOF
     bench_tail_log "$BENCH_TMP/valgrind.log"
     return 1
   }
-  timeout 120 taskset -c "$BENCH_LOAD_CPU" h2load "${load_args[@]}" -n 400 \
+  # Warm-up: every upstream connection the load needs is opened (and, for h1-mtls, handshaken:
+  # one full TLS handshake costs as much as a few hundred requests) before the counters start.
+  timeout 120 taskset -c "$BENCH_LOAD_CPU" h2load "${load_args[@]}" -n "$WARMUP" \
     "http://127.0.0.1:$port/" >/dev/null
   callgrind_control -z "$PROXY_PID" >/dev/null 2>&1
   timeout 600 taskset -c "$BENCH_LOAD_CPU" h2load "${load_args[@]}" -n "$REQUESTS" \

@@ -128,7 +128,11 @@ class Worker {
   void finish_stop(int polls);
 
   uint32_t index_;
-  boost::asio::io_context io_{1};
+  // One thread runs it, and every socket on it is used only from that thread (acceptors are
+  // opened before the thread starts; everything else is created by the worker's own code), so
+  // the reactor's per-socket I/O lock is not needed. The scheduler keeps its lock: other threads
+  // post snapshots and drain/stop requests.
+  boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::thread thread_;
   stats::Shard& stats_;
   AccessLogBuffer access_log_;
