@@ -40,22 +40,76 @@ TEST(H1Request, SimpleGet) {
 }
 
 TEST(H1Request, EveryValueByteAtEveryPositionOfAnEightByteStep) {
-  // Values are checked 8 bytes at a time: each byte value, at each offset of two steps and a
-  // tail, is refused exactly when it is not VCHAR, SP, HTAB or obs-text.
+  // Values are checked a word at a time (8 bytes, the last word overlapping; 4 bytes for values
+  // of 4 to 7; bytes below that): each byte value, at each offset of values of every shape, is
+  // refused exactly when it is not VCHAR, SP, HTAB or obs-text.
   for (int b = 0; b < 256; ++b) {
     if (b == '\n') continue;  // ends the line: a different shape (covered by the CR/LF tests)
-    for (size_t at = 0; at < 19; ++at) {
-      std::string value(19, 'v');
-      value[at] = static_cast<char>(b);
-      const std::string raw = "GET / HTTP/1.1\r\nHost: h\r\nX-V: " + value + "\r\n\r\n";
-      const auto p = parse(raw);
-      const bool ok = b == '\t' || (b >= 0x20 && b != 0x7f);
-      ASSERT_EQ(p.result == ParseResult::kDone, ok) << "byte " << b << " at " << at;
-      if (!ok) {
-        ASSERT_EQ(p.error, b == 0      ? Error::kNul
-                           : b == '\r' ? Error::kBareCr
-                                       : Error::kBadHeaderValue)
-            << "byte " << b << " at " << at;
+    for (size_t len : {1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 19})
+      for (size_t at = 0; at < len; ++at) {
+        std::string value(len, 'v');
+        value[at] = static_cast<char>(b);
+        const std::string raw = "GET / HTTP/1.1\r\nHost: h\r\nX-V: " + value + "\r\n\r\n";
+        const auto p = parse(raw);
+        const bool ok = b == '\t' || (b >= 0x20 && b != 0x7f);
+        ASSERT_EQ(p.result == ParseResult::kDone, ok)
+            << "byte " << b << " at " << at << " of " << len;
+        if (!ok) {
+          ASSERT_EQ(p.error, b == 0      ? Error::kNul
+                             : b == '\r' ? Error::kBareCr
+                                         : Error::kBadHeaderValue)
+              << "byte " << b << " at " << at;
+        }
+      }
+  }
+}
+
+// The headers the parser acts on are recognised in any letter case, and a name that differs
+// from one in any byte, by any other tchar, is not (names are compared a word at a time with the
+// 0x20 bit forced, which must not make another tchar match).
+TEST(H1Response, KnownFieldNamesInAnyCaseAndNoNearMiss) {
+  const std::pair<std::string_view, HeaderKind> known[] = {
+      {"te", HeaderKind::kTe},
+      {"host", HeaderKind::kHost},
+      {"expect", HeaderKind::kExpect},
+      {"trailer", HeaderKind::kTrailer},
+      {"upgrade", HeaderKind::kUpgrade},
+      {"connection", HeaderKind::kConnection},
+      {"keep-alive", HeaderKind::kKeepAlive},
+      {"x-request-id", HeaderKind::kXRequestId},
+      {"content-length", HeaderKind::kContentLength},
+      {"x-forwarded-for", HeaderKind::kXForwardedFor},
+      {"proxy-connection", HeaderKind::kProxyConnection},
+      {"transfer-encoding", HeaderKind::kTransferEncoding},
+      {"x-forwarded-proto", HeaderKind::kXForwardedProto},
+      {"proxy-authorization", HeaderKind::kProxyAuthorization},
+  };
+  std::string tchars = "!#$%&'*+-.^_`|~";
+  for (char c = '0'; c <= '9'; ++c) tchars += c;
+  for (char c = 'a'; c <= 'z'; ++c) tchars += {c, static_cast<char>(c - 32)};
+  auto kind_of = [](const std::string& name) {
+    HeadParser p;
+    ResponseHead h;
+    const std::string value = name.size() == 14 ? "5" : name.size() == 17 ? "chunked" : "x";
+    const std::string raw = "HTTP/1.1 200 OK\r\n" + name + ": " + value + "\r\n\r\n";
+    EXPECT_EQ(p.parse_response(raw, false, &h), ParseResult::kDone) << name;
+    return h.header_count == 1 ? h.headers[0].kind : HeaderKind::kOther;
+  };
+  std::mt19937 rng(7);
+  for (const auto& [name, kind] : known) {
+    for (int round = 0; round < 8; ++round) {
+      std::string n(name);
+      for (char& c : n) {
+        if (c >= 'a' && c <= 'z' && rng() % 2 == 0) c = static_cast<char>(c - 32);
+      }
+      ASSERT_EQ(kind_of(n), kind) << n;
+    }
+    for (size_t at = 0; at < name.size(); ++at) {
+      for (char c : tchars) {
+        if ((c | 0x20) == name[at] && (c == name[at] || (c >= 'A' && c <= 'Z'))) continue;
+        std::string n(name);
+        n[at] = c;
+        ASSERT_EQ(kind_of(n), HeaderKind::kOther) << n;
       }
     }
   }
