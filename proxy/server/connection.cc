@@ -16,6 +16,7 @@
 
 #include "proxy/aws/sigv4.h"
 #include "proxy/base/log.h"
+#include "proxy/base/uuid.h"
 #include "proxy/h2/session.h"
 #include "proxy/h2/translate.h"
 #include "proxy/net/drain_read.h"
@@ -112,20 +113,6 @@ std::string_view tls_failure_text(stats::TlsError e) {
       return "upstream tls: closed during handshake";
     default:
       return "upstream tls: handshake failed";
-  }
-}
-
-void format_request_id(uint64_t a, uint64_t b, char out[36]) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  // UUID version 4 layout: xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx
-  b = (b & ~(0xfull << 60)) | (0x8ull << 60);
-  a = (a & ~(0xfull << 12)) | (0x4ull << 12);
-  int k = 0;
-  for (int i = 0; i < 32; ++i) {
-    if (i == 8 || i == 12 || i == 16 || i == 20) out[k++] = '-';
-    const uint64_t word = i < 16 ? a : b;
-    const int shift = 60 - 4 * (i % 16);
-    out[k++] = kHex[(word >> shift) & 0xf];
   }
 }
 
@@ -693,7 +680,7 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       h != nullptr && !h->value.empty() && h->value.size() <= 200) {
     ex.request_id_view = h->value;
   } else {
-    format_request_id(worker_.random(), worker_.random(), ex.request_id);
+    base::format_uuid_v4(worker_.random(), worker_.random(), ex.request_id);
     ex.request_id_view = {ex.request_id, 36};
     ex.generated_id = true;
   }

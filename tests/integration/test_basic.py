@@ -302,7 +302,8 @@ class RunMode(ProxyTestCase):
       r = get(self.addr, "/echo/gen%d" % i)
       up_ids = self.up.requests[-1].header_all("x-request-id")
       self.assertEqual(len(up_ids), 1, "exactly one generated x-request-id upstream")
-      self.assertGreaterEqual(len(up_ids[0]), 8)
+      self.assertRegex(up_ids[0], r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+                       "a version 4 UUID")
       self.assertEqual(r.header_all("x-request-id"), up_ids, "same id returned downstream")
       ids.append(up_ids[0])
     self.assertNotEqual(ids[0], ids[1], "generated ids must differ")
