@@ -24,6 +24,9 @@ using boost::system::error_code;
 
 namespace {
 
+using base::iequals;
+using base::trim_ows;
+
 // ---- Request head parsing (RFC 9112), strict and allocation-free ------------------------------
 
 struct Request {
@@ -49,18 +52,6 @@ bool is_field_value(std::string_view s) {
     const auto c = static_cast<unsigned char>(ch);
     return c == '\t' || (c >= 0x20 && c != 0x7f);
   });
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return (x >= 'A' && x <= 'Z' ? x + 32 : x) == (y >= 'A' && y <= 'Z' ? y + 32 : y);
-         });
-}
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 // Next line of `rest` without its terminator; CRLF or a bare LF ends a line (RFC 9112 2.2).

@@ -10,27 +10,15 @@
 #include <boost/asio/write.hpp>
 #include <charconv>
 
+#include "proxy/base/text.h"
+
 namespace outrigger::aws {
 namespace {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using base::iequals;
 
 enum class Parse { kIncomplete, kDone, kError };
 
@@ -44,7 +32,7 @@ Parse decode_chunked(std::string_view in, std::string& out, std::string& error) 
     if (eol == std::string_view::npos) return Parse::kIncomplete;
     std::string_view line = in.substr(pos, eol - pos);
     line = line.substr(0, line.find(';'));
-    line = trim(line);
+    line = base::trim_ows(line);
     size_t size = 0;
     auto r = std::from_chars(line.data(), line.data() + line.size(), size, 16);
     if (line.empty() || r.ec != std::errc() || r.ptr != line.data() + line.size()) {
@@ -199,7 +187,7 @@ class GetOp final : public HttpCall, public std::enable_shared_from_this<GetOp> 
       size_t colon = line.find(':');
       if (colon == std::string_view::npos || colon == 0) return "malformed header line";
       std::string_view name = line.substr(0, colon);
-      std::string_view value = trim(line.substr(colon + 1));
+      std::string_view value = base::trim_ows(line.substr(colon + 1));
       if (iequals(name, "content-length")) {
         long long n = -1;
         auto cr = std::from_chars(value.data(), value.data() + value.size(), n);

@@ -117,17 +117,18 @@ FieldError validate_response(std::span<const Field> fields, bool trailers,
                              Chars chars = Chars::kCheck) noexcept;
 
 // Name, in any case (an HTTP/1.1 peer's too), is a connection-specific field RFC 9113 8.2.2
-// forbids (te handled separately).
+// forbids (te handled separately). Names here are tchar (HTTP/1.1 parser, our own) or checked by
+// nghttp2, which is what base::name_is needs.
 inline bool is_connection_specific(std::string_view n) noexcept {
   switch (n.size()) {  // the length first: most names are none of these
     case 7:
-      return http::iequals(n, "upgrade");
+      return base::name_is(n, "upgrade");
     case 10:
-      return http::iequals(n, "connection") || http::iequals(n, "keep-alive");
+      return base::name_is(n, "connection") || base::name_is(n, "keep-alive");
     case 16:
-      return http::iequals(n, "proxy-connection");
+      return base::name_is(n, "proxy-connection");
     case 17:
-      return http::iequals(n, "transfer-encoding");
+      return base::name_is(n, "transfer-encoding");
     default:
       return false;
   }

@@ -36,11 +36,11 @@ bool unique_valued(std::string_view name) noexcept {  // any case (see sendable)
   if (name.empty() || ((name[0] | 0x20) != 'x' && (name[0] | 0x20) != 't')) return false;
   switch (name.size()) {
     case 11:
-      return http::iequals(name, "traceparent");
+      return base::name_is(name, "traceparent");
     case 12:
-      return http::iequals(name, "x-request-id") || http::iequals(name, "x-b3-traceid");
+      return base::name_is(name, "x-request-id") || base::name_is(name, "x-b3-traceid");
     case 15:
-      return http::iequals(name, "x-amzn-trace-id");
+      return base::name_is(name, "x-amzn-trace-id");
     default:
       return false;
   }
@@ -62,7 +62,7 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value, bool index_ids
 bool sendable(const Field& f) {
   if (f.name.empty() || f.name[0] == ':') return false;
   if (is_connection_specific(f.name)) return false;
-  if (f.name.size() == 2 && http::iequals(f.name, "te") && f.value != "trailers") return false;
+  if (base::name_is(f.name, "te") && f.value != "trailers") return false;
   return true;
 }
 

@@ -5,18 +5,12 @@
 namespace outrigger::h2 {
 namespace {
 
-std::string_view trim(std::string_view v) noexcept {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-  return v;
-}
-
 // Does a TE value list the "trailers" token (with or without parameters)?
 bool te_has_trailers(std::string_view v) noexcept {
   while (!v.empty()) {
     const size_t comma = v.find(',');
-    std::string_view item = trim(v.substr(0, comma));
-    item = trim(item.substr(0, item.find(';')));
+    std::string_view item = http::trim_ows(v.substr(0, comma));
+    item = http::trim_ows(item.substr(0, item.find(';')));
     if (http::iequals(item, "trailers")) return true;
     if (comma == std::string_view::npos) break;
     v.remove_prefix(comma + 1);
@@ -116,7 +110,7 @@ bool own_h1_request_to_h2(std::string* head_text, std::string_view scheme,
       if (colon == std::string_view::npos || colon == 0) return false;
       char* name = base + (l.data() - head.data());
       lower_copy(name, colon, name);
-      if (!f(std::string_view(name, colon), trim(l.substr(colon + 1)))) return true;
+      if (!f(std::string_view(name, colon), http::trim_ows(l.substr(colon + 1)))) return true;
     }
     return false;
   };
@@ -278,7 +272,7 @@ void h1_trailers_to_h2(std::string_view block, FieldList* out) {
     lower.assign(line.substr(0, colon));
     for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
     if (forbidden_in_trailers(lower)) continue;
-    out->add(lower, trim(line.substr(colon + 1)));
+    out->add(lower, http::trim_ows(line.substr(colon + 1)));
   }
 }
 

@@ -74,13 +74,6 @@ bool all_vchar(std::string_view v) noexcept {
   return true;
 }
 
-[[gnu::always_inline]] inline std::string_view trim_ows(std::string_view v) noexcept {
-  size_t b = 0, e = v.size();
-  while (b < e && is_ows(v[b])) ++b;
-  while (e > b && is_ows(v[e - 1])) --e;
-  return {v.data() + b, e - b};
-}
-
 // The length of the run of bytes of class cls at the start of v; four bytes per step while all
 // four are in it.
 [[gnu::always_inline]] inline size_t span_of(uint8_t cls, std::string_view v) noexcept {
@@ -95,42 +88,6 @@ bool all_vchar(std::string_view v) noexcept {
   return i;
 }
 
-template <typename T>
-[[gnu::always_inline]] inline T load(const char* p) noexcept {
-  T x;
-  std::memcpy(&x, p, sizeof x);
-  return x;
-}
-
-// A field name already checked to be all tchar, against a lower-case literal of the same length
-// made of letters, digits and '-'. OR-ing 0x20 into a byte lower-cases A-Z and keeps digits and
-// '-'; no other tchar byte turns into a letter, digit or '-' that way, so the compare is exact,
-// and it goes a word at a time (overlapping words for the tail) instead of a table lookup per
-// byte.
-[[gnu::always_inline]] inline bool name_is(std::string_view n, std::string_view lit) noexcept {
-  const size_t len = lit.size();
-  if (n.size() != len) return false;  // free inside classify's switch on the size
-  const char* a = n.data();
-  const char* b = lit.data();
-  if (len >= 8) {
-    constexpr uint64_t k = 0x2020202020202020ull;
-    for (size_t i = 0; i + 8 < len; i += 8) {
-      if ((load<uint64_t>(a + i) | k) != load<uint64_t>(b + i)) return false;
-    }
-    return (load<uint64_t>(a + len - 8) | k) == load<uint64_t>(b + len - 8);
-  }
-  if (len >= 4) {
-    constexpr uint32_t k = 0x20202020u;
-    return (load<uint32_t>(a) | k) == load<uint32_t>(b) &&
-           (load<uint32_t>(a + len - 4) | k) == load<uint32_t>(b + len - 4);
-  }
-  for (size_t i = 0; i < len; ++i) {
-    if ((a[i] | 0x20) != b[i]) return false;
-  }
-  return true;
-}
-
-// Hop-by-hop headers (RFC 9110 7.6.1) plus the framing header we regenerate.
 // n is a field name already checked to be all tchar (see name_is).
 HeaderKind classify(std::string_view n, bool* hop) noexcept {
   *hop = false;

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "proxy/base/text.h"
+
 namespace outrigger::http {
 
 // Headers the proxy acts on; everything else is kOther and passes through untouched.
@@ -195,24 +197,11 @@ class ChunkedDecoder {
   std::unique_ptr<char[]> trailer_;
 };
 
-// ASCII lower case of every byte value.
-inline constexpr std::array<char, 256> kAsciiLower = [] {
-  std::array<char, 256> t{};
-  for (int c = 0; c < 256; ++c) t[c] = static_cast<char>((c >= 'A' && c <= 'Z') ? c + 32 : c);
-  return t;
-}();
-
-// Case-insensitive ASCII comparison for header names and tokens (inline: the HTTP/2 code calls it
-// per field on the hot path).
-inline bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (kAsciiLower[static_cast<uint8_t>(a[i])] != kAsciiLower[static_cast<uint8_t>(b[i])]) {
-      return false;
-    }
-  }
-  return true;
-}
+// Shared with the modules that do not depend on this one (proxy/base/text.h).
+using base::iequals;
+using base::kAsciiLower;
+using base::name_is;
+using base::trim_ows;
 
 // Appends "name: value\r\n" (the head builders' inner loop): one growth check, no strlen.
 // (Not resize_and_overwrite: in GCC 12's libstdc++, when it has to grow the string it hands the

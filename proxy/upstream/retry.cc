@@ -11,11 +11,7 @@ namespace {
 
 constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using base::trim_ows;
 
 // Uniform in [0, n) from a 64-bit random value without a division (Lemire's multiply-shift).
 uint64_t scale(uint64_t random, uint64_t n) noexcept {
@@ -236,12 +232,18 @@ bool RetryPolicy::grpc_retriable(const AttemptOutcome& o) const noexcept {
   const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), code);
   if (ec != std::errc() || end != v.data() + v.size()) return false;
   switch (code) {
-    case 1: return (retry_on & kGrpcCancelled) != 0;
-    case 4: return (retry_on & kGrpcDeadlineExceeded) != 0;
-    case 8: return (retry_on & kGrpcResourceExhausted) != 0;
-    case 13: return (retry_on & kGrpcInternal) != 0;
-    case 14: return (retry_on & kGrpcUnavailable) != 0;
-    default: return false;
+    case 1:
+      return (retry_on & kGrpcCancelled) != 0;
+    case 4:
+      return (retry_on & kGrpcDeadlineExceeded) != 0;
+    case 8:
+      return (retry_on & kGrpcResourceExhausted) != 0;
+    case 13:
+      return (retry_on & kGrpcInternal) != 0;
+    case 14:
+      return (retry_on & kGrpcUnavailable) != 0;
+    default:
+      return false;
   }
 }
 
