@@ -20,6 +20,7 @@
 #include <string>
 
 #include "proxy/net/drain_read.h"
+#include "proxy/net/send_now.h"
 
 namespace outrigger::net {
 
@@ -150,7 +151,9 @@ inline void clear_stale_errors() {
 
 // Sends what OpenSSL produced. Only one flush runs at a time; a flush that finds another one
 // running leaves its bytes to it (that one loops until `out` is empty), which keeps records in
-// order when a read has to answer the peer while a write is on its way.
+// order when a read has to answer the peer while a write is on its way. So no other write is
+// ever in flight on the socket, and a flush first tries one sendmsg itself (send_now): a record
+// that fits the socket buffer, nearly every one, goes out without an Asio operation.
 asio::awaitable<error_code> flush(TlsStream& s) {
   if (s.flushing) co_return error_code();
   s.flushing = true;
@@ -158,7 +161,13 @@ asio::awaitable<error_code> flush(TlsStream& s) {
   while (!s.out.empty() && !ec) {
     s.sending.swap(s.out);
     s.out.clear();
-    auto [wec, n] = co_await asio::async_write(s.socket, asio::buffer(s.sending), use_nothrow);
+    const asio::const_buffer all(s.sending.data(), s.sending.size());
+    size_t sent = 0;
+    if (const std::optional<IoResult> now = send_now(s.socket, {&all, 1}, &sent)) {
+      ec = std::get<0>(*now);
+      continue;
+    }
+    auto [wec, n] = co_await asio::async_write(s.socket, all + sent, use_nothrow);
     ec = wec;
   }
   s.flushing = false;

@@ -1,6 +1,7 @@
 """TLS termination and origination with certificates from `outrigger pki` (and openssl): mTLS,
 caller identity, route authorization, verification failures by reason, resumption, hot reload,
 and what sslscan sees on a TLS listener. Real handshakes over loopback only."""
+import hashlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from harness.client import curl, read_to_close
 from harness.proxy import binary
 from harness.testcase import ProxyTestCase
 from harness.tls_upstream import SilentServer, TlsUpstream
+from harness.upstream import pattern_sha256
 
 CONSUMER = "111111111111"
 PROVIDER = "222222222222"
@@ -203,6 +205,44 @@ class Termination(TlsCase):
                          input="", capture_output=True, text=True, timeout=15)
       self.assertNotEqual(r.returncode, 0, r.stdout)
       self.assertNotRegex(r.stdout, r"Protocol\s*:\s*TLSv1(\.1)?\s*$")
+
+  def test_slow_reader_over_tls_gets_every_byte(self):
+    # TLS records are sent at once when the socket takes them, and through Asio's write when it
+    # is full: a client that reads slowly with a small receive buffer makes most records take
+    # the second path, part-sent. Every byte must arrive, in order.
+    app = self.start_upstream()
+    p = self.start_inbound(app)
+    n = 24 << 20
+    ctx = ssl.create_default_context(cafile=self.pki.bundle)
+    ctx.load_cert_chain(self.consumer[0], self.consumer[1])
+    raw = socket.create_connection(p.listeners["main"], timeout=30)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    with ctx.wrap_socket(raw, server_hostname="localhost") as c:
+      c.sendall(b"GET /large?n=%d&mode=cl HTTP/1.1\r\nHost: localhost\r\n"
+                b"Connection: close\r\n\r\n" % n)
+      buf = b""
+      while b"\r\n\r\n" not in buf and len(buf) < 65536:
+        piece = c.recv(4096)
+        self.assertTrue(piece, buf)
+        buf += piece
+      head, _, body = buf.partition(b"\r\n\r\n")
+      self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+      h = hashlib.sha256(body)
+      got = len(body)
+      deadline = time.monotonic() + 120
+      for i in range(1000000):
+        if got >= n:
+          break
+        self.assertLess(time.monotonic(), deadline, "slow download did not finish")
+        piece = c.recv(16 * 1024)
+        self.assertTrue(piece, "closed after %d of %d bytes" % (got, n))
+        h.update(piece)
+        got += len(piece)
+        if i < 200:
+          time.sleep(0.005)  # slow at first: the proxy's socket buffer fills
+    self.assertEqual(got, n)
+    self.assertEqual(h.hexdigest(), pattern_sha256(n))
+    self.assertTrue(p.running())
 
   def test_s_client_tls13_alpn_and_session_resumption(self):
     app = self.start_upstream()
