@@ -439,10 +439,10 @@ struct Session::Glue {
 
   static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
     Session& s = S(ud);
-    auto it = s.streams_.find(stream_id);
-    if (it == s.streams_.end()) return 0;
-    std::unique_ptr<Stream> st = std::move(it->second);
-    s.streams_.erase(it);
+    std::unique_ptr<Stream>* slot = s.streams_.find(stream_id);
+    if (slot == nullptr) return 0;
+    std::unique_ptr<Stream> st = std::move(*slot);
+    s.streams_.erase(stream_id);
     if (s.last_id_ == stream_id) s.last_ = nullptr;
     if (st->unconsumed > 0) {
       nghttp2_session_consume_connection(s.ng_, st->unconsumed);
@@ -580,10 +580,10 @@ bool Session::init() {
 
 Session::Stream* Session::find(int32_t id) {
   if (id == last_id_ && last_ != nullptr) return last_;
-  auto it = streams_.find(id);
-  if (it == streams_.end()) return nullptr;
+  std::unique_ptr<Stream>* slot = streams_.find(id);
+  if (slot == nullptr) return nullptr;
   last_id_ = id;
-  last_ = it->second.get();
+  last_ = slot->get();
   return last_;
 }
 

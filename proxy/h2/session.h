@@ -20,10 +20,10 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "proxy/base/id_table.h"
 #include "proxy/h2/fields.h"
 
 struct nghttp2_session;
@@ -279,7 +279,7 @@ class Session {
   Limits limits_;
   bool server_;
   nghttp2_session* ng_ = nullptr;
-  std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  base::IdTable<std::unique_ptr<Stream>> streams_;
   uint32_t heads_ = 0;  // response or request heads submitted (HPACK indexing of ids)
   // The stream the last find() or add_stream() returned: nghttp2's callbacks for one frame (begin
   // headers, one per field, frame received) ask for the same stream in a row. Cleared when that

@@ -20,8 +20,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstring>
-#include <unordered_map>
 
+#include "proxy/base/id_table.h"
 #include "proxy/h2/grpc.h"
 #include "proxy/h2/session.h"
 #include "proxy/h2/translate.h"
@@ -143,10 +143,11 @@ class H2Session final : public h2::ServerEvents {
     if (auto* s = find(stream)) s->on_end_stream();
   }
   void on_stream_close(int32_t stream, const h2::CloseInfo& info) override {
-    auto it = streams_.find(stream);
-    if (it == streams_.end()) return;
-    it->second->on_closed(info.error_code != h2::kNoError || info.reset_by_peer);
-    streams_.erase(it);
+    std::shared_ptr<H2Stream>* slot = streams_.find(stream);
+    if (slot == nullptr) return;
+    const std::shared_ptr<H2Stream> s = *slot;  // the slot may move if on_closed changes the table
+    s->on_closed(info.error_code != h2::kNoError || info.reset_by_peer);
+    streams_.erase(stream);
   }
   h2::BodyRead on_body_read(int32_t stream, std::span<uint8_t> out) override {
     if (auto* s = find(stream)) return s->on_body_read(out);
@@ -168,8 +169,8 @@ class H2Session final : public h2::ServerEvents {
 
  private:
   H2Stream* find(int32_t id) {
-    auto it = streams_.find(id);
-    return it == streams_.end() ? nullptr : it->second.get();
+    std::shared_ptr<H2Stream>* slot = streams_.find(id);
+    return slot == nullptr ? nullptr : slot->get();
   }
 
   DownstreamConnection& conn_;
@@ -178,7 +179,7 @@ class H2Session final : public h2::ServerEvents {
   bool writer_running_ = false;
   bool draining_ = false;
   const ListenerState& ls_;
-  std::unordered_map<int32_t, std::shared_ptr<H2Stream>> streams_;
+  base::IdTable<std::shared_ptr<H2Stream>> streams_;
   h2::Counters reported_;
 };
 

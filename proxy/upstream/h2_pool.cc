@@ -846,13 +846,13 @@ void H2Connection::recycle(std::unique_ptr<H2StreamState> st) noexcept {
 }
 
 H2StreamState* H2Connection::find(int32_t id) noexcept {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second;
+  H2StreamState** slot = streams_.find(id);
+  return slot == nullptr ? nullptr : *slot;
 }
 
 void H2Connection::forget_stream(H2StreamState* st) noexcept {
-  auto it = streams_.find(st->id);
-  if (it != streams_.end() && it->second == st) streams_.erase(it);
+  H2StreamState** slot = streams_.find(st->id);
+  if (slot != nullptr && *slot == st) streams_.erase(st->id);
   note_idle();
 }
 

@@ -33,9 +33,9 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "proxy/base/id_table.h"
 #include "proxy/h2/fields.h"
 #include "proxy/h2/session.h"
 #include "proxy/tls/context.h"
@@ -89,7 +89,7 @@ struct H2Error {
 // The material's ALPN list must offer "h2"; a server that picks anything else fails with kNotH2.
 struct H2Tls {
   std::shared_ptr<const tls::ClientTls> material;
-  std::string sni;                            // "" -> the material's default SNI
+  std::string sni;                              // "" -> the material's default SNI
   tls::ClientSessionCache* sessions = nullptr;  // worker-local resumption cache (optional)
   // protocol auto-by-alpn: count the protocol each handshake negotiated (stats ClusterStats::alpn).
   bool count_alpn = false;
@@ -106,16 +106,16 @@ struct H2ConnectionOptions {
 
 // Worker-local counters of a pool (or of one connection used without a pool).
 struct H2Counters {
-  uint64_t connections_opened = 0;   // ready (SETTINGS received)
-  uint64_t connect_failures = 0;     // TCP/TLS/preface failures
-  uint64_t connections_closed = 0;   // any end, graceful or not
-  uint64_t connections_lost = 0;     // died with streams in flight (read/write error, bad frames)
-  uint64_t idle_closed = 0;          // closed by idle_timeout
+  uint64_t connections_opened = 0;  // ready (SETTINGS received)
+  uint64_t connect_failures = 0;    // TCP/TLS/preface failures
+  uint64_t connections_closed = 0;  // any end, graceful or not
+  uint64_t connections_lost = 0;    // died with streams in flight (read/write error, bad frames)
+  uint64_t idle_closed = 0;         // closed by idle_timeout
   uint64_t streams_opened = 0;
   uint64_t goaways_received = 0;
   uint64_t streams_unprocessed = 0;  // REFUSED_STREAM or above GOAWAY's last stream id
   uint64_t streams_reset_by_peer = 0;
-  uint64_t pool_waits = 0;           // acquire_stream calls that had to wait
+  uint64_t pool_waits = 0;  // acquire_stream calls that had to wait
   uint64_t pool_timeouts = 0;
   uint64_t tls_handshakes = 0;
   uint64_t tls_resumed = 0;
@@ -311,16 +311,16 @@ class H2Connection final : public std::enable_shared_from_this<H2Connection>,
   std::unique_ptr<h2::ClientSession> session_;
   State state_ = State::kConnecting;
   bool started_ = false;
-  bool ready_once_ = false;      // the server's SETTINGS arrived
+  bool ready_once_ = false;  // the server's SETTINGS arrived
   bool close_when_idle_ = false;
   bool transport_closed_ = false;
   bool lost_counted_ = false;
   std::string error_;
-  std::optional<H2Error> connect_error_;  // set when a connect failed
-  boost::asio::steady_timer kick_timer_;   // the writer's wake-up
+  std::optional<H2Error> connect_error_;                   // set when a connect failed
+  boost::asio::steady_timer kick_timer_;                   // the writer's wake-up
   std::vector<boost::asio::steady_timer*> ready_waiters_;  // connect/wait_ready wake-ups
-  std::unordered_map<int32_t, H2StreamState*> streams_;  // owned by their H2Stream handles
-  std::vector<std::unique_ptr<H2StreamState>> spare_;     // recycled, at most kSpareStates
+  base::IdTable<H2StreamState*> streams_;                  // owned by their H2Stream handles
+  std::vector<std::unique_ptr<H2StreamState>> spare_;      // recycled, at most kSpareStates
   Clock::time_point idle_since_;
   // The server's first frame (SETTINGS) as it arrives: ready once all its bytes were fed.
   uint8_t first_frame_hdr_[9] = {};
