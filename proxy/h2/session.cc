@@ -67,11 +67,25 @@ bool sendable(const Field& f) {
 }
 
 // nghttp2 copies name/value pairs on submit, so one scratch array per thread serves every call.
-std::vector<nghttp2_nv>& nv_scratch(size_t n) {
+// Written by index, not with vector::push_back (an out-of-line call per field, about 25
+// instructions each, 20 fields per proxied HTTP/2 request); the caller asks for room for every
+// pair it may add.
+class NvList {
+ public:
+  explicit NvList(nghttp2_nv* room) : room_(room) {}
+  void push_back(const nghttp2_nv& nv) noexcept { room_[size_++] = nv; }
+  nghttp2_nv* data() const noexcept { return room_; }
+  size_t size() const noexcept { return size_; }
+
+ private:
+  nghttp2_nv* room_;
+  size_t size_ = 0;
+};
+
+NvList nv_scratch(size_t n) {
   thread_local std::vector<nghttp2_nv> nv;
-  nv.clear();
-  nv.reserve(n);
-  return nv;
+  if (nv.size() < n) nv.resize(std::max(n, 2 * nv.size()));
+  return NvList(nv.data());
 }
 
 std::string lib_error(std::string_view what, int rv) {
@@ -641,7 +655,7 @@ bool Session::note_reset() {
 }
 
 int Session::send_trailers(Stream& st, std::span<const Field> fields) {
-  std::vector<nghttp2_nv>& nv = nv_scratch(fields.size());
+  NvList nv = nv_scratch(fields.size());
   for (const Field& f : fields) {
     if (sendable(f)) nv.push_back(make_nv(f.name, f.value));
   }
@@ -795,7 +809,7 @@ std::expected<void, std::string> ServerSession::submit_response(int32_t stream, 
   if (status < 100 || status > 999) return std::unexpected("bad status");
   char code[4];
   std::to_chars(code, code + 3, status);
-  std::vector<nghttp2_nv>& nv = nv_scratch(fields.size() + 1);
+  NvList nv = nv_scratch(fields.size() + 1);
   nv.push_back(make_nv(":status", std::string_view(code, 3)));
   const bool index_ids = heads_++ % kIdIndexEvery == 0;
   for (const Field& f : fields) {
@@ -850,7 +864,7 @@ std::expected<int32_t, std::string> ClientSession::submit_request(std::span<cons
     return std::unexpected(goaway_received_ ? "connection is going away"
                                             : "peer's concurrent stream limit reached");
   }
-  std::vector<nghttp2_nv>& nv = nv_scratch(fields.size());
+  NvList nv = nv_scratch(fields.size());
   for (const Field& f : fields) {
     if (!f.name.empty() && f.name[0] == ':') nv.push_back(make_nv(f.name, f.value));
   }
