@@ -88,7 +88,8 @@ bool all_vchar(std::string_view v) noexcept {
   return i;
 }
 
-// n is a field name already checked to be all tchar (see name_is).
+// Hop-by-hop headers (RFC 9110 7.6.1) plus the framing header we regenerate. n is a field name
+// already checked to be all tchar (see base::name_is).
 HeaderKind classify(std::string_view n, bool* hop) noexcept {
   *hop = false;
   switch (n.size()) {
