@@ -201,7 +201,7 @@ FieldError validate_request(std::span<const Field> fields, Chars chars) noexcept
   }
   if (has_authority) {
     if (authority.find('@') != std::string_view::npos) return FieldError::kBadAuthority;
-    if (has_host && !http::iequals(host, authority)) return FieldError::kBadAuthority;
+    if (has_host && !base::iequals(host, authority)) return FieldError::kBadAuthority;
   } else if (!has_host || host.empty()) {
     return FieldError::kBadAuthority;
   }

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/http/h1.h"
+#include "proxy/base/text.h"
 
 namespace outrigger::h2 {
 

@@ -256,23 +256,21 @@ bool forbidden_in_trailers(std::string_view n) noexcept {
                                                 "warning",
                                                 "www-authenticate"};
   for (std::string_view k : kNames) {
-    if (k == n) return true;
+    if (http::iequals(k, n)) return true;
   }
   return false;
 }
 
 void h1_trailers_to_h2(std::string_view block, FieldList* out) {
-  std::string lower;
   while (!block.empty()) {
     size_t eol = block.find("\r\n");
     std::string_view line = block.substr(0, eol);
     block.remove_prefix(eol == std::string_view::npos ? block.size() : eol + 2);
     const size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) continue;
-    lower.assign(line.substr(0, colon));
-    for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-    if (forbidden_in_trailers(lower)) continue;
-    out->add(lower, http::trim_ows(line.substr(colon + 1)));
+    const std::string_view name = line.substr(0, colon);
+    if (forbidden_in_trailers(name)) continue;
+    out->add(name, http::trim_ows(line.substr(colon + 1)));  // lower-cases the name
   }
 }
 

@@ -65,7 +65,7 @@ bool to_h1_request_head(const Request& rq, http::RequestHead* out, std::string* 
 void h1_trailers_to_h2(std::string_view block, FieldList* out);
 // h2 trailers -> the end of an h1 chunked body: "0\r\n", trailer lines, "\r\n".
 void append_h1_last_chunk(std::span<const Field> trailers, std::string* out);
-// Name is one RFC 9110 6.5.1 keeps out of trailers (lower case).
-bool forbidden_in_trailers(std::string_view lower_name) noexcept;
+// Name, in any case, is one RFC 9110 6.5.1 keeps out of trailers.
+bool forbidden_in_trailers(std::string_view name) noexcept;
 
 }  // namespace outrigger::h2
