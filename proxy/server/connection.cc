@@ -155,18 +155,22 @@ thread_local std::vector<std::unique_ptr<Exchange>> t_exchanges;
 // Field views handed on at once, one vector per worker: it stays warm in cache, where one per
 // exchange was cold with hundreds of streams in flight. Request views: an HTTP/2 upstream's
 // request, submitted without a co_await in between unless the attempt must wait for a stream,
-// when forward() copies them into the exchange first. Response views (cleared on each call): a
-// head handed to an HTTP/2 stream, which write_head() copies before it returns.
+// when forward() copies them into the exchange first. Response views: response_views()
+// (connection.h).
 std::vector<h2::Field>& request_views() {
   thread_local std::vector<h2::Field> v;
   return v;
 }
+
+}  // namespace
 
 std::vector<h2::Field>& response_views() {
   thread_local std::vector<h2::Field> v;
   v.clear();
   return v;
 }
+
+namespace {
 
 std::unique_ptr<Exchange> take_exchange() {
   if (t_exchanges.empty()) return std::make_unique<Exchange>();
@@ -1296,13 +1300,13 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   };
   // The same two fields for a head handed to an HTTP/2 stream as fields: x-request-id unless
   // the upstream gave one, and x-outrigger-attempts.
-  // add(name, value) takes fields whose bytes stay valid until the head is written.
-  auto add_id_and_attempts = [&](auto&& add, bool upstream_gave_id) {
-    if (!upstream_gave_id) add("x-request-id", ex.request_id_view);
+  // Views: the bytes stay valid until the head is written (attempts_text is the exchange's).
+  auto add_id_and_attempts = [&](std::vector<h2::Field>& f, bool upstream_gave_id) {
+    if (!upstream_gave_id) f.push_back({"x-request-id", ex.request_id_view});
     ex.attempts = retries + 1;
     char* const n = ex.attempts_text;
     const auto end = std::to_chars(n, n + sizeof ex.attempts_text, retries + 1).ptr;
-    add("x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n)));
+    f.push_back({"x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n))});
   };
   // A local error after at least one attempt: the failure of the last one.
   auto fail_final = [&](int status, std::string_view reason,
@@ -1685,10 +1689,10 @@ protocol_chosen:
       // between the two sides for the head), as views: the stream copies them before
       // write_head() returns.
       std::vector<h2::Field>& f = response_views();
-      f.clear();
-      auto add_view = [&](std::string_view n, std::string_view v) { f.push_back({n, v}); };
-      const bool has_request_id = each_response_field(add_view);
-      add_id_and_attempts(add_view, has_request_id);
+      const bool has_request_id = each_response_field([&](std::string_view n, std::string_view v) {
+        f.push_back({n, v});
+      });
+      add_id_and_attempts(f, has_request_id);
       const http::BodyKind framing = no_body  ? http::BodyKind::kNone
                                      : length ? http::BodyKind::kContentLength
                                               : http::BodyKind::kChunked;
@@ -2065,11 +2069,7 @@ protocol_chosen:
     // into the upstream's head: the stream copies them before write_head() returns.
     std::vector<h2::Field>& f = response_views();
     h2::h1_response_to_h2(rs, &f);
-    add_id_and_attempts(
-        [&](std::string_view n, std::string_view v) {
-          f.push_back({n, v});
-        },
-        rs.find(http::HeaderKind::kXRequestId) != nullptr);
+    add_id_and_attempts(f, rs.find(http::HeaderKind::kXRequestId) != nullptr);
     const http::BodyKind framing = chunk_out ? http::BodyKind::kChunked
                                    : rs.body == http::BodyKind::kContentLength
                                        ? http::BodyKind::kContentLength

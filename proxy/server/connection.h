@@ -14,8 +14,10 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "proxy/base/buffer.h"
+#include "proxy/h2/fields.h"
 #include "proxy/http/h1.h"
 #include "proxy/net/tls_stream.h"
 #include "proxy/server/snapshot.h"
@@ -28,6 +30,11 @@ namespace outrigger::server {
 class Worker;
 struct Exchange;
 class H2Session;
+
+// The calling worker's vector for a response head handed to an HTTP/2 stream as field views,
+// cleared on each call: the stream copies the fields before write_head()/start_response()
+// returns, so one vector per worker serves every stream and stays warm in cache.
+std::vector<h2::Field>& response_views();
 
 // The verified caller of a TLS connection (shared by the streams of an HTTP/2 connection).
 struct Peer {

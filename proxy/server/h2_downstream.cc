@@ -165,7 +165,6 @@ class H2Session final : public h2::ServerEvents {
   // head is not complete yet parses again from its start when more arrives).
   http::HeadParser head_parser_{http::HeadParser::Limits{base::kBufferSize, http::kMaxHeaders}};
   std::unique_ptr<http::ResponseHead> head_scratch_;
-  std::vector<h2::Field> field_scratch_;
 
  private:
   H2Stream* find(int32_t id) {
@@ -387,7 +386,7 @@ void H2Stream::feed_response(const char* p, size_t n) {
       raw_.erase(0, rs.head_bytes);
       continue;
     }
-    std::vector<h2::Field>& f = owner_->field_scratch_;  // views into raw_, copied at once
+    std::vector<h2::Field>& f = response_views();  // views into raw_, copied at once
     h2::h1_response_to_h2(rs, &f);
     if (!start_response(rs.status, f, rs.body, rs.content_length) || ignore_rest_) {
       return;  // failed, or answered as a gRPC error
