@@ -36,6 +36,53 @@ inline bool iequals(std::string_view a, std::string_view b) noexcept {
   return {v.data() + b, e - b};
 }
 
+// Character classes of RFC 9110/9112 and RFC 9113, one table lookup per byte.
+enum CharClass : uint8_t {
+  kTchar = 1,        // token characters (field names, methods)
+  kVchar = 2,        // field-value bytes: VCHAR, SP, HTAB, obs-text
+  kTargetChar = 4,   // HTTP/1.1 request-target: VCHAR
+  kHex = 8,          // hex digits
+  kHostChar = 16,    // host and port: unreserved, sub-delims, ':', '[', ']', '%'
+  kLowerTchar = 32,  // an HTTP/2 field name's bytes: tchar without A-Z
+  kPathChar = 64,    // an HTTP/2 :path's bytes: VCHAR and obs-text (RFC 9113 8.3.1)
+};
+
+inline constexpr std::array<uint8_t, 256> kCharClass = [] {
+  std::array<uint8_t, 256> t{};
+  auto in = [](int c, std::string_view set) { return set.find(static_cast<char>(c)) != set.npos; };
+  for (int c = 0; c < 256; ++c) {
+    const bool upper = c >= 'A' && c <= 'Z';
+    const bool alpha = upper || (c >= 'a' && c <= 'z');
+    const bool digit = c >= '0' && c <= '9';
+    const bool vchar = c >= 0x21 && c <= 0x7e;
+    uint8_t v = 0;
+    if (alpha || digit || in(c, "!#$%&'*+-.^_`|~")) v |= upper ? kTchar : kTchar | kLowerTchar;
+    if (vchar || c == ' ' || c == '\t' || c >= 0x80) v |= kVchar;
+    if (vchar) v |= kTargetChar;
+    if (vchar || c >= 0x80) v |= kPathChar;
+    if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) v |= kHex;
+    if (alpha || digit || in(c, "-._~!$&'()*+,;=:[]%")) v |= kHostChar;
+    t[c] = v;
+  }
+  return t;
+}();
+
+[[gnu::always_inline]] inline bool in_class(uint8_t cls, char c) noexcept {
+  return (kCharClass[static_cast<uint8_t>(c)] & cls) != 0;
+}
+
+// The length of the run of bytes of class cls at the start of v; four bytes per step while all
+// four are in it.
+[[gnu::always_inline]] inline size_t span_of(uint8_t cls, std::string_view v) noexcept {
+  const auto* p = reinterpret_cast<const uint8_t*>(v.data());
+  const size_t n = v.size();
+  const auto& k = kCharClass;
+  size_t i = 0;
+  while (i + 4 <= n && (k[p[i]] & k[p[i + 1]] & k[p[i + 2]] & k[p[i + 3]] & cls)) i += 4;
+  while (i < n && (k[p[i]] & cls)) ++i;
+  return i;
+}
+
 namespace text_detail {
 template <typename T>
 [[gnu::always_inline]] inline T load(const char* p) noexcept {
@@ -44,6 +91,40 @@ template <typename T>
   return x;
 }
 }  // namespace text_detail
+
+// A value's bytes all kVchar (VCHAR, SP, HTAB, obs-text): a word at a time, look for a control
+// byte (< 0x20) or DEL (the last word may overlap the one before); only a value with one (a tab,
+// or an error) goes byte by byte. The "< 0x20" test flags a byte below 0x80 whose subtraction
+// borrows; a flag can spill into higher bytes only after a real one, so "none flagged" is exact.
+template <typename W>
+[[gnu::always_inline]] inline bool word_has_ctl_or_del(const char* p) noexcept {
+  constexpr W kOnes = static_cast<W>(0x0101010101010101ull);
+  constexpr W kHigh = static_cast<W>(0x8080808080808080ull);
+  const W x = text_detail::load<W>(p);
+  const W ctl = (x - kOnes * 0x20) & ~x & kHigh;
+  const W y = x ^ (kOnes * 0x7f);
+  const W del = (y - kOnes) & ~y & kHigh;
+  return (ctl | del) != 0;
+}
+
+inline bool all_vchar(std::string_view v) noexcept {
+  const char* p = v.data();
+  const size_t n = v.size();
+  bool flagged = false;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) flagged |= word_has_ctl_or_del<uint64_t>(p + i);
+    flagged |= word_has_ctl_or_del<uint64_t>(p + n - 8);
+  } else if (n >= 4) {
+    flagged = word_has_ctl_or_del<uint32_t>(p) || word_has_ctl_or_del<uint32_t>(p + n - 4);
+  } else {
+    flagged = true;  // three bytes or fewer: the byte loop is as quick
+  }
+  if (!flagged) return true;
+  for (size_t i = 0; i < n; ++i) {
+    if (!in_class(kVchar, p[i])) return false;
+  }
+  return true;
+}
 
 // A field name, in any case, against a lower-case literal made of letters, digits and '-', a
 // word at a time. OR-ing 0x20 into a byte lower-cases A-Z and keeps digits and '-'; only control

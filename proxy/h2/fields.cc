@@ -8,40 +8,23 @@
 namespace outrigger::h2 {
 namespace {
 
-constexpr std::array<bool, 256> make_tchar() {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) {
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    const bool digit = c >= '0' && c <= '9';
-    bool v = alpha || digit;
-    for (char x : std::string_view("!#$%&'*+-.^_`|~")) {
-      if (c == x) v = true;
-    }
-    t[c] = v;
-  }
-  return t;
-}
-constexpr auto kTchar = make_tchar();
-
-// Lower-case name check: kNone, kUpperCaseName or kBadName.
+// A field name: lower-case tchar (RFC 9113 8.2.1 and RFC 9110 5.1), four bytes per step.
 FieldError check_name(std::string_view n) noexcept {
   if (n.empty()) return FieldError::kBadName;
+  if (base::span_of(base::kLowerTchar, n) == n.size()) return FieldError::kNone;
   for (char c : n) {
     if (c >= 'A' && c <= 'Z') return FieldError::kUpperCaseName;
-    if (!kTchar[static_cast<uint8_t>(c)]) return FieldError::kBadName;
   }
-  return FieldError::kNone;
+  return FieldError::kBadName;
 }
 
+// A field value: VCHAR, SP, HTAB, obs-text, without whitespace at either end (RFC 9113 8.2.1
+// forbids NUL, CR and LF; like nghttp2 we refuse the other control bytes and DEL too, as the
+// HTTP/1.1 side does).
 bool check_value(std::string_view v) noexcept {
-  for (char c : v) {
-    if (c == '\0' || c == '\r' || c == '\n') return false;
-  }
-  if (!v.empty() &&
-      (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t')) {
-    return false;
-  }
-  return true;
+  if (v.empty()) return true;
+  if (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t') return false;
+  return base::all_vchar(v);
 }
 
 bool valid_content_length(std::string_view v) noexcept {
@@ -52,18 +35,30 @@ bool valid_content_length(std::string_view v) noexcept {
   return true;
 }
 
-// Regular-field checks shared by requests, responses and trailers.
-FieldError check_regular(const Field& f, bool trailers, Chars chars) noexcept {
-  if (chars == Chars::kCheck) {
-    if (auto e = check_name(f.name); e != FieldError::kNone) return e;
-    if (!check_value(f.value)) return FieldError::kBadValue;
-  }
+// Regular-field checks shared by requests, responses and trailers. *content_length counts the
+// content-length fields seen (one at most).
+FieldError check_regular(const Field& f, bool trailers, int* content_length) noexcept {
+  if (auto e = check_name(f.name); e != FieldError::kNone) return e;
+  if (!check_value(f.value)) return FieldError::kBadValue;
   if (is_connection_specific(f.name)) return FieldError::kConnectionSpecific;
   if (f.name == "te" && (trailers || f.value != "trailers")) return FieldError::kBadTe;
-  if (f.name == "content-length" && !valid_content_length(f.value)) {
+  if (f.name == "content-length" && (++*content_length > 1 || !valid_content_length(f.value))) {
     return FieldError::kBadContentLength;
   }
   return FieldError::kNone;
+}
+
+// RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+bool valid_scheme(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool alpha = (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+    if (!alpha && (i == 0 || !((c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -153,14 +148,15 @@ std::string_view field_error_name(FieldError e) noexcept {
   return "invalid";
 }
 
-FieldError validate_request(std::span<const Field> fields, Chars chars) noexcept {
+FieldError validate_request(std::span<const Field> fields) noexcept {
   std::string_view method, scheme, authority, path, host;
   bool has_method = false, has_scheme = false, has_authority = false, has_path = false;
   bool has_host = false, regular_seen = false;
+  int content_length = 0;
   for (const Field& f : fields) {
     if (!f.name.empty() && f.name[0] == ':') {
       if (regular_seen) return FieldError::kPseudoAfterRegular;
-      if (chars == Chars::kCheck && !check_value(f.value)) return FieldError::kBadValue;
+      if (!check_value(f.value)) return FieldError::kBadValue;
       bool* seen = nullptr;
       std::string_view* slot = nullptr;
       if (f.name == ":method") {
@@ -180,7 +176,7 @@ FieldError validate_request(std::span<const Field> fields, Chars chars) noexcept
       continue;
     }
     regular_seen = true;
-    if (auto e = check_regular(f, false, chars); e != FieldError::kNone) return e;
+    if (auto e = check_regular(f, false, &content_length); e != FieldError::kNone) return e;
     if (f.name == "host") {
       if (has_host) return FieldError::kBadAuthority;
       has_host = true;
@@ -188,28 +184,36 @@ FieldError validate_request(std::span<const Field> fields, Chars chars) noexcept
     }
   }
   if (!has_method || method.empty()) return FieldError::kMissingPseudo;
-  for (char c : method) {
-    if (!kTchar[static_cast<uint8_t>(c)]) return FieldError::kBadValue;
-  }
+  if (base::span_of(base::kTchar, method) != method.size()) return FieldError::kBadValue;
   if (method == "CONNECT") {
     // RFC 9113 8.5: :authority only.
     if (has_scheme || has_path || !has_authority) return FieldError::kMissingPseudo;
   } else {
     if (!has_scheme || !has_path || scheme.empty()) return FieldError::kMissingPseudo;
+    if (!valid_scheme(scheme)) return FieldError::kBadValue;
     if (path.empty()) return FieldError::kBadPath;
     if (path[0] != '/' && !(path == "*" && method == "OPTIONS")) return FieldError::kBadPath;
+    // No space or control byte: the path becomes an HTTP/1.1 request-target as it is.
+    if (base::span_of(base::kPathChar, path) != path.size()) return FieldError::kBadPath;
   }
   if (has_authority) {
     if (authority.find('@') != std::string_view::npos) return FieldError::kBadAuthority;
+    if (base::span_of(base::kHostChar, authority) != authority.size()) {
+      return FieldError::kBadAuthority;
+    }
     if (has_host && !base::iequals(host, authority)) return FieldError::kBadAuthority;
   } else if (!has_host || host.empty()) {
+    return FieldError::kBadAuthority;
+  }
+  if (has_host && base::span_of(base::kHostChar, host) != host.size()) {
     return FieldError::kBadAuthority;
   }
   return FieldError::kNone;
 }
 
-FieldError validate_response(std::span<const Field> fields, bool trailers, Chars chars) noexcept {
+FieldError validate_response(std::span<const Field> fields, bool trailers) noexcept {
   bool has_status = false, regular_seen = false;
+  int content_length = 0;
   for (const Field& f : fields) {
     if (!f.name.empty() && f.name[0] == ':') {
       if (trailers) return FieldError::kUnknownPseudo;
@@ -224,7 +228,7 @@ FieldError validate_response(std::span<const Field> fields, bool trailers, Chars
       continue;
     }
     regular_seen = true;
-    if (auto e = check_regular(f, trailers, chars); e != FieldError::kNone) return e;
+    if (auto e = check_regular(f, trailers, &content_length); e != FieldError::kNone) return e;
   }
   if (!trailers && !has_status) return FieldError::kMissingPseudo;
   return FieldError::kNone;

@@ -103,6 +103,7 @@ struct Counters {
   uint64_t empty_frame_flood = 0;      // GOAWAY ENHANCE_YOUR_CALM: empty frames
   uint64_t connection_errors = 0;      // GOAWAY with an error code sent (any cause)
   uint64_t goaway_received = 0;
+  uint64_t body_length_mismatch = 0;  // stream reset PROTOCOL_ERROR: DATA against content-length
 
   Counters& operator+=(const Counters& o) noexcept;
 };
@@ -269,7 +270,12 @@ class Session {
     bool head_sent = false;           // client: the request HEADERS went out
     uint32_t local_reset = kNoError;  // we rejected the stream's headers with this code
     bool trailers_pending = false;    // our body ended with kEndBeforeTrailers
+    bool head_request = false;        // client: the request is a HEAD (a response has no body)
     size_t header_bytes = 0;
+    // The body being received against the message's content-length (RFC 9113 8.1.1): -1 when
+    // there is none (or none applies), 0 when the message can have no body.
+    int64_t body_expected = -1;
+    int64_t body_received = 0;
     uint64_t unconsumed = 0;  // delivered by on_data, not yet consumed()
     FieldList trailers;       // queued by submit_trailers before the body ended
     bool has_trailers = false;

@@ -5,88 +5,17 @@
 namespace outrigger::http {
 namespace {
 
-// Character classes of RFC 9110/9112, one table lookup per byte.
-enum : uint8_t { kTchar = 1, kVchar = 2, kTargetChar = 4, kHex = 8, kHostChar = 16 };
+using base::all_vchar;
+using base::kHex;
+using base::kHostChar;
+using base::kTargetChar;
+using base::kTchar;
+using base::kVchar;
+using base::span_of;
 
-constexpr std::array<uint8_t, 256> make_classes() {
-  std::array<uint8_t, 256> t{};
-  for (int c = 0; c < 256; ++c) {
-    uint8_t v = 0;
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-    const bool digit = c >= '0' && c <= '9';
-    if (alpha || digit) v |= kTchar;
-    for (char x : std::string_view("!#$%&'*+-.^_`|~")) {
-      if (c == x) v |= kTchar;
-    }
-    // field-value: VCHAR, SP, HTAB, obs-text
-    if ((c >= 0x21 && c <= 0x7e) || c == ' ' || c == '\t' || c >= 0x80) v |= kVchar;
-    if (c >= 0x21 && c <= 0x7e) v |= kTargetChar;
-    if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) v |= kHex;
-    if (alpha || digit) v |= kHostChar;
-    for (char x : std::string_view("-._~!$&'()*+,;=:[]%")) {
-      if (c == x) v |= kHostChar;
-    }
-    t[c] = v;
-  }
-  return t;
-}
-constexpr auto kClass = make_classes();
-
-inline bool is(uint8_t cls, char c) noexcept {
-  return (kClass[static_cast<uint8_t>(c)] & cls) != 0;
-}
+inline bool is(uint8_t cls, char c) noexcept { return base::in_class(cls, c); }
 
 inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
-
-// A field value's bytes are all kVchar (VCHAR, SP, HTAB, obs-text): a word at a time, look for
-// a control byte (< 0x20) or DEL (the last word may overlap the one before); only a value with
-// one (a tab, or an error) goes byte by byte. The "< 0x20" test flags a byte below 0x80 whose
-// subtraction borrows; a flag can spill into higher bytes only after a real one, so "none
-// flagged" is exact.
-template <typename W>
-[[gnu::always_inline]] inline bool word_has_ctl_or_del(const char* p) noexcept {
-  constexpr W kOnes = static_cast<W>(0x0101010101010101ull);
-  constexpr W kHigh = static_cast<W>(0x8080808080808080ull);
-  W x;
-  std::memcpy(&x, p, sizeof x);
-  const W ctl = (x - kOnes * 0x20) & ~x & kHigh;
-  const W y = x ^ (kOnes * 0x7f);
-  const W del = (y - kOnes) & ~y & kHigh;
-  return (ctl | del) != 0;
-}
-
-bool all_vchar(std::string_view v) noexcept {
-  const char* p = v.data();
-  const size_t n = v.size();
-  bool flagged = false;
-  if (n >= 8) {
-    for (size_t i = 0; i + 8 < n; i += 8) flagged |= word_has_ctl_or_del<uint64_t>(p + i);
-    flagged |= word_has_ctl_or_del<uint64_t>(p + n - 8);
-  } else if (n >= 4) {
-    flagged = word_has_ctl_or_del<uint32_t>(p) || word_has_ctl_or_del<uint32_t>(p + n - 4);
-  } else {
-    flagged = true;  // three bytes or fewer: the byte loop is as quick
-  }
-  if (!flagged) return true;
-  for (size_t i = 0; i < n; ++i) {
-    if (!is(kVchar, p[i])) return false;
-  }
-  return true;
-}
-
-// The length of the run of bytes of class cls at the start of v; four bytes per step while all
-// four are in it.
-[[gnu::always_inline]] inline size_t span_of(uint8_t cls, std::string_view v) noexcept {
-  const auto* p = reinterpret_cast<const uint8_t*>(v.data());
-  const size_t n = v.size();
-  size_t i = 0;
-  while (i + 4 <= n &&
-         (kClass[p[i]] & kClass[p[i + 1]] & kClass[p[i + 2]] & kClass[p[i + 3]] & cls)) {
-    i += 4;
-  }
-  while (i < n && (kClass[p[i]] & cls)) ++i;
-  return i;
-}
 
 // Hop-by-hop headers (RFC 9110 7.6.1) plus the framing header we regenerate. n is a field name
 // already checked to be all tchar (see base::name_is).

@@ -559,7 +559,7 @@ asio::awaitable<void> H2Session::run(std::span<const uint8_t> first) {
   const uint64_t v[] = {
       c.invalid_headers,   c.header_list_too_large, c.refused_streams, c.peer_resets,
       c.rapid_reset,       c.continuation_flood,    c.settings_flood,  c.ping_flood,
-      c.empty_frame_flood, c.connection_errors,     c.goaway_received};
+      c.empty_frame_flood, c.connection_errors,     c.goaway_received, c.body_length_mismatch};
   for (size_t i = 0; i < std::size(v); ++i) lstats.h2[i + 1].inc(v[i]);
   for (auto& [id, s] : streams_) {
     if (s->conn_ != nullptr) s->conn_->abort();

@@ -132,7 +132,8 @@ std::string_view h2_event_name(size_t i) noexcept {
   static constexpr std::array<std::string_view, kH2Events> kNames = {
       "streams",       "invalid_headers",  "header_list_too_large", "refused_streams",
       "peer_resets",   "rapid_reset",      "continuation_flood",    "settings_flood",
-      "ping_flood",    "empty_frame_flood", "connection_errors",    "goaway_received"};
+      "ping_flood",    "empty_frame_flood", "connection_errors",    "goaway_received",
+      "body_length_mismatch"};
   return i < kNames.size() ? kNames[i] : "unknown";
 }
 

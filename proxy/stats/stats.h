@@ -163,7 +163,7 @@ struct TlsStats {
 
 // HTTP/2 downstream events, label event="<name>" with the names in h2_event_name(): streams, and
 // each abuse limit or protocol error that reset a stream or ended a connection.
-inline constexpr size_t kH2Events = 12;
+inline constexpr size_t kH2Events = 13;
 std::string_view h2_event_name(size_t i) noexcept;
 
 struct ListenerStats {

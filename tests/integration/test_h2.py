@@ -276,6 +276,48 @@ class H2Basics(ProxyTestCase):
     self.wait_until(lambda: p.metrics().get("outrigger_upstream_connections_active") <= 1, 5,
                     msg="the stalled upstream connection closed")
 
+  def test_body_must_match_content_length(self):
+    """A body longer or shorter than its content-length is malformed (RFC 9113 8.1.1): the stream
+    is reset with PROTOCOL_ERROR, the HTTP/1.1 upstream never gets a byte past the promise nor a
+    short body as complete, and the connection and the upstream keep serving."""
+    up = self.start_upstream()
+    p = self.start_proxy(h2_config(up.address))
+    c = RawH2(p.addr())
+    self.addCleanup(c.close)
+
+    def post(length, body):
+      sid = c.conn.get_next_available_stream_id()
+      c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":path", "/echo"),
+                                (":authority", "test"), ("content-length", str(length))])
+      c.conn.send_data(sid, body, end_stream=True)
+      c.flush()
+      return sid
+
+    def ended(sid):
+      return lambda es: any(isinstance(e, (h2.events.StreamReset, h2.events.StreamEnded)) and
+                            e.stream_id == sid for e in es)
+
+    for length, body in ((3, b"abc GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n"), (10, b"abc")):
+      sid = post(length, body)
+      ev = c.events_until(ended(sid))
+      resets = [e for e in ev if isinstance(e, h2.events.StreamReset) and e.stream_id == sid]
+      self.assertEqual(len(resets), 1, ev)
+      self.assertEqual(resets[0].error_code, 1)  # PROTOCOL_ERROR
+    sid = post(3, b"abc")
+    ev = c.events_until(ended(sid))
+    self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid
+                        for e in ev), ev)
+    self.assertTrue(up.wait_requests(1, complete=True))
+    reqs = up.requests  # the long one may be reset before an upstream request starts
+    self.assertEqual([r.parse_error for r in reqs], [None] * len(reqs), reqs)
+    self.assertEqual([r.path for r in reqs], ["/echo"] * len(reqs))
+    complete = [r.body for r in reqs if r.body_complete]
+    self.assertEqual(complete, [b"abc"], [(r.body, r.body_error) for r in reqs])
+    c.close()  # a connection's HTTP/2 counters are added to the listener's when it ends
+    self.wait_until(lambda: p.metrics().get("outrigger_downstream_h2_events_total",
+                                            listener="main", event="body_length_mismatch") == 2,
+                    5, msg="both mismatches counted")
+
   def test_drain_sends_goaway(self):
     up = self.start_upstream()
     p = self.start_proxy(h2_config(up.address, drain={"delay": "1s", "timeout": "5s"}))

@@ -784,7 +784,7 @@ TEST(H2Server, InvalidRequestHeadersAreReset) {
        {":authority", "h"},
        {":path", "/"},
        {"x-a", " padded"}},
-      // Bytes the session leaves to nghttp2 (validate_request(..., Chars::kCodecChecked)).
+      // Bytes nghttp2 used to check (it now runs with HTTP messaging off).
       {{":method", "GET"},
        {":scheme", "http"},
        {":authority", "h"},
@@ -806,6 +806,36 @@ TEST(H2Server, InvalidRequestHeadersAreReset) {
        {":path", "/"},
        {"bad name", "1"}},
       {{":method", "GET"}, {":scheme", "http"}, {":authority", "h\n"}, {":path", "/"}},
+      // Bytes HTTP/1.1 would read another way: no space or control byte in :path or the
+      // authority, a real scheme, no control byte or DEL in a value, one content-length.
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/a b"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/a\x7f"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":authority", "h x"}, {":path", "/"}},
+      {{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {"host", "h\"x"}},
+      {{":method", "GET"}, {":scheme", "1http"}, {":authority", "h"}, {":path", "/"}},
+      {{":method", "GET"}, {":scheme", "ht tp"}, {":authority", "h"}, {":path", "/"}},
+      {{":method", "G T"}, {":scheme", "http"}, {":authority", "h"}, {":path", "/"}},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"x-a", "a\x01b"}},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"x-a", "long value with a DEL\x7f in its second word"}},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"x-\x01", "1"}},
+      {{":method", "GET"},
+       {":scheme", "http"},
+       {":authority", "h"},
+       {":path", "/"},
+       {"content-length", "0"},
+       {"content-length", "0"}},
   };
   Rec rec;
   auto s = make_server(rec);
@@ -826,6 +856,88 @@ TEST(H2Server, InvalidRequestHeadersAreReset) {
   ASSERT_TRUE(raw.send(raw.headers(id, simple_get(id), true)));
   raw.drain();
   EXPECT_EQ(rec.requests, 1);
+  EXPECT_FALSE(s->done());
+}
+
+// The body must add up to the content-length (RFC 9113 8.1.1), and trailers end the stream:
+// nghttp2 runs with HTTP messaging off, so these are the session's own checks.
+TEST(H2Server, BodyMustMatchContentLength) {
+  Rec rec;
+  auto s = make_server(rec);
+  Raw raw(*s);
+  raw.drain();
+  auto post_cl = [](std::string_view cl) {
+    return Pairs{{":method", "POST"},
+                 {":scheme", "http"},
+                 {":authority", "h"},
+                 {":path", "/"},
+                 {"content-length", std::string(cl)}};
+  };
+  auto data = [](int32_t id, std::string_view body, bool end) {
+    return frame(NGHTTP2_DATA, end ? NGHTTP2_FLAG_END_STREAM : 0, id, body);
+  };
+  auto reset_code = [&](int32_t id) -> int64_t {
+    auto frames = raw.drain();
+    const Frame* rst = find_frame(frames, NGHTTP2_RST_STREAM, id);
+    return rst == nullptr ? -1 : payload_u32(*rst, 0);
+  };
+  // A head that ends the stream but promises a body: never reaches the proxy.
+  ASSERT_TRUE(raw.send(raw.headers(1, post_cl("5"), true)));
+  EXPECT_EQ(reset_code(1), kProtocolError);
+  EXPECT_EQ(rec.st.count(1), 0u);
+  // More DATA than promised: the extra bytes are not delivered, the stream is reset.
+  ASSERT_TRUE(raw.send(raw.headers(3, post_cl("3"), false)));
+  ASSERT_TRUE(raw.send(data(3, "hel", false) + data(3, "lo", true)));
+  EXPECT_EQ(reset_code(3), kProtocolError);
+  EXPECT_EQ(rec.st[3].body, "hel");
+  EXPECT_FALSE(rec.st[3].ended);
+  EXPECT_TRUE(rec.st[3].closed);
+  EXPECT_EQ(rec.st[3].close.error_code, kProtocolError);
+  // Less: the end of the stream is not reported, the stream is reset.
+  ASSERT_TRUE(raw.send(raw.headers(5, post_cl("5"), false)));
+  ASSERT_TRUE(raw.send(data(5, "abc", true)));
+  EXPECT_EQ(reset_code(5), kProtocolError);
+  EXPECT_EQ(rec.st[5].body, "abc");
+  EXPECT_FALSE(rec.st[5].ended);
+  // Less, ended by trailers.
+  ASSERT_TRUE(raw.send(raw.headers(7, post_cl("5"), false)));
+  ASSERT_TRUE(raw.send(data(7, "abc", false) + raw.headers(7, {{"x-t", "1"}}, true)));
+  EXPECT_EQ(reset_code(7), kProtocolError);
+  EXPECT_TRUE(rec.st[7].trailers.empty());
+  EXPECT_FALSE(rec.st[7].ended);
+  EXPECT_EQ(s->counters().body_length_mismatch, 4u);
+  // Trailers without END_STREAM are malformed.
+  ASSERT_TRUE(raw.send(raw.headers(9, post_cl("1"), false)));
+  ASSERT_TRUE(raw.send(data(9, "a", false) + raw.headers(9, {{"x-t", "1"}}, false)));
+  EXPECT_EQ(reset_code(9), kProtocolError);
+  EXPECT_FALSE(rec.st[9].ended);
+  EXPECT_EQ(s->counters().invalid_headers, 1u);
+  // Exact bodies pass: in two frames, ended by trailers, and an empty one on the head.
+  ASSERT_TRUE(raw.send(raw.headers(11, post_cl("5"), false)));
+  ASSERT_TRUE(raw.send(data(11, "ab", false) + data(11, "cde", true)));
+  ASSERT_TRUE(raw.send(raw.headers(13, post_cl("2"), false)));
+  ASSERT_TRUE(raw.send(data(13, "ab", false) + raw.headers(13, {{"x-t", "1"}}, true)));
+  ASSERT_TRUE(raw.send(raw.headers(15, post_cl("0"), true)));
+  raw.drain();
+  EXPECT_EQ(rec.st[11].body, "abcde");
+  EXPECT_TRUE(rec.st[11].ended);
+  EXPECT_TRUE(rec.st[13].ended);
+  EXPECT_EQ(find(rec.st[13].trailers, "x-t"), "1");
+  EXPECT_TRUE(rec.st[15].ended);
+  EXPECT_EQ(s->counters().body_length_mismatch, 4u);
+  // Refused bytes go back to the connection window: 6 x 16000 bytes over a 1-byte promise is
+  // more than the 65,535-byte window, so the connection would fail if they were kept.
+  int32_t id = 17;
+  for (int i = 0; i < 6; ++i, id += 2) {
+    ASSERT_TRUE(raw.send(raw.headers(id, post_cl("1"), false)));
+    ASSERT_TRUE(raw.send(data(id, std::string(16000, 'x'), true)));
+    EXPECT_EQ(reset_code(id), kProtocolError) << id;
+  }
+  ASSERT_TRUE(raw.send(raw.headers(id, post_cl("3"), false)));
+  ASSERT_TRUE(raw.send(data(id, "end", true)));
+  auto frames = raw.drain();
+  EXPECT_EQ(find_frame(frames, NGHTTP2_GOAWAY), nullptr);
+  EXPECT_TRUE(rec.st[id].ended);
   EXPECT_FALSE(s->done());
 }
 
@@ -1627,7 +1739,7 @@ TEST(H2Client, OversizedResponseHeadReset) {
 }
 
 TEST(H2Client, ResponseFieldsWithBadBytesAreRefused) {
-  // The session leaves these byte checks to nghttp2 (Chars::kCodecChecked): it must refuse them.
+  // nghttp2 runs with HTTP messaging off: these byte checks are the session's own.
   // (An upper-case name cannot be sent from here: nghttp2_submit_response lower-cases names; the
   // request side's raw frames cover it.)
   const std::vector<Pairs> bad = {
@@ -1652,6 +1764,113 @@ TEST(H2Client, ResponseFieldsWithBadBytesAreRefused) {
     EXPECT_EQ(rec.st[*a].close.error_code, kProtocolError) << p[1].first;
   }
   EXPECT_EQ(c->counters().invalid_headers, bad.size());
+}
+
+// Response rules the session checks itself (nghttp2 runs with HTTP messaging off): no 101, an
+// interim response neither ends the stream nor has a content-length, no DATA before the final
+// head, the body adds up to content-length (none after HEAD, 204, 304), trailers end the stream.
+TEST(H2Client, MalformedResponsesAreReset) {
+  Rec rec;
+  auto c = make_client(rec);
+  Peer server(true);
+  pump(*c, server);
+  auto nv_of = [](const Pairs& p) {
+    std::vector<nghttp2_nv> nv;
+    for (const auto& [n, v] : p) {
+      nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                    0});
+    }
+    return nv;
+  };
+  auto head = [&](int32_t id, const Pairs& p, bool end) {
+    auto nv = nv_of(p);
+    nghttp2_submit_headers(server.ng, end ? NGHTTP2_FLAG_END_STREAM : NGHTTP2_FLAG_NONE, id,
+                           nullptr, nv.data(), nv.size(), nullptr);
+  };
+  auto start = [&](std::string_view method = "GET") {
+    std::vector<Field> f = fields_of(simple_get(0));
+    f[0].value = method;
+    auto id = c->submit_request(f, false);
+    EXPECT_TRUE(id.has_value());
+    pump(*c, server);
+    return *id;
+  };
+  auto refused = [&](int32_t id) {
+    pump(*c, server);
+    const RecStream& r = rec.st[id];
+    return r.closed && !r.ended && r.close.error_code == kProtocolError;
+  };
+  int32_t id = start();
+  head(id, {{":status", "101"}}, false);
+  EXPECT_TRUE(refused(id));
+  EXPECT_EQ(rec.st[id].status, 0);
+  id = start();
+  head(id, {{":status", "103"}}, true);
+  EXPECT_TRUE(refused(id));
+  id = start();
+  head(id, {{":status", "100"}, {"content-length", "0"}}, false);
+  EXPECT_TRUE(refused(id));
+  EXPECT_EQ(rec.st[id].informational, 0);
+  id = start();  // DATA after an interim head only
+  head(id, {{":status", "100"}}, false);
+  server.respond(id, {}, "", false);
+  {
+    static const std::string kBody = "early";
+    nghttp2_data_provider prd{};
+    prd.read_callback = [](nghttp2_session*, int32_t, uint8_t* buf, size_t, uint32_t* flags,
+                           nghttp2_data_source*, void*) -> ssize_t {
+      std::memcpy(buf, kBody.data(), kBody.size());
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return static_cast<ssize_t>(kBody.size());
+    };
+    nghttp2_submit_data(server.ng, NGHTTP2_FLAG_END_STREAM, id, &prd);
+  }
+  EXPECT_TRUE(refused(id));
+  EXPECT_EQ(rec.st[id].informational, 1);
+  EXPECT_TRUE(rec.st[id].body.empty());
+  EXPECT_EQ(c->counters().invalid_headers, 4u);
+  id = start();  // short body
+  server.respond(id, {{":status", "200"}, {"content-length", "5"}}, "abc", false);
+  EXPECT_TRUE(refused(id));
+  EXPECT_EQ(rec.st[id].body, "abc");
+  id = start();  // long body: the extra bytes are not delivered
+  server.respond(id, {{":status", "200"}, {"content-length", "2"}}, "abc", false);
+  EXPECT_TRUE(refused(id));
+  EXPECT_TRUE(rec.st[id].body.empty());
+  id = start();  // a 204 promising a body
+  server.respond(id, {{":status", "204"}, {"content-length", "5"}}, "", false);
+  EXPECT_TRUE(refused(id));
+  id = start();  // a body after a 304
+  server.respond(id, {{":status", "304"}}, "abc", false);
+  EXPECT_TRUE(refused(id));
+  id = start();  // trailers that do not end the stream
+  head(id, {{":status", "200"}}, false);
+  head(id, {{"x-t", "1"}}, false);
+  EXPECT_TRUE(refused(id));
+  EXPECT_TRUE(rec.st[id].trailers.empty());
+  EXPECT_EQ(c->counters().body_length_mismatch, 3u);
+  EXPECT_EQ(c->counters().invalid_headers, 6u);
+  // Fine: HEAD and 304 with a content-length and no body, a 204 with content-length 0, an exact
+  // body, an interim head before the final one.
+  const int32_t h = start("HEAD");
+  server.respond(h, {{":status", "200"}, {"content-length", "100"}}, "", false);
+  const int32_t n = start();
+  server.respond(n, {{":status", "304"}, {"content-length", "100"}}, "", false);
+  const int32_t z = start();
+  server.respond(z, {{":status", "204"}, {"content-length", "0"}}, "", false);
+  const int32_t e = start();
+  head(e, {{":status", "103"}}, false);
+  server.respond(e, {{":status", "200"}, {"content-length", "3"}}, "abc", false);
+  pump(*c, server);
+  for (int32_t ok : {h, n, z, e}) {
+    EXPECT_TRUE(rec.st[ok].ended) << ok;
+    EXPECT_EQ(rec.st[ok].close.error_code, kNoError) << ok;
+  }
+  EXPECT_EQ(rec.st[e].body, "abc");
+  EXPECT_EQ(rec.st[e].informational, 1);
+  EXPECT_EQ(c->counters().body_length_mismatch, 3u);
+  EXPECT_EQ(c->counters().invalid_headers, 6u);
 }
 
 // ---------------------------------------------------------------------------------------------
