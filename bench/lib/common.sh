@@ -210,6 +210,19 @@ bench_cpu_ticks() {
   echo "$sum"
 }
 
+# Sum of stime clock ticks (time in the kernel) of the given PIDs; fails like bench_cpu_ticks.
+bench_sys_ticks() {
+  local sum=0 pid line rest
+  local -a f
+  for pid in "$@"; do
+    { read -r line <"/proc/$pid/stat"; } 2>/dev/null || return 1
+    rest="${line##*) }"
+    read -r -a f <<<"$rest"
+    sum=$((sum + f[12]))
+  done
+  echo "$sum"
+}
+
 # Sum of VmRSS (KiB) of the given PIDs.
 bench_rss_kib() {
   local sum=0 pid v

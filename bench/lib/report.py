@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 PEERS = ("haproxy", "nginx", "nghttpx")
-METRICS = ("rps", "p50_us", "p99_us", "cpu_us_per_req", "proxy_cpu_pct", "proxy_cpu_other_pct",
-           "errors")
+METRICS = ("rps", "p50_us", "p99_us", "cpu_us_per_req", "sys_us_per_req", "proxy_cpu_pct",
+           "proxy_cpu_other_pct", "errors")
 
 
 def fmt_latency(us):
@@ -40,7 +40,8 @@ def medians(rows, cases, proxies):
             entry = {"ok": len(ok), "failed": len(mine) - len(ok)}
             for m in METRICS:
                 # Empty: not measured by that case's load generator (e.g. no latency from s_time).
-                vals = [float(r[m]) for r in ok if r[m] != ""]
+                # (sys_us_per_req is missing from rounds files of older runs.)
+                vals = [float(r[m]) for r in ok if r.get(m) not in ("", None)]
                 entry[m] = statistics.median(vals) if vals else None
             cpu = [float(r["cpu_us_per_req"]) for r in ok]
             entry["cpu_min"] = min(cpu) if cpu else None
@@ -78,21 +79,22 @@ def case_proxies(rows, case, proxies):
 def table(med, case, proxies):
     best, best_name, label = baseline(med, case, proxies)
     lines = [
-        f"| proxy | req/s | p50 | p99 | CPU-µs/req | ratio to {label} | proxy CPU | "
-        "other load on proxy CPU | rounds ok |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| proxy | req/s | p50 | p99 | CPU-µs/req | of it in the kernel | ratio to {label} | "
+        "proxy CPU | other load on proxy CPU | rounds ok |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in proxies:
         e = med[(case, p)]
         total = e["ok"] + e["failed"]
         if e["ok"] == 0:
-            lines.append(f"| {p} | FAILED | - | - | - | - | - | - | 0/{total} |")
+            lines.append(f"| {p} | FAILED | - | - | - | - | - | - | - | 0/{total} |")
             continue
         ratio = "-" if best is None else f"{e['cpu_us_per_req'] / best:.2f}×"
         errs = "" if not e["errors"] else f" ({e['errors']:.0f} errors)"
         lines.append(
             f"| {p} | {fmt_num(e['rps'])}{errs} | {fmt_latency(e['p50_us'])} | "
-            f"{fmt_latency(e['p99_us'])} | {e['cpu_us_per_req']:.2f} | {ratio} | "
+            f"{fmt_latency(e['p99_us'])} | {e['cpu_us_per_req']:.2f} | "
+            f"{fmt_num(e['sys_us_per_req'], 2)} | {ratio} | "
             f"{e['proxy_cpu_pct']:.0f}% | {e['proxy_cpu_other_pct']:.0f}% | {e['ok']}/{total} |")
     if best is None:
         note = "No peer finished, so there is no ratio."
@@ -104,7 +106,9 @@ def table(med, case, proxies):
                 f"({best:.2f}).")
     note += (" 'proxy CPU' is the proxy's share of its CPU during the run (about 100% means the proxy"
              " was the bottleneck); 'other load' is time on that CPU not charged to the proxy (other"
-             " processes, interrupts) and should be near 0 for clean numbers.")
+             " processes, interrupts) and should be near 0 for clean numbers. 'of it in the kernel' is"
+             " the system-time part of CPU-µs/req (stime in /proc), the part that system calls and"
+             " the network stack cost.")
     return "\n".join(lines), note
 
 
@@ -113,7 +117,7 @@ def write_csv(med, cases, path):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["case", "proxy", "rounds_ok", "rounds_failed", "rps", "p50_us", "p99_us",
-                    "cpu_us_per_req", "cpu_us_per_req_min", "cpu_us_per_req_max",
+                    "cpu_us_per_req", "cpu_us_per_req_min", "cpu_us_per_req_max", "sys_us_per_req",
                     "ratio_to_best_peer", "proxy_cpu_pct", "proxy_cpu_other_pct", "errors",
                     "ratio_to_baseline", "baseline"])
         for case, case_list in cases:
@@ -130,7 +134,7 @@ def write_csv(med, cases, path):
                     return "" if v is None else f"{v:.{d}f}"
                 w.writerow([case, p, e["ok"], e["failed"], c(e["rps"], 0), c(e["p50_us"], 0),
                             c(e["p99_us"], 0), c(e["cpu_us_per_req"]), c(e["cpu_min"]),
-                            c(e["cpu_max"]), c(ratio, 3), c(e["proxy_cpu_pct"], 1),
+                            c(e["cpu_max"]), c(e["sys_us_per_req"]), c(ratio, 3), c(e["proxy_cpu_pct"], 1),
                             c(e["proxy_cpu_other_pct"], 1), c(e["errors"], 0),
                             c(ratio_base, 3), base_name or ""])
 

@@ -43,6 +43,9 @@ class BenchScripts(unittest.TestCase):
       self.assertEqual(x["status"], "ok", x)
       self.assertGreater(int(x["requests"]), 0, x)
       self.assertEqual(x["errors"], "0", x)
+      # Kernel time is part of the CPU time: proxying over sockets always has some of it.
+      self.assertGreater(float(x["sys_us_per_req"]), 0.0, x)
+      self.assertLessEqual(float(x["sys_us_per_req"]), float(x["cpu_us_per_req"]), x)
     # The report pairs the two runs of each round (they ran back to back).
     with open(os.path.join(out, "results.md")) as f:
       md = f.read()
