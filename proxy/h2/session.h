@@ -252,6 +252,10 @@ class Session {
   bool init();
   Stream* find(int32_t id);
   Stream& add_stream(int32_t id);
+  // A stream state from the free list (or a new one), not yet in streams_.
+  std::unique_ptr<Stream> take_spare();
+  Stream& insert_stream(int32_t id, std::unique_ptr<Stream> st);
+
   // A closed stream's state goes back to a small free list (one allocation less per stream).
   void recycle(std::unique_ptr<Stream> st);
   void fail(uint32_t code, std::string why);
@@ -279,6 +283,13 @@ class Session {
     uint64_t unconsumed = 0;  // delivered by on_data, not yet consumed()
     FieldList trailers;       // queued by submit_trailers before the body ended
     bool has_trailers = false;
+    // The bytes of the head we submitted, which nghttp2 reads in place (session.cc, pin_head).
+    // Its capacity is kept across recycle() up to 2 KiB.
+    struct HeadBytes {
+      std::unique_ptr<char[]> bytes;
+      size_t cap = 0;
+      bool pinned = false;  // holds a submitted head
+    } head;
   };
 
   StreamEvents* events_;

@@ -532,6 +532,45 @@ TEST(H2Server, GetWithResponseBodyAndTrailers) {
   EXPECT_EQ(s->counters().streams_opened, 1u);
 }
 
+// nghttp2 packs a head after submit returns (when the output is pulled) and reads the bytes in
+// place (no-copy flags): they must be the session's own copy, not the caller's, with names
+// lower-cased. The caller's buffer is scribbled over before anything is sent. A head past the
+// in-place size (16 KiB) is copied by nghttp2 as before.
+TEST(H2Server, SubmittedHeadIsCopiedAndLowerCased) {
+  Rec rec;
+  auto s = make_server(rec);
+  Peer client(false);
+  const int32_t a = client.request(kGet);
+  const int32_t b = client.request(kGet);
+  pump(*s, client);
+  ASSERT_EQ(rec.requests, 2);
+  std::string names = "Content-Type|X-Mixed-CASE|Set-Cookie";
+  std::string values = "text/plain|Value With Upper|a=B";
+  const std::string big(20000, 'v');
+  {
+    const Field f[] = {{std::string_view(names).substr(0, 12), std::string_view(values).substr(0, 10)},
+                       {std::string_view(names).substr(13, 12), std::string_view(values).substr(11, 16)},
+                       {std::string_view(names).substr(26), std::string_view(values).substr(28)}};
+    ASSERT_TRUE(s->submit_response(a, 200, f, false).has_value());
+    const Field g[] = {{"X-Big", big}, {"X-Small", "s"}};
+    ASSERT_TRUE(s->submit_response(b, 404, g, false).has_value());
+  }
+  std::fill(names.begin(), names.end(), '#');
+  std::fill(values.begin(), values.end(), '#');
+  pump(*s, client);
+  const PeerStream& pa = client.streams[a];
+  EXPECT_EQ(find(pa.head, ":status"), "200");
+  EXPECT_EQ(find(pa.head, "content-type"), "text/plain");
+  EXPECT_EQ(find(pa.head, "x-mixed-case"), "Value With Upper");
+  EXPECT_EQ(find(pa.head, "set-cookie"), "a=B");
+  EXPECT_TRUE(pa.closed);
+  const PeerStream& pb = client.streams[b];
+  EXPECT_EQ(find(pb.head, ":status"), "404");
+  EXPECT_EQ(find(pb.head, "x-big"), big);
+  EXPECT_EQ(find(pb.head, "x-small"), "s");
+  EXPECT_TRUE(pb.closed);
+}
+
 // Request ids go out never-indexed (RFC 7541 6.2.3), but the session's first head indexes one, so
 // later ones name the field by its dynamic-table index instead of a literal name.
 TEST(H2Server, RequestIdsNeverIndexedButNamedByIndex) {
@@ -1454,12 +1493,18 @@ TEST(H2Client, RequestResponseWithBodiesAndTrailers) {
   auto c = make_client(rec);
   Peer server(true);
   server.auto_respond = true;
-  const Pairs req = post("/echo");
+  Pairs req = post("/echo");
+  req.emplace_back("X-Upper", "Kept As Is");
   std::vector<Field> fields;
   for (const auto& [n, v] : req) fields.push_back({n, v});
   fields.push_back({"connection", "close"});  // dropped on the way out
   auto id = c->submit_request(fields, true);
   ASSERT_TRUE(id.has_value()) << id.error();
+  // The head goes out later (pump): the session holds its own copy of the bytes.
+  for (auto& [n, v] : req) {
+    std::fill(n.begin(), n.end(), '#');
+    std::fill(v.begin(), v.end(), '#');
+  }
   RecStream& r = rec.st[*id];
   r.send = "ping";
   r.send_done = true;
@@ -1467,6 +1512,8 @@ TEST(H2Client, RequestResponseWithBodiesAndTrailers) {
   ASSERT_TRUE(c->submit_trailers(*id, tr).has_value());
   pump(*c, server);
   EXPECT_EQ(server.streams[*id].body, "ping");
+  EXPECT_EQ(find(server.streams[*id].head, ":path"), "/echo");
+  EXPECT_EQ(find(server.streams[*id].head, "x-upper"), "Kept As Is");
   EXPECT_EQ(find(server.streams[*id].head, "connection"), "<none>");
   EXPECT_EQ(find(server.streams[*id].trailers, "x-req-trailer"), "1");
   EXPECT_EQ(r.status, 200);
@@ -1889,6 +1936,23 @@ TEST(H2Fields, LowerCopyEveryByte) {
       const auto want = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
       ASSERT_EQ(out[i], want) << "byte " << int(c) << " shift " << shift;
     }
+  }
+}
+
+TEST(H2Fields, LowerCopyEveryLengthInPlaceToo) {
+  // Lengths 0..40 cover the byte loop (<4), the two half words (4..7), whole words and the
+  // overlapping last word; the bytes around the output stay untouched; in place works too.
+  const std::string pattern = "Content-TYPE:X-Amzn-Trace-ID@[Z]`a{z}AZaz09-_~\x7f\x80\xc1";
+  for (size_t n = 0; n <= 40; ++n) {
+    const std::string src = pattern.substr(0, n);
+    std::string want = src;
+    for (char& c : want) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+    std::string out(n + 2, '#');
+    lower_copy(src.data(), n, out.data() + 1);
+    EXPECT_EQ(out, "#" + want + "#") << "length " << n;
+    std::string same = src;
+    lower_copy(same.data(), n, same.data());
+    EXPECT_EQ(same, want) << "in place, length " << n;
   }
 }
 
