@@ -84,7 +84,6 @@ void h1_request_to_h2(const http::RequestHead& rq, std::string_view scheme, Fiel
 
 bool own_h1_request_to_h2(std::string* head_text, std::string_view scheme,
                           std::vector<Field>* out) {
-  out->clear();
   char* const base = head_text->data();
   const std::string_view head(*head_text);
   size_t eol = head.find("\r\n");
@@ -95,48 +94,48 @@ bool own_h1_request_to_h2(std::string* head_text, std::string_view scheme,
   if (sp1 == std::string_view::npos || sp2 <= sp1 + 1 || sp1 == 0) return false;
   const std::string_view method = line.substr(0, sp1);
   const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  const std::string_view fields_text = head.substr(eol + 2);
-  // Calls f(name, value) per field line, the name lower-cased in place; false when a line has no
-  // colon or the head has no end.
-  auto each = [&](auto&& f) {
-    std::string_view rest = fields_text;
-    for (size_t lines = 0; lines <= http::kMaxHeaders; ++lines) {
-      const size_t e = rest.find("\r\n");
-      if (e == std::string_view::npos) return false;
-      if (e == 0) return true;
-      const std::string_view l = rest.substr(0, e);
-      rest.remove_prefix(e + 2);
-      const size_t colon = l.find(':');
-      if (colon == std::string_view::npos || colon == 0) return false;
-      char* name = base + (l.data() - head.data());
-      lower_copy(name, colon, name);
-      if (!f(std::string_view(name, colon), http::trim_ows(l.substr(colon + 1)))) return true;
-    }
-    return false;
-  };
+  // One pass over the lines: four slots for the pseudo-headers first (filled once host is
+  // known; an unused one is removed at the end), regular fields after them in order.
+  out->resize(4);
   std::string_view authority;
-  const bool shaped = each([&](std::string_view n, std::string_view v) {
-    if (n != "host") return true;
-    authority = v;
-    return false;
-  });
-  if (!shaped) return false;
-  out->push_back({":method", method});
-  if (method == "CONNECT") {
-    out->push_back({":authority", authority.empty() ? target : authority});
-  } else {
-    out->push_back({":scheme", scheme});
-    if (!authority.empty()) out->push_back({":authority", authority});
-    out->push_back({":path", target});
-  }
-  return each([&](std::string_view n, std::string_view v) {
-    if (n == "te") {
+  std::string_view rest = head.substr(eol + 2);
+  bool ended = false;
+  for (size_t lines = 0; lines <= http::kMaxHeaders; ++lines) {
+    const size_t e = rest.find("\r\n");
+    if (e == std::string_view::npos) return false;
+    if (e == 0) {
+      ended = true;
+      break;
+    }
+    const std::string_view l = rest.substr(0, e);
+    rest.remove_prefix(e + 2);
+    const size_t colon = l.find(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    char* name_at = base + (l.data() - head.data());
+    lower_copy(name_at, colon, name_at);
+    const std::string_view n(name_at, colon);
+    const std::string_view v = http::trim_ows(l.substr(colon + 1));
+    if (n == "host") {
+      if (authority.empty()) authority = v;
+    } else if (n == "te") {
       if (te_has_trailers(v)) out->push_back({"te", "trailers"});
-    } else if (n != "host" && !is_connection_specific(n)) {
+    } else if (!is_connection_specific(n)) {
       out->push_back({n, v});
     }
-    return true;
-  });
+  }
+  if (!ended) return false;
+  Field* p = out->data();
+  p[0] = {":method", method};
+  if (method == "CONNECT") {
+    p[1] = {":authority", authority.empty() ? target : authority};
+    out->erase(out->begin() + 2, out->begin() + 4);
+  } else {
+    p[1] = {":scheme", scheme};
+    p[2] = {":authority", authority};
+    p[3] = {":path", target};
+    if (authority.empty()) out->erase(out->begin() + 2);
+  }
+  return true;
 }
 
 void h1_response_to_h2(const http::ResponseHead& rs, std::vector<Field>* out, uint32_t skip_kinds) {
