@@ -66,6 +66,7 @@ class FieldList {
   }
   size_t size() const noexcept { return fields_.size(); }
   bool empty() const noexcept { return fields_.empty(); }
+  size_t capacity_bytes() const noexcept { return cap_; }
   std::span<const Field> fields() const noexcept { return fields_; }
   // First value of a field (name in lower case).
   std::optional<std::string_view> get(std::string_view name) const;

@@ -53,6 +53,7 @@ class H2Stream final : public StreamIo {
  public:
   H2Stream(H2Session* owner, int32_t id, asio::io_context& io)
       : id_(id), owner_(owner), wake_(io) {}
+  ~H2Stream();
 
   asio::awaitable<net::IoResult> read(asio::mutable_buffer b) override;
   size_t read_ready(asio::mutable_buffer b) override;
@@ -166,7 +167,24 @@ class H2Session final : public h2::ServerEvents {
   http::HeadParser head_parser_{http::HeadParser::Limits{base::kBufferSize, http::kMaxHeaders}};
   std::unique_ptr<http::ResponseHead> head_scratch_;
 
+  // Header-block buffers of finished streams, for the next requests' blocks: two allocations
+  // (field buffer and views) less per request.
+  h2::FieldList take_head() {
+    if (spare_heads_.empty()) return {};
+    h2::FieldList f = std::move(spare_heads_.back());
+    spare_heads_.pop_back();
+    return f;
+  }
+  void give_head(h2::FieldList&& f) {
+    if (spare_heads_.size() >= kSpareHeads || f.capacity_bytes() > 4096) return;
+    f.clear();
+    spare_heads_.push_back(std::move(f));
+  }
+
  private:
+  static constexpr size_t kSpareHeads = 64;
+  std::vector<h2::FieldList> spare_heads_;
+
   H2Stream* find(int32_t id) {
     std::shared_ptr<H2Stream>* slot = streams_.find(id);
     return slot == nullptr ? nullptr : slot->get();
@@ -210,7 +228,12 @@ void H2Session::on_request(int32_t id, const h2::Request& rq) {
   conn_.worker_.spawn_stream(std::move(c), s);
 }
 
+H2Stream::~H2Stream() {
+  if (owner_ != nullptr) owner_->give_head(std::move(head_fields_));
+}
+
 void H2Stream::keep_head(h2::ServerSession& session, const h2::Request& rq) {
+  if (owner_ != nullptr) head_fields_ = owner_->take_head();  // becomes the session's next one
   session.swap_header_block(&head_fields_);  // rq's views now point into head_fields_
   head_ = rq;
   head_size_ = rq.method.size() + rq.scheme.size() + rq.authority.size() + rq.path.size();
