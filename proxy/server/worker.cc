@@ -59,7 +59,10 @@ void Worker::start(std::shared_ptr<const Snapshot> first) {
 }
 
 void Worker::post_snapshot(std::shared_ptr<const Snapshot> s) {
-  asio::post(io_, [this, s = std::move(s)]() mutable { snapshot_ = std::move(s); });
+  asio::post(io_, [this, s = std::move(s)]() mutable {
+    snapshot_ = std::move(s);
+    cluster_cache_ = {};
+  });
 }
 
 void Worker::post_drain() {
@@ -111,6 +114,7 @@ void Worker::stop() {
 void Worker::finish_stop(int polls) {
   if (active_.load(std::memory_order_relaxed) == 0 || polls >= 1000) {
     access_log_.flush();
+    cluster_cache_ = {};
     h2_pools_.clear();  // closes upstream HTTP/2 connections while the io_context is alive
     io_.stop();
     return;
@@ -120,6 +124,8 @@ void Worker::finish_stop(int polls) {
 }
 
 upstream::H2Pool& Worker::h2_pool(const ClusterState& cluster) {
+  ClusterCache& e = cache_slot(cluster);
+  if (e.h2_pool != nullptr) return *e.h2_pool;  // set up for this cluster state already
   upstream::H2PoolOptions o;
   // A few multiplexed connections carry what many HTTP/1.1 ones would.
   o.max_connections =
@@ -134,10 +140,13 @@ upstream::H2Pool& Worker::h2_pool(const ClusterState& cluster) {
   if (!slot) slot = std::make_unique<upstream::H2Pool>(io_, o);
   slot->set_options(o);
   slot->set_stats(&stats_.cluster(cluster.stats_id));
+  e.h2_pool = slot.get();
   return *slot;
 }
 
 upstream::ClusterPool& Worker::pool(const ClusterState& cluster) {
+  ClusterCache& e = cache_slot(cluster);
+  if (e.pool != nullptr) return *e.pool;  // its limits were set from this cluster state
   auto it = pools_.find(cluster.cluster->name);
   if (it == pools_.end()) {
     it = pools_
@@ -147,13 +156,18 @@ upstream::ClusterPool& Worker::pool(const ClusterState& cluster) {
   }
   // Settings follow the newest config that used the pool (a reload may change them).
   it->second->set_limits(cluster.cluster->max_connections, cluster.cluster->idle_timeout);
+  e.pool = it->second.get();
   return *it->second;
 }
 
 ClusterRuntime& Worker::runtime(const ClusterState& c, Clock::time_point now) {
-  auto& slot = runtimes_[c.cluster->name];
-  if (!slot) slot = std::make_unique<ClusterRuntime>();
-  ClusterRuntime& r = *slot;
+  ClusterCache& e = cache_slot(c);
+  if (e.runtime == nullptr) {
+    auto& slot = runtimes_[c.cluster->name];
+    if (!slot) slot = std::make_unique<ClusterRuntime>();
+    e.runtime = slot.get();
+  }
+  ClusterRuntime& r = *e.runtime;
   bool refresh = false;
   // A request that still holds an older snapshot never rolls the state back.
   if (c.generation > r.generation) {

@@ -5,6 +5,7 @@
 // "any thread", which only post to the worker's io_context or read atomics.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -143,6 +144,24 @@ class Worker {
   std::unordered_map<std::string, std::unique_ptr<ClusterRuntime>> runtimes_;
   std::unordered_map<std::string, std::unique_ptr<upstream::H2Pool>> h2_pools_;
   boost::asio::steady_timer tick_timer_{io_};
+  // The per-cluster objects above for the cluster states requests use, by address: a request
+  // asks for two of them (its pool and runtime), and each name lookup hashed the cluster's name
+  // (about 1.3 % of an h2c request's instructions, 2.7 % of an HTTP/1.1 one). Cleared when the
+  // worker takes a new snapshot: a state's address is only reused by a later snapshot's state,
+  // which this worker sees after that. An entry whose slot another state takes is just looked up
+  // again.
+  struct ClusterCache {
+    const ClusterState* key = nullptr;
+    ClusterRuntime* runtime = nullptr;
+    upstream::ClusterPool* pool = nullptr;
+    upstream::H2Pool* h2_pool = nullptr;
+  };
+  std::array<ClusterCache, 16> cluster_cache_{};
+  ClusterCache& cache_slot(const ClusterState& c) {
+    ClusterCache& e = cluster_cache_[(reinterpret_cast<uintptr_t>(&c) >> 6) & 15];
+    if (e.key != &c) e = ClusterCache{&c};
+    return e;
+  }
   DownstreamConnection* head_ = nullptr;  // intrusive list of live downstream connections
   std::atomic<size_t> active_{0};
   bool draining_ = false;

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import unittest
 
@@ -246,6 +247,34 @@ class Reload(ProxyTestCase):
     self.assertEqual(metrics.reloads(p.metrics(), ok=True) - before, 1)
     routes = find_dicts(p.admin_get("/config").json(), lambda d: d.get("name") == "r1")
     self.assertEqual([d.get("cluster") for d in routes], ["cb"])
+
+  def test_reload_of_a_cluster_under_the_same_name(self):
+    """A worker keeps each cluster's pool and runtime at hand by cluster state; a reload that
+    keeps the cluster's name but changes its endpoints and max_connections must take effect."""
+    def cfg(addr, max_conns):
+      return yaml_out.config([yaml_out.route("r1", "ca", timeout="20s")],
+                             [yaml_out.cluster("ca", [addr], max_connections=max_conns,
+                                               connect_timeout="5s")])
+
+    def three_at_once():
+      results = []
+      threads = [threading.Thread(target=lambda: results.append(
+          get(p.addr("main"), "/delay?ms=500", timeout=15))) for _ in range(3)]
+      t0 = time.monotonic()
+      for t in threads:
+        t.start()
+      for t in threads:
+        t.join(20)
+      return time.monotonic() - t0, sorted((r.status, r.header("x-upstream")) for r in results)
+
+    p = self.start_proxy(cfg(self.a.address, 1))
+    took, got = three_at_once()
+    self.assertEqual(got, [(200, "A")] * 3)
+    self.assertGreater(took, 1.4, "max_connections 1: one at a time")
+    self.assertEqual((p.reload(cfg(self.b.address, 4)) or {}).get("msg"), "config reloaded")
+    took, got = three_at_once()
+    self.assertEqual(got, [(200, "B")] * 3, "the new endpoints")
+    self.assertLess(took, 1.3, "max_connections 4: all at once")
 
   def test_reload_applies_new_limits(self):
     p = self.start_proxy(self.cfg("ca"))
