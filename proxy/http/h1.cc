@@ -178,6 +178,7 @@ const Header* MessageHead::find(HeaderKind k) const noexcept {
 
 size_t HeadParser::scan(std::string_view buf) {
   const char* base = buf.data();
+  scan_base_ = base;
   size_t pos = scanned_;
   while (pos < buf.size()) {
     const void* hit = std::memchr(base + pos, '\n', buf.size() - pos);
@@ -198,6 +199,9 @@ size_t HeadParser::scan(std::string_view buf) {
         scanned_ = lf + 1;
         return lf + 1;
       }
+    } else {
+      if (lf_count_ < kMaxLines) lf_[lf_count_] = static_cast<uint32_t>(lf);
+      ++lf_count_;
     }
     line_start_ = lf + 1;
     pos = lf + 1;
@@ -326,14 +330,23 @@ bool HeadParser::parse_fields(std::string_view lines, MessageHead* out, RequestH
   bool conn_close = false, conn_keep_alive = false;
   const bool is_request = req != nullptr;
 
+  // The LFs scan() recorded: lf_[0] ends the start line, lf_[k] field line k (offsets into the
+  // buffer scan() saw, which lines is part of).
+  const bool recorded = lf_count_ <= kMaxLines && scan_base_ != nullptr;
+  const size_t lines_at = static_cast<size_t>(lines.data() - scan_base_);
+  size_t k = 1;
   size_t pos = 0;
   while (pos < lines.size()) {
     // scan() saw a CR before every LF, so the LF alone ends a line (a bare CR inside one is an
     // error the name and value checks report).
-    const void* lf = std::memchr(lines.data() + pos, '\n', lines.size() - pos);
-    const size_t eol = lf == nullptr
-                           ? lines.size()
-                           : static_cast<size_t>(static_cast<const char*>(lf) - lines.data()) - 1;
+    size_t eol;
+    if (recorded && k < lf_count_) {
+      eol = lf_[k++] - lines_at - 1;
+    } else {
+      const void* lf = std::memchr(lines.data() + pos, '\n', lines.size() - pos);
+      eol = lf == nullptr ? lines.size()
+                          : static_cast<size_t>(static_cast<const char*>(lf) - lines.data()) - 1;
+    }
     std::string_view line(lines.data() + pos, eol - pos);
     pos = eol + 2;
     if (is_ows(line.front())) {

@@ -122,6 +122,7 @@ class HeadParser {
   void set_limits(Limits limits) noexcept { limits_ = limits; }
   void reset() noexcept {
     scanned_ = line_start_ = skip_ = 0;
+    lf_count_ = 0;
     error_ = Error::kNone;
   }
 
@@ -145,6 +146,13 @@ class HeadParser {
   size_t line_start_ = 0;  // start of the line being scanned
   size_t skip_ = 0;        // leading empty lines before a request line (RFC 9112 2.2)
   Error error_ = Error::kNone;
+  // Where scan() found the LF of each non-empty line (offsets into its buffer), so that parsing
+  // does not search for line ends a second time. A head of more lines than kMaxLines is parsed
+  // by searching again (lf_count_ keeps counting past it).
+  static constexpr size_t kMaxLines = 64;
+  size_t lf_count_ = 0;
+  const char* scan_base_ = nullptr;
+  uint32_t lf_[kMaxLines];
 };
 
 // Decodes a chunked body in place: chunk framing is removed and the data bytes are compacted to

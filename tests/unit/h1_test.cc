@@ -344,6 +344,38 @@ TEST(H1Limits, TooManyHeaders) {
   EXPECT_EQ(ok.result, ParseResult::kDone);
 }
 
+// The parser remembers where each line ended while it looked for the end of the head (up to 64
+// lines); a longer head is split into lines again. Both give every field, in order, whole or in
+// pieces.
+TEST(H1Limits, LongHeadsSplitLikeShortOnes) {
+  for (int count : {3, 62, 63, 64, 65, 99}) {
+    std::string raw = "GET / HTTP/1.1\r\nHost: h\r\n";
+    for (int i = 1; i < count; ++i) {
+      raw += "X-" + std::to_string(i) + ": v" + std::string(static_cast<size_t>(i % 7), 'x') + "\r\n";
+    }
+    raw += "\r\n";
+    auto whole = parse(raw, {16384, 100});
+    ASSERT_EQ(whole.result, ParseResult::kDone) << count;
+    ASSERT_EQ(whole.head.header_count, static_cast<size_t>(count)) << count;
+    EXPECT_EQ(whole.head.headers[0].name, "Host");
+    for (int i = 1; i < count; ++i) {
+      const Header& h = whole.head.headers[i];
+      ASSERT_EQ(h.name, "X-" + std::to_string(i)) << count;
+      ASSERT_EQ(h.value, "v" + std::string(static_cast<size_t>(i % 7), 'x')) << count;
+    }
+    HeadParser p({16384, 100});
+    RequestHead head{};
+    ParseResult r = ParseResult::kNeedMore;
+    for (size_t n = 7; r == ParseResult::kNeedMore && n <= raw.size(); n += 7) {
+      r = p.parse_request(std::string_view(raw).substr(0, n), &head);
+    }
+    if (r == ParseResult::kNeedMore) r = p.parse_request(raw, &head);
+    ASSERT_EQ(r, ParseResult::kDone) << count;
+    ASSERT_EQ(head.header_count, static_cast<size_t>(count));
+    EXPECT_EQ(head.headers[count - 1].name, "X-" + std::to_string(count - 1));
+  }
+}
+
 TEST(H1Response, Framing) {
   HeadParser parser;
   ResponseHead r;
