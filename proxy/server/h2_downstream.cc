@@ -82,8 +82,10 @@ class H2Stream final : public StreamIo {
   void on_end_stream();
   void on_closed(bool aborted);
   h2::BodyRead on_body_read(std::span<uint8_t> out);
+  // The session ends: from now on the stream does not touch it.
   void detach() {
     owner_ = nullptr;
+    live_prev_ = live_next_ = nullptr;
     closed_ = true;
     wake_.notify();
   }
@@ -113,6 +115,11 @@ class H2Stream final : public StreamIo {
   void fail();
 
   H2Session* owner_;
+  // The session's list of every stream object still alive (closed ones too: their exchange may
+  // still be finishing), so that the session detaches them all when it ends.
+  H2Stream* live_prev_ = nullptr;
+  H2Stream* live_next_ = nullptr;
+  friend class H2Session;
   Wake wake_;
   bool cancelled_ = false;
   bool closed_ = false;  // the client side of the stream is gone
@@ -132,6 +139,18 @@ class H2Session final : public h2::ServerEvents {
  public:
   H2Session(DownstreamConnection& conn, const ListenerState& ls)
       : conn_(conn), writer_wake_(conn.worker_.io()), writer_done_(conn.worker_.io()), ls_(ls) {}
+  // run() detaches every stream when it ends; a session torn down without finishing run() (its
+  // coroutine destroyed at shutdown) still leaves no stream pointing at it.
+  ~H2Session() {
+    for (H2Stream* st = live_; st != nullptr;) {
+      H2Stream* next = st->live_next_;
+      st->owner_ = nullptr;
+      st->live_prev_ = st->live_next_ = nullptr;
+      st = next;
+    }
+  }
+  H2Session(const H2Session&) = delete;
+  H2Session& operator=(const H2Session&) = delete;
 
   void on_request(int32_t stream, const h2::Request& rq) override;
   void on_data(int32_t stream, std::span<const uint8_t> data) override {
@@ -180,10 +199,22 @@ class H2Session final : public h2::ServerEvents {
     f.clear();
     spare_heads_.push_back(std::move(f));
   }
+  void link(H2Stream* st) {
+    st->live_next_ = live_;
+    if (live_ != nullptr) live_->live_prev_ = st;
+    live_ = st;
+  }
+  void unlink(H2Stream* st) {
+    if (st->live_prev_ != nullptr) st->live_prev_->live_next_ = st->live_next_;
+    if (st->live_next_ != nullptr) st->live_next_->live_prev_ = st->live_prev_;
+    if (live_ == st) live_ = st->live_next_;
+    st->live_prev_ = st->live_next_ = nullptr;
+  }
 
  private:
   static constexpr size_t kSpareHeads = 64;
   std::vector<h2::FieldList> spare_heads_;
+  H2Stream* live_ = nullptr;
 
   H2Stream* find(int32_t id) {
     std::shared_ptr<H2Stream>* slot = streams_.find(id);
@@ -223,13 +254,16 @@ void H2Session::on_request(int32_t id, const h2::Request& rq) {
                                                   conn_.peer_, conn_.client_ip_);
   c->grpc_timeout_ = grpc_timeout;
   s->conn_ = c.get();
+  link(s.get());
   streams_[id] = s;
   conn_.worker_.stats().listener(ls_.stats_id).h2[0].inc();
   conn_.worker_.spawn_stream(std::move(c), s);
 }
 
 H2Stream::~H2Stream() {
-  if (owner_ != nullptr) owner_->give_head(std::move(head_fields_));
+  if (owner_ == nullptr) return;
+  owner_->unlink(this);
+  owner_->give_head(std::move(head_fields_));
 }
 
 void H2Stream::keep_head(h2::ServerSession& session, const h2::Request& rq) {
@@ -586,8 +620,14 @@ asio::awaitable<void> H2Session::run(std::span<const uint8_t> first) {
   for (size_t i = 0; i < std::size(v); ++i) lstats.h2[i + 1].inc(v[i]);
   for (auto& [id, s] : streams_) {
     if (s->conn_ != nullptr) s->conn_->abort();
-    s->detach();
   }
+  // Every stream still alive, open or closed, forgets the session before it goes away.
+  for (H2Stream* st = live_; st != nullptr;) {
+    H2Stream* next = st->live_next_;
+    st->detach();
+    st = next;
+  }
+  live_ = nullptr;
   streams_.clear();
 }
 

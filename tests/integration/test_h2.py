@@ -276,6 +276,32 @@ class H2Basics(ProxyTestCase):
     self.wait_until(lambda: p.metrics().get("outrigger_upstream_connections_active") <= 1, 5,
                     msg="the stalled upstream connection closed")
 
+  def test_connection_gone_while_reset_streams_still_finish(self):
+    """A stream the client reset is out of the session's table at once, but its exchange ends a
+    little later (the upstream read is cancelled); a client that then drops the connection ends
+    the session first. Those exchanges must not reach back into the ended session (with the
+    sanitizer build, a use after free ends the proxy)."""
+    up = self.start_upstream()
+    p = self.start_proxy(h2_config(up.address))
+    for rnd in range(10):
+      c = RawH2(p.addr())
+      sids = [c.request("/stall") for _ in range(8)]
+      self.assertTrue(up.wait_requests(8 * (rnd + 1)), "round %d: requests reached upstream" % rnd)
+      for sid in sids:
+        c.conn.reset_stream(sid)
+      c.flush()
+      c.close()
+    self.assertTrue(p.running(), p.stderr_text()[-2000:])
+    c = RawH2(p.addr())
+    self.addCleanup(c.close)
+    sid = c.request("/echo")
+    ev = c.events_until(lambda es: any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid
+                                       for e in es))
+    self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid
+                        for e in ev), ev)
+    self.wait_until(lambda: p.metrics().get("outrigger_upstream_connections_active") <= 1, 5,
+                    msg="the stalled upstream exchanges were abandoned")
+
   def test_body_must_match_content_length(self):
     """A body longer or shorter than its content-length is malformed (RFC 9113 8.1.1): the stream
     is reset with PROTOCOL_ERROR, the HTTP/1.1 upstream never gets a byte past the promise nor a
