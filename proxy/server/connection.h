@@ -120,7 +120,8 @@ class DownstreamConnection {
   base::Buffer* rbuf_ = nullptr;
   size_t rbeg_ = 0, rend_ = 0;
   size_t pin_ = 0;  // compact() keeps rbuf_[0, pin_) in place (see forward())
-  Clock::time_point deadline_{};
+  Clock::time_point deadline_{};  // max(): armed, the countdown starts at the next tick
+  std::chrono::milliseconds arm_for_{};
   Clock::time_point idle_since_{};
   Timeout timeout_ = Timeout::kNone;
   bool timed_out_ = false;
