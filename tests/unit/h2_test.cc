@@ -1836,7 +1836,8 @@ TEST(H2Client, MalformedResponsesAreReset) {
                            nullptr, nv.data(), nv.size(), nullptr);
   };
   auto start = [&](std::string_view method = "GET") {
-    std::vector<Field> f = fields_of(simple_get(0));
+    const Pairs get = simple_get(0);  // the fields below are views into it
+    std::vector<Field> f = fields_of(get);
     f[0].value = method;
     auto id = c->submit_request(f, false);
     EXPECT_TRUE(id.has_value());
