@@ -150,7 +150,7 @@ echo "case,round,proxy,status,requests,duration_s,rps,p50_us,p99_us,errors,cpu_t
 
 # run_one CASE ID PROXY ROUND : one start/probe/warm-up/measure/stop cycle; appends to ROUNDS_CSV.
 run_one() {
-  local case="$1" id="$2" proxy="$3" round="$4" port raw pids result t0 t1 c0 c1 w0 w1 perf_pid=""
+  local case="$1" id="$2" proxy="$3" round="$4" port raw pids result t0 t1 s0 s1 c0 c1 w0 w1 perf_pid=""
   port="$(bench_free_ports 1)"
   raw="$BENCH_OUT/raw/$case-$proxy-r$round.txt"
   PROXY_PID=""
@@ -174,7 +174,7 @@ run_one() {
     bench_log "$proxy: process $PROXY_PID is gone"; bench_stop_tree "$PROXY_PID"; return 1
   fi
   t0="$(bench_cpu_ticks "${pids[@]}")" || { bench_stop_tree "$PROXY_PID"; return 1; }
-  s0="$(bench_sys_ticks "${pids[@]}")" || { bench_stop_tree "$PROXY_PID"; return 1; }
+  s0="${t0#* }" t0="${t0% *}"
   c0="$(bench_cpu_busy_ticks "$BENCH_PROXY_CPU")"
   w0="$(date +%s%N)"
   if [[ "$BENCH_SYSCALLS" == 1 ]]; then
@@ -194,7 +194,7 @@ run_one() {
   t1="$(bench_cpu_ticks "${pids[@]}")" || {
     bench_log "$proxy: one of its processes (${pids[*]}) died during the run"
     bench_stop_tree "$PROXY_PID"; return 1; }
-  s1="$(bench_sys_ticks "${pids[@]}")" || s1="$s0"
+  s1="${t1#* }" t1="${t1% *}"
   c1="$(bench_cpu_busy_ticks "$BENCH_PROXY_CPU")"
   w1="$(date +%s%N)"
   bench_stop_tree "$PROXY_PID"

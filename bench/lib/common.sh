@@ -195,10 +195,10 @@ bench_cleanup() {
   fi
 }
 
-# Sum of utime+stime clock ticks of the given PIDs (each PID's stat covers all its threads);
-# fails when one of them is gone.
+# "TOTAL SYS": sums of utime+stime and of stime alone (time in the kernel), in clock ticks, of
+# the given PIDs (each PID's stat covers all its threads); fails when one of them is gone.
 bench_cpu_ticks() {
-  local sum=0 pid line rest
+  local sum=0 sys=0 pid line rest
   local -a f
   for pid in "$@"; do
     { read -r line <"/proc/$pid/stat"; } 2>/dev/null || return 1
@@ -206,21 +206,9 @@ bench_cpu_ticks() {
     read -r -a f <<<"$rest"
     # rest starts at field 3 (state); utime is field 14, stime field 15.
     sum=$((sum + f[11] + f[12]))
+    sys=$((sys + f[12]))
   done
-  echo "$sum"
-}
-
-# Sum of stime clock ticks (time in the kernel) of the given PIDs; fails like bench_cpu_ticks.
-bench_sys_ticks() {
-  local sum=0 pid line rest
-  local -a f
-  for pid in "$@"; do
-    { read -r line <"/proc/$pid/stat"; } 2>/dev/null || return 1
-    rest="${line##*) }"
-    read -r -a f <<<"$rest"
-    sum=$((sum + f[12]))
-  done
-  echo "$sum"
+  echo "$sum $sys"
 }
 
 # Sum of VmRSS (KiB) of the given PIDs.
