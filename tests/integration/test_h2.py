@@ -79,6 +79,11 @@ class RawH2:
         break
     return events
 
+  def response_events(self, sid, timeout=5.0):
+    """Reads until stream sid has ended (or the connection has); returns the events."""
+    return self.events_until(lambda es: any(isinstance(e, h2.events.StreamEnded) and
+                                            e.stream_id == sid for e in es), timeout)
+
   def close(self):
     try:
       self.sock.close()
@@ -268,8 +273,7 @@ class H2Basics(ProxyTestCase):
     c.conn.reset_stream(sid)
     c.flush()
     sid2 = c.request("/echo")
-    ev = c.events_until(lambda es: any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid2
-                                       for e in es))
+    ev = c.response_events(sid2)
     self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid2
                         for e in ev), ev)
     # The stalled upstream exchange was abandoned, not left running.
@@ -295,8 +299,7 @@ class H2Basics(ProxyTestCase):
     c = RawH2(p.addr())
     self.addCleanup(c.close)
     sid = c.request("/echo")
-    ev = c.events_until(lambda es: any(isinstance(e, h2.events.StreamEnded) and e.stream_id == sid
-                                       for e in es))
+    ev = c.response_events(sid)
     self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid
                         for e in ev), ev)
     self.wait_until(lambda: p.metrics().get("outrigger_upstream_connections_active") <= 1, 5,
@@ -721,8 +724,7 @@ class Http2Upstream(ProxyTestCase):
     self.addCleanup(c.close)
     for i in range(3):
       sid = c.request("/ids")
-      evs = c.events_until(lambda e: any(isinstance(x, h2.events.StreamEnded) and
-                                         x.stream_id == sid for x in e))
+      evs = c.response_events(sid)
       heads = [x.headers for x in evs if isinstance(x, h2.events.ResponseReceived)]
       self.assertEqual(len(heads), 1, evs)
       rid = [h for h in heads[0] if h[0] == "x-request-id"]
