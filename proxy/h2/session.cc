@@ -119,8 +119,7 @@ inline void copy_short(char* out, const uint8_t* in, size_t n) noexcept {
   }
 }
 
-template <typename HeadBytes>
-void pin_head(HeadBytes& hb, nghttp2_nv* nv, size_t n) {
+void pin_head(PinnedHead& hb, nghttp2_nv* nv, size_t n) {
   if (hb.pinned) return;
   size_t names = 0, values = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -724,7 +723,7 @@ void Session::recycle(std::unique_ptr<Stream> st) {
   if (spare_.size() >= kSpareStreams) return;  // st is freed
   st->trailers.clear();
   FieldList keep = std::move(st->trailers);  // its capacity is reused
-  Stream::HeadBytes head = std::move(st->head);
+  PinnedHead head = std::move(st->head);
   *st = Stream{};
   st->trailers = std::move(keep);
   if (head.cap <= 2048) {
@@ -733,7 +732,6 @@ void Session::recycle(std::unique_ptr<Stream> st) {
   }
   spare_.push_back(std::move(st));
 }
-
 
 size_t Session::known_streams() const noexcept {
   size_t n = 0;

@@ -191,6 +191,13 @@ class ClientEvents : public StreamEvents {
   ~ClientEvents() = default;
 };
 
+// The bytes of a head a stream submitted, which nghttp2 reads in place (session.cc, pin_head).
+struct PinnedHead {
+  std::unique_ptr<char[]> bytes;
+  size_t cap = 0;
+  bool pinned = false;  // holds a submitted head
+};
+
 // Shared machinery of both sides.
 class Session {
  public:
@@ -283,13 +290,7 @@ class Session {
     uint64_t unconsumed = 0;  // delivered by on_data, not yet consumed()
     FieldList trailers;       // queued by submit_trailers before the body ended
     bool has_trailers = false;
-    // The bytes of the head we submitted, which nghttp2 reads in place (session.cc, pin_head).
-    // Its capacity is kept across recycle() up to 2 KiB.
-    struct HeadBytes {
-      std::unique_ptr<char[]> bytes;
-      size_t cap = 0;
-      bool pinned = false;  // holds a submitted head
-    } head;
+    PinnedHead head;  // its capacity is kept across recycle() up to 2 KiB
   };
 
   StreamEvents* events_;

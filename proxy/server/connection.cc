@@ -984,7 +984,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   // allow_idle: a pooled connection may serve; also, with protocol auto-by-alpn, a new connection
   // to an endpoint of unknown protocol that negotiates h2 goes to the H2Pool (returns true with
   // adopted_h2 set and up null). Without it the endpoint is taken to speak HTTP/1.1.
-  // now: the caller's clock reading, taken just before.
+  // now: the caller's clock reading, taken just before (for the idle check: allow_idle only).
   auto acquire = [&](const tcp::endpoint& ep, bool allow_idle,
                      Clock::time_point now) -> asio::awaitable<bool> {
     fail_connect = false;
@@ -1982,7 +1982,7 @@ protocol_chosen:
           stale_replayed = true;
           active_upstream_ = nullptr;
           drop_upstream(false);
-          if (!co_await acquire(ep, false, Clock::now())) {
+          if (!co_await acquire(ep, false, Clock::time_point{})) {  // no idle one: unused
             rt.lb.on_request_end(pick);
             co_return co_await fail_final(fail_status, fail_reason, fail_extra);
           }

@@ -83,11 +83,11 @@ class H2Stream final : public StreamIo {
   void on_closed(bool aborted);
   h2::BodyRead on_body_read(std::span<uint8_t> out);
   // The session ends: from now on the stream does not touch it.
-  void detach() {
+  void detach(bool wake) {
     owner_ = nullptr;
     live_prev_ = live_next_ = nullptr;
     closed_ = true;
-    wake_.notify();
+    if (wake) wake_.notify();
   }
 
   int32_t id_;
@@ -141,14 +141,7 @@ class H2Session final : public h2::ServerEvents {
       : conn_(conn), writer_wake_(conn.worker_.io()), writer_done_(conn.worker_.io()), ls_(ls) {}
   // run() detaches every stream when it ends; a session torn down without finishing run() (its
   // coroutine destroyed at shutdown) still leaves no stream pointing at it.
-  ~H2Session() {
-    for (H2Stream* st = live_; st != nullptr;) {
-      H2Stream* next = st->live_next_;
-      st->owner_ = nullptr;
-      st->live_prev_ = st->live_next_ = nullptr;
-      st = next;
-    }
-  }
+  ~H2Session() { detach_all(false); }
   H2Session(const H2Session&) = delete;
   H2Session& operator=(const H2Session&) = delete;
 
@@ -205,6 +198,16 @@ class H2Session final : public h2::ServerEvents {
     st->live_next_ = live_;
     if (live_ != nullptr) live_->live_prev_ = st;
     live_ = st;
+  }
+  // Every stream still alive, open or closed, forgets the session; wake: its waits end (not from
+  // the destructor, which may run while the io_context shuts down).
+  void detach_all(bool wake) {
+    for (H2Stream* st = live_; st != nullptr;) {
+      H2Stream* next = st->live_next_;
+      st->detach(wake);
+      st = next;
+    }
+    live_ = nullptr;
   }
   void unlink(H2Stream* st) {
     if (st->live_prev_ != nullptr) st->live_prev_->live_next_ = st->live_next_;
@@ -624,13 +627,7 @@ asio::awaitable<void> H2Session::run(std::span<const uint8_t> first) {
   for (auto& [id, s] : streams_) {
     if (s->conn_ != nullptr) s->conn_->abort();
   }
-  // Every stream still alive, open or closed, forgets the session before it goes away.
-  for (H2Stream* st = live_; st != nullptr;) {
-    H2Stream* next = st->live_next_;
-    st->detach();
-    st = next;
-  }
-  live_ = nullptr;
+  detach_all(true);
   streams_.clear();
 }
 
