@@ -145,12 +145,13 @@ bench_install_traps
 bench_raise_nofile
 mkdir -p "$BENCH_OUT/raw"
 ROUNDS_CSV="$BENCH_OUT/rounds.csv"
-echo "case,round,proxy,status,requests,duration_s,rps,p50_us,p99_us,errors,cpu_ticks,cpu_us_per_req,proxy_cpu_pct,processes,proxy_cpu_other_pct,sys_us_per_req" \
+echo "case,round,proxy,status,requests,duration_s,rps,p50_us,p99_us,errors,cpu_ticks,cpu_us_per_req,proxy_cpu_pct,processes,proxy_cpu_other_pct,sys_us_per_req,load_cpu_us_per_req,load_cpu_pct" \
   >"$ROUNDS_CSV"
 
 # run_one CASE ID PROXY ROUND : one start/probe/warm-up/measure/stop cycle; appends to ROUNDS_CSV.
 run_one() {
-  local case="$1" id="$2" proxy="$3" round="$4" port raw pids result t0 t1 s0 s1 c0 c1 w0 w1 perf_pid=""
+  local case="$1" id="$2" proxy="$3" round="$4" port raw pids result t0 t1 s0 s1 c0 c1 l0 l1 w0 w1
+  local perf_pid=""
   port="$(bench_free_ports 1)"
   raw="$BENCH_OUT/raw/$case-$proxy-r$round.txt"
   PROXY_PID=""
@@ -176,6 +177,7 @@ run_one() {
   t0="$(bench_cpu_ticks "${pids[@]}")" || { bench_stop_tree "$PROXY_PID"; return 1; }
   s0="${t0#* }" t0="${t0% *}"
   c0="$(bench_cpu_busy_ticks "$BENCH_PROXY_CPU")"
+  l0="$(bench_cpu_busy_ticks "$BENCH_LOAD_CPU")"
   w0="$(date +%s%N)"
   if [[ "$BENCH_SYSCALLS" == 1 ]]; then
     perf stat -x, -o "${raw%.txt}.perf" -p "$(IFS=,; echo "${pids[*]}")" \
@@ -196,6 +198,7 @@ run_one() {
     bench_stop_tree "$PROXY_PID"; return 1; }
   s1="${t1#* }" t1="${t1% *}"
   c1="$(bench_cpu_busy_ticks "$BENCH_PROXY_CPU")"
+  l1="$(bench_cpu_busy_ticks "$BENCH_LOAD_CPU")"
   w1="$(date +%s%N)"
   bench_stop_tree "$PROXY_PID"
 
@@ -205,21 +208,22 @@ run_one() {
   ((r[requests] > 0)) || { bench_log "$proxy: no request completed"; return 1; }
   python3 - "$case" "$round" "$proxy" "${r[requests]}" "${r[duration_us]}" "${r[p50_us]}" \
     "${r[p99_us]}" "${r[errors]}" "$((t1 - t0))" "$BENCH_CLK_TCK" "$((w1 - w0))" \
-    "${#pids[@]}" "$((c1 - c0))" "$((s1 - s0))" >>"$ROUNDS_CSV" <<'EOF'
+    "${#pids[@]}" "$((c1 - c0))" "$((s1 - s0))" "$((l1 - l0))" >>"$ROUNDS_CSV" <<'EOF'
 import sys
 (case, rnd, proxy, req, dur_us, p50, p99, errors, ticks, hz, wall_ns, nproc, cpu_busy,
- sys_ticks) = sys.argv[1:]
+ sys_ticks, load_busy) = sys.argv[1:]
 req, dur_s, wall_us = int(req), int(dur_us) / 1e6, int(wall_ns) / 1e3
 cpu_us = int(ticks) * 1e6 / int(hz)
 # Whatever else ran on the proxy's CPU during the run (other users' builds, kernel work).
 other_pct = max(0.0, 100 * (int(cpu_busy) - int(ticks)) * 1e6 / int(hz) / wall_us)
 print(f"{case},{rnd},{proxy},ok,{req},{dur_s:.3f},{req / dur_s:.1f},{p50},{p99},{errors},"
       f"{ticks},{cpu_us / req:.4f},{100 * cpu_us / wall_us:.1f},{nproc},{other_pct:.1f},"
-      f"{int(sys_ticks) * 1e6 / int(hz) / req:.4f}")
+      f"{int(sys_ticks) * 1e6 / int(hz) / req:.4f},"
+      f"{int(load_busy) * 1e6 / int(hz) / req:.4f},{100 * int(load_busy) * 1e6 / int(hz) / wall_us:.1f}")
 EOF
   tail -1 "$ROUNDS_CSV" | awk -F, -v p="$proxy" -v r="$round" \
     '{p50 = $8 == "" ? "-" : $8; p99 = $9 == "" ? "-" : $9
-      printf "  round %s %-9s %10.0f req/s  p50 %s µs  p99 %s µs  %.2f CPU-µs/req, %.2f in the kernel  (proxy CPU %s%%, others on its CPU %s%%, errors %s)\n", r, p, $7, p50, p99, $12, $16, $13, $15, $10}' >&2
+      printf "  round %s %-9s %10.0f req/s  p50 %s µs  p99 %s µs  %.2f CPU-µs/req, %.2f in the kernel  (proxy CPU %s%%, others on its CPU %s%%; load CPU %.2f µs/req at %s%%; errors %s)\n", r, p, $7, p50, p99, $12, $16, $13, $15, $17, $18, $10}' >&2
   if [[ -n "$perf_pid" ]]; then
     python3 "$HERE/lib/syscalls_report.py" "${raw%.txt}.perf" "${r[requests]}" \
       >"${raw%.txt}.syscalls" && sed 's/^/    /' "${raw%.txt}.syscalls" >&2
@@ -257,13 +261,13 @@ for case in "${CASES[@]}"; do
   for ((round = 1; round <= BENCH_ROUNDS; round++)); do
     for proxy in "${case_proxies[@]}"; do
       if [[ -n "${failed[$proxy]:-}" ]]; then
-        echo "$case,$round,$proxy,skipped,,,,,,,,,,,," >>"$ROUNDS_CSV"
+        echo "$case,$round,$proxy,skipped,,,,,,,,,,,,,," >>"$ROUNDS_CSV"
         continue
       fi
       if ! run_one "$case" "$id" "$proxy" "$round"; then
         # A proxy that fails once is not retried: a broken build should not stall the run.
         bench_log "case $case round $round: $proxy FAILED; skipping it in later rounds"
-        echo "$case,$round,$proxy,failed,,,,,,,,,,,," >>"$ROUNDS_CSV"
+        echo "$case,$round,$proxy,failed,,,,,,,,,,,,,," >>"$ROUNDS_CSV"
         failed[$proxy]=1
         any_failed=1
       fi

@@ -12,7 +12,7 @@ import sys
 
 PEERS = ("haproxy", "nginx", "nghttpx")
 METRICS = ("rps", "p50_us", "p99_us", "cpu_us_per_req", "sys_us_per_req", "proxy_cpu_pct",
-           "proxy_cpu_other_pct", "errors")
+           "proxy_cpu_other_pct", "errors", "load_cpu_us_per_req", "load_cpu_pct")
 
 
 def fmt_latency(us):
@@ -40,7 +40,7 @@ def medians(rows, cases, proxies):
             entry = {"ok": len(ok), "failed": len(mine) - len(ok)}
             for m in METRICS:
                 # Empty: not measured by that case's load generator (e.g. no latency from s_time).
-                # (sys_us_per_req is missing from rounds files of older runs.)
+                # (sys_us_per_req and load_cpu_* are missing from rounds files of older runs.)
                 vals = [float(r[m]) for r in ok if r.get(m) not in ("", None)]
                 entry[m] = statistics.median(vals) if vals else None
             cpu = [float(r["cpu_us_per_req"]) for r in ok]
@@ -80,14 +80,14 @@ def table(med, case, proxies):
     best, best_name, label = baseline(med, case, proxies)
     lines = [
         f"| proxy | req/s | p50 | p99 | CPU-µs/req | of it in the kernel | ratio to {label} | "
-        "proxy CPU | other load on proxy CPU | rounds ok |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "proxy CPU | other load on proxy CPU | load side CPU-µs/req | rounds ok |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in proxies:
         e = med[(case, p)]
         total = e["ok"] + e["failed"]
         if e["ok"] == 0:
-            lines.append(f"| {p} | FAILED | - | - | - | - | - | - | - | 0/{total} |")
+            lines.append(f"| {p} | FAILED | - | - | - | - | - | - | - | - | 0/{total} |")
             continue
         ratio = "-" if best is None else f"{e['cpu_us_per_req'] / best:.2f}×"
         errs = "" if not e["errors"] else f" ({e['errors']:.0f} errors)"
@@ -95,7 +95,8 @@ def table(med, case, proxies):
             f"| {p} | {fmt_num(e['rps'])}{errs} | {fmt_latency(e['p50_us'])} | "
             f"{fmt_latency(e['p99_us'])} | {e['cpu_us_per_req']:.2f} | "
             f"{fmt_num(e['sys_us_per_req'], 2)} | {ratio} | "
-            f"{e['proxy_cpu_pct']:.0f}% | {e['proxy_cpu_other_pct']:.0f}% | {e['ok']}/{total} |")
+            f"{e['proxy_cpu_pct']:.0f}% | {e['proxy_cpu_other_pct']:.0f}% | "
+            f"{fmt_num(e['load_cpu_us_per_req'], 2)} | {e['ok']}/{total} |")
     if best is None:
         note = "No peer finished, so there is no ratio."
     elif label == "best peer":
@@ -108,7 +109,9 @@ def table(med, case, proxies):
              " was the bottleneck); 'other load' is time on that CPU not charged to the proxy (other"
              " processes, interrupts) and should be near 0 for clean numbers. 'of it in the kernel' is"
              " the system-time part of CPU-µs/req (stime in /proc), the part that system calls and"
-             " the network stack cost.")
+             " the network stack cost. 'load side' is the busy time of the other CPU (load generator and"
+             " backend, with their kernel work) per request: when it differs between proxies, a"
+             " proxy makes the client or the backend work harder (more packets, more frames).")
     return "\n".join(lines), note
 
 
@@ -119,7 +122,7 @@ def write_csv(med, cases, path):
         w.writerow(["case", "proxy", "rounds_ok", "rounds_failed", "rps", "p50_us", "p99_us",
                     "cpu_us_per_req", "cpu_us_per_req_min", "cpu_us_per_req_max", "sys_us_per_req",
                     "ratio_to_best_peer", "proxy_cpu_pct", "proxy_cpu_other_pct", "errors",
-                    "ratio_to_baseline", "baseline"])
+                    "ratio_to_baseline", "baseline", "load_cpu_us_per_req", "load_cpu_pct"])
         for case, case_list in cases:
             best, _ = best_peer(med, case, case_list)
             base, base_name, _ = baseline(med, case, case_list)
@@ -136,7 +139,8 @@ def write_csv(med, cases, path):
                             c(e["p99_us"], 0), c(e["cpu_us_per_req"]), c(e["cpu_min"]),
                             c(e["cpu_max"]), c(e["sys_us_per_req"]), c(ratio, 3), c(e["proxy_cpu_pct"], 1),
                             c(e["proxy_cpu_other_pct"], 1), c(e["errors"], 0),
-                            c(ratio_base, 3), base_name or ""])
+                            c(ratio_base, 3), base_name or "", c(e["load_cpu_us_per_req"]),
+                            c(e["load_cpu_pct"], 1)])
 
 
 def chart(med, case, proxies, out_dir):

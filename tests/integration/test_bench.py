@@ -46,6 +46,10 @@ class BenchScripts(unittest.TestCase):
       # Kernel time is part of the CPU time: proxying over sockets always has some of it.
       self.assertGreater(float(x["sys_us_per_req"]), 0.0, x)
       self.assertLessEqual(float(x["sys_us_per_req"]), float(x["cpu_us_per_req"]), x)
+      # The load generator and backend on the other CPU did work for every request too.
+      self.assertGreater(float(x["load_cpu_us_per_req"]), 0.0, x)
+      self.assertGreater(float(x["load_cpu_pct"]), 0.0, x)
+      self.assertLessEqual(float(x["load_cpu_pct"]), 101.0, x)
     # The report pairs the two runs of each round (they ran back to back).
     with open(os.path.join(out, "results.md")) as f:
       md = f.read()
