@@ -214,27 +214,27 @@ asio::awaitable<net::IoResult> us_write(upstream::Connection& c, asio::const_buf
 
 asio::awaitable<net::IoResult> DownstreamConnection::ds_read(asio::mutable_buffer b) {
   if (sio_ != nullptr) return sio_->read(b);
-  return tls_ ? net::read_some(*tls_, b) : net::async_read_drain(socket_, b, use_nothrow);
+  return tls_ ? net::read_some(*tls_, b) : net::async_read_drain(*socket_, b, use_nothrow);
 }
 
 asio::awaitable<net::IoResult> DownstreamConnection::ds_write(
     std::span<const asio::const_buffer> b) {
   if (sio_ != nullptr) return sio_->write(b);
-  return tls_ ? net::write(*tls_, b) : asio::async_write(socket_, b, use_nothrow);
+  return tls_ ? net::write(*tls_, b) : asio::async_write(*socket_, b, use_nothrow);
 }
 
 asio::awaitable<net::IoResult> DownstreamConnection::ds_write(asio::const_buffer b) {
   if (sio_ != nullptr) return sio_->write(b);
-  return tls_ ? net::write(*tls_, b) : asio::async_write(socket_, b, use_nothrow);
+  return tls_ ? net::write(*tls_, b) : asio::async_write(*socket_, b, use_nothrow);
 }
 
 DownstreamConnection::DownstreamConnection(Worker& worker, size_t listener_index,
                                            tcp::socket socket)
     : worker_(worker), listener_index_(listener_index), socket_(std::move(socket)) {
   boost::system::error_code ec;
-  socket_.set_option(tcp::no_delay(true), ec);
-  net::enable_read_hints(socket_);
-  auto ep = socket_.remote_endpoint(ec);
+  socket_->set_option(tcp::no_delay(true), ec);
+  net::enable_read_hints(*socket_);
+  auto ep = socket_->remote_endpoint(ec);
   if (!ec) {
     auto addr = ep.address();
     if (addr.is_v6() && addr.to_v6().is_v4_mapped())
@@ -248,7 +248,6 @@ DownstreamConnection::DownstreamConnection(Worker& worker, size_t listener_index
                                            std::shared_ptr<const Peer> peer, std::string client_ip)
     : worker_(worker),
       listener_index_(listener_index),
-      socket_(worker.io()),
       peer_(std::move(peer)),
       sio_(io),
       client_ip_(std::move(client_ip)) {
@@ -269,8 +268,8 @@ asio::awaitable<void> DownstreamConnection::serve(std::unique_ptr<DownstreamConn
     self->disarm();
   }
   boost::system::error_code ec;
-  self->socket_.shutdown(tcp::socket::shutdown_send, ec);
-  self->socket_.close(ec);
+  self->socket_->shutdown(tcp::socket::shutdown_send, ec);
+  self->socket_->close(ec);
 }
 
 void DownstreamConnection::finish_stream() {
@@ -291,7 +290,7 @@ void DownstreamConnection::arm(Timeout kind, milliseconds d) {
 void DownstreamConnection::cancel_io() {
   boost::system::error_code ec;
   if (sio_ != nullptr) sio_->cancel();
-  socket_.cancel(ec);
+  if (socket_) socket_->cancel(ec);
   if (active_upstream_ != nullptr) active_upstream_->socket.cancel(ec);
   if (wait_timer_ != nullptr) wait_timer_->cancel();
 }
@@ -310,10 +309,10 @@ void DownstreamConnection::on_tick(Clock::time_point now) {
   if (idle_ && rbuf_ != nullptr && !lean_requested_ && now - idle_since_ >= kLeanAfter) {
     lean_requested_ = true;
     boost::system::error_code ec;
-    socket_.cancel(ec);
+    if (socket_) socket_->cancel(ec);
   } else if (idle_ && close_ && now - idle_since_ >= kDrainIdleGrace) {
     boost::system::error_code ec;
-    socket_.cancel(ec);  // wait_for_request sees close_ and ends the connection
+    if (socket_) socket_->cancel(ec);  // wait_for_request sees close_ and ends the connection
   }
 }
 
@@ -324,7 +323,7 @@ void DownstreamConnection::abort() {
   timed_out_ = true;
   boost::system::error_code ec;
   if (sio_ != nullptr) sio_->cancel();
-  socket_.close(ec);
+  if (socket_) socket_->close(ec);
   if (active_upstream_ != nullptr) active_upstream_->socket.close(ec);
   if (wait_timer_ != nullptr) wait_timer_->cancel();
 }
@@ -422,7 +421,7 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
       ok = true;
       break;
     }
-    auto [ec] = co_await socket_.async_wait(tcp::socket::wait_read, use_nothrow);
+    auto [ec] = co_await socket_->async_wait(tcp::socket::wait_read, use_nothrow);
     if (ec) {
       if (ec != asio::error::operation_aborted || timed_out_) break;
       continue;
@@ -430,7 +429,7 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
     rbuf_ = worker_.buffers().get();
     lean_requested_ = false;
     auto [ec2, n] = co_await net::async_read_drain(
-        socket_, asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_), use_nothrow);
+        *socket_, asio::buffer(rbuf_->data + rend_, base::kBufferSize - rend_), use_nothrow);
     if (!ec2 && n > 0) {
       rend_ += n;
       ok = true;
@@ -448,7 +447,7 @@ asio::awaitable<bool> DownstreamConnection::wait_for_request() {
 asio::awaitable<bool> DownstreamConnection::tls_accept(const ListenerState& ls) {
   stats::TlsStats& ts = worker_.stats().listener(ls.stats_id).tls;
   std::shared_ptr<const tls::ServerTls> material = ls.tls->current.load();
-  tls_ = net::make_server_stream(socket_, material);
+  tls_ = net::make_server_stream(*socket_, material);
   arm(Timeout::kHandshake, ls.listener->limits.header_timeout);
   const boost::system::error_code ec = co_await net::handshake(*tls_, true);
   disarm();
@@ -2185,7 +2184,7 @@ protocol_chosen:
       if (sio_ != nullptr) {
         wrote = sio_->write_now(out);
       } else if (!tls_) {
-        wrote = net::send_now(socket_, out, &sent);
+        wrote = net::send_now(*socket_, out, &sent);
       }
       if (!wrote) {
         std::array<asio::const_buffer, 4> rest;

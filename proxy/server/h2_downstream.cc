@@ -20,6 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cstring>
+#include <optional>
 
 #include "proxy/base/id_table.h"
 #include "proxy/h2/grpc.h"
@@ -34,15 +35,21 @@ namespace asio = boost::asio;
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr size_t kMaxBufferedResponse = 1 << 20;  // per stream, queued for the client
-// A wake-up: a timer that never expires by itself and is cancelled to resume its waiter.
+// A wake-up: a timer that never expires by itself and is cancelled to resume its waiter. The
+// timer is made at the first wait: most streams never wait (their request is whole and their
+// response fits the buffer), and making one costs a mutex-guarded service lookup.
 struct Wake {
-  explicit Wake(asio::io_context& io) : timer(io) {}
-  asio::steady_timer timer;
+  explicit Wake(asio::io_context& io) : io(io) {}
+  asio::io_context& io;
+  std::optional<asio::steady_timer> timer;
   asio::awaitable<void> wait() {
-    timer.expires_at(asio::steady_timer::time_point::max());
-    co_await timer.async_wait(use_nothrow);
+    if (!timer) timer.emplace(io);
+    timer->expires_at(asio::steady_timer::time_point::max());
+    co_await timer->async_wait(use_nothrow);
   }
-  void notify() { timer.cancel(); }
+  void notify() {
+    if (timer) timer->cancel();
+  }
 };
 }  // namespace
 
@@ -563,7 +570,7 @@ asio::awaitable<void> H2Session::writer() {
   writer_running_ = false;
   // The reader may be blocked in a read: the connection is over.
   boost::system::error_code ignored;
-  conn_.socket_.cancel(ignored);
+  conn_.socket_->cancel(ignored);
   writer_done_.notify();
 }
 
