@@ -1431,9 +1431,6 @@ class Loader {
         error(h->key_loc, "health_check: not supported on clusters of type " +
                               std::string(cluster_type_name(cluster->type)) +
                               " (AWS runs the endpoint and checks what is behind it)");
-      } else if (cluster->tls) {
-        error(h->key_loc,
-              "health_check: checks are plaintext HTTP; not supported on clusters with tls yet");
       } else {
         load_health_check(*h, cluster);
       }

@@ -689,8 +689,20 @@ void Server::sync_health_checks() {
     if (!checker) {
       const std::string name = c.name;
       const uint32_t stats_id = cs.stats_id;
+      upstream::HealthCheckOptions options = *upstream::health_check_options_from_config(c);
+      // A TLS cluster's checks use its material of the moment (rotations and reloads included)
+      // from the current snapshot; this runs on the main thread, which owns snapshot_.
+      options.tls = [this, name](std::string* sni) -> std::shared_ptr<const tls::ClientTls> {
+        for (const ClusterState& s : snapshot_->clusters) {
+          if (s.cluster->name != name) continue;
+          if (!s.tls) return nullptr;
+          *sni = s.sni;
+          return s.tls->current.load();
+        }
+        return nullptr;
+      };
       checker = std::make_unique<upstream::HealthChecker>(
-          io_, *upstream::health_check_options_from_config(c),
+          io_, std::move(options),
           [this, name, stats_id](const upstream::HealthTransition& t) {
             const bool healthy = t.to != upstream::HealthState::kUnhealthy;
             health_[name][endpoint_string(t.address)] = t.to;
@@ -702,7 +714,8 @@ void Server::sync_health_checks() {
                       {{"cluster", name},
                        {"endpoint", endpoint_string(t.address)},
                        {"from", std::string(upstream::health_state_name(t.from))},
-                       {"to", std::string(upstream::health_state_name(t.to))}});
+                       {"to", std::string(upstream::health_state_name(t.to))},
+                       {"check", std::string(upstream::check_result_name(t.result))}});
             (void)healthy;
             // Not from inside the checker's callback: set_endpoints() runs again in publish().
             asio::post(io_, [this] {

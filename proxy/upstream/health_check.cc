@@ -11,6 +11,7 @@
 #include <random>
 
 #include "proxy/http/h1.h"
+#include "proxy/net/tls_stream.h"
 
 namespace outrigger::upstream {
 
@@ -115,13 +116,14 @@ void HealthChecker::Core::apply(Probe& p, CheckResult r, int status) {
   const size_t index = p.index;
   const tcp::endpoint address = h.address;
   const HealthState after = h.state;
+  const CheckResult result = r;
   if (on_check && !p.stopped) {
     CheckCallback cb = on_check;
     cb(index, r);
   }
   if (after != before && on_change && !p.stopped) {
     TransitionCallback cb = on_change;
-    cb(HealthTransition{index, address, before, after});
+    cb(HealthTransition{index, address, before, after, result});
   }
 }
 
@@ -153,8 +155,29 @@ asio::awaitable<Checked> check_once(HealthChecker::Core& core, std::shared_ptr<P
   if (cec) {
     co_return finish(p->timed_out ? CheckResult::kTimeout : CheckResult::kConnectFailure, 0);
   }
-  auto [wec, wn] = co_await asio::async_write(p->socket, asio::buffer(p->request), use_nothrow);
-  if (wec) co_return finish(p->timed_out ? CheckResult::kTimeout : CheckResult::kBadResponse, 0);
+  // A TLS cluster's check verifies what its requests verify; the stream lives in this frame and
+  // ends with the check (finish() closes the socket under it). No session cache: a check every
+  // few seconds gains little from resumption, and a full handshake checks the whole chain.
+  net::TlsStreamPtr tls;
+  if (core.opts.tls) {
+    std::string sni;
+    if (std::shared_ptr<const tls::ClientTls> material = core.opts.tls(&sni)) {
+      auto ssl = material->new_ssl(sni);
+      if (!ssl) co_return finish(CheckResult::kTlsFailure, 0);
+      tls = net::make_client_stream(p->socket, std::move(*ssl), std::move(material));
+      const boost::system::error_code hec = co_await net::handshake(*tls, false);
+      if (hec) co_return finish(p->timed_out ? CheckResult::kTimeout : CheckResult::kTlsFailure, 0);
+    }
+  }
+  // (No co_await inside ?: : GCC 12 miscompiles it.)
+  net::IoResult wrote;
+  if (tls) {
+    wrote = co_await net::write(*tls, asio::buffer(p->request));
+  } else {
+    wrote = co_await asio::async_write(p->socket, asio::buffer(p->request), use_nothrow);
+  }
+  if (const auto [wec, wn] = wrote; wec)
+    co_return finish(p->timed_out ? CheckResult::kTimeout : CheckResult::kBadResponse, 0);
 
   if (p->buf.size() != kMaxResponseHead) p->buf.resize(kMaxResponseHead);
   if (!p->head) p->head = std::make_unique<http::ResponseHead>();
@@ -176,8 +199,14 @@ asio::awaitable<Checked> check_once(HealthChecker::Core& core, std::shared_ptr<P
       }
     }
     if (len == kMaxResponseHead) co_return finish(CheckResult::kBadResponse, 0);
-    auto [rec, n] = co_await p->socket.async_read_some(
-        asio::buffer(p->buf.data() + len, kMaxResponseHead - len), use_nothrow);
+    const asio::mutable_buffer room(p->buf.data() + len, kMaxResponseHead - len);
+    net::IoResult got;
+    if (tls) {
+      got = co_await net::read_some(*tls, room);
+    } else {
+      got = co_await p->socket.async_read_some(room, use_nothrow);
+    }
+    const auto [rec, n] = got;
     if (rec || n == 0) {
       co_return finish(p->timed_out ? CheckResult::kTimeout : CheckResult::kBadResponse, 0);
     }
@@ -231,6 +260,8 @@ std::string_view check_result_name(CheckResult r) noexcept {
       return "timeout";
     case CheckResult::kBadResponse:
       return "bad_response";
+    case CheckResult::kTlsFailure:
+      return "tls_failure";
   }
   return "unknown";
 }

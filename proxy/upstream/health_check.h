@@ -1,7 +1,8 @@
 // Active HTTP health checking of a cluster's endpoints: every interval (plus jitter) each endpoint
-// gets a fresh connection and `GET <path> HTTP/1.1`; the status decides, healthy and unhealthy
-// thresholds debounce, and every state change is reported through a callback (the lead rebuilds
-// the snapshot's availability from it).
+// gets a fresh connection (over TLS when the cluster originates TLS: the same chain, name and
+// client-certificate checks as its requests) and `GET <path> HTTP/1.1`; the status decides, healthy
+// and unhealthy thresholds debounce, and every state change is reported through a callback (the
+// lead rebuilds the snapshot's availability from it).
 //
 // Thread affinity: the io_context given (the main thread's); every method and both callbacks run
 // on it. Nothing here touches the request path. Destroying the checker stops it: no callback runs
@@ -18,6 +19,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "proxy/tls/context.h"
 
 namespace outrigger::upstream {
 
@@ -47,6 +50,10 @@ struct HealthCheckOptions {
   // Statuses that count towards unhealthy_threshold like a timeout; any other status outside
   // expected_statuses makes a healthy endpoint unhealthy at once (Envoy's rule).
   std::vector<StatusRange> retriable_statuses;
+  // TLS clusters (Envoy: the cluster's transport socket; HAProxy: check-ssl): asked at each check
+  // for the material to originate with and the SNI, so rotated certificates and reloads apply to
+  // checks as they do to requests. Unset, or returning null: a plaintext check.
+  std::function<std::shared_ptr<const tls::ClientTls>(std::string* sni)> tls;
 };
 
 // kUnknown: not checked yet. The lead routes to it (so traffic flows before the first round); the
@@ -61,6 +68,7 @@ enum class CheckResult : uint8_t {
   kConnectFailure,    // refused, unreachable
   kTimeout,           // no complete response head within timeout
   kBadResponse,       // closed early, malformed, or a head over 16 KiB
+  kTlsFailure,        // TLS cluster: the handshake failed (chain, name, client certificate)
 };
 std::string_view check_result_name(CheckResult r) noexcept;
 
@@ -69,6 +77,7 @@ struct HealthTransition {
   boost::asio::ip::tcp::endpoint address;
   HealthState from = HealthState::kUnknown;
   HealthState to = HealthState::kUnknown;
+  CheckResult result = CheckResult::kSuccess;  // of the check that made the change
 };
 
 struct EndpointHealth {

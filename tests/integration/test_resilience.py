@@ -326,6 +326,26 @@ class HealthChecks(Base):
       http_call(p.addr())
     self.assertGreater(len([r for r in b.requests if r.path != "/health"]), 0)
 
+  def test_reload_applies_changed_check_settings(self):
+    """A reload that changes a cluster's health_check (here its path) takes effect: the checks
+    start over with the new settings and none with the old ones goes on."""
+    (a,) = self.upstreams(1)
+    route = yaml_out.route("r1", "c1")
+    cluster = yaml_out.cluster("c1", [a.address])
+    cluster["health_check"] = dict(self.HC)
+    p = self.start_proxy(yaml_out.config([route], [cluster]))
+    self.wait_until(lambda: any(r.path == "/health" for r in a.requests), 5, msg="first checks")
+    cluster["health_check"] = dict(self.HC, path="/ready")
+    self.assertEqual((p.reload(yaml_out.config([route], [cluster])) or {}).get("msg"),
+                     "config reloaded")
+    self.wait_until(lambda: any(r.path == "/ready" for r in a.requests), 5,
+                    msg="checks with the new path")
+    time.sleep(0.3)  # three intervals: an old checker, had it lived on, would show here
+    a.clear()
+    time.sleep(0.35)
+    paths = {r.path for r in a.requests}
+    self.assertEqual(paths, {"/ready"})
+
   def test_panic_routes_to_all_when_all_unhealthy(self):
     a, b = self.upstreams(2)
     # The health check's path fails for good while requests succeed: no check can mark an

@@ -325,13 +325,20 @@ class Origination(TlsCase):
     return u
 
   def start_sidecar(self, address, verify_san=None, sni="inventory", connect_timeout="2s",
-                    client_cert=True, ca=None):
+                    client_cert=True, ca=None, health_check=None):
     tls = {"sni": sni, "ca": ca or self.pki.bundle}
     if client_cert:
       tls.update(cert=self.sidecar[0], key=self.sidecar[1])
     if verify_san:
       tls["verify_san"] = verify_san
-    cfg = yaml_out.simple(address, cluster_extra={"tls": tls, "connect_timeout": connect_timeout})
+    extra = {"tls": tls, "connect_timeout": connect_timeout}
+    if health_check is not None:
+      extra["health_check"] = health_check
+    if isinstance(address, (list, tuple)):
+      cfg = yaml_out.simple(address[0], cluster_extra=extra)
+      cfg["clusters"][0]["endpoints"] = list(address)
+    else:
+      cfg = yaml_out.simple(address, cluster_extra=extra)
     cfg["tls"] = {"reload_interval": "200ms"}
     return self.start_proxy(cfg)
 
@@ -416,6 +423,35 @@ class Origination(TlsCase):
     # TLS 1.3: the server's refusal may only show after the handshake, on the first read.
     self.assertIn(r.status, (502, 503), r.body)
     self.assertEqual(u.requests, 0)
+
+  HC = {"path": "/health", "interval": "100ms", "timeout": "1s", "healthy_threshold": 1,
+        "unhealthy_threshold": 1, "interval_jitter_percent": 0}
+
+  def endpoint_health(self, p):
+    return {e["address"]: e["health"] for e in
+            json.loads(p.admin_get("/clusters").body)["clusters"][0]["endpoints"]}
+
+  def test_health_checks_go_over_mtls_and_fail_on_a_bad_certificate(self):
+    """A TLS cluster's checks: the good upstream (which requires our client certificate) answers
+    them over TLS with our SNI and is healthy; one whose certificate is from another CA fails
+    them as tls_failure, is unhealthy and takes no requests."""
+    good = self.start_tls_upstream()
+    bad = self.start_tls_upstream(self.upstream_foreign)
+    p = self.start_sidecar([good.address, bad.address], health_check=dict(self.HC))
+    self.wait_until(lambda: good.paths.count("/health") >= 2, 5, msg="checks reach the upstream")
+    self.wait_until(lambda: self.endpoint_health(p).get(bad.address) == "unhealthy", 5,
+                    msg="bad certificate unhealthy")
+    self.assertEqual(self.endpoint_health(p)[good.address], "healthy")
+    self.assertEqual(bad.requests, 0)  # its handshake never completed
+    down = [l for l in p.logs if isinstance(l, dict) and l.get("msg") == "health check transition"
+            and l.get("endpoint") == bad.address and l.get("to") == "unhealthy"]
+    self.assertTrue(down and down[0].get("check") == "tls_failure", p.stderr_text())
+    self.assertEqual(p.metrics().get("outrigger_upstream_health_transitions_total",
+                                     cluster="c1", to="unhealthy"), 1)
+    before = good.paths.count("/x")
+    for _ in range(6):
+      self.assertEqual(self.get(p).status, 200)  # never sent to the unhealthy endpoint
+    self.assertEqual(good.paths.count("/x"), before + 6)
 
   def test_quick_mode_https_with_resolve(self):
     u = self.start_tls_upstream()

@@ -42,7 +42,7 @@ class _Handler(BaseHTTPRequestHandler):
         "sni": getattr(self.connection, "outrigger_sni", None),
         "body_len": len(body),
     }).encode()
-    self.server.owner._count(self.connection)
+    self.server.owner._count(self.connection, self.path)
     self.send_response(200)
     self.send_header("content-type", "application/json")
     self.send_header("content-length", str(len(out)))
@@ -95,6 +95,7 @@ class TlsUpstream:
     self.ctx = ctx
     self.lock = threading.Lock()
     self.requests = 0
+    self.paths = []  # of every request answered, in order
     self.connections = set()
     self.socks = []  # accepted connections, shut down by close()
     self.selected = []
@@ -106,9 +107,10 @@ class TlsUpstream:
                                daemon=True)
     self._t.start()
 
-  def _count(self, conn):
+  def _count(self, conn, path):
     with self.lock:
       self.requests += 1
+      self.paths.append(path)
       self.connections.add(id(conn))
 
   def close(self):
