@@ -2127,7 +2127,7 @@ class Loader {
     return true;
   }
 
-  void get_alpn(const Entry& e, std::vector<std::string>* out, bool allow_h2) {
+  void get_alpn(const Entry& e, std::vector<std::string>* out) {
     std::optional<std::vector<Item>> items = open_list(e);
     if (!items) return;
     if (items->empty()) {
@@ -2139,10 +2139,6 @@ class Loader {
     for (const Item& item : *items) {
       std::string p;
       if (!scalar(item.node, item.loc, "alpn", "a protocol name", &p)) {
-        ok = false;
-      } else if (p == "h2" && !allow_h2) {
-        error(item.loc, "alpn: \"h2\" is not supported towards upstreams yet (HTTP/2 upstreams are "
-                        "not implemented); listeners may offer it");
         ok = false;
       } else if (std::find(std::begin(kAlpnProtocols), std::end(kAlpnProtocols), p) ==
                  std::end(kAlpnProtocols)) {
@@ -2192,7 +2188,7 @@ class Loader {
     } else if (ca != nullptr) {
       get_file(*ca, &tls.client_ca);
     }
-    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn, true);
+    if (const Entry* a = m->get("alpn")) get_alpn(*a, &tls.alpn);
     listener->tls = std::move(tls);
     return error_count_ == errors_before;
   }
@@ -2367,7 +2363,7 @@ class Loader {
       }
     }
     if (const Entry* a = m->get("alpn")) {
-      get_alpn(*a, &tls.alpn, true);
+      get_alpn(*a, &tls.alpn);
       tls.alpn_loc = a->loc;
     }
     if (type_known && cluster->type == ClusterType::kStatic && sni == nullptr && san == nullptr) {
