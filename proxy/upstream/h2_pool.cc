@@ -11,6 +11,7 @@
 
 #include "proxy/base/log.h"
 #include "proxy/net/drain_read.h"
+#include "proxy/net/send_now.h"
 #include "proxy/net/tls_stream.h"
 #include "proxy/stats/stats.h"
 
@@ -658,8 +659,18 @@ asio::awaitable<void> H2Connection::writer(std::shared_ptr<H2Connection> self) {
         std::tie(ec, n) =
             co_await net::write(*c.conn_->tls, asio::const_buffer(out.data(), out.size()));
       } else {
-        std::tie(ec, n) = co_await asio::async_write(
-            c.conn_->socket, asio::const_buffer(out.data(), out.size()), use_nothrow);
+        // One non-blocking send first; Asio's write only for what the socket did not take
+        // (see net/send_now.h).
+        const asio::const_buffer all(out.data(), out.size());
+        size_t sent = 0;
+        if (auto r = net::send_now(c.conn_->socket, {&all, 1}, &sent)) {
+          std::tie(ec, n) = *r;
+        } else {
+          std::tie(ec, n) = co_await asio::async_write(
+              c.conn_->socket, asio::const_buffer(out.data() + sent, out.size() - sent),
+              use_nothrow);
+          n += sent;
+        }
       }
       if (c.transport_closed_) co_return;
       if (ec) {
