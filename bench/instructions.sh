@@ -17,6 +17,12 @@ usage: bench/instructions.sh [options] OUTRIGGER_BINARY [OTHER_BINARY...]
                           (cluster protocol http2), the bench's h2-h2 case; h1-mtls: the h1
                           load to the bench's mutual-TLS nginx backend (h1-mtls-upstream)
   -n, --requests N        measured requests (default 4000; 1..100000)
+      --rps N             each of the 16 load connections sends at most N requests per second
+                          (h2load --rps; default: as fast as the proxy answers). Under callgrind
+                          the proxy runs ~50x slower, so full speed batches many requests per
+                          event-loop wake-up, far more than a real run below saturation does;
+                          --rps 25 (400 requests/s) makes nearly every request wake the loop,
+                          which is where per-wake-up costs show
       --keep-tmp          keep the temp folder (configs, callgrind files)
 
 Environment: BENCH_CALLGRIND_ARGS adds callgrind options, e.g. "--cache-sim=yes" for simulated
@@ -47,12 +53,14 @@ BENCH_LOAD_CPU="${BENCH_LOAD_CPU:-0}"
 BENCH_CONNECTIONS=1 BENCH_THREADS=1 # only used by the case's description
 CASE=h2c
 REQUESTS=4000
+RPS=""
 WARMUP=400
 BINS=()
 while (($#)); do
   case "$1" in
     --case) CASE="$2"; shift 2 ;;
     -n | --requests) REQUESTS="$2"; shift 2 ;;
+    --rps) RPS="$2"; shift 2 ;;
     --keep-tmp) BENCH_KEEP_TMP=1; shift ;;
     -h | --help) usage; exit 0 ;;
     -*) echo "unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -63,6 +71,8 @@ done
 [[ "$CASE" =~ ^(h2c|h1|h2-h2|h1-mtls)$ ]] || bench_die "--case must be h2c, h1, h2-h2 or h1-mtls"
 [[ "$REQUESTS" =~ ^[0-9]+$ ]] && ((REQUESTS >= 1 && REQUESTS <= 100000)) ||
   bench_die "requests must be 1..100000"
+[[ -z "$RPS" || ("$RPS" =~ ^[0-9]+$ && RPS -ge 1 && RPS -le 100000) ]] ||
+  bench_die "--rps must be 1..100000"
 for b in "${BINS[@]}"; do [[ -x "$b" ]] || bench_die "'$b' is not an executable"; done
 bench_require valgrind callgrind_control callgrind_annotate h2load nginx curl taskset
 
@@ -128,7 +138,9 @@ EOF
   timeout 120 taskset -c "$BENCH_LOAD_CPU" h2load "${load_args[@]}" -n "$WARMUP" \
     "http://127.0.0.1:$port/" >/dev/null
   callgrind_control -z "$PROXY_PID" >/dev/null 2>&1
-  timeout 600 taskset -c "$BENCH_LOAD_CPU" h2load "${load_args[@]}" -n "$REQUESTS" \
+  local rate_args=()
+  [[ -n "$RPS" ]] && rate_args=(--rps "$RPS")
+  timeout 600 taskset -c "$BENCH_LOAD_CPU" h2load "${load_args[@]}" "${rate_args[@]}" -n "$REQUESTS" \
     "http://127.0.0.1:$port/" >"$BENCH_TMP/h2load.txt"
   grep -q "succeeded, 0 failed, 0 errored" "$BENCH_TMP/h2load.txt" ||
     { cat "$BENCH_TMP/h2load.txt" >&2; bench_stop_tree "$PROXY_PID"; return 1; }
