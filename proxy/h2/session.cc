@@ -369,6 +369,7 @@ struct Session::Glue {
       st.body_expected = rq.method == "CONNECT" ? -1 : rq.content_length;
       if (end_stream && !body_complete(s, st)) return 0;
       st.known = true;
+      ++s.known_count_;
       ++s.counters_.streams_opened;
       s.sevents_->on_request(st.id, rq);
       if (end_stream && s.find(st.id) != nullptr) s.events_->on_end_stream(st.id);
@@ -557,6 +558,7 @@ struct Session::Glue {
       nghttp2_session_consume_connection(s.ng_, st->unconsumed);
     }
     const bool known = st->known;
+    if (known) --s.known_count_;
     CloseInfo info;
     info.error_code = error_code != kNoError ? error_code : st->local_reset;
     info.reset_by_peer = st->reset_by_peer;
@@ -731,12 +733,6 @@ void Session::recycle(std::unique_ptr<Stream> st) {
     st->head.cap = head.cap;
   }
   spare_.push_back(std::move(st));
-}
-
-size_t Session::known_streams() const noexcept {
-  size_t n = 0;
-  for (const auto& [id, st] : streams_) n += st->known ? 1 : 0;
-  return n;
 }
 
 void Session::fail(uint32_t code, std::string why) {
@@ -997,6 +993,7 @@ std::expected<int32_t, std::string> ClientSession::submit_request(std::span<cons
   }
   Stream& st = insert_stream(id, std::move(fresh));
   st.known = true;
+  ++known_count_;
   st.head_request = head;
   ++counters_.streams_opened;
   return id;

@@ -266,7 +266,10 @@ class Session {
   // A closed stream's state goes back to a small free list (one allocation less per stream).
   void recycle(std::unique_ptr<Stream> st);
   void fail(uint32_t code, std::string why);
-  size_t known_streams() const noexcept;
+  // Streams in streams_ the proxy was told about, kept as a count (the pool asks for it per
+  // request, and a table walk was O(streams in flight) each time).
+  size_t known_streams() const noexcept { return known_count_; }
+  size_t known_count_ = 0;
   // Records one peer reset of an unfinished stream; true when the rapid reset limit is exceeded.
   bool note_reset();
   int send_trailers(Stream& st, std::span<const Field> fields);

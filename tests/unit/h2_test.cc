@@ -303,6 +303,12 @@ class Rec : public ServerEvents, public ClientEvents {
 
   Session* session = nullptr;
   std::map<int32_t, RecStream> st;
+  // Server side: requests told to the proxy and not closed yet (what open_streams() counts).
+  size_t live_requests() const {
+    size_t n = 0;
+    for (const auto& [id, x] : st) n += !x.method.empty() && !x.closed ? 1 : 0;
+    return n;
+  }
   // take_blocks: each head's header block is taken with swap_header_block (no copy).
   struct Kept {
     FieldList block;
@@ -1372,6 +1378,8 @@ TEST(H2Server, RandomFramesNeitherCrashNorHang) {
       const bool fed = raw.send(frame(type, flags, id, payload));
       ++frames;
       alive = FrameFuzz::goes_on(raw.drain(), fed, *s, round, &failed);
+      // The session's open-stream count (kept incrementally) matches what it reported.
+      ASSERT_EQ(s->open_streams(), rec.live_requests()) << "round " << round << " frame " << i;
     }
     served += rec.requests;
   }
@@ -1583,6 +1591,9 @@ TEST(H2Client, RandomFramesNeitherCrashNorHang) {
       const bool fed = c->feed(bytes(frame(type, flags, id, payload))).has_value();
       ++frames;
       alive = FrameFuzz::goes_on(drain_frames(*c), fed, *c, round, &failed);
+      size_t live = 0;
+      for (int32_t sid : ids) live += rec.st[sid].closed ? 0 : 1;
+      ASSERT_EQ(c->open_streams(), live) << "round " << round << " frame " << i;
     }
     for (int32_t id : ids) answered += rec.st[id].status >= 200 ? 1 : 0;
   }
