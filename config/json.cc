@@ -431,6 +431,8 @@ void write_listener(JsonWriter& w, const Listener& l) {
   write_limits(w, l.limits);
   w.key("h2c");
   w.boolean(l.h2c);
+  w.key("request_id_in_response");
+  w.boolean(l.request_id_in_response);
   if (l.tls) {
     w.key("tls");
     w.begin_object();

@@ -43,8 +43,9 @@ constexpr std::string_view kLimitsKeys[] = {"max_request_headers_bytes",
                                             "header_timeout",
                                             "idle_timeout",
                                             "max_connections"};
-constexpr std::string_view kListenerKeys[] = {"name", "address",  "role",  "limits",
-                                              "tls",  "identity", "routes", "h2c"};
+constexpr std::string_view kListenerKeys[] = {"name",   "address", "role",
+                                              "limits", "tls",     "identity",
+                                              "routes", "h2c",     "request_id_in_response"};
 constexpr std::string_view kRouteKeys[] = {"name",         "match",
                                            "cluster",      "clusters",
                                            "timeout",      "per_try_timeout",
@@ -1629,6 +1630,9 @@ class Loader {
       }
       if (const Entry* l = m->get("limits")) load_limits(*l, &listener.limits);
       if (const Entry* h = m->get("h2c")) get_bool(*h, &listener.h2c);
+      if (const Entry* r = m->get("request_id_in_response")) {
+        get_bool(*r, &listener.request_id_in_response);
+      }
       bool tls_ok = true;
       if (const Entry* t = m->get("tls")) tls_ok = load_listener_tls(*t, &listener);
       if (const Entry* i = m->get("identity")) {

@@ -140,6 +140,9 @@ struct Listener {
   // Cleartext HTTP/2 with prior knowledge on this listener (a connection opening with the h2
   // preface); HTTP/1.1 keeps working beside it. Over TLS, HTTP/2 is chosen by ALPN "h2".
   bool h2c = false;
+  // The request id (kept or minted) returned to the client as x-request-id on every response
+  // (Envoy: always_set_request_id_in_response, off there by default). Upstreams get it either way.
+  bool request_id_in_response = true;
   ListenerIdentity identity;       // inbound listeners only
   std::vector<Route> routes;       // first match wins
   SourceLoc loc;

@@ -129,6 +129,7 @@ struct Exchange {
   char request_id[36];
   std::string_view request_id_view;
   bool generated_id = false;
+  bool id_in_response = true;  // the listener's request_id_in_response
   // When forward() finished the exchange (its last clock read, reused for the route's duration
   // and the access log: a clock read costs ~28 ns here); unset when it ended another way.
   Clock::time_point done_at{};
@@ -189,6 +190,7 @@ void give_exchange(std::unique_ptr<Exchange> e) {
   e->status = 0;
   e->bytes_received = e->bytes_sent = 0;
   e->generated_id = false;
+  e->id_in_response = true;
   e->attempts = 0;
   e->upstream_h2 = false;
   e->cluster_name = {};
@@ -545,7 +547,7 @@ asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
   append_uint(o, body.size());
   o += "\r\nx-outrigger-reason: "sv;
   o += reason;
-  if (!ex.request_id_view.empty()) {
+  if (ex.id_in_response && !ex.request_id_view.empty()) {
     o += "\r\nx-request-id: "sv;
     o += ex.request_id_view;
   }
@@ -701,6 +703,7 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
     ex.request_id_view = {ex.request_id, 36};
     ex.generated_id = true;
   }
+  ex.id_in_response = ls.listener->request_id_in_response;
 
   // 3. Limits that need no upstream, then the route.
   if (limits.max_request_body_bytes != 0 && rq.body == http::BodyKind::kContentLength &&
@@ -1317,7 +1320,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   // the upstream gave one, and x-outrigger-attempts.
   // Views: the bytes stay valid until the head is written (attempts_text is the exchange's).
   auto add_id_and_attempts = [&](std::vector<h2::Field>& f, bool upstream_gave_id) {
-    if (!upstream_gave_id) f.push_back({"x-request-id", ex.request_id_view});
+    if (!upstream_gave_id && ex.id_in_response) f.push_back({"x-request-id", ex.request_id_view});
     ex.attempts = retries + 1;
     char* const n = ex.attempts_text;
     const auto end = std::to_chars(n, n + sizeof ex.attempts_text, retries + 1).ptr;
@@ -1731,7 +1734,7 @@ protocol_chosen:
       if (no_body && !rq.is_head && rh.status != 204 && rh.status != 304)
         h += "content-length: 0\r\n"sv;
       if (chunk_out) h += "transfer-encoding: chunked\r\n"sv;
-      if (!has_request_id) {
+      if (!has_request_id && ex.id_in_response) {
         h += "x-request-id: "sv;
         h += ex.request_id_view;
         h += "\r\n"sv;
@@ -2104,7 +2107,7 @@ protocol_chosen:
     h += "\r\n"sv;
     append_forwardable(h, rs);
     if (chunk_out) h += "transfer-encoding: chunked\r\n"sv;
-    if (rs.find(http::HeaderKind::kXRequestId) == nullptr) {
+    if (ex.id_in_response && rs.find(http::HeaderKind::kXRequestId) == nullptr) {
       h += "x-request-id: "sv;
       h += ex.request_id_view;
       h += "\r\n"sv;

@@ -366,6 +366,45 @@ class RunMode(ProxyTestCase):
     self.assertEqual(get(self.addr, "/echo").status, 200)
 
 
+class RequestIdNotReturned(ProxyTestCase):
+  """request_id_in_response: false (Envoy's default, always_set_request_id_in_response off):
+  upstreams still get the id, kept or minted; clients get none back, on HTTP/1.1 and HTTP/2,
+  proxied or answered locally."""
+
+  def setUp(self):
+    self.up = self.start_upstream("A")
+    cfg = yaml_out.simple(self.up.address, limits={"max_request_body_bytes": 10})
+    cfg["listeners"][0]["request_id_in_response"] = False
+    cfg["listeners"][0]["h2c"] = True
+    self.proxy = self.start_proxy(cfg)
+    self.addr = self.proxy.addr("main")
+
+  def test_upstream_gets_an_id_the_client_does_not(self):
+    r = get(self.addr, "/echo/a")
+    self.assertEqual(r.status, 200)
+    self.assertEqual(len(self.up.requests[-1].header_all("x-request-id")), 1)
+    self.assertEqual(r.header_all("x-request-id"), [])
+    r = get(self.addr, "/echo/b", headers=[("X-Request-Id", "mine-1")])
+    self.assertEqual(self.up.requests[-1].header_all("x-request-id"), ["mine-1"])
+    self.assertEqual(r.header_all("x-request-id"), [])
+    self.assertEqual(r.header_all("x-outrigger-attempts"), ["1"])  # the rest of the head stays
+
+  def test_over_http2_too(self):
+    r = curl(self.proxy.url("/echo/h2"), "--http2-prior-knowledge")
+    self.assertEqual((r.rc, r.status), (0, 200), r.stderr)
+    self.assertIsNone(r.header("x-request-id"))
+    self.assertEqual(len(self.up.requests[-1].header_all("x-request-id")), 1)
+
+  def test_local_answers_carry_none(self):
+    # Over the body limit: answered by the proxy (413) after the id was made.
+    for args in ([], ["--http2-prior-knowledge"]):
+      r = curl(self.proxy.url("/echo/big"), "-H", "Expect:", "--data-binary", "x" * 100, *args)
+      self.assertEqual(r.status, 413, (args, r.stderr))
+      self.assertIsNotNone(r.header("x-outrigger-reason"), args)
+      self.assertIsNone(r.header("x-request-id"), args)
+    self.assertEqual(len(self.up.requests), 0)
+
+
 class Routing(ProxyTestCase):
   def setUp(self):
     self.a = self.start_upstream("A")

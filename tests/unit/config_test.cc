@@ -2466,5 +2466,36 @@ listeners:
             Lines{"t.yaml:4:10: h2c: expected true or false, got \"maybe\""});
 }
 
+// x-request-id on responses: returned unless the listener says otherwise.
+TEST(ConfigListener, RequestIdInResponse) {
+  auto on = load_ok(yaml(R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    routes: [{cluster: app}]
+)") + std::string(kClusters));
+  ASSERT_TRUE(on);
+  EXPECT_TRUE(on->listeners[0].request_id_in_response);
+  auto off = load_ok(yaml(R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    request_id_in_response: false
+    routes: [{cluster: app}]
+)") + std::string(kClusters));
+  ASSERT_TRUE(off);
+  EXPECT_FALSE(off->listeners[0].request_id_in_response);
+  EXPECT_NE(to_json(*off, JsonStyle::kCompact).find(R"("request_id_in_response":false)"),
+            std::string::npos);
+  EXPECT_EQ(errors_of(yaml(R"(
+listeners:
+  - name: l
+    address: 127.0.0.1:15001
+    request_id_in_response: 0
+    routes: [{cluster: app}]
+)") + std::string(kClusters)),
+            Lines{"t.yaml:4:29: request_id_in_response: expected true or false, got \"0\""});
+}
+
 }  // namespace
 }  // namespace outrigger::config
