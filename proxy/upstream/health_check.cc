@@ -116,14 +116,13 @@ void HealthChecker::Core::apply(Probe& p, CheckResult r, int status) {
   const size_t index = p.index;
   const tcp::endpoint address = h.address;
   const HealthState after = h.state;
-  const CheckResult result = r;
   if (on_check && !p.stopped) {
     CheckCallback cb = on_check;
     cb(index, r);
   }
   if (after != before && on_change && !p.stopped) {
     TransitionCallback cb = on_change;
-    cb(HealthTransition{index, address, before, after, result});
+    cb(HealthTransition{index, address, before, after, r});
   }
 }
 
