@@ -166,6 +166,7 @@ TEST(HealthCheck, HealthyServerBecomesHealthyOnTheFirstCheck) {
   ASSERT_TRUE(run_until(io, [&] { return !rec.transitions.empty(); }));
   EXPECT_EQ(rec.transitions[0].from, HealthState::kUnknown);
   EXPECT_EQ(rec.transitions[0].to, HealthState::kHealthy);
+  EXPECT_EQ(rec.transitions[0].result, CheckResult::kSuccess);
   EXPECT_EQ(rec.transitions[0].index, 0u);
   EXPECT_EQ(rec.transitions[0].address, ep);
   EXPECT_EQ(hc.endpoint(0).last_status, 200);
@@ -194,6 +195,7 @@ TEST(HealthCheck, HostHeaderAndExpectedStatusesAreConfigurable) {
   hc.set_endpoints(std::span(&ep, 1));
   ASSERT_TRUE(run_until(io, [&] { return !rec.transitions.empty(); }));
   EXPECT_EQ(rec.transitions[0].to, HealthState::kUnhealthy);  // 204 is not 200
+  EXPECT_EQ(rec.transitions[0].result, CheckResult::kUnexpectedStatus);  // what made the change
   EXPECT_EQ(hc.endpoint(0).last_result, CheckResult::kUnexpectedStatus);
   EXPECT_NE(server.last_request().find("\r\nHost: orders.internal\r\n"), std::string::npos);
 }
@@ -286,6 +288,7 @@ TEST(HealthCheck, RefusedConnectionIsAConnectFailure) {
   hc.set_endpoints(std::span(&ep, 1));
   ASSERT_TRUE(run_until(io, [&] { return !rec.transitions.empty(); }));
   EXPECT_EQ(rec.transitions[0].to, HealthState::kUnhealthy);
+  EXPECT_EQ(rec.transitions[0].result, CheckResult::kConnectFailure);
   EXPECT_EQ(hc.endpoint(0).last_result, CheckResult::kConnectFailure);
   EXPECT_EQ(hc.endpoint(0).last_status, 0);
 }
