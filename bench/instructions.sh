@@ -18,11 +18,11 @@ usage: bench/instructions.sh [options] OUTRIGGER_BINARY [OTHER_BINARY...]
                           load to the bench's mutual-TLS nginx backend (h1-mtls-upstream)
   -n, --requests N        measured requests (default 4000; 1..100000)
       --rps N             each of the 16 load connections sends at most N requests per second
-                          (h2load --rps; default: as fast as the proxy answers). Under callgrind
-                          the proxy runs ~50x slower, so full speed batches many requests per
-                          event-loop wake-up, far more than a real run below saturation does;
-                          --rps 25 (400 requests/s) makes nearly every request wake the loop,
-                          which is where per-wake-up costs show
+                          (h2load --rps; default: as fast as the proxy answers). At full speed
+                          each event-loop wake-up serves many requests (as in the wall-clock
+                          bench); --rps 25 (400 requests/s, a lightly loaded sidecar) makes
+                          nearly every request wake the loop, which is where per-wake-up costs
+                          show
       --keep-tmp          keep the temp folder (configs, callgrind files)
 
 Environment: BENCH_CALLGRIND_ARGS adds callgrind options, e.g. "--cache-sim=yes" for simulated
