@@ -2444,56 +2444,35 @@ TEST(ConfigJson, NewKeysRoundTrip) {
       << json;
 }
 
+// One listener "l" (line 2 of the file) with `key_line` as its line 4 ("" for none), routed to
+// the shared clusters.
+std::string one_listener(std::string_view key_line) {
+  std::string s = "listeners:\n  - name: l\n    address: 127.0.0.1:15001\n";
+  if (!key_line.empty()) s.append("    ").append(key_line).append("\n");
+  return s.append("    routes: [{cluster: app}]\n").append(kClusters);
+}
+
 // HTTP/2: listeners may speak h2c (prior knowledge) and offer h2 by ALPN; clusters may not (yet).
 TEST(ConfigH2, ListenerH2cAndAlpn) {
-  auto c = load_ok(yaml(R"(
-listeners:
-  - name: l
-    address: 127.0.0.1:15001
-    h2c: true
-    routes: [{cluster: app}]
-)") + std::string(kClusters));
+  auto c = load_ok(one_listener("h2c: true"));
   ASSERT_TRUE(c);
   EXPECT_TRUE(c->listeners[0].h2c);
   EXPECT_NE(to_json(*c, JsonStyle::kCompact).find(R"("h2c":true)"), std::string::npos);
-  EXPECT_EQ(errors_of(yaml(R"(
-listeners:
-  - name: l
-    address: 127.0.0.1:15001
-    h2c: maybe
-    routes: [{cluster: app}]
-)") + std::string(kClusters)),
+  EXPECT_EQ(errors_of(one_listener("h2c: maybe")),
             Lines{"t.yaml:4:10: h2c: expected true or false, got \"maybe\""});
 }
 
 // x-request-id on responses: returned unless the listener says otherwise.
 TEST(ConfigListener, RequestIdInResponse) {
-  auto on = load_ok(yaml(R"(
-listeners:
-  - name: l
-    address: 127.0.0.1:15001
-    routes: [{cluster: app}]
-)") + std::string(kClusters));
+  auto on = load_ok(one_listener(""));
   ASSERT_TRUE(on);
   EXPECT_TRUE(on->listeners[0].request_id_in_response);
-  auto off = load_ok(yaml(R"(
-listeners:
-  - name: l
-    address: 127.0.0.1:15001
-    request_id_in_response: false
-    routes: [{cluster: app}]
-)") + std::string(kClusters));
+  auto off = load_ok(one_listener("request_id_in_response: false"));
   ASSERT_TRUE(off);
   EXPECT_FALSE(off->listeners[0].request_id_in_response);
   EXPECT_NE(to_json(*off, JsonStyle::kCompact).find(R"("request_id_in_response":false)"),
             std::string::npos);
-  EXPECT_EQ(errors_of(yaml(R"(
-listeners:
-  - name: l
-    address: 127.0.0.1:15001
-    request_id_in_response: 0
-    routes: [{cluster: app}]
-)") + std::string(kClusters)),
+  EXPECT_EQ(errors_of(one_listener("request_id_in_response: 0")),
             Lines{"t.yaml:4:29: request_id_in_response: expected true or false, got \"0\""});
 }
 
