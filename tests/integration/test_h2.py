@@ -12,7 +12,7 @@ import time
 import unittest
 
 from harness import yaml_out
-from harness.client import curl
+from harness.client import curl, get
 from harness.proxy import binary
 from harness.testcase import ProxyTestCase
 from harness.upstream import closed_port
@@ -742,6 +742,30 @@ class Http2Upstream(ProxyTestCase):
       rid = [h for h in r["raw_headers"] if h[0] == "x-request-id"]
       self.assertEqual(len(rid), 1, r)
       self.assertEqual(isinstance(rid[0], hpack.struct.NeverIndexedHeaderTuple), i > 0, i)
+
+  def test_request_id_not_returned_when_the_listener_says_so(self):
+    """request_id_in_response: false with an HTTP/2 upstream: neither the HTTP/2 client nor the
+    HTTP/1.1 client gets an x-request-id back; the upstream gets one on every request."""
+    up = TrailerUpstream()
+    self.addCleanup(up.close)
+    cfg = h2_config(up.address, cluster_extra={"protocol": "http2"})
+    cfg["listeners"][0]["request_id_in_response"] = False
+    p = self.start_proxy(cfg)
+    c = RawH2(p.addr())
+    self.addCleanup(c.close)
+    sid = c.request("/ids")
+    heads = [x.headers for x in c.response_events(sid)
+             if isinstance(x, h2.events.ResponseReceived)]
+    self.assertEqual(len(heads), 1)
+    names = [h[0] for h in heads[0]]
+    self.assertNotIn("x-request-id", names)
+    self.assertIn("x-outrigger-attempts", names)
+    r = get(p.addr(), "/ids")
+    self.assertEqual(r.status, 200)
+    self.assertEqual(r.header_all("x-request-id"), [])
+    self.assertEqual(len(up.requests), 2)
+    for req in up.requests:
+      self.assertEqual(len([h for h in req["raw_headers"] if h[0] == "x-request-id"]), 1, req)
 
   def test_grpc_upstream_down_is_unavailable(self):
     import grpc
