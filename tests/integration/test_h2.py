@@ -263,6 +263,16 @@ class H2Basics(ProxyTestCase):
     self.assertEqual(seen["cookie"], "a=1; b=2")  # joined for the HTTP/1.1 side (RFC 9113 8.2.3)
     self.assertEqual(seen["host"], "%s:%d" % p.addr())
 
+  def assert_serves_and_stalled_end(self, p, c, msg):
+    """A new request on c is answered, and the upstream exchanges left stalled end (their
+    connections close): the proxy abandoned them, it did not leave them running."""
+    sid = c.request("/echo")
+    ev = c.response_events(sid)
+    self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid
+                        for e in ev), ev)
+    self.wait_until(lambda: p.metrics().get("outrigger_upstream_connections_active") <= 1, 5,
+                    msg=msg)
+
   def test_client_reset_stops_the_upstream_exchange(self):
     up = self.start_upstream()
     p = self.start_proxy(h2_config(up.address))
@@ -272,13 +282,8 @@ class H2Basics(ProxyTestCase):
     self.assertTrue(up.wait_requests(1))
     c.conn.reset_stream(sid)
     c.flush()
-    sid2 = c.request("/echo")
-    ev = c.response_events(sid2)
-    self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid2
-                        for e in ev), ev)
     # The stalled upstream exchange was abandoned, not left running.
-    self.wait_until(lambda: p.metrics().get("outrigger_upstream_connections_active") <= 1, 5,
-                    msg="the stalled upstream connection closed")
+    self.assert_serves_and_stalled_end(p, c, "the stalled upstream connection closed")
 
   def test_connection_gone_while_reset_streams_still_finish(self):
     """A stream the client reset is out of the session's table at once, but its exchange ends a
@@ -298,12 +303,7 @@ class H2Basics(ProxyTestCase):
     self.assertTrue(p.running(), p.stderr_text()[-2000:])
     c = RawH2(p.addr())
     self.addCleanup(c.close)
-    sid = c.request("/echo")
-    ev = c.response_events(sid)
-    self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid
-                        for e in ev), ev)
-    self.wait_until(lambda: p.metrics().get("outrigger_upstream_connections_active") <= 1, 5,
-                    msg="the stalled upstream exchanges were abandoned")
+    self.assert_serves_and_stalled_end(p, c, "the stalled upstream exchanges were abandoned")
 
   def test_body_must_match_content_length(self):
     """A body longer or shorter than its content-length is malformed (RFC 9113 8.1.1): the stream
