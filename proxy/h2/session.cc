@@ -497,7 +497,7 @@ struct Session::Glue {
     // (HTTP messaging is off: no NGHTTP2_ERR_HTTP_HEADER comes here; fields are ours to check.)
     if (lib_error == NGHTTP2_ERR_REFUSED_STREAM ||
         (s.server_ && lib_error == NGHTTP2_ERR_PROTO &&
-         s.known_streams() >= s.limits_.max_concurrent_streams)) {
+         s.open_streams() >= s.limits_.max_concurrent_streams)) {
       ++s.counters_.refused_streams;
     }
     return 0;

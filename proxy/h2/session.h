@@ -241,8 +241,9 @@ class Session {
   // Why the connection ended badly (empty while healthy): our abuse limits, nghttp2's
   // connection errors (with its message), or a failed peer preface.
   const std::string& error() const noexcept { return error_; }
-  // Streams open right now (those the proxy was told about).
-  size_t open_streams() const noexcept { return known_streams(); }
+  // Streams open right now (those the proxy was told about), kept as a count: the pool asks
+  // per request, and a walk of the table was O(streams in flight) each time.
+  size_t open_streams() const noexcept { return known_count_; }
   bool goaway_received() const noexcept { return goaway_received_; }
 
   // Milliseconds on a monotonic clock; tests replace it to move time.
@@ -266,10 +267,7 @@ class Session {
   // A closed stream's state goes back to a small free list (one allocation less per stream).
   void recycle(std::unique_ptr<Stream> st);
   void fail(uint32_t code, std::string why);
-  // Streams in streams_ the proxy was told about, kept as a count (the pool asks for it per
-  // request, and a table walk was O(streams in flight) each time).
-  size_t known_streams() const noexcept { return known_count_; }
-  size_t known_count_ = 0;
+  size_t known_count_ = 0;  // streams in streams_ with `known` set (open_streams())
   // Records one peer reset of an unfinished stream; true when the rapid reset limit is exceeded.
   bool note_reset();
   int send_trailers(Stream& st, std::span<const Field> fields);
