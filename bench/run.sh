@@ -213,13 +213,14 @@ import sys
 (case, rnd, proxy, req, dur_us, p50, p99, errors, ticks, hz, wall_ns, nproc, cpu_busy,
  sys_ticks, load_busy) = sys.argv[1:]
 req, dur_s, wall_us = int(req), int(dur_us) / 1e6, int(wall_ns) / 1e3
-cpu_us = int(ticks) * 1e6 / int(hz)
+def us(t):  # clock ticks to µs
+  return int(t) * 1e6 / int(hz)
+cpu_us, load_us = us(ticks), us(load_busy)
 # Whatever else ran on the proxy's CPU during the run (other users' builds, kernel work).
-other_pct = max(0.0, 100 * (int(cpu_busy) - int(ticks)) * 1e6 / int(hz) / wall_us)
+other_pct = max(0.0, 100 * (us(cpu_busy) - cpu_us) / wall_us)
 print(f"{case},{rnd},{proxy},ok,{req},{dur_s:.3f},{req / dur_s:.1f},{p50},{p99},{errors},"
       f"{ticks},{cpu_us / req:.4f},{100 * cpu_us / wall_us:.1f},{nproc},{other_pct:.1f},"
-      f"{int(sys_ticks) * 1e6 / int(hz) / req:.4f},"
-      f"{int(load_busy) * 1e6 / int(hz) / req:.4f},{100 * int(load_busy) * 1e6 / int(hz) / wall_us:.1f}")
+      f"{us(sys_ticks) / req:.4f},{load_us / req:.4f},{100 * load_us / wall_us:.1f}")
 EOF
   tail -1 "$ROUNDS_CSV" | awk -F, -v p="$proxy" -v r="$round" \
     '{p50 = $8 == "" ? "-" : $8; p99 = $9 == "" ? "-" : $9
