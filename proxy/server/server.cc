@@ -690,17 +690,14 @@ void Server::sync_health_checks() {
       const std::string name = c.name;
       const uint32_t stats_id = cs.stats_id;
       upstream::HealthCheckOptions options = *upstream::health_check_options_from_config(c);
-      // A TLS cluster's checks use its material of the moment (rotations and reloads included)
-      // from the current snapshot; this runs on the main thread, which owns snapshot_.
-      options.tls = [this, name](std::string* sni) -> std::shared_ptr<const tls::ClientTls> {
-        for (const ClusterState& s : snapshot_->clusters) {
-          if (s.cluster->name != name) continue;
-          if (!s.tls) return nullptr;
-          *sni = s.sni;
-          return s.tls->current.load();
-        }
-        return nullptr;
-      };
+      // A TLS cluster's checks use the material its slot holds at each check, so rotated files
+      // apply as they do to requests; a reload makes new checkers from the new snapshot.
+      if (cs.tls) {
+        options.tls = [slot = cs.tls, sni = cs.sni](std::string* out) {
+          *out = sni;
+          return slot->current.load();
+        };
+      }
       checker = std::make_unique<upstream::HealthChecker>(
           io_, std::move(options),
           [this, name, stats_id](const upstream::HealthTransition& t) {
