@@ -1,6 +1,10 @@
 # The two commands of the README: `make demo` and `make test`. Everything else is a helper.
 BUILD      ?= build/release
 ASAN_BUILD ?= build/asan
+# The release build is profile-guided (scripts/pgo.sh: an instrumented build, trained under the
+# bench loads, then the real one). PGO=0 skips that for quicker development builds.
+PGO        ?= 1
+PGO_DIR    ?= build/pgo
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 
@@ -9,10 +13,11 @@ CMAKE_GEN  := -G Ninja
 deps:
 	@scripts/install-deps.sh
 
-$(BUILD)/build.ninja:
-	@cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release >/dev/null
-
-build: deps $(BUILD)/build.ninja
+build: deps
+	@mode=off; \
+	if [ "$(PGO)" = 1 ]; then mode=$$(scripts/pgo.sh --jobs $(JOBS) $(PGO_DIR)) || exit 1; fi; \
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DOUTRIGGER_PGO=$$mode \
+	  -DOUTRIGGER_PGO_DIR=$(abspath $(PGO_DIR))/data >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 demo: build

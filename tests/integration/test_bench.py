@@ -2,6 +2,7 @@
 Each run is a second or two of load to loopback, bounded by timeouts."""
 
 import csv
+import json
 import os
 import re
 import shutil
@@ -115,6 +116,107 @@ class BenchScripts(unittest.TestCase):
     # TLS on the upstream side (an SSL_write and an SSL_read per request) costs more than the
     # whole plaintext HTTP/1.1 request, which is about 14k.
     self.assertGreater(int(m.group(2)), 20000)
+
+
+class ProfileGuidedBuild(unittest.TestCase):
+  """The profile-guided release build (CMakeLists.txt OUTRIGGER_PGO, scripts/pgo.sh). That the
+  profile makes the binary faster is measured in bench/RESULTS.md, not here."""
+
+  def tmpdir(self):
+    d = tempfile.mkdtemp(prefix="pgo-test-")
+    self.addCleanup(shutil.rmtree, d, True)
+    return d
+
+  def configure(self, *args):
+    build = os.path.join(self.tmpdir(), "build")
+    r = subprocess.run(["cmake", "-S", REPO, "-B", build, "-G", "Ninja",
+                        "-DCMAKE_BUILD_TYPE=Release", "-DOUTRIGGER_TESTS=OFF",
+                        "-DOUTRIGGER_BENCH=OFF", *args],
+                       capture_output=True, text=True, timeout=120)
+    return build, r
+
+  def flags_of(self, build, source):
+    with open(os.path.join(build, "compile_commands.json")) as f:
+      for c in json.load(f):
+        if c["file"].endswith(source):
+          return c["command"]
+    self.fail("%s not in compile_commands.json" % source)
+
+  def test_cmake_modes(self):
+    """generate and use name their counts the same way in any build directory (the build
+    directory is the prefix taken off object paths); off adds nothing; anything else is refused
+    with the allowed values."""
+    data = os.path.join(self.tmpdir(), "counts")
+    build, r = self.configure("-DOUTRIGGER_PGO=generate", "-DOUTRIGGER_PGO_DIR=" + data)
+    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+    cmd = self.flags_of(build, "proxy/server/connection.cc")
+    self.assertIn("-fprofile-generate=" + data, cmd)
+    self.assertIn("-fprofile-prefix-path=" + build, cmd)
+    self.assertIn("-fprofile-update=prefer-atomic", cmd)
+
+    build, r = self.configure("-DOUTRIGGER_PGO=use", "-DOUTRIGGER_PGO_DIR=" + data)
+    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+    cmd = self.flags_of(build, "proxy/server/connection.cc")
+    self.assertIn("-fprofile-use=" + data, cmd)
+    self.assertIn("-fprofile-prefix-path=" + build, cmd)
+    self.assertIn("-fprofile-partial-training", cmd)
+    self.assertNotIn("-fprofile-generate", cmd)
+
+    build, r = self.configure()
+    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+    self.assertNotIn("-fprofile", self.flags_of(build, "proxy/server/connection.cc"))
+
+    _, r = self.configure("-DOUTRIGGER_PGO=yes")
+    self.assertNotEqual(r.returncode, 0)
+    self.assertIn("OUTRIGGER_PGO must be off, generate or use, not 'yes'", r.stderr)
+
+  def test_training_that_writes_no_counts_builds_without_a_profile(self):
+    """A binary that is not instrumented runs the loads but leaves no counts: the script says
+    so and answers "off", and leaves no data folder for -fprofile-use to read."""
+    d = self.tmpdir()
+    r = subprocess.run([os.path.join(REPO, "scripts", "pgo.sh"), "--train", binary(), d],
+                       capture_output=True, text=True, timeout=280,
+                       env=dict(os.environ, PGO_TRAIN_SECONDS="1"))
+    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+    self.assertEqual(r.stdout, "off\n", r.stderr[-2000:])
+    self.assertIn("the training wrote no profile counts", r.stderr)
+    self.assertFalse(os.path.exists(os.path.join(d, "data")))
+    # The loads did run: every training case completed with requests and no errors.
+    with open(os.path.join(d, "train", "rounds.csv")) as f:
+      rows = list(csv.DictReader(f))
+    self.assertEqual([x["case"] for x in rows],
+                     ["h1-keepalive", "h1-mtls-upstream", "h2c-h1", "h2-h2"])
+    for x in rows:
+      self.assertEqual((x["status"], x["errors"]), ("ok", "0"), x)
+      self.assertGreater(int(x["requests"]), 0, x)
+
+  def test_failed_training_builds_without_a_profile(self):
+    d = self.tmpdir()
+    os.makedirs(os.path.join(d, "data"))
+    with open(os.path.join(d, "data", "stale.gcda"), "w") as f:
+      f.write("x")
+    fake = os.path.join(d, "outrigger")
+    with open(fake, "w") as f:
+      f.write("#!/bin/sh\nexit 3\n")
+    os.chmod(fake, 0o755)
+    r = subprocess.run([os.path.join(REPO, "scripts", "pgo.sh"), "--train", fake, d],
+                       capture_output=True, text=True, timeout=280,
+                       env=dict(os.environ, PGO_TRAIN_SECONDS="1"))
+    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+    self.assertEqual(r.stdout, "off\n")
+    self.assertIn("training failed; building without a profile", r.stderr)
+    self.assertFalse(os.path.exists(os.path.join(d, "data")))  # stale counts are not kept
+    self.assertTrue(os.path.exists(os.path.join(d, "train.log")))
+
+  def test_bad_arguments(self):
+    script = os.path.join(REPO, "scripts", "pgo.sh")
+    r = subprocess.run([script], capture_output=True, text=True, timeout=30)
+    self.assertEqual(r.returncode, 2)
+    self.assertIn("usage: scripts/pgo.sh", r.stderr)
+    r = subprocess.run([script, "--train", binary(), self.tmpdir()], capture_output=True,
+                       text=True, timeout=30, env=dict(os.environ, PGO_TRAIN_SECONDS="0"))
+    self.assertEqual(r.returncode, 2)
+    self.assertIn("PGO_TRAIN_SECONDS must be 1..99", r.stderr)
 
 
 if __name__ == "__main__":

@@ -281,6 +281,62 @@ class Dockerfile(unittest.TestCase):
       self.assertIn("install ok installed", p.stdout, "%s: not a Debian package installed here "
                     "(scripts/install-deps.sh builds the same way)" % pkg)
 
+  def test_build_stage_is_profile_guided_with_the_training_tools(self):
+    """The build stage builds as `make build` does: scripts/pgo.sh trains an instrumented build
+    under the bench's loads and its answer (use/off) goes to CMake with the counts' folder. So
+    the stage must install every tool those loads require (bench_require in bench/run.sh and in
+    the cases pgo.sh runs): each tool's owning package here is an installed package of the stage,
+    one it depends on, or part of every Debian system."""
+    runs = " ".join(self.instr(0, "RUN"))
+    m = re.search(r'mode="\$\(scripts/pgo\.sh (\S+)\)"', runs)
+    self.assertIsNotNone(m, runs)
+    self.assertIn('-DOUTRIGGER_PGO="$mode"', runs)
+    self.assertIn("-DOUTRIGGER_PGO_DIR=%s/data" % m.group(1), runs)
+    with open(os.path.join(REPO, "scripts", "pgo.sh")) as f:
+      cases = re.search(r"--case ([a-z0-9,-]+)", f.read()).group(1).split(",")
+    self.assertEqual(cases, ["h1-keepalive", "h1-mtls-upstream", "h2c-h1", "h2-h2"])
+    sources = ["run.sh", "lib/common.sh", "lib/case_h1_keepalive.sh",
+               "lib/case_h1_mtls_upstream.sh", "lib/case_h2.sh"]
+    tools = set()
+    for src in sources:
+      with open(os.path.join(REPO, "bench", src)) as f:
+        for line in f:
+          line = line.split("#")[0]
+          # perf only with --syscalls; the proxies loop names peers (pgo.sh runs outrigger only)
+          if "bench_require" not in line or "BENCH_SYSCALLS" in line or "$p" in line:
+            continue
+          words = line.split("bench_require", 1)[1].split()
+          tools |= {w for w in words if re.fullmatch(r"[a-z0-9_.-]+", w)}
+    self.assertLessEqual({"wrk", "nginx", "h2load", "nghttpd", "curl", "python3"}, tools)
+
+    def depends(pkg):
+      p = subprocess.run(["dpkg-query", "-W", "-f", "${Depends} ${Pre-Depends}", pkg],
+                         capture_output=True, text=True, timeout=30)
+      return {d.strip().split()[0].split(":")[0] for d in re.split(r"[,|]", p.stdout) if d.strip()}
+
+    def essential(pkg):
+      p = subprocess.run(["dpkg-query", "-W", "-f", "${Essential}", pkg], capture_output=True,
+                         text=True, timeout=30)
+      return p.stdout.strip() == "yes"
+
+    stage = set(self.apt_packages(0))
+    reach, frontier = set(stage), set(stage)
+    for _ in range(3):  # python3 -> python3.11 -> python3.11-minimal
+      frontier = set().union(*(depends(x) for x in frontier)) - reach
+      reach |= frontier
+    for tool in sorted(tools):
+      path = shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin")  # Debian's, not a venv's
+      self.assertIsNotNone(path, tool)
+      owner = None
+      for candidate in (os.path.realpath(path), path):
+        p = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True, timeout=30)
+        if p.returncode == 0:
+          owner = p.stdout.split(":")[0]
+          break
+      self.assertIsNotNone(owner, "no package owns %s" % path)
+      self.assertTrue(owner in reach or essential(owner),
+                      "the build stage lacks %s (for %s, needed by the PGO training)" % (owner, tool))
+
   def test_copy_set_configures_and_dockerignore_keeps_it(self):
     sources = []
     for c in self.instr(0, "COPY"):

@@ -2408,7 +2408,9 @@ TEST(ConfigJson, NewKeysRoundTrip) {
     ASSERT_TRUE(c);
     for (JsonStyle style : {JsonStyle::kPretty, JsonStyle::kCompact}) {
       std::string json = to_json(*c, style);
-      if (style == JsonStyle::kCompact) EXPECT_TRUE(python_accepts_json(json));
+      if (style == JsonStyle::kCompact) {
+        EXPECT_TRUE(python_accepts_json(json));
+      }
       LoadResult back = load_string(json, "json");
       for (const Diagnostic& d : back.errors) ADD_FAILURE() << d.to_string() << "\n" << json;
       ASSERT_TRUE(back.ok());
