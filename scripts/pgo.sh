@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The profile for the profile-guided release build (CMakeLists.txt, OUTRIGGER_PGO): builds the
 # instrumented binary in DIR/gen, runs it under the bench's loads (h1 keep-alive, h1 to an mTLS
-# upstream, h2c to HTTP/1.1, h2c to h2c: bench/run.sh, one round each, about 25 s) and leaves the
-# counts in DIR/data. Trains again only when the instrumented binary changed.
+# upstream, h2c to HTTP/1.1, h2c to h2c, and h1 with retries, least_request, a retry budget and
+# outlier detection: bench/run.sh, one round each, about 35 s) and leaves the counts in DIR/data.
+# Trains again only when the instrumented binary or this list of loads changed.
 #
 #   scripts/pgo.sh [--jobs N] DIR            build DIR/gen if needed, train if needed
 #   scripts/pgo.sh --train BINARY DIR        train BINARY (built with OUTRIGGER_PGO=generate and
@@ -35,6 +36,8 @@ LOG="$DIR/train.log"
 SECONDS_PER_LOAD="${PGO_TRAIN_SECONDS:-3}"
 [[ "$SECONDS_PER_LOAD" =~ ^[1-9][0-9]?$ ]] || { echo "pgo: PGO_TRAIN_SECONDS must be 1..99" >&2; exit 2; }
 
+CASES=h1-keepalive,h1-mtls-upstream,h2c-h1,h2-h2,h1-resilience
+
 say() { echo "pgo: $*" >&2; }
 has_counts() { compgen -G "$DATA/*connection.cc.gcda" >/dev/null; }
 
@@ -44,7 +47,8 @@ if [[ -z "$BIN" ]]; then
     -DOUTRIGGER_PGO_DIR="$DATA" -DOUTRIGGER_TESTS=OFF -DOUTRIGGER_BENCH=OFF >/dev/null
   cmake --build "$GEN" -j "$JOBS" --target outrigger >&2
   BIN="$GEN/proxy/outrigger"
-  if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(sha256sum "$BIN" | cut -d' ' -f1)" ]] && has_counts; then
+  if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$(sha256sum "$BIN" | cut -d' ' -f1) $CASES" ]] &&
+    has_counts; then
     echo use
     exit 0
   fi
@@ -56,7 +60,7 @@ sum="$(sha256sum "$BIN" | cut -d' ' -f1)"
 rm -rf "$DATA"
 mkdir -p "$DATA"
 say "training $BIN under the bench loads (log: $LOG)"
-if ! timeout 300 bench/run.sh -p outrigger --case h1-keepalive,h1-mtls-upstream,h2c-h1,h2-h2 \
+if ! timeout 300 bench/run.sh -p outrigger --case "$CASES" \
   -d "$SECONDS_PER_LOAD" -w 1 -r 1 -o "$DIR/train" "$BIN" >"$LOG" 2>&1; then
   say "training failed; building without a profile. Last lines of $LOG:"
   tail -n 15 "$LOG" >&2 || true
@@ -71,5 +75,5 @@ if ! has_counts; then
   echo off
   exit 0
 fi
-echo "$sum" >"$STAMP"
+echo "$sum $CASES" >"$STAMP"
 echo use

@@ -184,8 +184,10 @@ class ProfileGuidedBuild(unittest.TestCase):
     # The loads did run: every training case completed with requests and no errors.
     with open(os.path.join(d, "train", "rounds.csv")) as f:
       rows = list(csv.DictReader(f))
-    self.assertEqual([x["case"] for x in rows],
-                     ["h1-keepalive", "h1-mtls-upstream", "h2c-h1", "h2-h2"])
+    self.assertEqual([(x["case"], x["proxy"]) for x in rows],
+                     [("h1-keepalive", "outrigger"), ("h1-mtls-upstream", "outrigger"),
+                      ("h2c-h1", "outrigger"), ("h2-h2", "outrigger"),
+                      ("h1-resilience", "outrigger"), ("h1-resilience", "outrigger-resilient")])
     for x in rows:
       self.assertEqual((x["status"], x["errors"]), ("ok", "0"), x)
       self.assertGreater(int(x["requests"]), 0, x)

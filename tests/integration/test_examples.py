@@ -293,10 +293,11 @@ class Dockerfile(unittest.TestCase):
     self.assertIn('-DOUTRIGGER_PGO="$mode"', runs)
     self.assertIn("-DOUTRIGGER_PGO_DIR=%s/data" % m.group(1), runs)
     with open(os.path.join(REPO, "scripts", "pgo.sh")) as f:
-      cases = re.search(r"--case ([a-z0-9,-]+)", f.read()).group(1).split(",")
-    self.assertEqual(cases, ["h1-keepalive", "h1-mtls-upstream", "h2c-h1", "h2-h2"])
+      cases = re.search(r"\nCASES=([a-z0-9,-]+)\n", f.read()).group(1).split(",")
+    self.assertEqual(cases, ["h1-keepalive", "h1-mtls-upstream", "h2c-h1", "h2-h2",
+                             "h1-resilience"])
     sources = ["run.sh", "lib/common.sh", "lib/case_h1_keepalive.sh",
-               "lib/case_h1_mtls_upstream.sh", "lib/case_h2.sh"]
+               "lib/case_h1_mtls_upstream.sh", "lib/case_h2.sh", "lib/case_h1_resilience.sh"]
     tools = set()
     for src in sources:
       with open(os.path.join(REPO, "bench", src)) as f:
