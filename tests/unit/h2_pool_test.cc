@@ -1133,6 +1133,43 @@ TEST_F(H2PoolTest, ServerResetAndCloseAreReported) {
   EXPECT_EQ(pool.counters().connections_opened, 2u);
 }
 
+// Readers waiting on one connection each time out at their own deadline, in deadline order
+// whatever the order they started waiting in, and an answered stream is not disturbed by them.
+TEST_F(H2PoolTest, ReadDeadlinesOnOneConnectionEachFireInTurn) {
+  asio::io_context io;
+  H2TestServer srv(io);
+  H2Pool pool(io, pool_options());
+  Result warm;
+  spawn_fetch(io, pool, srv.endpoint(), "/hello", &warm);
+  ASSERT_TRUE(run_until(io, [&] { return warm.done; }));
+  ASSERT_TRUE(warm.ok()) << describe(warm);
+  Result late, early, answered;
+  Fetch late_opts, early_opts;
+  late_opts.timeout = 900ms;
+  early_opts.timeout = 150ms;
+  const auto t0 = Clock::now();
+  spawn_fetch(io, pool, srv.endpoint(), "/hold", &late, late_opts);
+  spawn_fetch(io, pool, srv.endpoint(), "/hold", &early, early_opts);
+  spawn_fetch(io, pool, srv.endpoint(), "/hello", &answered);
+  Clock::time_point early_at{}, late_at{};
+  ASSERT_TRUE(run_until(io, [&] {
+    if (early.done && early_at == Clock::time_point{}) early_at = Clock::now();
+    if (late.done && late_at == Clock::time_point{}) late_at = Clock::now();
+    return early.done && late.done && answered.done;
+  }));
+  EXPECT_TRUE(answered.ok()) << describe(answered);
+  for (const Result* r : {&early, &late}) {
+    ASSERT_TRUE(r->error) << describe(*r);
+    EXPECT_EQ(r->error->code, H2Errc::kTimeout) << describe(*r);
+    EXPECT_EQ(r->stage, "head");
+    EXPECT_EQ(r->conn, warm.conn);  // all on the one connection
+  }
+  EXPECT_GE(early_at - t0, 150ms);
+  EXPECT_LT(early_at - t0, 900ms);  // it did not wait for the other's deadline
+  EXPECT_GE(late_at - t0, 900ms);
+  EXPECT_LT(early_at, late_at);
+}
+
 TEST_F(H2PoolTest, DeadlineThenCallerResetCancelsTheStream) {
   asio::io_context io;
   H2TestServer srv(io);
