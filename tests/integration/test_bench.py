@@ -135,36 +135,34 @@ class ProfileGuidedBuild(unittest.TestCase):
                        capture_output=True, text=True, timeout=120)
     return build, r
 
-  def flags_of(self, build, source):
+  def core_flags(self, *args):
+    """Configures with args; returns the build folder and how a core file is compiled."""
+    build, r = self.configure(*args)
+    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
     with open(os.path.join(build, "compile_commands.json")) as f:
       for c in json.load(f):
-        if c["file"].endswith(source):
-          return c["command"]
-    self.fail("%s not in compile_commands.json" % source)
+        if c["file"].endswith("proxy/server/connection.cc"):
+          return build, c["command"]
+    self.fail("proxy/server/connection.cc not in compile_commands.json")
 
   def test_cmake_modes(self):
     """generate and use name their counts the same way in any build directory (the build
     directory is the prefix taken off object paths); off adds nothing; anything else is refused
     with the allowed values."""
     data = os.path.join(self.tmpdir(), "counts")
-    build, r = self.configure("-DOUTRIGGER_PGO=generate", "-DOUTRIGGER_PGO_DIR=" + data)
-    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
-    cmd = self.flags_of(build, "proxy/server/connection.cc")
+    build, cmd = self.core_flags("-DOUTRIGGER_PGO=generate", "-DOUTRIGGER_PGO_DIR=" + data)
     self.assertIn("-fprofile-generate=" + data, cmd)
     self.assertIn("-fprofile-prefix-path=" + build, cmd)
     self.assertIn("-fprofile-update=prefer-atomic", cmd)
 
-    build, r = self.configure("-DOUTRIGGER_PGO=use", "-DOUTRIGGER_PGO_DIR=" + data)
-    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
-    cmd = self.flags_of(build, "proxy/server/connection.cc")
+    build, cmd = self.core_flags("-DOUTRIGGER_PGO=use", "-DOUTRIGGER_PGO_DIR=" + data)
     self.assertIn("-fprofile-use=" + data, cmd)
     self.assertIn("-fprofile-prefix-path=" + build, cmd)
     self.assertIn("-fprofile-partial-training", cmd)
     self.assertNotIn("-fprofile-generate", cmd)
 
-    build, r = self.configure()
-    self.assertEqual(r.returncode, 0, r.stderr[-2000:])
-    self.assertNotIn("-fprofile", self.flags_of(build, "proxy/server/connection.cc"))
+    _, cmd = self.core_flags()
+    self.assertNotIn("-fprofile", cmd)
 
     _, r = self.configure("-DOUTRIGGER_PGO=yes")
     self.assertNotEqual(r.returncode, 0)
