@@ -1,6 +1,7 @@
 // libFuzzer target for the HTTP/1.1 parser (proxy/http/h1.h): the bytes every client and upstream
 // controls. Built with clang (-fsanitize=fuzzer,address,undefined) by tests/CMakeLists.txt when
-// clang is there; tests/fuzz/run.sh runs it (a bounded smoke run in `make test`, longer by hand).
+// clang is there; tests/fuzz/run.sh runs it (a bounded smoke run in `make test`; by hand:
+// tests/fuzz/run.sh build/release/tests/h1_fuzz 600 tests/fuzz/corpus/h1).
 //
 // Input: one mode byte, then the message. Mode bit 0: a request (else a response); bit 1: for a
 // response, the answer to a HEAD request; the other bits: where the request is cut in two (the
