@@ -1,5 +1,9 @@
 #include "proxy/router/router.h"
 
+#include <arpa/inet.h>
+
+#include <cstring>
+
 #include "proxy/http/h1.h"
 
 namespace outrigger::router {
@@ -46,9 +50,35 @@ bool host_matches(const HostPattern& p, std::string_view host) noexcept {
 }
 }  // namespace
 
+std::string_view ipv6_host(std::string_view authority, Ipv6Text& out) noexcept {
+  const size_t close = authority.find(']');
+  if (authority.empty() || authority.front() != '[' || close == std::string_view::npos) {
+    return {};
+  }
+  const std::string_view inner = authority.substr(1, close - 1);
+  char text[INET6_ADDRSTRLEN];
+  in6_addr a{};
+  if (inner.size() >= sizeof text) return authority.substr(0, close + 1);
+  std::memcpy(text, inner.data(), inner.size());
+  text[inner.size()] = '\0';
+  if (inet_pton(AF_INET6, text, &a) != 1 || inet_ntop(AF_INET6, &a, text, sizeof text) == nullptr) {
+    return authority.substr(0, close + 1);  // not an address: it matches no pattern
+  }
+  const size_t n = std::strlen(text);
+  out[0] = '[';
+  std::memcpy(out.data() + 1, text, n);
+  out[n + 1] = ']';
+  return {out.data(), n + 2};
+}
+
 const CompiledRoute* RouteTable::match(std::string_view authority, std::string_view path) const noexcept {
   std::string_view host = strip_port(authority);
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // FQDN form
+  // An IPv6 literal is compared bracketed and in the canonical form the config's patterns are
+  // normalised to (RFC 5952, as inet_ntop writes it): any spelling of the address matches its
+  // pattern, and an unbracketed one ("::1", not a valid URI host) matches none.
+  Ipv6Text v6;
+  if (std::string_view bracketed = ipv6_host(authority, v6); !bracketed.empty()) host = bracketed;
   for (const CompiledRoute& r : routes_) {
     if (!path.starts_with(r.path_prefix)) continue;
     if (r.hosts.empty()) return &r;

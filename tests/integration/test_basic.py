@@ -415,7 +415,8 @@ class Routing(ProxyTestCase):
         [r("exact", "a", hosts=["user-service"]),
          r("wild", "b", hosts=["*.orders.internal"]),
          r("v2", "c", hosts=["paths.internal"], path_prefix="/v2/"),
-         r("paths", "a", hosts=["paths.internal"], path_prefix="/")],
+         r("paths", "a", hosts=["paths.internal"], path_prefix="/"),
+         r("ips", "c", hosts=["[2001:DB8:0:0::7]", "[::1]", "192.0.2.9"])],
         [yaml_out.cluster("a", [self.a.address]),
          yaml_out.cluster("b", [self.b.address], host_rewrite="backend.internal"),
          yaml_out.cluster("c", [self.c.address])])
@@ -437,6 +438,15 @@ class Routing(ProxyTestCase):
     self.assertEqual(self.which("a.b.orders.internal:80"), (200, "B"))
     self.assertEqual(self.which("orders.internal")[0], 404, "the bare suffix is not a subdomain")
     self.assertEqual(self.which("evilorders.internal")[0], 404)
+
+  def test_ip_literal_hosts(self):
+    # A bracketed IPv6 pattern matches the address however the client spells it (case, zeros,
+    # ::), with or without a port; an IPv4 one as written.
+    for host in ("[::1]", "[::1]:8080", "[0:0:0:0:0:0:0:1]", "[2001:db8::7]:443",
+                 "[2001:0DB8:0000::0007]", "192.0.2.9", "192.0.2.9:80"):
+      self.assertEqual(self.which(host), (200, "C"), host)
+    for host in ("[::2]", "[2001:db8::8]", "192.0.2.90", "[::1", "::1"):
+      self.assertEqual(self.which(host)[0], 404, host)
 
   def test_path_prefix(self):
     self.assertEqual(self.which("paths.internal", "/v2/items"), (200, "C"))

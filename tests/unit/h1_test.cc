@@ -539,5 +539,29 @@ TEST(Router, HostsAndPrefixes) {
   EXPECT_EQ(strip_port("::1"), "::1");
 }
 
+// IPv6 host patterns come from the loader bracketed and canonical; a request's literal matches
+// them in any spelling, with or without a port, and only bracketed.
+TEST(Router, Ipv6Hosts) {
+  config::Route r1, r2;
+  RouteTable t;
+  t.add(CompiledRoute{&r1, 0, 0, 0, {compile_host_pattern("[2001:db8::7]")}, "/"});
+  t.add(CompiledRoute{&r2, 1, 1, 1, {compile_host_pattern("[::1]")}, "/"});
+  for (std::string_view a : {"[2001:db8::7]", "[2001:DB8:0:0:0:0:0:7]:443", "[2001:db8:0::7]"}) {
+    const CompiledRoute* m = t.match(a, "/");
+    ASSERT_NE(m, nullptr) << a;
+    EXPECT_EQ(m->route, &r1) << a;
+  }
+  ASSERT_NE(t.match("[0::1]:8080", "/"), nullptr);
+  EXPECT_EQ(t.match("[0::1]:8080", "/")->route, &r2);
+  for (std::string_view a : {"::1", "[::2]", "[::1", "[zz]", "[fe80::1%25eth0]", "[]"}) {
+    EXPECT_EQ(t.match(a, "/"), nullptr) << a;
+  }
+  Ipv6Text buf;
+  EXPECT_EQ(ipv6_host("[2001:DB8::0:7]:80", buf), "[2001:db8::7]");
+  EXPECT_EQ(ipv6_host("[zz]:80", buf), "[zz]");
+  EXPECT_EQ(ipv6_host("example.com:80", buf), "");
+  EXPECT_EQ(ipv6_host("[" + std::string(60, '1') + "]", buf).size(), 62u);
+}
+
 }  // namespace
 }  // namespace outrigger::router
