@@ -52,17 +52,16 @@ bool host_matches(const HostPattern& p, std::string_view host) noexcept {
 
 std::string_view ipv6_host(std::string_view authority, Ipv6Text& out) noexcept {
   const size_t close = authority.find(']');
-  if (authority.empty() || authority.front() != '[' || close == std::string_view::npos) {
-    return {};
-  }
+  if (close == std::string_view::npos) return {};
   const std::string_view inner = authority.substr(1, close - 1);
   char text[INET6_ADDRSTRLEN];
   in6_addr a{};
-  if (inner.size() >= sizeof text) return authority.substr(0, close + 1);
+  // (A NUL would end the text inet_pton reads early: "[::1\0junk]" is not ::1.)
+  if (inner.size() >= sizeof text || inner.find('\0') != std::string_view::npos) return {};
   std::memcpy(text, inner.data(), inner.size());
   text[inner.size()] = '\0';
   if (inet_pton(AF_INET6, text, &a) != 1 || inet_ntop(AF_INET6, &a, text, sizeof text) == nullptr) {
-    return authority.substr(0, close + 1);  // not an address: it matches no pattern
+    return {};
   }
   const size_t n = std::strlen(text);
   out[0] = '[';
@@ -76,9 +75,11 @@ const CompiledRoute* RouteTable::match(std::string_view authority, std::string_v
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);  // FQDN form
   // An IPv6 literal is compared bracketed and in the canonical form the config's patterns are
   // normalised to (RFC 5952, as inet_ntop writes it): any spelling of the address matches its
-  // pattern, and an unbracketed one ("::1", not a valid URI host) matches none.
+  // pattern, and an unbracketed one ("::1", not a valid URI host) matches none. An authority
+  // that opens a bracket but is no IPv6 literal ("[zz]", "[x.example.com") gets an empty host,
+  // which only "*" matches: it must not reach a name pattern such as "*.example.com".
   Ipv6Text v6;
-  if (std::string_view bracketed = ipv6_host(authority, v6); !bracketed.empty()) host = bracketed;
+  if (!authority.empty() && authority.front() == '[') host = ipv6_host(authority, v6);
   for (const CompiledRoute& r : routes_) {
     if (!path.starts_with(r.path_prefix)) continue;
     if (r.hosts.empty()) return &r;

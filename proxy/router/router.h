@@ -41,9 +41,9 @@ class RouteTable {
 // A host pattern as the config loader normalised it (lower case; an IPv6 address bracketed and
 // canonical, "[2001:db8::7]").
 HostPattern compile_host_pattern(std::string_view pattern);
-// For an authority that starts with an IPv6 literal ("[2001:DB8:0::7]:443"): that literal,
-// bracketed and canonical ("[2001:db8::7]"), written into `out`; the bracketed text as it is when
-// it is not an address; empty for any other authority.
+// For an authority that starts with "[": its IPv6 literal ("[2001:DB8:0::7]:443"), bracketed
+// and canonical ("[2001:db8::7]"), written into `out`; empty when there is none (no "]", or not
+// an IPv6 address between the brackets).
 using Ipv6Text = std::array<char, 48>;  // INET6_ADDRSTRLEN (46) + 2 brackets
 std::string_view ipv6_host(std::string_view authority, Ipv6Text& out) noexcept;
 // "Host:port" -> "host" (brackets of an IPv6 literal removed), not lower-cased.

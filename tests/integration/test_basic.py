@@ -447,6 +447,10 @@ class Routing(ProxyTestCase):
       self.assertEqual(self.which(host), (200, "C"), host)
     for host in ("[::2]", "[2001:db8::8]", "192.0.2.90", "[::1", "::1"):
       self.assertEqual(self.which(host)[0], 404, host)
+    # A Host that opens a bracket but holds no IPv6 address reaches no name pattern (it used to
+    # reach "*.orders.internal").
+    for host in ("[eu.orders.internal", "[x]eu.orders.internal", "[:eu.orders.internal"):
+      self.assertEqual(self.which(host)[0], 404, host)
 
   def test_path_prefix(self):
     self.assertEqual(self.which("paths.internal", "/v2/items"), (200, "C"))
