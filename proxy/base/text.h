@@ -107,6 +107,32 @@ template <typename W>
   return (ctl | del) != 0;
 }
 
+// The host[:port] shape of a Host field or an :authority (RFC 9110 7.2, RFC 3986 3.2.2-3.2.3),
+// checked after its characters (kHostChar): an IP-literal in brackets followed by nothing or a
+// port, or a name or IPv4 address with no bracket and at most one colon, before the port. A port
+// is digits (possibly none). Empty is allowed (a Host for a target without an authority).
+inline bool valid_authority(std::string_view a) noexcept {
+  std::string_view port;
+  if (!a.empty() && a.front() == '[') {
+    const size_t close = a.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    if (a.substr(1, close - 1).find('[') != std::string_view::npos) return false;
+    const std::string_view rest = a.substr(close + 1);
+    if (rest.empty()) return true;
+    if (rest.front() != ':') return false;
+    port = rest.substr(1);
+  } else {
+    if (a.find_first_of("[]") != std::string_view::npos) return false;
+    const size_t colon = a.find(':');
+    if (colon == std::string_view::npos) return true;
+    port = a.substr(colon + 1);  // a second colon is not a digit
+  }
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
 inline bool all_vchar(std::string_view v) noexcept {
   const char* p = v.data();
   const size_t n = v.size();

@@ -147,6 +147,8 @@ std::string_view error_reason(Error e) noexcept {
       return "malformed status line";
     case Error::kTooManyConnectionTokens:
       return "too many connection tokens";
+    case Error::kBadHost:
+      return "invalid host header";
   }
   return "bad request";
 }
@@ -265,7 +267,9 @@ ParseResult HeadParser::parse_request(std::string_view buf, RequestHead* out) {
       std::string_view rest = target.substr(sep + 3);
       const size_t a_end = rest.find_first_of("/?");
       out->authority = rest.substr(0, a_end);
-      if (out->authority.empty() || out->authority.find('@') != std::string_view::npos) {
+      if (out->authority.empty() || out->authority.find('@') != std::string_view::npos ||
+          base::span_of(kHostChar, out->authority) != out->authority.size() ||
+          !base::valid_authority(out->authority)) {
         return fail(Error::kBadTarget);
       }
       out->target = a_end == std::string_view::npos ? std::string_view("/") : rest.substr(a_end);
@@ -444,6 +448,10 @@ bool HeadParser::parse_fields(std::string_view lines, MessageHead* out, RequestH
               error_ = Error::kBadHeaderValue;
               return false;
             }
+          }
+          if (!base::valid_authority(value)) {
+            error_ = Error::kBadHost;
+            return false;
           }
           if (req->authority.empty()) req->authority = value;
         }

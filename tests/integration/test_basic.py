@@ -445,12 +445,15 @@ class Routing(ProxyTestCase):
     for host in ("[::1]", "[::1]:8080", "[0:0:0:0:0:0:0:1]", "[2001:db8::7]:443",
                  "[2001:0DB8:0000::0007]", "192.0.2.9", "192.0.2.9:80"):
       self.assertEqual(self.which(host), (200, "C"), host)
-    for host in ("[::2]", "[2001:db8::8]", "192.0.2.90", "[::1", "::1"):
+    for host in ("[::2]", "[2001:db8::8]", "192.0.2.90", "[zz]"):
       self.assertEqual(self.which(host)[0], 404, host)
-    # A Host that opens a bracket but holds no IPv6 address reaches no name pattern (it used to
-    # reach "*.orders.internal").
-    for host in ("[eu.orders.internal", "[x]eu.orders.internal", "[:eu.orders.internal"):
-      self.assertEqual(self.which(host)[0], 404, host)
+    # Not host[:port] (RFC 9110 7.2): a 400 that says so. "[eu.orders.internal" used to be
+    # routed by "*.orders.internal".
+    for host in ("[eu.orders.internal", "[x]eu.orders.internal", "[:eu.orders.internal", "[::1",
+                 "::1"):
+      r = get(self.addr, "/echo", host=host)
+      self.assertLocalError(r, 400)
+      self.assertEqual(r.header("x-outrigger-reason"), "invalid host header", host)
 
   def test_path_prefix(self):
     self.assertEqual(self.which("paths.internal", "/v2/items"), (200, "C"))

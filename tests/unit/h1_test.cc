@@ -320,12 +320,33 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"BadName", "GET / HTTP/1.1\r\nHost: h\r\nX(y): 1\r\n\r\n", Error::kBadHeaderName},
         Bad{"MissingHost", "GET / HTTP/1.1\r\n\r\n", Error::kMissingHost},
         Bad{"DuplicateHost", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Error::kDuplicateHost},
+        // Host is host[:port] (RFC 9110 7.2): brackets only around an IP-literal, one colon.
+        Bad{"HostOpenBracket", "GET / HTTP/1.1\r\nHost: [eu.orders.internal\r\n\r\n",
+            Error::kBadHost},
+        Bad{"HostAfterBracket", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", Error::kBadHost},
+        Bad{"HostEmptyBrackets", "GET / HTTP/1.1\r\nHost: []\r\n\r\n", Error::kBadHost},
+        Bad{"HostStrayBracket", "GET / HTTP/1.1\r\nHost: a]b\r\n\r\n", Error::kBadHost},
+        Bad{"HostUnbracketedV6", "GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", Error::kBadHost},
+        Bad{"HostPortLetters", "GET / HTTP/1.1\r\nHost: h:8x\r\n\r\n", Error::kBadHost},
+        Bad{"AbsoluteBadAuthority", "GET http://[x/ HTTP/1.1\r\nHost: h\r\n\r\n",
+            Error::kBadTarget},
         Bad{"BadVersion", "GET / HTTP/2.0\r\nHost: h\r\n\r\n", Error::kBadVersion},
         Bad{"GarbageVersion", "GET / FOO\r\nHost: h\r\n\r\n", Error::kBadRequestLine},
         Bad{"DoubleSpace", "GET  / HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadRequestLine},
         Bad{"TargetCtl", "GET /a\x01 HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadTarget},
         Bad{"Connect", "CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n", Error::kBadMethod}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST(H1Parse, HostShapesAccepted) {
+  for (std::string host : {"h", "h:", "h:8080", "192.0.2.1:80", "[::1]", "[::1]:8443",
+                           "[v1.future]", "user-service.", ""}) {
+    const std::string raw = "GET / HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+    auto p = parse(raw);
+    EXPECT_EQ(p.result, ParseResult::kDone) << host;
+    EXPECT_EQ(p.head.authority, host);
+  }
+  EXPECT_EQ(error_reason(Error::kBadHost), "invalid host header");
+}
 
 TEST(H1Limits, HeadTooLarge) {
   std::string raw = "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(2000, 'a');

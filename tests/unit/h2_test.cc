@@ -2009,6 +2009,18 @@ TEST(H2Fields, ValidateRequest) {
             FieldError::kNone);
   EXPECT_EQ(v({{":method", "GET"}, {":scheme", "http"}, {":path", "/"}}),
             FieldError::kBadAuthority);
+  // host[:port] only: brackets around an IP-literal, one colon before a port of digits.
+  for (const char* a : {"[eu.orders.internal", "[::1]x", "a]b", "::1", "h:8x", "[]"}) {
+    EXPECT_EQ(v({{":method", "GET"}, {":scheme", "http"}, {":authority", a}, {":path", "/"}}),
+              FieldError::kBadAuthority)
+        << a;
+    EXPECT_EQ(v({{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {"host", a}}),
+              FieldError::kBadAuthority)
+        << a;
+  }
+  EXPECT_EQ(v({{":method", "GET"}, {":scheme", "http"}, {":authority", "[::1]:8443"},
+               {":path", "/"}}),
+            FieldError::kNone);
   EXPECT_EQ(v({{":method", "GET"}, {":method", "GET"}, {":scheme", "http"}, {":path", "/"}}),
             FieldError::kDuplicatePseudo);
   EXPECT_EQ(v({{":method", "GET"}, {":status", "200"}}), FieldError::kUnknownPseudo);
