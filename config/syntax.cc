@@ -1,12 +1,11 @@
 #include "config/syntax.h"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 
 #include "config/loader.h"
+#include "proxy/base/ip.h"
 
 namespace outrigger::config {
 namespace syntax {
@@ -170,30 +169,20 @@ bool parse_int(std::string_view text, int64_t* out) {
   return ec == std::errc() && ptr == text.data() + text.size();
 }
 
-bool is_ipv4_literal(std::string_view text) {
-  if (text.size() > 15) return false;
-  std::string s(text);
-  in_addr a{};
-  return inet_pton(AF_INET, s.c_str(), &a) == 1;
-}
+bool is_ipv4_literal(std::string_view text) { return base::is_ipv4(text); }
 
 bool is_ipv6_literal(std::string_view text) {
-  if (text.size() > 45) return false;
-  std::string s(text);
-  in6_addr a{};
-  return inet_pton(AF_INET6, s.c_str(), &a) == 1;
+  base::IpText buf;
+  return !base::canonical_ipv6(text, buf).empty();
 }
 
 namespace {
 
+// (Callers have checked is_ipv6_literal.)
 std::string canonical_ipv6(std::string_view text) {
-  std::string s(text);
-  in6_addr a{};
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (inet_pton(AF_INET6, s.c_str(), &a) != 1 || !inet_ntop(AF_INET6, &a, buf, sizeof buf)) {
-    return s;
-  }
-  return buf;
+  base::IpText buf;
+  const std::string_view c = base::canonical_ipv6(text, buf);
+  return std::string(c.empty() ? text : c);
 }
 
 bool looks_like_ipv4(std::string_view text) {

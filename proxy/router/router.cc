@@ -1,9 +1,8 @@
 #include "proxy/router/router.h"
 
-#include <arpa/inet.h>
-
 #include <cstring>
 
+#include "proxy/base/ip.h"
 #include "proxy/http/h1.h"
 
 namespace outrigger::router {
@@ -53,21 +52,13 @@ bool host_matches(const HostPattern& p, std::string_view host) noexcept {
 std::string_view ipv6_host(std::string_view authority, Ipv6Text& out) noexcept {
   const size_t close = authority.find(']');
   if (close == std::string_view::npos) return {};
-  const std::string_view inner = authority.substr(1, close - 1);
-  char text[INET6_ADDRSTRLEN];
-  in6_addr a{};
-  // (A NUL would end the text inet_pton reads early: "[::1\0junk]" is not ::1.)
-  if (inner.size() >= sizeof text || inner.find('\0') != std::string_view::npos) return {};
-  std::memcpy(text, inner.data(), inner.size());
-  text[inner.size()] = '\0';
-  if (inet_pton(AF_INET6, text, &a) != 1 || inet_ntop(AF_INET6, &a, text, sizeof text) == nullptr) {
-    return {};
-  }
-  const size_t n = std::strlen(text);
+  base::IpText text;
+  const std::string_view c = base::canonical_ipv6(authority.substr(1, close - 1), text);
+  if (c.empty()) return {};
   out[0] = '[';
-  std::memcpy(out.data() + 1, text, n);
-  out[n + 1] = ']';
-  return {out.data(), n + 2};
+  std::memcpy(out.data() + 1, c.data(), c.size());
+  out[c.size() + 1] = ']';
+  return {out.data(), c.size() + 2};
 }
 
 const CompiledRoute* RouteTable::match(std::string_view authority, std::string_view path) const noexcept {

@@ -240,9 +240,15 @@ TEST(ConfigSyntax, HostPatterns) {
   ASSERT_TRUE(syntax::parse_host_pattern("*", &out, &reason));
   ASSERT_TRUE(syntax::parse_host_pattern("10.0.0.1", &out, &reason));
   ASSERT_TRUE(syntax::parse_host_pattern("[::1]", &out, &reason));
+  ASSERT_TRUE(syntax::parse_host_pattern("[2001:DB8:0::7]", &out, &reason));
+  EXPECT_EQ(out, "[2001:db8::7]");  // canonical: what routing compares a request's address with
   for (std::string_view bad : {"", "a.*.b", "*foo.com", "*.", "foo.*", "**", "a b", "host:80"}) {
     EXPECT_FALSE(syntax::parse_host_pattern(bad, &out, &reason)) << bad;
   }
+  // A NUL (a YAML "\0" escape) ends no address early: these are not ::1 and 10.0.0.1.
+  EXPECT_FALSE(syntax::is_ipv6_literal(std::string_view("::1\0x", 5)));
+  EXPECT_FALSE(syntax::is_ipv4_literal(std::string_view("10.0.0.1\0x", 10)));
+  EXPECT_FALSE(syntax::parse_host_pattern(std::string_view("[::1\0x]", 7), &out, &reason));
 }
 
 TEST(ConfigSyntax, ClosestSuggestsOnlyNearWords) {
