@@ -227,18 +227,12 @@ FieldError validate_request(std::span<const Field> fields) noexcept {
   }
   if (has_authority) {
     if (authority.find('@') != std::string_view::npos) return FieldError::kBadAuthority;
-    if (base::span_of(base::kHostChar, authority) != authority.size() ||
-        !base::valid_authority(authority)) {
-      return FieldError::kBadAuthority;
-    }
+    if (!base::valid_authority(authority)) return FieldError::kBadAuthority;
     if (has_host && !base::iequals(host, authority)) return FieldError::kBadAuthority;
   } else if (!has_host || host.empty()) {
     return FieldError::kBadAuthority;
   }
-  if (has_host &&
-      (base::span_of(base::kHostChar, host) != host.size() || !base::valid_authority(host))) {
-    return FieldError::kBadAuthority;
-  }
+  if (has_host && !base::valid_authority(host)) return FieldError::kBadAuthority;
   return FieldError::kNone;
 }
 

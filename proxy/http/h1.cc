@@ -268,7 +268,6 @@ ParseResult HeadParser::parse_request(std::string_view buf, RequestHead* out) {
       const size_t a_end = rest.find_first_of("/?");
       out->authority = rest.substr(0, a_end);
       if (out->authority.empty() || out->authority.find('@') != std::string_view::npos ||
-          base::span_of(kHostChar, out->authority) != out->authority.size() ||
           !base::valid_authority(out->authority)) {
         return fail(Error::kBadTarget);
       }
@@ -443,13 +442,11 @@ bool HeadParser::parse_fields(std::string_view lines, MessageHead* out, RequestH
             return false;
           }
           have_host = true;
-          for (char c : value) {
-            if (!is(kHostChar, c)) {
-              error_ = Error::kBadHeaderValue;
-              return false;
-            }
+          if (base::span_of(kHostChar, value) != value.size()) {
+            error_ = Error::kBadHeaderValue;
+            return false;
           }
-          if (!base::valid_authority(value)) {
+          if (!base::authority_shape(value)) {
             error_ = Error::kBadHost;
             return false;
           }

@@ -69,7 +69,7 @@ enum class Error : uint8_t {
   kDuplicateHost,           // 400
   kBadStatusLine,           // responses: 502
   kTooManyConnectionTokens,
-  kBadHost,  // 400: not host[:port] (base::valid_authority)
+  kBadHost,  // 400: not host[:port] (base::authority_shape)
 };
 std::string_view error_reason(Error e) noexcept;
 bool is_smuggling_shape(Error e) noexcept;  // for the bad-request counter's reason label
