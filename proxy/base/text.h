@@ -114,23 +114,25 @@ template <typename W>
 // authority). The HTTP/1.1 parser checks the two apart (they are answered with different
 // reasons); everything else calls valid_authority().
 inline bool authority_shape(std::string_view a) noexcept {
-  std::string_view port;
-  if (!a.empty() && a.front() == '[') {
-    const size_t close = a.find(']');
-    if (close == std::string_view::npos || close == 1) return false;
-    if (a.substr(1, close - 1).find('[') != std::string_view::npos) return false;
-    const std::string_view rest = a.substr(close + 1);
-    if (rest.empty()) return true;
-    if (rest.front() != ':') return false;
-    port = rest.substr(1);
+  // One pass: it runs for every request's Host (find_first_of("[]") and friends cost ~500
+  // instructions per request here, a memchr call per character).
+  const size_t n = a.size();
+  size_t i = 0;
+  if (n > 0 && a[0] == '[') {
+    for (i = 1; i < n && a[i] != ']'; ++i) {
+      if (a[i] == '[') return false;
+    }
+    if (i == n || i == 1) return false;  // no "]", or "[]"
+    if (++i == n) return true;
+    if (a[i] != ':') return false;
   } else {
-    if (a.find_first_of("[]") != std::string_view::npos) return false;
-    const size_t colon = a.find(':');
-    if (colon == std::string_view::npos) return true;
-    port = a.substr(colon + 1);  // a second colon is not a digit
+    for (; i < n && a[i] != ':'; ++i) {
+      if (a[i] == '[' || a[i] == ']') return false;
+    }
+    if (i == n) return true;
   }
-  for (char c : port) {
-    if (c < '0' || c > '9') return false;
+  for (++i; i < n; ++i) {  // the port; a second colon is not a digit
+    if (a[i] < '0' || a[i] > '9') return false;
   }
   return true;
 }
