@@ -530,6 +530,9 @@ struct Session::Glue {
 
   static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
     Session& s = S(ud);
+    if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+      s.settings_sent_ = true;
+    }
     if (frame->hd.type == NGHTTP2_HEADERS && !s.server_) {
       if (Stream* st = s.find(frame->hd.stream_id)) st->head_sent = true;
     }
@@ -812,9 +815,21 @@ std::span<const uint8_t> Session::pending_output() {
     }
     if (n == 0) break;
     out_.insert(out_.end(), p, p + n);
+    magic_sent_ = true;
   }
   if (fatal_ && fatal_goaway_queued_ && !fatal_goaway_written_) {
-    // nghttp2 can no longer be used: write the GOAWAY ourselves (out_ ends on a frame boundary).
+    // nghttp2 can no longer be used: write the GOAWAY ourselves (out_ ends on a frame boundary),
+    // after the connection preface when the connection failed before nghttp2 sent it (a peer's
+    // first bytes broke a limit before we wrote anything): the client's magic, and an empty
+    // SETTINGS frame, which a preface may be.
+    if (!server_ && !magic_sent_) {
+      constexpr std::string_view kMagic = NGHTTP2_CLIENT_MAGIC;
+      out_.insert(out_.end(), kMagic.begin(), kMagic.end());
+    }
+    if (!settings_sent_) {
+      const uint8_t settings[9] = {0, 0, 0, NGHTTP2_SETTINGS, 0, 0, 0, 0, 0};
+      out_.insert(out_.end(), settings, settings + sizeof settings);
+    }
     const uint32_t last =
         ng_ != nullptr ? static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(ng_)) : 0;
     const uint8_t f[17] = {0,

@@ -320,6 +320,11 @@ class Session {
   uint32_t fatal_code_ = kNoError;
   bool fatal_goaway_queued_ = false;
   bool fatal_goaway_written_ = false;
+  // Our connection preface went out through nghttp2: the client's magic (the first bytes it
+  // gives) and our SETTINGS (on_frame_send). A GOAWAY we write ourselves must follow them
+  // (RFC 9113 3.4: a SETTINGS frame is the first frame either side sends).
+  bool magic_sent_ = false;
+  bool settings_sent_ = false;
 
   // Receive-side scratch: one header block at a time (blocks never interleave in HTTP/2).
   FieldList hfields_;  // names as nghttp2 checked them: lower case

@@ -1415,10 +1415,44 @@ TEST(H2Server, BadPrefaceIsAnError) {
     s->consume_output(out.size());
   }
   const auto frames = parse_frames(all);
+  // Our preface's SETTINGS first (RFC 9113 3.4), though the client broke off before we wrote.
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].type, NGHTTP2_SETTINGS);
+  EXPECT_EQ(frames[0].flags & NGHTTP2_FLAG_ACK, 0);
   const Frame* ga = find_frame(frames, NGHTTP2_GOAWAY);
   ASSERT_NE(ga, nullptr);
   EXPECT_EQ(payload_u32(*ga, 4), kProtocolError);
   EXPECT_TRUE(s->done());
+}
+
+// A server that floods a client before the client wrote anything still gets the client's
+// connection preface (the magic, then SETTINGS) before the GOAWAY, not a bare GOAWAY: found by
+// tests/fuzz/h2_session_fuzz.cc.
+TEST(H2Client, FailureBeforeFirstWriteStillSendsThePreface) {
+  Rec rec;
+  Limits limits;
+  limits.max_outbound_ack = 2;
+  auto c = make_client(rec, limits);
+  std::string flood = frame(NGHTTP2_SETTINGS, 0, 0, "");
+  for (int i = 0; i < 8; ++i) flood += frame(NGHTTP2_PING, 0, 0, "12345678");
+  EXPECT_FALSE(c->feed(bytes(flood)).has_value());
+  EXPECT_EQ(c->counters().ping_flood, 1u);
+  std::string all;
+  for (int i = 0; i < 10; ++i) {
+    auto out = c->pending_output();
+    if (out.empty()) break;
+    all.append(reinterpret_cast<const char*>(out.data()), out.size());
+    c->consume_output(out.size());
+  }
+  constexpr std::string_view kMagic = NGHTTP2_CLIENT_MAGIC;
+  ASSERT_EQ(all.substr(0, kMagic.size()), kMagic);
+  const auto frames = parse_frames(std::string_view(all).substr(kMagic.size()));
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].type, NGHTTP2_SETTINGS);
+  EXPECT_EQ(frames[0].flags & NGHTTP2_FLAG_ACK, 0);
+  EXPECT_EQ(frames[1].type, NGHTTP2_GOAWAY);
+  EXPECT_EQ(payload_u32(frames[1], 4), kEnhanceYourCalm);
+  EXPECT_TRUE(c->done());
 }
 
 TEST(H2Server, PeerResetReported) {
