@@ -10,7 +10,7 @@ PKGS=(
   libgoogle-perftools-dev libgtest-dev libgmock-dev libbenchmark-dev
   curl python3 openssl prometheus dnsmasq-base nginx-light haproxy nghttp2 wrk
   gnuplot-nox python3-botocore python3-awscrt python3-h2 python3-hpack python3-grpcio sslscan
-  docker-compose iproute2 jq procps linux-perf clang libclang-rt-14-dev
+  docker-compose iproute2 jq procps linux-perf clang-16 libclang-rt-16-dev
 )
 
 missing=()

@@ -5,10 +5,20 @@
 #include <cstring>
 #include <new>
 
+// GCC defines __SANITIZE_ADDRESS__ under -fsanitize=address; clang (up to 16 at least) only
+// answers __has_feature(address_sanitizer). The fuzz targets are built with clang.
+#if defined(__SANITIZE_ADDRESS__)
+#define OUTRIGGER_H2_PLAIN_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define OUTRIGGER_H2_PLAIN_MALLOC 1
+#endif
+#endif
+
 namespace outrigger::h2 {
 
 nghttp2_mem* allocator() {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(OUTRIGGER_H2_PLAIN_MALLOC)
   return nullptr;
 #else
   static nghttp2_mem m = {
