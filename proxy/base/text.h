@@ -40,11 +40,10 @@ inline bool iequals(std::string_view a, std::string_view b) noexcept {
 enum CharClass : uint8_t {
   kTchar = 1,        // token characters (field names, methods)
   kVchar = 2,        // field-value bytes: VCHAR, SP, HTAB, obs-text
-  kTargetChar = 4,   // HTTP/1.1 request-target: VCHAR
+  kTargetChar = 4,   // a request-target's bytes (HTTP/1.1, and an HTTP/2 :path): VCHAR
   kHex = 8,          // hex digits
   kHostChar = 16,    // host and port: unreserved, sub-delims, ':', '[', ']', '%'
   kLowerTchar = 32,  // an HTTP/2 field name's bytes: tchar without A-Z
-  kPathChar = 64,    // an HTTP/2 :path's bytes: VCHAR and obs-text (RFC 9113 8.3.1)
 };
 
 inline constexpr std::array<uint8_t, 256> kCharClass = [] {
@@ -59,7 +58,6 @@ inline constexpr std::array<uint8_t, 256> kCharClass = [] {
     if (alpha || digit || in(c, "!#$%&'*+-.^_`|~")) v |= upper ? kTchar : kTchar | kLowerTchar;
     if (vchar || c == ' ' || c == '\t' || c >= 0x80) v |= kVchar;
     if (vchar) v |= kTargetChar;
-    if (vchar || c >= 0x80) v |= kPathChar;
     if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) v |= kHex;
     if (alpha || digit || in(c, "-._~!$&'()*+,;=:[]%")) v |= kHostChar;
     t[c] = v;

@@ -222,8 +222,11 @@ FieldError validate_request(std::span<const Field> fields) noexcept {
     if (!valid_scheme(scheme)) return FieldError::kBadValue;
     if (path.empty()) return FieldError::kBadPath;
     if (path[0] != '/' && !(path == "*" && method == "OPTIONS")) return FieldError::kBadPath;
-    // No space or control byte: the path becomes an HTTP/1.1 request-target as it is.
-    if (base::span_of(base::kPathChar, path) != path.size()) return FieldError::kBadPath;
+    // The bytes an HTTP/1.1 request-target may have (VCHAR: no space, control byte or raw
+    // non-ASCII byte, which a URI cannot hold, RFC 3986 2): the path becomes an HTTP/1.1
+    // request-target as it is, and a request is one set of paths to routing and authorization
+    // whichever protocol it came by (the HTTP/1.1 parser refuses the same bytes with a 400).
+    if (base::span_of(base::kTargetChar, path) != path.size()) return FieldError::kBadPath;
   }
   if (has_authority) {
     if (authority.find('@') != std::string_view::npos) return FieldError::kBadAuthority;

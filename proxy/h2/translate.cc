@@ -179,7 +179,9 @@ bool to_h1_request_head(const Request& rq, http::RequestHead* out, std::string* 
   cookie_scratch->clear();
   size_t n = 0, cookies = 0;
   for (const Field& f : rq.headers) {
-    if (f.name == "cookie") {
+    // Crumbs joined with "; " (RFC 9113 8.2.3); an empty one adds nothing (joined, it would
+    // leave a dangling "; " that an HTTP/1.1 reader trims as whitespace).
+    if (f.name == "cookie" && !f.value.empty()) {
       if (cookies++ > 0) cookie_scratch->append("; ");
       cookie_scratch->append(f.value);
     }

@@ -2055,6 +2055,21 @@ TEST(H2Fields, ValidateRequest) {
   EXPECT_EQ(v({{":method", "GET"}, {":scheme", "http"}, {":authority", "[::1]:8443"},
                {":path", "/"}}),
             FieldError::kNone);
+  // A :path's bytes are those an HTTP/1.1 request-target may have: no space, control byte or
+  // raw non-ASCII byte (the HTTP/1.1 parser answers those with 400; found by translate_fuzz).
+  for (const char* p : {"/caf\xc3\xa9", "/a b", "/\x80", "/\xff"}) {
+    EXPECT_EQ(v({{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", p}}),
+              FieldError::kBadPath)
+        << p;
+  }
+  for (const char* p : {"/a\x7f", "/a\tb"}) {  // refused as field values already
+    EXPECT_NE(v({{":method", "GET"}, {":scheme", "http"}, {":authority", "h"}, {":path", p}}),
+              FieldError::kNone)
+        << p;
+  }
+  EXPECT_EQ(v({{":method", "GET"}, {":scheme", "http"}, {":authority", "h"},
+               {":path", "/caf%C3%A9?q=\"x\"&r={}|^`"}}),
+            FieldError::kNone);
   EXPECT_EQ(v({{":method", "GET"}, {":method", "GET"}, {":scheme", "http"}, {":path", "/"}}),
             FieldError::kDuplicatePseudo);
   EXPECT_EQ(v({{":method", "GET"}, {":status", "200"}}), FieldError::kUnknownPseudo);
@@ -2188,6 +2203,15 @@ TEST(H2Translate, H2RequestToH1) {
   EXPECT_EQ(head.headers[0].value, "a=1; b=2");
   EXPECT_TRUE(head.find(http::HeaderKind::kTe)->hop);
   EXPECT_EQ(head.find(http::HeaderKind::kHost)->value, "svc");
+
+  // An empty crumb adds nothing: no dangling "; " (found by translate_fuzz).
+  const Pairs crumbs = {{"cookie", ""}, {"cookie", "a=1"}, {"cookie", ""}, {"cookie", "b=2"},
+                        {"cookie", ""}};
+  const auto cf = fields_of(crumbs);
+  rq.headers = cf;
+  ASSERT_TRUE(to_h1_request_head(rq, &head, &scratch));
+  ASSERT_EQ(head.header_count, 1u);
+  EXPECT_EQ(head.headers[0].value, "a=1; b=2");
 }
 
 TEST(H2Translate, Responses) {
