@@ -263,6 +263,31 @@ class H2Basics(ProxyTestCase):
     self.assertEqual(seen["cookie"], "a=1; b=2")  # joined for the HTTP/1.1 side (RFC 9113 8.2.3)
     self.assertEqual(seen["host"], "%s:%d" % p.addr())
 
+  def test_path_of_raw_non_ascii_bytes_is_refused_as_over_http1(self):
+    """A :path holding raw UTF-8 is malformed (a URI has only ASCII; RFC 3986 2): the stream is
+    reset with PROTOCOL_ERROR and counted, as the same bytes in an HTTP/1.1 request-target get a
+    400, and the upstream sees neither. The percent-encoded form goes through."""
+    up = self.start_upstream()
+    p = self.start_proxy(h2_config(up.address))
+    c = RawH2(p.addr())
+    self.addCleanup(c.close)
+    sid = c.request("/caf\u00e9")
+    ev = c.events_until(lambda es: any(isinstance(e, h2.events.StreamReset) for e in es))
+    resets = [e for e in ev if isinstance(e, h2.events.StreamReset) and e.stream_id == sid]
+    self.assertEqual(len(resets), 1, ev)
+    self.assertEqual(resets[0].error_code, 1)  # PROTOCOL_ERROR
+    sid = c.request("/caf%C3%A9")
+    ev = c.response_events(sid)
+    self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid
+                        for e in ev), ev)
+    c.close()  # a connection's HTTP/2 counters are folded into the listener's when it ends
+    self.wait_until(lambda: p.metrics().get("outrigger_downstream_h2_events_total",
+                                            event="invalid_headers") == 1, 5, msg="counted")
+    with socket.create_connection(p.addr(), timeout=5) as s:
+      s.sendall(b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: test\r\n\r\n")
+      self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 400 "))
+    self.assertEqual([r.path for r in up.requests], ["/caf%C3%A9"])
+
   def assert_serves_and_stalled_end(self, p, c, msg):
     """A new request on c is answered, and the upstream exchanges left stalled end (their
     connections close): the proxy abandoned them, it did not leave them running."""
