@@ -67,8 +67,10 @@ bool time_of_day(Cursor& c, int* h, int* m, int* s) noexcept {
          *m < 60 && *s <= 60;  // 60: a leap second (RFC 9110 5.6.7)
 }
 
-std::optional<std::chrono::system_clock::time_point> make_time(int y, int mon, int d, int h, int m,
-                                                               int s) noexcept {
+// In seconds: a system_clock::time_point counts nanoseconds in an int64_t, which ends in 2262,
+// and an HTTP-date's four-digit year goes to 9999.
+std::optional<std::chrono::sys_seconds> make_time(int y, int mon, int d, int h, int m,
+                                                  int s) noexcept {
   using namespace std::chrono;
   const year_month_day ymd{year{y}, month{static_cast<unsigned>(mon)},
                            day{static_cast<unsigned>(d)}};
@@ -77,7 +79,7 @@ std::optional<std::chrono::system_clock::time_point> make_time(int y, int mon, i
 }
 
 // RFC 9110 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms.
-std::optional<std::chrono::system_clock::time_point> parse_http_date(
+std::optional<std::chrono::sys_seconds> parse_http_date(
     std::string_view v, std::chrono::system_clock::time_point now) noexcept {
   int wd = 0, d = 0, mon = 0, y = 0, h = 0, mi = 0, s = 0;
   {  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
@@ -300,9 +302,9 @@ std::optional<milliseconds> parse_retry_after(std::string_view value,
                                               std::chrono::system_clock::time_point now) noexcept {
   value = trim_ows(value);
   if (value.empty()) return std::nullopt;
+  // RFC 9111 1.2.2: a delta-seconds too large to hold is taken as 2^31; so is a date further off.
+  constexpr int64_t kMax = int64_t{1} << 31;
   if (std::all_of(value.begin(), value.end(), is_digit)) {
-    // RFC 9111 1.2.2: a delta-seconds too large to hold is taken as 2^31.
-    constexpr int64_t kMax = int64_t{1} << 31;
     int64_t secs = 0;
     for (char c : value) {
       secs = secs * 10 + (c - '0');
@@ -315,8 +317,11 @@ std::optional<milliseconds> parse_retry_after(std::string_view value,
   }
   const auto when = parse_http_date(value, now);
   if (!when) return std::nullopt;
-  if (*when <= now) return milliseconds(0);
-  return std::chrono::ceil<milliseconds>(*when - now);
+  // In milliseconds since the epoch, where year 9999 fits; the wait rounded up to a millisecond.
+  const milliseconds at = when->time_since_epoch();
+  const milliseconds from = std::chrono::floor<milliseconds>(now.time_since_epoch());
+  if (at <= from) return milliseconds(0);
+  return std::min<milliseconds>(at - from, std::chrono::seconds(kMax));
 }
 
 std::optional<milliseconds> parse_timeout_ms(std::string_view value) noexcept {

@@ -356,6 +356,16 @@ TEST(RetryAfter, HttpDatesInAllThreeForms) {
   EXPECT_EQ(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", now), 0ms);
   EXPECT_EQ(parse_retry_after("Tuesday, 15-Jan-30 10:00:00 GMT", now),
             std::chrono::ceil<std::chrono::milliseconds>(at(2030, 1, 15, 10, 0, 0) - now));
+  // Past 2262 (where a nanosecond time_point ends) up to year 9999: as far off as a delta-seconds
+  // can say, 2^31 s (found by tests/fuzz/values_fuzz.cc: signed overflow before).
+  EXPECT_EQ(parse_retry_after("Wed, 21 Oct 4052 07:28:00 GMT", now),
+            std::chrono::seconds(int64_t{1} << 31));
+  EXPECT_EQ(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+            std::chrono::seconds(int64_t{1} << 31));
+  EXPECT_EQ(parse_retry_after("Sun, 01 Jan 2090 00:00:00 GMT", now),  // 66 years: under 2^31 s
+            std::chrono::ceil<std::chrono::milliseconds>(at(2090, 1, 1, 0, 0, 0) - now));
+  // A fraction of a second in `now` rounds the wait up.
+  EXPECT_EQ(parse_retry_after("Mon, 15 Jan 2024 10:00:30 GMT", now + 250ms), 29'750ms);
 }
 
 TEST(RetryAfter, MalformedDatesAreRejected) {
