@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <optional>
 #include <span>
+#include <sstream>
 #include <unordered_map>
 
 #include "config/syntax.h"
@@ -390,9 +392,10 @@ class Loader {
       error({file_, 0, 0}, "config too large (more than 16 MiB)");
       return finish(nullptr);
     }
-    std::vector<YAML::Node> docs;
+    YAML::Node doc;
     try {
-      docs = YAML::LoadAll(std::string(text_));
+      if (!one_document()) return finish(nullptr);
+      doc = YAML::Load(std::string(text_));
     } catch (const YAML::DeepRecursion& e) {
       error(to_loc(e.mark), "yaml syntax error: nesting too deep");
       return finish(nullptr);
@@ -401,21 +404,71 @@ class Loader {
       error(loc, "yaml syntax error: " + e.msg);
       return finish(nullptr);
     }
-    for (size_t i = 1; i < docs.size(); ++i) {
-      if (!docs[i].IsNull()) {
-        error(at(docs[i], {file_, 1, 1}), "only one yaml document is allowed");
-        break;
-      }
-    }
-    if (docs.empty() || docs[0].IsNull()) {
+    if (doc.IsNull()) {
       error({file_, 1, 1}, "empty config; expected a map with listeners and clusters");
       return finish(nullptr);
     }
-    load_config(docs[0], config.get());
+    load_config(doc, config.get());
     return finish(errors_.empty() ? config : nullptr);
   }
 
  private:
+  // What a document of the stream holds: where it starts and its first value that is not null.
+  struct DocumentProbe final : YAML::EventHandler {
+    YAML::Mark start = YAML::Mark::null_mark();
+    YAML::Mark first = YAML::Mark::null_mark();
+    void OnDocumentStart(const YAML::Mark& m) override {
+      start = m;
+      first = YAML::Mark::null_mark();
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { value(m); }
+    void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                  const std::string&) override {
+      value(m);
+    }
+    void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+      value(m);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {
+      value(m);
+    }
+    void OnMapEnd() override {}
+    void value(const YAML::Mark& m) {
+      if (first.is_null()) first = m;
+    }
+  };
+
+  // The stream holds one document (later ones may be empty), and every document parses. Walked
+  // with yaml-cpp's event parser rather than YAML::LoadAll: on some malformed input (found by
+  // tests/fuzz/config_fuzz.cc) yaml-cpp 0.7's parser stops consuming the text and keeps answering
+  // empty documents, and LoadAll collects them until memory runs out. Here each document must
+  // start past the one before. Parser errors propagate as from YAML::Load.
+  bool one_document() {
+    std::istringstream in{std::string(text_)};
+    YAML::Parser parser(in);
+    DocumentProbe probe;
+    int last = -1;
+    for (size_t n = 0; n < kMaxConfigBytes; ++n) {
+      probe.start = YAML::Mark::null_mark();
+      if (!parser.HandleNextDocument(probe)) return true;
+      if (probe.start.is_null() || probe.start.pos <= last) {
+        error(probe.start.is_null() ? SourceLoc{file_, 0, 0} : to_loc(probe.start),
+              "yaml syntax error: the parser stopped making progress here");
+        return false;
+      }
+      last = probe.start.pos;
+      if (n > 0 && !probe.first.is_null()) {
+        error(to_loc(probe.first), "only one yaml document is allowed");
+        return false;
+      }
+    }
+    return true;
+  }
   // ---- positions and diagnostics ----
 
   SourceLoc to_loc(const YAML::Mark& m) const { return {file_, m.line + 1, m.column + 1}; }

@@ -955,6 +955,20 @@ TEST(ConfigErrors, EmptyAndMultiDocumentFiles) {
   EXPECT_EQ(errors_of(valid + "---\nworkers: 2\n"),
             Lines{"t.yaml:9:1: only one yaml document is allowed"});
   EXPECT_TRUE(load_ok(valid + "---\n"));  // a trailing empty document is harmless
+  EXPECT_TRUE(load_ok(valid + "---\n---\n~\n"));
+  EXPECT_EQ(errors_of(valid + "---\n---\n[x]\n"),
+            Lines{"t.yaml:10:1: only one yaml document is allowed"});
+}
+
+// yaml-cpp 0.7 stops consuming this text after its first document and answers empty documents
+// for ever; YAML::LoadAll collected them until memory ran out (tests/fuzz/config_fuzz.cc found
+// it: `outrigger validate` grew past 2 GB). Now an error at the place it got stuck, at once.
+TEST(ConfigErrors, YamlParserThatStopsMakingProgressIsAnError) {
+  const std::string text(
+      "#\xa0Th\xff\xff\xff\xff\xff\xff\xff\xff\xfb\xff\xff\xff\xff\xff\xff\xff\xff"
+      "er, one rout:\n  - name: obound\n    addeners:,\n  , name:151:8080]\n");
+  EXPECT_EQ(errors_of(text),
+            Lines{"t.yaml:4:3: yaml syntax error: the parser stopped making progress here"});
 }
 
 TEST(ConfigErrors, UnreadableFile) {
