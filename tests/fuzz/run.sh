@@ -15,7 +15,7 @@ shift 3
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/outrigger-fuzz.XXXXXX")"
 mkdir "$tmp/corpus"
 status=0
-timeout $((seconds + 120)) "$fuzzer" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
+timeout -k 10 $((seconds + 120)) "$fuzzer" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
   -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$tmp/" "$@" "$tmp/corpus" "$seeds" \
   >"$tmp/log" 2>&1 || status=$?
 grep -E '^stat::(number_of_executed_units|new_units_added)' "$tmp/log" || true
