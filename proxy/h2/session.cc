@@ -212,6 +212,32 @@ Preface check_preface(std::span<const uint8_t> b) noexcept {
   return n == kMagic.size() ? Preface::kH2 : Preface::kNeedMore;
 }
 
+Request request_of(std::span<const Field> fields) noexcept {
+  Request rq;
+  size_t first_regular = fields.size();
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const Field& f = fields[i];
+    if (f.name.empty() || f.name[0] != ':') {
+      first_regular = i;
+      break;
+    }
+    if (f.name == ":method")
+      rq.method = f.value;
+    else if (f.name == ":scheme")
+      rq.scheme = f.value;
+    else if (f.name == ":authority")
+      rq.authority = f.value;
+    else if (f.name == ":path")
+      rq.path = f.value;
+  }
+  rq.headers = fields.subspan(first_regular);
+  for (const Field& f : rq.headers) {
+    if (f.name == "host" && rq.authority.empty()) rq.authority = f.value;
+    if (f.name == "content-length") parse_uint(f.value, &rq.content_length);
+  }
+  return rq;
+}
+
 Counters& Counters::operator+=(const Counters& o) noexcept {
   streams_opened += o.streams_opened;
   invalid_headers += o.invalid_headers;
@@ -343,28 +369,7 @@ struct Session::Glue {
       }
       std::span<const Field> fields = block_fields(s);
       if (validate_request(fields) != FieldError::kNone) return malformed(s, st);
-      Request rq;
-      size_t first_regular = fields.size();
-      for (size_t i = 0; i < fields.size(); ++i) {
-        const Field& f = fields[i];
-        if (f.name[0] != ':') {
-          first_regular = i;
-          break;
-        }
-        if (f.name == ":method")
-          rq.method = f.value;
-        else if (f.name == ":scheme")
-          rq.scheme = f.value;
-        else if (f.name == ":authority")
-          rq.authority = f.value;
-        else if (f.name == ":path")
-          rq.path = f.value;
-      }
-      rq.headers = fields.subspan(first_regular);
-      for (const Field& f : rq.headers) {
-        if (f.name == "host" && rq.authority.empty()) rq.authority = f.value;
-        if (f.name == "content-length") parse_uint(f.value, &rq.content_length);
-      }
+      Request rq = request_of(fields);
       rq.end_stream = end_stream;
       st.body_expected = rq.method == "CONNECT" ? -1 : rq.content_length;
       if (end_stream && !body_complete(s, st)) return 0;

@@ -163,6 +163,10 @@ struct Request {
   bool end_stream = false;         // no body follows
 };
 
+// The Request of a request's fields that validate_request accepted (pseudo-headers first), as
+// on_request gets it: :authority, else host; content-length when it is digits. Views into fields.
+Request request_of(std::span<const Field> fields) noexcept;
+
 // A response head as received. Views valid only during on_response().
 struct Response {
   int status = 0;

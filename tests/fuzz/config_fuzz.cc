@@ -17,12 +17,11 @@
 #include <string_view>
 
 #include "config/loader.h"
+#include "tests/fuzz/fuzz.h"
 
 namespace {
 using namespace outrigger::config;
 
-#define check(ok) \
-  ((ok) ? (void)0 : (std::fprintf(stderr, "config_fuzz.cc:%d: %s\n", __LINE__, #ok), std::abort()))
 
 }  // namespace
 

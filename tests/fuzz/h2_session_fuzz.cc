@@ -37,14 +37,12 @@
 #include <vector>
 
 #include "proxy/h2/session.h"
+#include "tests/fuzz/fuzz.h"
 
 namespace {
 using namespace outrigger::h2;
 using namespace std::literals;
 
-// A failed property names itself before the abort (libFuzzer then keeps the input).
-#define check(ok) \
-  ((ok) ? (void)0 : (std::fprintf(stderr, "h2_session_fuzz.cc:%d: %s\n", __LINE__, #ok), std::abort()))
 
 int64_t g_now = 0;
 int64_t fake_now() { return g_now; }

@@ -26,12 +26,11 @@
 #include <vector>
 
 #include "proxy/aws/sigv4.h"
+#include "tests/fuzz/fuzz.h"
 
 namespace {
 using namespace outrigger::aws;
 
-#define check(ok) \
-  ((ok) ? (void)0 : (std::fprintf(stderr, "sigv4_fuzz.cc:%d: %s\n", __LINE__, #ok), std::abort()))
 
 bool unreserved(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||

@@ -31,13 +31,12 @@
 #include <vector>
 
 #include "proxy/h2/translate.h"
+#include "tests/fuzz/fuzz.h"
 
 namespace {
 using namespace outrigger;
 using namespace outrigger::h2;
 
-#define check(ok) \
-  ((ok) ? (void)0 : (std::fprintf(stderr, "translate_fuzz.cc:%d: %s\n", __LINE__, #ok), std::abort()))
 
 struct Owned {
   std::vector<std::string> text;
@@ -69,37 +68,10 @@ std::string lower(std::string_view s) {
   return r;
 }
 
-// The Request a ServerSession hands on for validated fields (session.cc, server_headers).
-Request as_request(std::span<const Field> fields) {
-  Request rq;
-  size_t first_regular = fields.size();
-  for (size_t i = 0; i < fields.size(); ++i) {
-    const Field& f = fields[i];
-    if (f.name[0] != ':') {
-      first_regular = i;
-      break;
-    }
-    if (f.name == ":method") rq.method = f.value;
-    if (f.name == ":scheme") rq.scheme = f.value;
-    if (f.name == ":authority") rq.authority = f.value;
-    if (f.name == ":path") rq.path = f.value;
-  }
-  rq.headers = fields.subspan(first_regular);
-  for (const Field& f : rq.headers) {
-    if (f.name == "host" && rq.authority.empty()) rq.authority = f.value;
-    if (f.name == "content-length") {
-      int64_t v = 0;
-      for (char c : f.value) v = v * 10 + (c - '0');
-      rq.content_length = v;
-    }
-  }
-  return rq;
-}
-
 void h2_request_to_h1(std::string_view in) {
   Owned o = read_fields(in);
   if (validate_request(o.fields) != FieldError::kNone) return;
-  const Request rq = as_request(o.fields);
+  const Request rq = request_of(o.fields);  // what on_request gets
   http::RequestHead head;
   std::string cookies;
   if (!to_h1_request_head(rq, &head, &cookies)) return;
@@ -324,24 +296,7 @@ void h2_response_to_h1(std::string_view in) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
-  if (size < 1 || size > 8192) return 0;
-  const std::string_view in(reinterpret_cast<const char*>(bytes + 1), size - 1);
-  switch (bytes[0] % 5) {
-    case 0:
-      h2_request_to_h1(in);
-      break;
-    case 1:
-      h1_response_to_h2_checked(in);
-      break;
-    case 2:
-      h1_request_to_h2_checked(in);
-      break;
-    case 3:
-      trailers_checked(in);
-      break;
-    default:
-      h2_response_to_h1(in);
-      break;
-  }
-  return 0;
+  return fuzz::by_mode(bytes, size, 8192,
+                       {h2_request_to_h1, h1_response_to_h2_checked, h1_request_to_h2_checked,
+                        trailers_checked, h2_response_to_h1});
 }

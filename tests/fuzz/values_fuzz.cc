@@ -28,12 +28,11 @@
 #include "proxy/base/log.h"
 #include "proxy/h2/grpc.h"
 #include "proxy/upstream/retry.h"
+#include "tests/fuzz/fuzz.h"
 
 namespace {
 using namespace outrigger;
 
-#define check(ok) \
-  ((ok) ? (void)0 : (std::fprintf(stderr, "values_fuzz.cc:%d: %s\n", __LINE__, #ok), std::abort()))
 
 void check_value(const aws::json::Value& v, int depth) {
   using aws::json::Kind;
@@ -142,24 +141,6 @@ void retry_values(std::string_view in) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* bytes, size_t size) {
-  if (size < 1 || size > 8192) return 0;
-  const std::string_view in(reinterpret_cast<const char*>(bytes + 1), size - 1);
-  switch (bytes[0] % 5) {
-    case 0:
-      json_document(in);
-      break;
-    case 1:
-      log_string(in);
-      break;
-    case 2:
-      grpc_timeout(in);
-      break;
-    case 3:
-      grpc_message(in);
-      break;
-    default:
-      retry_values(in);
-      break;
-  }
-  return 0;
+  return fuzz::by_mode(bytes, size, 8192,
+                       {json_document, log_string, grpc_timeout, grpc_message, retry_values});
 }
