@@ -618,6 +618,12 @@ class Loader {
             std::string(label) + ": expected " + std::string(expected) + ", got " + describe(n));
       return false;
     }
+    if (syntax::first_bad_utf8(n.Scalar()) != std::string_view::npos) {
+      // YAML text is Unicode (yaml-cpp checks escapes, not raw bytes); a value that is not would
+      // come back from the admin /config as U+FFFD, no longer the value loaded.
+      error(loc, std::string(label) + ": not valid UTF-8");
+      return false;
+    }
     *out = n.Scalar();
     return true;
   }

@@ -413,22 +413,7 @@ std::string quote(std::string_view text) {
     }
     // Copy a well-formed UTF-8 sequence as is; replace any malformed byte with U+FFFD so the
     // result is always valid JSON.
-    size_t len = c >= 0xc2 && c <= 0xdf   ? 2
-                 : c >= 0xe0 && c <= 0xef ? 3
-                 : c >= 0xf0 && c <= 0xf4 ? 4
-                                          : 0;
-    bool ok = len > 0 && i + len <= text.size();
-    for (size_t k = 1; ok && k < len; ++k) {
-      ok = (static_cast<unsigned char>(text[i + k]) & 0xc0) == 0x80;
-    }
-    if (ok && len >= 3) {
-      auto c1 = static_cast<unsigned char>(text[i + 1]);
-      if (c == 0xe0 && c1 < 0xa0) ok = false;   // overlong
-      if (c == 0xed && c1 >= 0xa0) ok = false;  // surrogate
-      if (c == 0xf0 && c1 < 0x90) ok = false;   // overlong
-      if (c == 0xf4 && c1 >= 0x90) ok = false;  // > U+10FFFF
-    }
-    if (ok) {
+    if (const size_t len = utf8_length_at(text, i); len > 0) {
       out.append(text.substr(i, len));
       i += len;
     } else {
@@ -438,6 +423,34 @@ std::string quote(std::string_view text) {
   }
   out += '"';
   return out;
+}
+
+size_t utf8_length_at(std::string_view text, size_t i) noexcept {
+  const auto c = static_cast<unsigned char>(text[i]);
+  if (c < 0x80) return 1;
+  const size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+                     : c >= 0xe0 && c <= 0xef ? 3
+                     : c >= 0xf0 && c <= 0xf4 ? 4
+                                              : 0;
+  if (len == 0 || i + len > text.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return 0;
+  }
+  const auto c1 = static_cast<unsigned char>(text[i + 1]);
+  if (c == 0xe0 && c1 < 0xa0) return 0;   // overlong
+  if (c == 0xed && c1 >= 0xa0) return 0;  // surrogate
+  if (c == 0xf0 && c1 < 0x90) return 0;   // overlong
+  if (c == 0xf4 && c1 >= 0x90) return 0;  // > U+10FFFF
+  return len;
+}
+
+size_t first_bad_utf8(std::string_view text) noexcept {
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = utf8_length_at(text, i);
+    if (len == 0) return i;
+    i += len;
+  }
+  return std::string_view::npos;
 }
 
 }  // namespace syntax

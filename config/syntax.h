@@ -49,7 +49,13 @@ size_t edit_distance(std::string_view a, std::string_view b);
 // The candidate nearest to `word` when it is near enough to be a likely typo, else "".
 std::string closest(std::string_view word, const std::vector<std::string>& candidates);
 
-// A double-quoted, escaped rendering of `text` for messages and JSON.
+// A double-quoted, escaped rendering of `text` for messages and JSON. Malformed UTF-8 becomes
+// U+FFFD (the loader refuses it in values, so what the admin /config prints loads back the same).
 std::string quote(std::string_view text);
+// The length of the well-formed UTF-8 sequence at text[i] (1 for ASCII), or 0 when the bytes
+// there are not one (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+size_t utf8_length_at(std::string_view text, size_t i) noexcept;
+// The offset of the first byte that does not start a well-formed UTF-8 sequence, or npos.
+size_t first_bad_utf8(std::string_view text) noexcept;
 
 }  // namespace outrigger::config::syntax

@@ -1032,6 +1032,27 @@ access_log: "logs/a \"quoted\" \\ caf\u00e9.log"
   EXPECT_TRUE(python_accepts_json(pretty)) << pretty;
 }
 
+// A value with bytes that are not UTF-8 would come back from the admin /config as U+FFFD, not the
+// value loaded: refused at its place (found by tests/fuzz/config_fuzz.cc). yaml-cpp refuses a
+// surrogate escape itself. Well-formed UTF-8 round-trips.
+TEST(ConfigJson, ValuesMustBeUtf8SoTheJsonLoadsBackTheSame) {
+  const std::string tail = std::string(kListeners) + std::string(kClusters);
+  EXPECT_EQ(errors_of("access_log: \"a\xff\xfeb\"\n" + tail),
+            Lines{"t.yaml:1:13: access_log: not valid UTF-8"});
+  EXPECT_EQ(errors_of("access_log: \"\\udc00\"\n" + tail),
+            Lines{"t.yaml:1:20: yaml syntax error: invalid unicode: 56320"});
+  EXPECT_EQ(errors_of("access_log: caf\xc3\n" + tail),
+            Lines{"t.yaml:1:13: access_log: not valid UTF-8"});
+  auto c = load_ok("access_log: \"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\xa2\"\n" + tail);
+  ASSERT_TRUE(c);
+  const std::string json = to_json(*c);
+  auto again = load_ok(json);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->access_log.path, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\xa2");
+  EXPECT_EQ(again->access_log.path, c->access_log.path);
+  EXPECT_EQ(to_json(*again), json);
+}
+
 TEST(ConfigJson, EmptyConfigRendersValidJson) {
   Config empty;
   EXPECT_TRUE(python_accepts_json(to_json(empty)));
