@@ -57,16 +57,6 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value, bool index_ids
           static_cast<uint8_t>(never ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)};
 }
 
-// Regular fields we may put on the wire: no pseudo-headers (the caller's own go first), no
-// connection-specific ones, te only as "trailers". Names in any case: an HTTP/1.1 peer's fields
-// come as they were received, and nghttp2 lower-cases names when it copies them.
-bool sendable(const Field& f) {
-  if (f.name.empty() || f.name[0] == ':') return false;
-  if (is_connection_specific(f.name)) return false;
-  if (base::name_is(f.name, "te") && f.value != "trailers") return false;
-  return true;
-}
-
 // nghttp2 copies name/value pairs on submit, so one scratch array per thread serves every call.
 // Written by index, not with vector::push_back (an out-of-line call per field, about 25
 // instructions each, 20 fields per proxied HTTP/2 request); the caller asks for room for every
@@ -210,6 +200,15 @@ Preface check_preface(std::span<const uint8_t> b) noexcept {
   if (n == 0) return Preface::kNeedMore;
   if (std::memcmp(b.data(), kMagic.data(), n) != 0) return Preface::kNotH2;
   return n == kMagic.size() ? Preface::kH2 : Preface::kNeedMore;
+}
+
+// Names in any case: an HTTP/1.1 peer's fields come as they were received, and nghttp2
+// lower-cases names when it copies them.
+bool sendable(const Field& f) noexcept {
+  if (f.name.empty() || f.name[0] == ':') return false;
+  if (is_connection_specific(f.name)) return false;
+  if (base::name_is(f.name, "te") && f.value != "trailers") return false;
+  return true;
 }
 
 Request request_of(std::span<const Field> fields) noexcept {

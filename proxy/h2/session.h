@@ -163,6 +163,10 @@ struct Request {
   bool end_stream = false;         // no body follows
 };
 
+// A regular field the sessions put on the wire from what the proxy submits: no pseudo-header
+// (the caller's own go first), no connection-specific field, te only as "trailers".
+bool sendable(const Field& f) noexcept;
+
 // The Request of a request's fields that validate_request accepted (pseudo-headers first), as
 // on_request gets it: :authority, else host; content-length when it is digits. Views into fields.
 Request request_of(std::span<const Field> fields) noexcept;

@@ -43,7 +43,7 @@ void check_encoded(std::string_view s, std::string_view also) {
   for (size_t i = 0; i < s.size(); ++i) {
     const char c = s[i];
     if (c == '%') {
-      check(i + 2 < s.size() + 0 && upper_hex(s[i + 1]) && upper_hex(s[i + 2]));
+      check(i + 2 < s.size() && upper_hex(s[i + 1]) && upper_hex(s[i + 2]));
       i += 2;
       continue;
     }

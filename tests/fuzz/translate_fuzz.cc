@@ -117,12 +117,11 @@ void h2_request_to_h1(std::string_view in) {
   check(k == sent.size());
 }
 
-// Regular fields a session puts on the wire (session.cc, sendable), names lower-cased as nghttp2
-// lower-cases them.
+// Regular fields a session puts on the wire (sendable), names lower-cased as nghttp2 lower-cases
+// them.
 void wire_fields(std::span<const Field> in, std::vector<std::string>& text, std::vector<Field>& out) {
   for (const Field& f : in) {
-    if (f.name.empty() || f.name[0] == ':' || is_connection_specific(f.name)) continue;
-    if (lower(f.name) == "te" && f.value != "trailers") continue;
+    if (!sendable(f)) continue;
     text.push_back(lower(f.name));
     text.emplace_back(f.value);
   }
