@@ -18,7 +18,10 @@ usage: bench/run.sh [options] [OUTRIGGER_BINARY]
   -c, --connections N     load-generator connections            (BENCH_CONNECTIONS, default 32)
   -t, --threads N         load-generator threads                (BENCH_THREADS, default 1)
   -p, --proxies LIST      comma-separated subset of: ${BENCH_ALL_PROXIES[*]}
-                          (BENCH_PROXIES, default all of them)
+                          (BENCH_PROXIES, default all of them), and "floor": the least
+                          work any proxy can do in the case (bench_floor, next to the
+                          outrigger binary or BENCH_FLOOR_BIN; h1-keepalive,
+                          h1-mtls-upstream and h2c-h1 only)
       --case LIST         comma-separated cases, or "all" (BENCH_CASES, default
                           h1-keepalive,h1-mtls-upstream); known: ${BENCH_CASES_KNOWN[*]}
       --tls-clients N     s_time processes of the tls-* cases   (BENCH_TLS_CLIENTS, default 4)
@@ -119,7 +122,8 @@ fi
 [[ "$BENCH_CASES" == all ]] && BENCH_CASES="$(IFS=,; echo "${BENCH_CASES_KNOWN[*]}")"
 IFS=, read -r -a CASES <<<"$BENCH_CASES"
 for p in "${PROXIES[@]}"; do
-  [[ " ${BENCH_ALL_PROXIES[*]} outrigger-base " == *" $p "* ]] || bench_die "unknown proxy '$p'"
+  [[ " ${BENCH_ALL_PROXIES[*]} ${BENCH_OPTIONAL_PROXIES[*]} outrigger-base " == *" $p "* ]] ||
+    bench_die "unknown proxy '$p'"
 done
 for c in "${CASES[@]}"; do
   [[ " ${BENCH_CASES_KNOWN[*]} " == *" $c "* ]] || bench_die "unknown case '$c'"
@@ -132,13 +136,20 @@ if [[ -n "$OUTRIGGER_BIN" ]]; then
   [[ -x "$OUTRIGGER_BIN" ]] || bench_die "outrigger binary '$OUTRIGGER_BIN' is not executable"
   OUTRIGGER_BIN="$(cd "$(dirname "$OUTRIGGER_BIN")" && pwd)/$(basename "$OUTRIGGER_BIN")"
 fi
+if [[ " ${PROXIES[*]} " == *" floor "* ]]; then
+  if [[ -z "${BENCH_FLOOR_BIN:-}" && -n "$OUTRIGGER_BIN" ]]; then
+    BENCH_FLOOR_BIN="$(dirname "$(dirname "$OUTRIGGER_BIN")")/bench/bench_floor"
+  fi
+  [[ -x "${BENCH_FLOOR_BIN:-}" ]] ||
+    bench_die "floor selected but no bench_floor binary (give the outrigger binary of a build with bench_floor, or BENCH_FLOOR_BIN)"
+fi
 cpus="$(nproc --all)"
 ((BENCH_PROXY_CPU < cpus && BENCH_LOAD_CPU < cpus)) ||
   bench_die "CPUs $BENCH_PROXY_CPU/$BENCH_LOAD_CPU do not exist (nproc: $cpus)"
 ((BENCH_PROXY_CPU != BENCH_LOAD_CPU)) || bench_log "warning: proxy and load share CPU $BENCH_PROXY_CPU"
 bench_require taskset curl python3
 [[ "$BENCH_SYSCALLS" == 1 ]] && bench_require perf
-for p in "${PROXIES[@]}"; do [[ "$p" == outrigger* ]] || bench_require "$p"; done
+for p in "${PROXIES[@]}"; do [[ "$p" == outrigger* || "$p" == floor ]] || bench_require "$p"; done
 
 bench_make_tmp
 bench_install_traps
@@ -155,7 +166,11 @@ run_one() {
   port="$(bench_free_ports 1)"
   raw="$BENCH_OUT/raw/$case-$proxy-r$round.txt"
   PROXY_PID=""
-  "case_${id}_start_proxy" "$proxy" "$port"
+  if [[ "$proxy" == floor ]]; then
+    bench_start_floor "$id" "$port"
+  else
+    "case_${id}_start_proxy" "$proxy" "$port"
+  fi
   if ! "case_${id}_probe" "$port" "$PROXY_PID"; then
     bench_tail_log "$BENCH_TMP/$proxy.log"
     bench_tail_log "$BENCH_TMP/$proxy-error.log"
@@ -254,6 +269,11 @@ for case in "${CASES[@]}"; do
       bench_log "case $case: none of the selected proxies (${PROXIES[*]}) runs in it; skipped"
       continue
     fi
+  fi
+  if [[ " ${case_proxies[*]} " == *" floor "* ]] && ! declare -F "case_${id}_floor_args" >/dev/null; then
+    bench_log "case $case: has no floor; floor skipped"
+    mapfile -t case_proxies < <(printf '%s\n' "${case_proxies[@]}" | grep -vx floor)
+    ((${#case_proxies[@]} > 0)) || continue
   fi
   describe_args+=(--describe "$case=$("case_${id}_describe")")
   bench_log "case $case: $("case_${id}_describe")"

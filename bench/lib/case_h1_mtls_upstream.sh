@@ -49,6 +49,11 @@ case_h1_mtls_upstream_start_proxy() {
   bench_start_templated "$1" mtls "$2" PKI="$BENCH_TMP/pki" BACKEND_PORT="$CASE_MTLS_BACKEND_PORT"
 }
 
+case_h1_mtls_upstream_floor_args() {
+  local pki="$BENCH_TMP/pki"
+  echo "--to 127.0.0.1:$CASE_MTLS_BACKEND_PORT --ca $pki/bundle.pem --cert $pki/proxy.pem --key $pki/proxy.key --sni backend.bench.internal"
+}
+
 case_h1_mtls_upstream_probe() {
   bench_wait_http "http://127.0.0.1:$1/" 10 "$2" || return 1
   local body

@@ -76,6 +76,7 @@ case_h2c_h1_setup() {
     { bench_log "the nginx backend's body is not the expected 64 bytes"; return 1; }
 }
 case_h2c_h1_start_proxy() { case_h2_start h2c "$1" "$2" "$CASE_H1_BACKEND_PORT"; }
+case_h2c_h1_floor_args() { echo "--mode h2c --to 127.0.0.1:$CASE_H1_BACKEND_PORT"; }
 case_h2c_h1_probe() { case_h2_probe "$@"; }
 case_h2c_h1_load() { case_h2_load "$@"; }
 case_h2c_h1_teardown() { case_h1_keepalive_teardown; }

@@ -5,6 +5,10 @@
 # shellcheck disable=SC2034 # used by the scripts that source this file
 BENCH_PEERS=(haproxy nginx nghttpx)
 BENCH_ALL_PROXIES=(outrigger "${BENCH_PEERS[@]}")
+# Run only when named: "floor", the least work any proxy can do in a case (bench/floor/floor.cc,
+# built as bench_floor next to outrigger; BENCH_FLOOR_BIN). A case that has a floor defines
+# case_<id>_floor_args, the arguments after --listen; the other cases skip it.
+BENCH_OPTIONAL_PROXIES=(floor)
 
 # bench_start_nginx VAR CPU CONF NAME : nginx with its prefix inside BENCH_TMP; -e keeps the
 # start-up error log out of /var/log.
@@ -24,6 +28,14 @@ bench_start_peer() {
     nghttpx) bench_spawn "$var" "$BENCH_PROXY_CPU" "$BENCH_TMP/nghttpx.log" nghttpx --conf="$conf" ;;
     *) bench_die "unknown peer '$proxy'" ;;
   esac
+}
+
+# bench_start_floor ID PORT : the floor of case ID on the proxy CPU; its PID in PROXY_PID.
+bench_start_floor() {
+  local args
+  read -r -a args <<<"$("case_${1}_floor_args")"
+  bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/floor.log" \
+    "$BENCH_FLOOR_BIN" --listen "127.0.0.1:$2" "${args[@]}"
 }
 
 # bench_outrigger_bin PROXY : the binary of an outrigger variant (outrigger-base is the --baseline

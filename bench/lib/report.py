@@ -213,6 +213,30 @@ def paired_note(rows, case, proxies):
             "range): " + "; ".join(parts) + ".")
 
 
+def floor_note(rows, case, proxies):
+    """The floor (bench_floor: the least work any proxy can do in the case) against each peer,
+    paired per round: a goal below these ratios cannot be met by any proxy on this machine."""
+    if "floor" not in proxies:
+        return None
+    pairs = [t for t in paired(rows, case, proxies, subject="floor") if t[0] in PEERS]
+    if not pairs:
+        return None
+    parts = [f"{p} {m:.2f}× ({lo:.2f}-{hi:.2f}, {n} rounds)" for p, m, lo, hi, n in pairs]
+    # Against the best peer of each round: the figure a goal "≤ N× the best peer" is about.
+    cpu = {}
+    for r in rows:
+        if r["case"] == case and r["status"] == "ok":
+            cpu.setdefault(r["round"], {})[r["proxy"]] = float(r["cpu_us_per_req"])
+    best = [v["floor"] / min(v[p] for p in PEERS if p in v) for v in cpu.values()
+            if "floor" in v and any(p in v for p in PEERS)]
+    text = ("Floor ÷ peer per round (the floor is the least work any proxy can do in this case, "
+            "bench/floor/floor.cc; no proxy can go below it): " + "; ".join(parts))
+    if len(pairs) > 1:
+        text += (f"; the best peer of each round {statistics.median(best):.2f}× "
+                 f"({min(best):.2f}-{max(best):.2f}, {len(best)} rounds)")
+    return text + "."
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds-csv", required=True)
@@ -245,9 +269,9 @@ def main():
         if case in described:
             md += [described[case], ""]
         md += [body, "", note, ""]
-        pn = paired_note(rows, case, case_list)
-        if pn:
-            md += [pn, ""]
+        for pn in (paired_note(rows, case, case_list), floor_note(rows, case, case_list)):
+            if pn:
+                md += [pn, ""]
         png = chart(med, case, case_list, args.out_dir)
         if png:
             md += [f"![{case}]({os.path.basename(png)})", ""]
