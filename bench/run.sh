@@ -21,7 +21,8 @@ usage: bench/run.sh [options] [OUTRIGGER_BINARY]
                           (BENCH_PROXIES, default all of them), and "floor": the least
                           work any proxy can do in the case (bench_floor, next to the
                           outrigger binary or BENCH_FLOOR_BIN; h1-keepalive,
-                          h1-mtls-upstream and h2c-h1 only)
+                          h1-mtls-upstream and h2c-h1 only), "floor-uring": the same on
+                          io_uring (h1-keepalive only)
       --case LIST         comma-separated cases, or "all" (BENCH_CASES, default
                           h1-keepalive,h1-mtls-upstream); known: ${BENCH_CASES_KNOWN[*]}
       --tls-clients N     s_time processes of the tls-* cases   (BENCH_TLS_CLIENTS, default 4)
@@ -136,7 +137,7 @@ if [[ -n "$OUTRIGGER_BIN" ]]; then
   [[ -x "$OUTRIGGER_BIN" ]] || bench_die "outrigger binary '$OUTRIGGER_BIN' is not executable"
   OUTRIGGER_BIN="$(cd "$(dirname "$OUTRIGGER_BIN")" && pwd)/$(basename "$OUTRIGGER_BIN")"
 fi
-if [[ " ${PROXIES[*]} " == *" floor "* ]]; then
+if [[ " ${PROXIES[*]} " =~ " floor"(-uring)?" " ]]; then
   if [[ -z "${BENCH_FLOOR_BIN:-}" && -n "$OUTRIGGER_BIN" ]]; then
     BENCH_FLOOR_BIN="$(dirname "$(dirname "$OUTRIGGER_BIN")")/bench/bench_floor"
   fi
@@ -149,7 +150,7 @@ cpus="$(nproc --all)"
 ((BENCH_PROXY_CPU != BENCH_LOAD_CPU)) || bench_log "warning: proxy and load share CPU $BENCH_PROXY_CPU"
 bench_require taskset curl python3
 [[ "$BENCH_SYSCALLS" == 1 ]] && bench_require perf
-for p in "${PROXIES[@]}"; do [[ "$p" == outrigger* || "$p" == floor ]] || bench_require "$p"; done
+for p in "${PROXIES[@]}"; do [[ "$p" == outrigger* || "$p" == floor* ]] || bench_require "$p"; done
 
 bench_make_tmp
 bench_install_traps
@@ -166,8 +167,8 @@ run_one() {
   port="$(bench_free_ports 1)"
   raw="$BENCH_OUT/raw/$case-$proxy-r$round.txt"
   PROXY_PID=""
-  if [[ "$proxy" == floor ]]; then
-    bench_start_floor "$id" "$port"
+  if [[ "$proxy" == floor* ]]; then
+    bench_start_floor "$id" "$proxy" "$port"
   else
     "case_${id}_start_proxy" "$proxy" "$port"
   fi
@@ -270,11 +271,13 @@ for case in "${CASES[@]}"; do
       continue
     fi
   fi
-  if [[ " ${case_proxies[*]} " == *" floor "* ]] && ! declare -F "case_${id}_floor_args" >/dev/null; then
-    bench_log "case $case: has no floor; floor skipped"
-    mapfile -t case_proxies < <(printf '%s\n' "${case_proxies[@]}" | grep -vx floor)
-    ((${#case_proxies[@]} > 0)) || continue
-  fi
+  for f in "${BENCH_OPTIONAL_PROXIES[@]}"; do
+    if [[ " ${case_proxies[*]} " == *" $f "* ]] && ! declare -F "$(bench_floor_hook "$id" "$f")" >/dev/null; then
+      bench_log "case $case: has no $f; skipped"
+      mapfile -t case_proxies < <(printf '%s\n' "${case_proxies[@]}" | grep -vx "$f")
+    fi
+  done
+  ((${#case_proxies[@]} > 0)) || continue
   describe_args+=(--describe "$case=$("case_${id}_describe")")
   bench_log "case $case: $("case_${id}_describe")"
   "case_${id}_setup" || bench_die "case $case: backend setup failed"

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config
-  libboost1.81-all-dev libssl-dev libnghttp2-dev libyaml-cpp-dev libc-ares-dev
+  libboost1.81-all-dev libssl-dev libnghttp2-dev libyaml-cpp-dev libc-ares-dev liburing-dev
   libgoogle-perftools-dev libgtest-dev libgmock-dev libbenchmark-dev
   curl python3 openssl prometheus dnsmasq-base nginx-light haproxy nghttp2 wrk
   gnuplot-nox python3-botocore python3-awscrt python3-h2 python3-hpack python3-grpcio sslscan

@@ -60,6 +60,7 @@ case_h1_keepalive_start_proxy() {
 }
 
 case_h1_keepalive_floor_args() { echo "--to 127.0.0.1:$CASE_H1_BACKEND_PORT"; }
+case_h1_keepalive_floor_uring_args() { echo "--mode uring --to 127.0.0.1:$CASE_H1_BACKEND_PORT"; }
 
 case_h1_keepalive_probe() {
   bench_wait_http "http://127.0.0.1:$1/" 10 "$2" || return 1

@@ -6,9 +6,10 @@
 BENCH_PEERS=(haproxy nginx nghttpx)
 BENCH_ALL_PROXIES=(outrigger "${BENCH_PEERS[@]}")
 # Run only when named: "floor", the least work any proxy can do in a case (bench/floor/floor.cc,
-# built as bench_floor next to outrigger; BENCH_FLOOR_BIN). A case that has a floor defines
-# case_<id>_floor_args, the arguments after --listen; the other cases skip it.
-BENCH_OPTIONAL_PROXIES=(floor)
+# built as bench_floor next to outrigger; BENCH_FLOOR_BIN), and "floor-uring", the same on
+# io_uring. A case that has one defines case_<id>_floor_args (case_<id>_floor_uring_args), the
+# arguments after --listen; the other cases skip it.
+BENCH_OPTIONAL_PROXIES=(floor floor-uring)
 
 # bench_start_nginx VAR CPU CONF NAME : nginx with its prefix inside BENCH_TMP; -e keeps the
 # start-up error log out of /var/log.
@@ -30,12 +31,16 @@ bench_start_peer() {
   esac
 }
 
-# bench_start_floor ID PORT : the floor of case ID on the proxy CPU; its PID in PROXY_PID.
+# bench_floor_hook ID PROXY : the name of case ID's hook for floor or floor-uring.
+bench_floor_hook() { echo "case_${1}_${2//-/_}_args"; }
+
+# bench_start_floor ID PROXY PORT : floor or floor-uring of case ID on the proxy CPU; its PID in
+# PROXY_PID.
 bench_start_floor() {
   local args
-  read -r -a args <<<"$("case_${1}_floor_args")"
-  bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/floor.log" \
-    "$BENCH_FLOOR_BIN" --listen "127.0.0.1:$2" "${args[@]}"
+  read -r -a args <<<"$("$(bench_floor_hook "$1" "$2")")"
+  bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/$2.log" \
+    "$BENCH_FLOOR_BIN" --listen "127.0.0.1:$3" "${args[@]}"
 }
 
 # bench_outrigger_bin PROXY : the binary of an outrigger variant (outrigger-base is the --baseline

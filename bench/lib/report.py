@@ -213,12 +213,13 @@ def paired_note(rows, case, proxies):
             "range): " + "; ".join(parts) + ".")
 
 
-def floor_note(rows, case, proxies):
-    """The floor (bench_floor: the least work any proxy can do in the case) against each peer,
-    paired per round: a goal below these ratios cannot be met by any proxy on this machine."""
-    if "floor" not in proxies:
+def floor_note(rows, case, proxies, floor="floor"):
+    """A floor (bench_floor: the least work any proxy can do in the case; floor-uring: the same on
+    io_uring) against each peer, paired per round: a goal below these ratios cannot be met by any
+    proxy on this machine."""
+    if floor not in proxies:
         return None
-    pairs = [t for t in paired(rows, case, proxies, subject="floor") if t[0] in PEERS]
+    pairs = [t for t in paired(rows, case, proxies, subject=floor) if t[0] in PEERS]
     if not pairs:
         return None
     parts = [f"{p} {m:.2f}× ({lo:.2f}-{hi:.2f}, {n} rounds)" for p, m, lo, hi, n in pairs]
@@ -227,10 +228,11 @@ def floor_note(rows, case, proxies):
     for r in rows:
         if r["case"] == case and r["status"] == "ok":
             cpu.setdefault(r["round"], {})[r["proxy"]] = float(r["cpu_us_per_req"])
-    best = [v["floor"] / min(v[p] for p in PEERS if p in v) for v in cpu.values()
-            if "floor" in v and any(p in v for p in PEERS)]
-    text = ("Floor ÷ peer per round (the floor is the least work any proxy can do in this case, "
-            "bench/floor/floor.cc; no proxy can go below it): " + "; ".join(parts))
+    best = [v[floor] / min(v[p] for p in PEERS if p in v) for v in cpu.values()
+            if floor in v and any(p in v for p in PEERS)]
+    what = "the floor" if floor == "floor" else f"{floor}"
+    text = (f"{what[0].upper()}{what[1:]} ÷ peer per round (the least work any proxy can do in this "
+            "case, bench/floor/floor.cc; no proxy can go below it): " + "; ".join(parts))
     if len(pairs) > 1:
         text += (f"; the best peer of each round {statistics.median(best):.2f}× "
                  f"({min(best):.2f}-{max(best):.2f}, {len(best)} rounds)")
@@ -269,7 +271,8 @@ def main():
         if case in described:
             md += [described[case], ""]
         md += [body, "", note, ""]
-        for pn in (paired_note(rows, case, case_list), floor_note(rows, case, case_list)):
+        for pn in (paired_note(rows, case, case_list), floor_note(rows, case, case_list),
+                   floor_note(rows, case, case_list, "floor-uring")):
             if pn:
                 md += [pn, ""]
         png = chart(med, case, case_list, args.out_dir)

@@ -86,22 +86,25 @@ class BenchScripts(unittest.TestCase):
     self.assertIn("syscalls/req:", r.stderr)
 
   def test_run_sh_floor_runs_where_a_case_has_one(self):
-    """-p ...,floor: bench_floor (the least work a proxy can do) passes the backend's body through
-    in the two HTTP/1.1 cases and in h2c-h1 (the probe checks it), h2-h2 skips it, and the report
-    sets it against the peer per round."""
+    """-p ...,floor,floor-uring: bench_floor (the least work a proxy can do) passes the backend's
+    body through in the two HTTP/1.1 cases and in h2c-h1 (the probe checks it), its io_uring mode
+    in h1-keepalive; the cases without one skip it, and the report sets each against the peer per
+    round."""
     floor = os.path.join(os.path.dirname(os.path.dirname(binary())), "bench", "bench_floor")
     self.assertTrue(os.access(floor, os.X_OK), floor)
     out = self.tmpdir()
-    r = subprocess.run([os.path.join(REPO, "bench", "run.sh"), "-p", "nginx,floor",
+    r = subprocess.run([os.path.join(REPO, "bench", "run.sh"), "-p", "nginx,floor,floor-uring",
                         "--case", "h1-keepalive,h1-mtls-upstream,h2c-h1,h2-h2", "-d", "1", "-w", "0",
                         "-r", "1", "-o", out, binary()],
                        capture_output=True, text=True, timeout=300)
     self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
-    self.assertIn("case h2-h2: has no floor; floor skipped", r.stderr)
+    self.assertIn("case h2-h2: has no floor; skipped", r.stderr)
+    self.assertIn("case h2c-h1: has no floor-uring; skipped", r.stderr)
     with open(os.path.join(out, "rounds.csv")) as f:
       rows = list(csv.DictReader(f))
     self.assertEqual([(x["case"], x["proxy"]) for x in rows],
                      [("h1-keepalive", "nginx"), ("h1-keepalive", "floor"),
+                      ("h1-keepalive", "floor-uring"),
                       ("h1-mtls-upstream", "nginx"), ("h1-mtls-upstream", "floor"),
                       ("h2c-h1", "nginx"), ("h2c-h1", "floor"), ("h2-h2", "nginx")])
     for x in rows:
@@ -110,8 +113,10 @@ class BenchScripts(unittest.TestCase):
       self.assertEqual(x["errors"], "0", x)
     with open(os.path.join(out, "results.md")) as f:
       md = f.read()
-    ratios = re.findall(r"Floor ÷ peer per round .*: nginx ([0-9.]+)× ", md)
+    ratios = re.findall(r"The floor ÷ peer per round .*: nginx ([0-9.]+)× ", md)
     self.assertEqual(len(ratios), 3, md)
+    ratios += re.findall(r"Floor-uring ÷ peer per round .*: nginx ([0-9.]+)× ", md)
+    self.assertEqual(len(ratios), 4, md)
     for m in ratios:
       self.assertGreater(float(m), 0.05)
       self.assertLess(float(m), 5.0)
