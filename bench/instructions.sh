@@ -10,6 +10,8 @@ usage() {
   cat <<EOF
 usage: bench/instructions.sh [options] OUTRIGGER_BINARY [OTHER_BINARY...]
 
+  A binary named bench_floor is run as the case's floor (bench/README.md, "The floor").
+
   --case h2c|h1|h2-h2|h1-mtls
                           h2c: h2load -c 16 -m 8 over h2c prior knowledge to the nginx
                           backend (HTTP/1.1 upstream; default); h1: keep-alive HTTP/1.1
@@ -83,7 +85,11 @@ if [[ "$CASE" == h2-h2 ]]; then
   BACKEND_PORT="$CASE_H2_BACKEND_PORT"
   CLUSTER_PROTOCOL=http2
 elif [[ "$CASE" == h1-mtls ]]; then
-  OUTRIGGER_BIN="${BINS[0]}" case_h1_mtls_upstream_setup || bench_die "backend setup failed"
+  # The certificates come from `outrigger pki`: the first binary that is not the floor.
+  OUTRIGGER_BIN=""
+  for b in "${BINS[@]}"; do [[ "$(basename "$b")" == bench_floor ]] || { OUTRIGGER_BIN="$b"; break; }; done
+  [[ -n "$OUTRIGGER_BIN" ]] || bench_die "the h1-mtls case needs an outrigger binary too (for its certificates)"
+  case_h1_mtls_upstream_setup || bench_die "backend setup failed"
   BACKEND_PORT="$CASE_MTLS_BACKEND_PORT"
   CLUSTER_PROTOCOL=http1
   WARMUP=4000
@@ -121,8 +127,20 @@ ${CLUSTER_TLS:-}
 EOF
   out="$BENCH_TMP/callgrind.$(basename "$bin").$$"
   rm -f "$out"*
+  local cmd=("$bin" run --config "$conf")
+  if [[ "$(basename "$bin")" == bench_floor ]]; then
+    # The floor (bench/README.md): the same case's least work, for comparison.
+    case "$CASE" in
+      h2c) cmd=("$bin" --mode h2c) ;;
+      h1) cmd=("$bin") ;;
+      h1-mtls) cmd=("$bin" --ca "$BENCH_TMP/pki/bundle.pem" --cert "$BENCH_TMP/pki/proxy.pem"
+        --key "$BENCH_TMP/pki/proxy.key" --sni backend.bench.internal) ;;
+      *) bench_log "bench_floor has no $CASE case"; return 1 ;;
+    esac
+    cmd+=(--listen "127.0.0.1:$port" --to "127.0.0.1:$BACKEND_PORT")
+  fi
   bench_spawn PROXY_PID "$BENCH_PROXY_CPU" "$BENCH_TMP/valgrind.log" \
-    valgrind --tool=callgrind ${BENCH_CALLGRIND_ARGS:-} --callgrind-out-file="$out" "$bin" run --config "$conf"
+    valgrind --tool=callgrind ${BENCH_CALLGRIND_ARGS:-} --callgrind-out-file="$out" "${cmd[@]}"
   if [[ "$CASE" != h1 && "$CASE" != h1-mtls ]]; then
     curl_args=(--http2-prior-knowledge)
     load_args=(-c 16 -m 8)

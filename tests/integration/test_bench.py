@@ -148,6 +148,21 @@ class BenchScripts(unittest.TestCase):
     # measurement (nothing between zero and dump) would be a handful.
     self.assertGreater(int(m.group(2)), 5000)
 
+  def test_instructions_sh_runs_the_floor_in_the_mtls_case(self):
+    """A binary named bench_floor runs as the case's floor: in h1-mtls it needs outrigger's
+    certificates (from the other binary) and does the TLS record work, thousands of instructions
+    a request, and fewer than outrigger's whole request."""
+    if sanitized(binary()):
+      self.skipTest("valgrind cannot run an AddressSanitizer build (the release run covers it)")
+    floor = os.path.join(os.path.dirname(os.path.dirname(binary())), "bench", "bench_floor")
+    r = subprocess.run([os.path.join(REPO, "bench", "instructions.sh"), "--case", "h1-mtls",
+                        "-n", "100", floor, binary()], capture_output=True, text=True, timeout=300)
+    self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-2000:])
+    got = dict(line.split(" ") for line in r.stdout.splitlines())
+    self.assertEqual(set(got), {floor, binary()}, r.stdout)
+    self.assertGreater(int(got[floor]), 2000, r.stdout)
+    self.assertLess(int(got[floor]), int(got[binary()]), r.stdout)
+
   def test_instructions_sh_measures_the_mtls_upstream_case(self):
     if sanitized(binary()):
       self.skipTest("valgrind cannot run an AddressSanitizer build (the release run covers it)")
