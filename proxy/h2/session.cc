@@ -341,6 +341,49 @@ struct Session::Glue {
     nghttp2_submit_rst_stream(s.ng_, NGHTTP2_FLAG_NONE, st.id, code);
   }
 
+  // A request the session answers itself, before the proxy hears of it: a status and a reason,
+  // in the body ("outrigger: REASON") and in x-outrigger-reason, as the HTTP/1.1 side answers.
+  // RFC 9113 8.1.1 lets a server respond to a malformed request before it ends the stream. If
+  // the request has not ended when the answer is out, the stream is then reset with NO_ERROR
+  // (on_frame_send): RFC 9113 8.1's way to say its body is not wanted.
+  static void answer(Session& s, Stream& st, std::string_view status, std::string_view reason,
+                     bool head_request) {
+    st.answered_locally = true;
+    st.local_body.assign("outrigger: ").append(reason).append("\n");
+    char length[24];
+    const auto [end, ec] = std::to_chars(length, length + sizeof length, st.local_body.size());
+    const nghttp2_nv nv[] = {
+        make_nv(":status", status),
+        make_nv("content-type", "text/plain; charset=utf-8"),
+        make_nv("content-length", std::string_view(length, static_cast<size_t>(end - length))),
+        make_nv("x-outrigger-reason", reason),
+    };
+    if (head_request) st.local_body_sent = st.local_body.size();  // a HEAD answer has no body
+    nghttp2_data_provider prd{};
+    prd.read_callback = read_local_body;
+    nghttp2_submit_response(s.ng_, st.id, nv, std::size(nv), head_request ? nullptr : &prd);
+  }
+
+  static ssize_t read_local_body(nghttp2_session*, int32_t stream_id, uint8_t* buf,
+                                 size_t length, uint32_t* flags, nghttp2_data_source*, void* ud) {
+    Stream* st = S(ud).find(stream_id);
+    if (st == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    const size_t n = std::min(length, st->local_body.size() - st->local_body_sent);
+    std::memcpy(buf, st->local_body.data() + st->local_body_sent, n);
+    st->local_body_sent += n;
+    if (st->local_body_sent == st->local_body.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  }
+
+  // The request head's :method is HEAD (a malformed head may have none).
+  static bool is_head_request(std::span<const Field> fields) {
+    for (const Field& f : fields) {
+      if (f.name.empty() || f.name[0] != ':') break;
+      if (f.name == ":method") return f.value == "HEAD";
+    }
+    return false;
+  }
+
   // A malformed message (RFC 9113 8.1.1): the stream is reset with PROTOCOL_ERROR.
   static int malformed(Session& s, Stream& st) {
     ++s.counters_.invalid_headers;
@@ -360,14 +403,20 @@ struct Session::Glue {
   static int server_headers(ServerSession& s, const nghttp2_frame* frame, Stream& st) {
     const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      std::span<const Field> fields = block_fields(s);
       if (st.oversized) {
         ++s.counters_.header_list_too_large;
-        const nghttp2_nv nv = make_nv(":status", "431");
-        nghttp2_submit_response(s.ng_, st.id, &nv, 1, nullptr);
+        // (The fields kept are those before the limit: :method comes first.)
+        answer(s, st, "431", "request header fields too large", is_head_request(fields));
         return 0;
       }
-      std::span<const Field> fields = block_fields(s);
-      if (validate_request(fields) != FieldError::kNone) return malformed(s, st);
+      if (const FieldError e = validate_request(fields); e != FieldError::kNone) {
+        // A malformed request head (RFC 9113 8.1.1): a 400 that says why, not only a reset.
+        ++s.counters_.invalid_headers;
+        const std::string reason = "malformed HTTP/2 request: " + std::string(field_error_name(e));
+        answer(s, st, "400", reason, is_head_request(fields));
+        return 0;
+      }
       Request rq = request_of(fields);
       rq.end_stream = end_stream;
       st.body_expected = rq.method == "CONNECT" ? -1 : rq.content_length;
@@ -542,7 +591,14 @@ struct Session::Glue {
     }
     if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
-      if (Stream* st = s.find(frame->hd.stream_id)) st->response_done = true;
+      if (Stream* st = s.find(frame->hd.stream_id)) {
+        st->response_done = true;
+        // Our own answer is out and the request is still coming: not wanted (RFC 9113 8.1).
+        if (st->answered_locally &&
+            nghttp2_session_get_stream_remote_close(s.ng_, frame->hd.stream_id) == 0) {
+          nghttp2_submit_rst_stream(s.ng_, NGHTTP2_FLAG_NONE, frame->hd.stream_id, kNoError);
+        }
+      }
     } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != kNoError) {
       ++s.counters_.connection_errors;
       if (s.error_.empty()) {

@@ -300,6 +300,11 @@ class Session {
     FieldList trailers;       // queued by submit_trailers before the body ended
     bool has_trailers = false;
     PinnedHead head;  // its capacity is kept across recycle() up to 2 KiB
+    // Server: a request the session answered itself (400 malformed, 431 too large), never shown
+    // to the proxy; the answer's body and how much of it nghttp2 has taken.
+    bool answered_locally = false;
+    std::string local_body;
+    size_t local_body_sent = 0;
   };
 
   StreamEvents* events_;

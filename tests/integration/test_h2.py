@@ -263,19 +263,24 @@ class H2Basics(ProxyTestCase):
     self.assertEqual(seen["cookie"], "a=1; b=2")  # joined for the HTTP/1.1 side (RFC 9113 8.2.3)
     self.assertEqual(seen["host"], "%s:%d" % p.addr())
 
-  def test_path_of_raw_non_ascii_bytes_is_refused_as_over_http1(self):
-    """A :path holding raw UTF-8 is malformed (a URI has only ASCII; RFC 3986 2): the stream is
-    reset with PROTOCOL_ERROR and counted, as the same bytes in an HTTP/1.1 request-target get a
+  def test_path_of_raw_non_ascii_bytes_gets_400_as_over_http1(self):
+    """A :path holding raw UTF-8 is malformed (a URI has only ASCII; RFC 3986 2): the stream gets
+    a 400 that says why and is counted, as the same bytes in an HTTP/1.1 request-target get a
     400, and the upstream sees neither. The percent-encoded form goes through."""
     up = self.start_upstream()
     p = self.start_proxy(h2_config(up.address))
     c = RawH2(p.addr())
     self.addCleanup(c.close)
     sid = c.request("/caf\u00e9")
-    ev = c.events_until(lambda es: any(isinstance(e, h2.events.StreamReset) for e in es))
-    resets = [e for e in ev if isinstance(e, h2.events.StreamReset) and e.stream_id == sid]
-    self.assertEqual(len(resets), 1, ev)
-    self.assertEqual(resets[0].error_code, 1)  # PROTOCOL_ERROR
+    ev = [e for e in c.response_events(sid) if getattr(e, "stream_id", None) == sid]
+    heads = [dict(e.headers) for e in ev if isinstance(e, h2.events.ResponseReceived)]
+    self.assertEqual(len(heads), 1, ev)
+    self.assertEqual(heads[0][":status"], "400")
+    reason = "malformed HTTP/2 request: invalid :path"
+    self.assertEqual(heads[0]["x-outrigger-reason"], reason)
+    body = b"".join(e.data for e in ev if isinstance(e, h2.events.DataReceived))
+    self.assertEqual(body, b"outrigger: " + reason.encode() + b"\n")
+    self.assertFalse(any(isinstance(e, h2.events.StreamReset) for e in ev), ev)
     sid = c.request("/caf%C3%A9")
     ev = c.response_events(sid)
     self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid

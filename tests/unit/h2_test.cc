@@ -481,9 +481,41 @@ class Raw {
   bool send(const std::string& b) { return s_.feed(bytes(b)).has_value(); }
   std::vector<Frame> drain() { return drain_frames(s_); }
 
+  // The fields of a HEADERS frame from the server (END_HEADERS, no padding or priority: what
+  // the session sends), decoded in order, so that the decoder's table follows the server's.
+  Pairs decode(const Frame& f) {
+    Pairs out;
+    auto* in = reinterpret_cast<uint8_t*>(const_cast<char*>(f.payload.data()));
+    size_t left = f.payload.size();
+    for (int guard = 0; guard < 1000; ++guard) {
+      nghttp2_nv nv;
+      int flags = 0;
+      const ssize_t n = nghttp2_hd_inflate_hd2(inflater_.get(), &nv, &flags, in, left, 1);
+      if (n < 0) break;
+      in += n;
+      left -= static_cast<size_t>(n);
+      if (flags & NGHTTP2_HD_INFLATE_EMIT) {
+        out.emplace_back(std::string(reinterpret_cast<char*>(nv.name), nv.namelen),
+                         std::string(reinterpret_cast<char*>(nv.value), nv.valuelen));
+      }
+      if (flags & NGHTTP2_HD_INFLATE_FINAL) {
+        nghttp2_hd_inflate_end_headers(inflater_.get());
+        break;
+      }
+    }
+    return out;
+  }
+
  private:
+  static nghttp2_hd_inflater* new_inflater() {
+    nghttp2_hd_inflater* i = nullptr;
+    nghttp2_hd_inflate_new(&i);
+    return i;
+  }
   ServerSession& s_;
   Hpack hpack_;
+  std::unique_ptr<nghttp2_hd_inflater, decltype(&nghttp2_hd_inflate_del)> inflater_{
+      new_inflater(), &nghttp2_hd_inflate_del};
 };
 
 const Frame* find_frame(const std::vector<Frame>& fs, uint8_t type, int32_t stream = -1) {
@@ -793,7 +825,9 @@ TEST(H2Server, LargeResponseRespectsClientWindow) {
   EXPECT_EQ(client.streams[id].body, r.send);
 }
 
-TEST(H2Server, InvalidRequestHeadersAreReset) {
+// A malformed request head (RFC 9113 8.1.1) is answered, not only reset: a 400 whose body and
+// x-outrigger-reason say why, as over HTTP/1.1. The proxy never hears of it.
+TEST(H2Server, InvalidRequestHeadersGet400WithTheReason) {
   const std::vector<Pairs> bad = {
       {{":method", "GET"},
        {":scheme", "http"},
@@ -890,15 +924,73 @@ TEST(H2Server, InvalidRequestHeadersAreReset) {
   for (const Pairs& p : bad) {
     ASSERT_TRUE(raw.send(raw.headers(id, p, true))) << id;
     auto frames = raw.drain();
-    const Frame* rst = find_frame(frames, NGHTTP2_RST_STREAM, id);
-    ASSERT_NE(rst, nullptr) << "no reset for case " << (id / 2);
-    EXPECT_EQ(payload_u32(*rst, 0), kProtocolError);
+    const Frame* head = find_frame(frames, NGHTTP2_HEADERS, id);
+    ASSERT_NE(head, nullptr) << "no answer for case " << (id / 2);
+    const Pairs fields = raw.decode(*head);
+    EXPECT_EQ(find(fields, ":status"), "400") << id / 2;
+    const std::string reason = find(fields, "x-outrigger-reason");
+    EXPECT_TRUE(reason.starts_with("malformed HTTP/2 request: ")) << reason;
+    const Frame* data = find_frame(frames, NGHTTP2_DATA, id);
+    ASSERT_NE(data, nullptr) << id / 2;
+    EXPECT_EQ(data->payload, "outrigger: " + reason + "\n");
+    EXPECT_EQ(find(fields, "content-length"), std::to_string(data->payload.size()));
+    EXPECT_TRUE(data->flags & NGHTTP2_FLAG_END_STREAM);
+    // The request had ended: no reset follows the answer.
+    EXPECT_EQ(find_frame(frames, NGHTTP2_RST_STREAM, id), nullptr) << id / 2;
     id += 2;
   }
   EXPECT_EQ(rec.requests, 0);
   EXPECT_EQ(s->counters().invalid_headers, bad.size());
   // The connection is still fine: a valid request goes through.
   ASSERT_TRUE(raw.send(raw.headers(id, simple_get(id), true)));
+  raw.drain();
+  EXPECT_EQ(rec.requests, 1);
+  EXPECT_FALSE(s->done());
+}
+
+// A malformed request whose body is still coming: the 400 goes out in full, then RST_STREAM
+// NO_ERROR says the body is not wanted (RFC 9113 8.1); DATA already on its way is dropped and
+// the connection goes on. A HEAD gets the answer's head only.
+TEST(H2Server, AnswerToAnUnfinishedMalformedRequestThenNoErrorReset) {
+  Rec rec;
+  auto s = make_server(rec);
+  Raw raw(*s);
+  raw.drain();
+  const Pairs bad_post = {{":method", "POST"},
+                          {":scheme", "http"},
+                          {":authority", "h"},
+                          {":path", "/"},
+                          {"connection", "close"}};
+  ASSERT_TRUE(raw.send(raw.headers(1, bad_post, false)));
+  auto frames = raw.drain();
+  ASSERT_GE(frames.size(), 3u);
+  EXPECT_EQ(frames[0].type, NGHTTP2_HEADERS);
+  EXPECT_EQ(find(raw.decode(frames[0]), ":status"), "400");
+  EXPECT_EQ(frames[1].type, NGHTTP2_DATA);
+  EXPECT_EQ(frames[1].payload, "outrigger: malformed HTTP/2 request: connection-specific field\n");
+  EXPECT_EQ(frames[2].type, NGHTTP2_RST_STREAM);  // after the whole answer
+  EXPECT_EQ(frames[2].stream, 1);
+  EXPECT_EQ(payload_u32(frames[2], 0), kNoError);
+  // The client's body crossed the reset: dropped, no connection error.
+  ASSERT_TRUE(raw.send(frame(NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM, 1, "abc")));
+  raw.drain();
+  const Pairs bad_head = {{":method", "HEAD"},
+                          {":scheme", "http"},
+                          {":authority", "h"},
+                          {":path", "/"},
+                          {"te", "gzip"}};
+  ASSERT_TRUE(raw.send(raw.headers(3, bad_head, true)));
+  frames = raw.drain();
+  const Frame* head = find_frame(frames, NGHTTP2_HEADERS, 3);
+  ASSERT_NE(head, nullptr);
+  EXPECT_TRUE(head->flags & NGHTTP2_FLAG_END_STREAM);  // no body after a HEAD
+  const Pairs fields = raw.decode(*head);
+  EXPECT_EQ(find(fields, ":status"), "400");
+  EXPECT_EQ(find(fields, "x-outrigger-reason"), "malformed HTTP/2 request: te other than trailers");
+  EXPECT_EQ(find_frame(frames, NGHTTP2_DATA, 3), nullptr);
+  EXPECT_EQ(rec.requests, 0);
+  EXPECT_EQ(s->counters().invalid_headers, 2u);
+  ASSERT_TRUE(raw.send(raw.headers(5, simple_get(5), true)));
   raw.drain();
   EXPECT_EQ(rec.requests, 1);
   EXPECT_FALSE(s->done());
@@ -998,6 +1090,8 @@ TEST(H2Server, HeaderListTooLargeGets431) {
   const int32_t ok = client.request(kGet);
   pump(*s, client);
   EXPECT_EQ(find(client.streams[id].head, ":status"), "431");
+  EXPECT_EQ(find(client.streams[id].head, "x-outrigger-reason"), "request header fields too large");
+  EXPECT_EQ(client.streams[id].body, "outrigger: request header fields too large\n");
   EXPECT_TRUE(client.streams[id].closed);
   EXPECT_EQ(rec.st.count(id), 0u);  // never reached the proxy
   EXPECT_EQ(rec.st.count(ok), 1u);  // the connection goes on
