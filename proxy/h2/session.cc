@@ -346,14 +346,17 @@ struct Session::Glue {
   // RFC 9113 8.1.1 lets a server respond to a malformed request before it ends the stream. If
   // the request has not ended when the answer is out, the stream is then reset with NO_ERROR
   // (on_frame_send): RFC 9113 8.1's way to say its body is not wanted.
-  static void answer(Session& s, Stream& st, std::string_view status, std::string_view reason,
-                     bool head_request) {
+  static void answer(ServerSession& s, Stream& st, int status, std::string_view reason,
+                     std::span<const Field> fields) {
+    const bool head_request = is_head_request(fields);
     st.answered_locally = true;
     st.local_body.assign("outrigger: ").append(reason).append("\n");
     char length[24];
     const auto [end, ec] = std::to_chars(length, length + sizeof length, st.local_body.size());
+    char code[4] = {};
+    std::to_chars(code, code + 3, status);
     const nghttp2_nv nv[] = {
-        make_nv(":status", status),
+        make_nv(":status", std::string_view(code, 3)),
         make_nv("content-type", "text/plain; charset=utf-8"),
         make_nv("content-length", std::string_view(length, static_cast<size_t>(end - length))),
         make_nv("x-outrigger-reason", reason),
@@ -362,6 +365,7 @@ struct Session::Glue {
     nghttp2_data_provider prd{};
     prd.read_callback = read_local_body;
     nghttp2_submit_response(s.ng_, st.id, nv, std::size(nv), head_request ? nullptr : &prd);
+    s.sevents_->on_local_answer(st.id, status, reason, fields);
   }
 
   static ssize_t read_local_body(nghttp2_session*, int32_t stream_id, uint8_t* buf,
@@ -407,14 +411,14 @@ struct Session::Glue {
       if (st.oversized) {
         ++s.counters_.header_list_too_large;
         // (The fields kept are those before the limit: :method comes first.)
-        answer(s, st, "431", "request header fields too large", is_head_request(fields));
+        answer(s, st, 431, "request header fields too large", fields);
         return 0;
       }
       if (const FieldError e = validate_request(fields); e != FieldError::kNone) {
         // A malformed request head (RFC 9113 8.1.1): a 400 that says why, not only a reset.
         ++s.counters_.invalid_headers;
         const std::string reason = "malformed HTTP/2 request: " + std::string(field_error_name(e));
-        answer(s, st, "400", reason, is_head_request(fields));
+        answer(s, st, 400, reason, fields);
         return 0;
       }
       Request rq = request_of(fields);

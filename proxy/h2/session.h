@@ -184,6 +184,11 @@ class ServerEvents : public StreamEvents {
   // A valid request head. The stream then delivers on_data/on_trailers/on_end_stream and always
   // ends with on_stream_close.
   virtual void on_request(int32_t stream, const Request& request) = 0;
+  // A request the session answered itself (400 for a malformed head, 431 for one too large),
+  // with the reason it sent; `fields` are the head as received (maybe malformed, maybe cut at
+  // the size limit). No other event comes for the stream.
+  virtual void on_local_answer(int32_t stream, int status, std::string_view reason,
+                               std::span<const Field> fields) {}
 
  protected:
   ~ServerEvents() = default;

@@ -181,6 +181,8 @@ class H2Session final : public h2::ServerEvents {
   H2Session& operator=(const H2Session&) = delete;
 
   void on_request(int32_t stream, const h2::Request& rq) override;
+  void on_local_answer(int32_t stream, int status, std::string_view reason,
+                       std::span<const h2::Field> fields) override;
   void on_data(int32_t stream, std::span<const uint8_t> data) override {
     if (auto* s = find(stream)) s->on_data(data);
   }
@@ -302,6 +304,33 @@ void H2Session::on_request(int32_t id, const h2::Request& rq) {
   streams_[id] = s;
   conn_.worker_.stats().listener(ls_.stats_id).h2[0].inc();
   conn_.worker_.spawn_stream(std::move(c), s);
+}
+
+// The session answered a request itself: counted and logged as the HTTP/1.1 side counts and logs
+// its own 400s and 431s (DownstreamConnection::proxy).
+void H2Session::on_local_answer(int32_t, int status, std::string_view reason,
+                                std::span<const h2::Field> fields) {
+  if (status == 431) {
+    conn_.worker_.stats().limit(stats::Limit::kHeaderBytes).inc();
+  } else {
+    conn_.worker_.stats()
+        .listener(ls_.stats_id)
+        .bad_requests[static_cast<size_t>(stats::BadRequest::kMalformed)]
+        .inc();
+  }
+  if (!conn_.worker_.access_log().enabled()) return;
+  AccessLogEntry e;
+  e.listener = ls_.listener->name;
+  e.protocol = "HTTP/2";
+  for (const h2::Field& f : fields) {
+    if (f.name == ":method") e.method = f.value;
+    else if (f.name == ":path") e.path = f.value;
+    else if (f.name == ":authority" || (f.name == "host" && e.authority.empty())) e.authority = f.value;
+  }
+  if (conn_.peer_ && conn_.peer_->identity.known()) e.caller = conn_.peer_->caller;
+  e.status = status;
+  e.bytes_sent = reason.size() + 12;  // the body, "outrigger: REASON\n"
+  conn_.worker_.access_log().append(e);
 }
 
 H2Stream::~H2Stream() {

@@ -281,6 +281,13 @@ class H2Basics(ProxyTestCase):
     body = b"".join(e.data for e in ev if isinstance(e, h2.events.DataReceived))
     self.assertEqual(body, b"outrigger: " + reason.encode() + b"\n")
     self.assertFalse(any(isinstance(e, h2.events.StreamReset) for e in ev), ev)
+    # Logged and counted as the HTTP/1.1 side's 400s are.
+    log = p.wait_access_log(1)
+    # (The log's JSON gives a byte that is not ASCII as \u00XX: bytes, not text.)
+    self.assertEqual((log[0]["status"], log[0]["protocol"], log[0]["method"], log[0]["path"]),
+                     (400, "HTTP/2", "GET", "/caf\u00c3\u00a9"), log)
+    self.assertEqual(p.metrics().get("outrigger_downstream_bad_requests_total", listener="main",
+                                     reason="malformed"), 1)
     sid = c.request("/caf%C3%A9")
     ev = c.response_events(sid)
     self.assertTrue(any(isinstance(e, h2.events.ResponseReceived) and e.stream_id == sid
