@@ -18,6 +18,8 @@
 //    on_response), then DATA, trailers at most once, end-stream at most once and nothing after
 //    it but the close, and on_stream_close exactly once, last;
 //  * a client stream's events concern a stream it submitted; a server's on_request a new id;
+//  * a request the server answers itself (on_local_answer: 400 or 431, a printable reason) is
+//    a new id and gets no other event, not even a body read;
 //  * a stream's DATA never exceeds the content-length it announced;
 //  * open_streams() equals the streams told to the proxy and not yet closed;
 //  * the output is the connection preface (the client's magic, then SETTINGS), then whole frames
@@ -174,6 +176,7 @@ void head_fields(Input& in, bool request, Fields& f) {
 
 struct StreamLog {
   bool opened = false;  // on_request / on_response / submitted
+  bool answered = false;  // on_local_answer
   bool final_head = false;
   bool trailers = false;
   bool ended = false;
@@ -195,7 +198,7 @@ class Proxy final : public ServerEvents, public ClientEvents {
   void on_request(int32_t id, const Request& r) override {
     check(!client_);
     StreamLog& s = st[id];
-    check(!s.opened && !s.closed);  // a new stream
+    check(!s.opened && !s.answered && !s.closed);  // a new stream
     check(id % 2 == 1);
     s.opened = s.final_head = true;
     s.content_length = r.content_length;
@@ -206,6 +209,17 @@ class Proxy final : public ServerEvents, public ClientEvents {
       s.send = "inline";
       s.send_done = true;
     }
+  }
+  void on_local_answer(int32_t id, int status, std::string_view reason,
+                       std::span<const Field>) override {
+    check(!client_);
+    StreamLog& s = st[id];
+    check(!s.opened && !s.answered && !s.closed);  // a new stream, and its only event
+    check(id % 2 == 1);
+    check(status == 400 || status == 431);
+    check(!reason.empty());
+    for (char c : reason) check(c >= 0x20 && c < 0x7f);
+    s.answered = true;
   }
   void on_response(int32_t id, const Response& r) override {
     check(client_);
@@ -256,6 +270,7 @@ class Proxy final : public ServerEvents, public ClientEvents {
     auto it = st.find(id);
     check(it != st.end());  // only streams with a body we submitted
     StreamLog& s = it->second;
+    check(!s.answered);  // the session sends its own answer's body
     check(!s.closed && s.sent <= s.send.size());
     const size_t n = std::min(out.size(), s.send.size() - s.sent);
     std::copy_n(s.send.data() + s.sent, n, out.data());
