@@ -77,6 +77,28 @@ bool is_signature_header(std::string_view name) {
          iequals(name, "x-amz-region-set");
 }
 
+// A WebSocket opening handshake (RFC 6455 4.1): Connection names "upgrade" and Upgrade names
+// "websocket" (any version suffix). Outrigger does not tunnel upgraded connections, and without
+// its hop-by-hop Upgrade the handshake would reach the upstream as a plain GET.
+bool asks_websocket(const http::RequestHead& rq) {
+  bool upgrade = false;
+  for (size_t i = 0; i < rq.connection_token_count && !upgrade; ++i) {
+    upgrade = iequals(rq.connection_tokens[i], "upgrade");
+  }
+  if (!upgrade) return false;
+  for (size_t i = 0; i < rq.header_count; ++i) {
+    if (rq.headers[i].kind != http::HeaderKind::kUpgrade) continue;
+    std::string_view rest = rq.headers[i].value;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      std::string_view tok = http::trim_ows(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (iequals(tok.substr(0, tok.find('/')), "websocket")) return true;
+    }
+  }
+  return false;
+}
+
 // Appends the header lines of a message that may be forwarded: never hop-by-hop ones, nor the
 // kinds in skip (headers the caller writes itself), nor a header named `strip` (lower case), nor
 // (strip_signature) the headers a SigV4 signature replaces.
@@ -736,6 +758,13 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
                           has_body);
       co_return finish(!has_body);
     }
+  }
+  // The common request names no Connection token at all: one test of a count.
+  if (rq.connection_token_count != 0 && asks_websocket(rq)) [[unlikely]] {
+    lstats.upgrade_refused.inc();
+    rbeg_ += rq.head_bytes;
+    co_await send_local(ex, 501, "websocket upgrade not supported", has_body);
+    co_return finish(!has_body);
   }
   // Failover: the first cluster of the route's priority list with an endpoint that may serve.
   uint32_t target = ex.route->cluster;

@@ -253,6 +253,7 @@ struct ListenerSum {
   int64_t cx_active = 0;
   uint64_t cx_total = 0;
   uint64_t no_route = 0;
+  uint64_t upgrade_refused = 0;
   std::array<uint64_t, static_cast<size_t>(BadRequest::kCount)> bad{};
   TlsSum tls;
   uint64_t h2_connections = 0;
@@ -523,6 +524,7 @@ std::string Registry::render_prometheus() const {
       t.cx_active += s.cx_active.value();
       t.cx_total += s.cx_total.value();
       t.no_route += s.no_route.value();
+      t.upgrade_refused += s.upgrade_refused.value();
       for (size_t i = 0; i < t.bad.size(); ++i) t.bad[i] += s.bad_requests[i].value();
       t.tls.add(s.tls);
       t.h2_connections += s.h2_connections.value();
@@ -589,6 +591,13 @@ std::string Registry::render_prometheus() const {
     for (size_t id = 0; id < n_listeners; ++id) {
       w.series(kNoRoute, "", {{"listener", name_of(listeners_, id, 0)}});
       w.value(ls[id].no_route);
+    }
+    constexpr std::string_view kUpgrade = "outrigger_downstream_upgrades_refused_total";
+    w.family(kUpgrade, "counter",
+             "Downstream WebSocket opening handshakes answered 501 (upgrades are not tunnelled).");
+    for (size_t id = 0; id < n_listeners; ++id) {
+      w.series(kUpgrade, "", {{"listener", name_of(listeners_, id, 0)}});
+      w.value(ls[id].upgrade_refused);
     }
     constexpr std::string_view kBad = "outrigger_downstream_bad_requests_total";
     w.family(kBad, "counter", "Downstream requests rejected with 400, by reason.");

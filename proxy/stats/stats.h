@@ -172,6 +172,7 @@ struct ListenerStats {
   std::array<Counter, kH2Events> h2;
   Counter cx_total;
   Counter no_route;  // 404 for lack of a route
+  Counter upgrade_refused;  // 501 for a WebSocket opening handshake (not tunnelled)
   std::array<Counter, static_cast<size_t>(BadRequest::kCount)> bad_requests;
   TlsStats tls;
 };

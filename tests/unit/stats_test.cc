@@ -355,6 +355,7 @@ TEST(StatsRender, PromtoolCheckMetricsIsClean) {
     r.shard(1).listener(l).cx_active.add(2);
     r.shard(0).listener(l).bad_requests[static_cast<size_t>(BadRequest::kSmuggling)].inc();
     r.shard(1).listener(l).no_route.inc();
+    r.shard(0).listener(l).upgrade_refused.inc(2);
   }
   for (const char* route : {"billing", "a\\b\nc"}) {
     const uint32_t rt = r.route_id("outbound", route);
