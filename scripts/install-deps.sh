@@ -9,7 +9,8 @@ PKGS=(
   libboost1.81-all-dev libssl-dev libnghttp2-dev libyaml-cpp-dev libc-ares-dev liburing-dev
   libgoogle-perftools-dev libgtest-dev libgmock-dev libbenchmark-dev
   curl python3 openssl prometheus dnsmasq-base nginx-light haproxy nghttp2 wrk
-  gnuplot-nox python3-botocore python3-awscrt python3-h2 python3-hpack python3-grpcio python3-websocket sslscan
+  gnuplot-nox python3-botocore python3-awscrt python3-h2 python3-hpack python3-grpcio python3-websocket
+  python3-websockets sslscan
   docker-compose iproute2 jq procps linux-perf clang-16 libclang-rt-16-dev
 )
 

@@ -77,10 +77,11 @@ bool is_signature_header(std::string_view name) {
          iequals(name, "x-amz-region-set");
 }
 
-// A WebSocket opening handshake (RFC 6455 4.1): Connection names "upgrade" and Upgrade names
-// "websocket" (any version suffix). Outrigger does not tunnel upgraded connections, and without
-// its hop-by-hop Upgrade the handshake would reach the upstream as a plain GET.
+// A WebSocket opening handshake (RFC 6455 4.1): an HTTP/1.1 request whose Connection names
+// "upgrade" and whose Upgrade names "websocket" (any version suffix). Its Upgrade and Connection
+// are hop-by-hop: forward() sends its own, and a 101 answer turns the exchange into a tunnel.
 bool asks_websocket(const http::RequestHead& rq) {
+  if (rq.version_minor != 1) return false;  // Upgrade is HTTP/1.1's
   bool upgrade = false;
   for (size_t i = 0; i < rq.connection_token_count && !upgrade; ++i) {
     upgrade = iequals(rq.connection_tokens[i], "upgrade");
@@ -166,6 +167,7 @@ struct Exchange {
   std::string replay;         // the request body as sent, kept for retries (bounded)
   uint32_t attempts = 0;
   bool upstream_h2 = false;
+  bool websocket = false;  // a WebSocket handshake proxy() accepted: a 101 opens a tunnel
   std::string_view cluster_name;
   // HTTP/2 upstreams: the request head re-read from `out`, and its HTTP/2 fields.
   std::unique_ptr<http::ResponseHead> h2_resp_view;  // an HTTP/2 response head for the retry policy
@@ -215,6 +217,7 @@ void give_exchange(std::unique_ptr<Exchange> e) {
   e->id_in_response = true;
   e->attempts = 0;
   e->upstream_h2 = false;
+  e->websocket = false;
   e->cluster_name = {};
   // Enough for the requests an HTTP/2 connection keeps in flight (8 x 32 streams in the bench):
   // a miss allocates and zeroes a whole Exchange.
@@ -587,6 +590,94 @@ asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
   if (close) close_ = true;
 }
 
+// The upstream-to-client half of a tunnel runs in its own coroutine; tunnel() waits for it.
+struct DownstreamConnection::TunnelBack {
+  explicit TunnelBack(asio::io_context& io) : wake(io) {}
+  asio::steady_timer wake;
+  bool done = false;
+  uint64_t bytes = 0;  // written to the client
+};
+
+asio::awaitable<void> DownstreamConnection::tunnel(Exchange& ex, upstream::Connection& up,
+                                                   milliseconds idle, size_t from_client) {
+  auto& gauge = worker_.stats().listener(
+      worker_.snapshot()->listeners[listener_index_].stats_id).tunnels_active;
+  gauge.add();
+  active_upstream_ = &up;  // cancel_io() and abort() reach it: the idle timeout, the drain's end
+  arm(Timeout::kStream, idle);
+  auto back = std::make_shared<TunnelBack>(worker_.io());
+  asio::co_spawn(worker_.io(), tunnel_back(ex, up, idle, back), [back](std::exception_ptr) {
+    back->done = true;
+    back->wake.cancel();
+  });
+  // Client to upstream, here: first what came after the handshake, then reads behind the
+  // request head (its views stay valid for the access log).
+  const size_t at = std::min(rend_ - from_client, base::kBufferSize - 1);
+  size_t n = from_client;
+  bool clean_end = false;
+  for (;;) {
+    if (n > 0) {
+      auto [ec, w] = co_await us_write(up, asio::buffer(rbuf_->data + at, n));
+      if (ec) break;
+      ex.bytes_received += n;
+      arm(Timeout::kStream, idle);
+    }
+    auto [ec, r] = co_await ds_read(asio::buffer(rbuf_->data + at, base::kBufferSize - at));
+    if (ec || r == 0) {
+      clean_end = !ec && !timed_out_;
+      break;
+    }
+    n = r;
+    arm(Timeout::kStream, idle);
+  }
+  rbeg_ = rend_ = at;
+  boost::system::error_code ec;
+  if (clean_end && !up.tls) {
+    up.socket.shutdown(tcp::socket::shutdown_send, ec);  // the client's half-close, passed on
+  } else {
+    up.socket.cancel(ec);  // ends the other half too
+  }
+  for (int waits = 0; !back->done && waits < 1'000'000; ++waits) {
+    back->wake.expires_at(Clock::time_point::max());
+    co_await back->wake.async_wait(use_nothrow);
+  }
+  ex.bytes_sent += back->bytes;
+  disarm();
+  gauge.sub();
+}
+
+asio::awaitable<void> DownstreamConnection::tunnel_back(Exchange& ex, upstream::Connection& up,
+                                                        milliseconds idle,
+                                                        std::shared_ptr<TunnelBack> back) {
+  // What came with the 101 head first.
+  const char* p = ex.ubuf->data + ex.ubeg;
+  size_t n = ex.uend - ex.ubeg;
+  bool clean_end = false;
+  for (;;) {
+    if (n > 0) {
+      auto [ec, w] = co_await ds_write(asio::buffer(p, n));
+      if (ec) break;
+      back->bytes += n;
+      arm(Timeout::kStream, idle);
+    }
+    auto [ec, r] = co_await us_read(up, asio::buffer(ex.ubuf->data, base::kBufferSize));
+    if (ec || r == 0) {
+      clean_end = !ec && !timed_out_;
+      break;
+    }
+    p = ex.ubuf->data;
+    n = r;
+    arm(Timeout::kStream, idle);
+  }
+  ex.ubeg = ex.uend = 0;
+  boost::system::error_code ec;
+  if (clean_end && !tls_) {
+    socket_->shutdown(tcp::socket::shutdown_send, ec);  // the upstream's half-close, passed on
+  } else {
+    socket_->cancel(ec);  // ends the other half too
+  }
+}
+
 }  // namespace outrigger::server
 
 namespace outrigger::server {
@@ -759,13 +850,6 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       co_return finish(!has_body);
     }
   }
-  // The common request names no Connection token at all: one test of a count.
-  if (rq.connection_token_count != 0 && asks_websocket(rq)) [[unlikely]] {
-    lstats.upgrade_refused.inc();
-    rbeg_ += rq.head_bytes;
-    co_await send_local(ex, 501, "websocket upgrade not supported", has_body);
-    co_return finish(!has_body);
-  }
   // Failover: the first cluster of the route's priority list with an endpoint that may serve.
   uint32_t target = ex.route->cluster;
   if (const auto& failover = ls.failover[ex.route->index]; !failover.empty()) {
@@ -784,7 +868,24 @@ asio::awaitable<bool> DownstreamConnection::proxy(Exchange& ex, const Snapshot& 
       }
     }
   }
-  const bool keep = co_await forward(ex, snap, ls, snap.clusters[target]);
+  const ClusterState& chosen = snap.clusters[target];
+  // A WebSocket handshake (the common request names no Connection token at all: one test of a
+  // count). It goes through only to an HTTP/1.1 cluster, the only kind that can switch protocols
+  // (an HTTP/2 upstream would need RFC 8441's extended CONNECT).
+  if (rq.connection_token_count != 0 && asks_websocket(rq)) [[unlikely]] {
+    const std::string_view why = has_body ? "websocket handshake with a body"
+                                 : chosen.h2 || chosen.auto_alpn
+                                     ? "websocket upgrade needs an http1 cluster"
+                                     : std::string_view();
+    if (!why.empty()) {
+      lstats.upgrade_refused.inc();
+      rbeg_ += rq.head_bytes;
+      co_await send_local(ex, has_body ? 400 : 501, why, has_body);
+      co_return finish(!has_body);
+    }
+    ex.websocket = true;
+  }
+  const bool keep = co_await forward(ex, snap, ls, chosen);
   co_return finish(keep);
 }
 
@@ -914,6 +1015,11 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     o += "\r\n"sv;
   }
   if (rq.body == http::BodyKind::kChunked) o += "transfer-encoding: chunked\r\n"sv;
+  if (ex.websocket) {
+    o += "connection: upgrade\r\nupgrade: "sv;
+    o += rq.find(http::HeaderKind::kUpgrade)->value;  // asks_websocket() found it
+    o += "\r\n"sv;
+  }
   const size_t head_base = o.size();  // signing appends its headers here, per attempt
   o += "\r\n"sv;
 
@@ -2033,7 +2139,8 @@ protocol_chosen:
           count_error(stats::UpstreamError::kReset);
           break;
         }
-        if (rh == ReadHead::kTooLarge || rh == ReadHead::kMalformed || ex.resp.status == 101) {
+        if (rh == ReadHead::kTooLarge || rh == ReadHead::kMalformed ||
+            (ex.resp.status == 101 && !ex.websocket)) {
           if (rh == ReadHead::kTooLarge)
             worker_.stats().limit(stats::Limit::kUpstreamHeaderBytes).inc();
           count_error(stats::UpstreamError::kProtocol);
@@ -2042,7 +2149,7 @@ protocol_chosen:
                                                  ? "upstream response head too large"
                                                  : "malformed upstream response");
         }
-        if (ex.resp.status >= 200) {
+        if (ex.resp.status >= 200 || ex.resp.status == 101) {  // (101: a WebSocket's)
           have_head = true;
           break;
         }
@@ -2097,6 +2204,41 @@ protocol_chosen:
   ex.status = rs.status;
   cs.rq[static_cast<size_t>(stats::code_class(rs.status))].inc();
   ex.ubeg += rs.head_bytes;
+
+  // The upstream switched to the WebSocket protocol: the client gets the 101, then the two
+  // connections are joined until they close. Neither is reused.
+  if (rs.status == 101) {
+    std::string& h = ex.out;
+    h.clear();
+    h += "HTTP/1.1 101 "sv;
+    h += rs.reason;
+    h += "\r\n"sv;
+    append_forwardable(h, rs);
+    h += "connection: upgrade\r\n"sv;
+    if (const http::Header* u = rs.find(http::HeaderKind::kUpgrade)) {
+      h += "upgrade: "sv;
+      h += u->value;
+      h += "\r\n"sv;
+    }
+    if (ex.id_in_response && rs.find(http::HeaderKind::kXRequestId) == nullptr) {
+      h += "x-request-id: "sv;
+      h += ex.request_id_view;
+      h += "\r\n"sv;
+    }
+    attempts_header(h);
+    h += "\r\n"sv;
+    arm(Timeout::kStream, stream_idle);
+    auto [ec, n] = co_await ds_write(asio::buffer(h));
+    disarm();
+    ex.bytes_sent += n;
+    if (!ec) {
+      const size_t from_client = rend_ > head_end ? rend_ - head_end : 0;
+      co_await tunnel(ex, *up, stream_idle, from_client);
+    }
+    active_upstream_ = nullptr;
+    drop_upstream(false);
+    co_return false;
+  }
 
   // 7. The downstream response head.
   const bool client_11 = rq.version_minor == 1;

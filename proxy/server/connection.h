@@ -100,6 +100,15 @@ class DownstreamConnection {
                                        const ClusterState& cluster);
   boost::asio::awaitable<void> send_local(Exchange& ex, int status, std::string_view reason,
                                           bool close, std::string_view extra_headers = {});
+  // An upgraded connection (WebSocket): bytes both ways between the client and `up` until both
+  // have closed, or one fails, or nothing moves for `idle`. `from_client` holds what the client
+  // sent after its handshake.
+  struct TunnelBack;
+  boost::asio::awaitable<void> tunnel(Exchange& ex, upstream::Connection& up,
+                                      std::chrono::milliseconds idle, size_t from_client);
+  boost::asio::awaitable<void> tunnel_back(Exchange& ex, upstream::Connection& up,
+                                           std::chrono::milliseconds idle,
+                                           std::shared_ptr<TunnelBack> back);
 
   void arm(Timeout kind, std::chrono::milliseconds d);
   void disarm() { timeout_ = Timeout::kNone; }

@@ -254,6 +254,7 @@ struct ListenerSum {
   uint64_t cx_total = 0;
   uint64_t no_route = 0;
   uint64_t upgrade_refused = 0;
+  int64_t tunnels_active = 0;
   std::array<uint64_t, static_cast<size_t>(BadRequest::kCount)> bad{};
   TlsSum tls;
   uint64_t h2_connections = 0;
@@ -525,6 +526,7 @@ std::string Registry::render_prometheus() const {
       t.cx_total += s.cx_total.value();
       t.no_route += s.no_route.value();
       t.upgrade_refused += s.upgrade_refused.value();
+      t.tunnels_active += s.tunnels_active.value();
       for (size_t i = 0; i < t.bad.size(); ++i) t.bad[i] += s.bad_requests[i].value();
       t.tls.add(s.tls);
       t.h2_connections += s.h2_connections.value();
@@ -594,10 +596,17 @@ std::string Registry::render_prometheus() const {
     }
     constexpr std::string_view kUpgrade = "outrigger_downstream_upgrades_refused_total";
     w.family(kUpgrade, "counter",
-             "Downstream WebSocket opening handshakes answered 501 (upgrades are not tunnelled).");
+             "Downstream WebSocket handshakes refused: with a body (400), or routed to a cluster "
+             "that is not http1 (501).");
     for (size_t id = 0; id < n_listeners; ++id) {
       w.series(kUpgrade, "", {{"listener", name_of(listeners_, id, 0)}});
       w.value(ls[id].upgrade_refused);
+    }
+    constexpr std::string_view kTunnels = "outrigger_downstream_tunnels_active";
+    w.family(kTunnels, "gauge", "WebSocket connections joined to their upstream (after a 101).");
+    for (size_t id = 0; id < n_listeners; ++id) {
+      w.series(kTunnels, "", {{"listener", name_of(listeners_, id, 0)}});
+      w.value(ls[id].tunnels_active);
     }
     constexpr std::string_view kBad = "outrigger_downstream_bad_requests_total";
     w.family(kBad, "counter", "Downstream requests rejected with 400, by reason.");

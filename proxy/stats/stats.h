@@ -172,7 +172,8 @@ struct ListenerStats {
   std::array<Counter, kH2Events> h2;
   Counter cx_total;
   Counter no_route;  // 404 for lack of a route
-  Counter upgrade_refused;  // 501 for a WebSocket opening handshake (not tunnelled)
+  Counter upgrade_refused;  // a WebSocket handshake refused (a body, or no HTTP/1.1 cluster)
+  Gauge tunnels_active;     // WebSocket connections joined to their upstream
   std::array<Counter, static_cast<size_t>(BadRequest::kCount)> bad_requests;
   TlsStats tls;
 };

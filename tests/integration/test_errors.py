@@ -307,55 +307,6 @@ class PoolLimits(ProxyTestCase):
     self.assertEqual(up.connections_accepted, 1)
 
 
-class WebSocketUpgrade(ProxyTestCase):
-  """Outrigger does not tunnel upgraded connections. A WebSocket opening handshake (RFC 6455
-  4.1) gets a clear 501 instead of reaching the upstream as a plain GET (Upgrade is hop-by-hop);
-  other upgrades (curl --http2's h2c) are ignored as RFC 9110 7.8 allows, and served over
-  HTTP/1.1."""
-
-  def setUp(self):
-    self.up = self.start_upstream("W")
-    self.proxy = self.start_proxy(yaml_out.simple(self.up.address))
-    self.addr = self.proxy.addr("main")
-
-  def refused(self):
-    return self.proxy.metrics().get("outrigger_downstream_upgrades_refused_total", listener="main")
-
-  def test_websocket_client_gets_501_with_the_reason(self):
-    import websocket  # python3-websocket: a real client
-    host, port = self.addr
-    with self.assertRaises(websocket.WebSocketBadStatusException) as cm:
-      websocket.create_connection("ws://%s:%d/echo/ws" % (host, port), timeout=5)
-    self.assertEqual(cm.exception.status_code, 501)
-    self.assertEqual(cm.exception.resp_headers.get("x-outrigger-reason"),
-                     "websocket upgrade not supported")
-    self.assertEqual(self.refused(), 1)
-    self.assertEqual(self.up.requests, [])
-
-  def test_handshake_spellings_and_the_connection_goes_on(self):
-    hs = [("Connection", "keep-alive, Upgrade"), ("Upgrade", "WebSocket/13"),
-          ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")]
-    c = RawConn(self.addr)
-    self.addCleanup(c.close)
-    c.send(build_request("GET", "/echo/ws", hs))
-    self.assertLocalError(c.read_response(), 501, "websocket")
-    c.send(build_request("GET", "/echo/after", []))  # the same connection
-    self.assertEqual(c.read_response().status, 200)
-    self.assertEqual([r.path for r in self.up.requests], ["/echo/after"])
-    self.assertEqual(self.refused(), 1)
-
-  def test_other_upgrades_are_ignored(self):
-    # curl --http2 on an http:// URL asks for h2c this way; Upgrade without the Connection
-    # token is not a handshake either.
-    for hs in ([("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"),
-                ("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA")],
-               [("Upgrade", "websocket")]):
-      r = get(self.addr, "/echo/plain", headers=hs)
-      self.assertEqual(r.status, 200, r)
-      self.assertIsNone(self.up.requests[-1].header("upgrade"))
-    self.assertEqual(self.refused(), 0)
-
-
 class MangledRequests(ProxyTestCase):
   """Seeded random byte edits of valid requests, each on its own connection that the client then
   half-closes: every connection ends (an answer, or a close) within seconds, the proxy keeps

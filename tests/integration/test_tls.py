@@ -587,6 +587,45 @@ class Reload(TlsCase):
     self.assertRegex(str(cm.exception), r"outrigger\.yaml:\d+:\d+: listener main: tls:")
 
 
+class WebSocketOverTls(TlsCase):
+  def test_wss_both_sides_with_the_caller_identity(self):
+    """A WebSocket over mutual TLS to an inbound listener, tunnelled to a TLS upstream: the
+    handshake carries the verified caller's identity header, messages go both ways through two
+    TLS sessions, and a close ends both."""
+    import websocket  # python3-websocket
+    from test_websocket import WsUpstream
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(self.upstream[0], self.upstream[1])
+    up = WsUpstream(ssl_context=ctx)
+    self.addCleanup(up.close)
+    cfg = yaml_out.simple(up.address, cluster_extra={"tls": {"sni": "inventory",
+                                                             "ca": self.pki.bundle}})
+    lst = cfg["listeners"][0]
+    lst["role"] = "inbound"
+    lst["tls"] = {"cert": self.server[0], "key": self.server[1], "client_ca": self.pki.bundle,
+                  "client_cert": "required"}
+    p = self.start_proxy(cfg)
+    c = websocket.create_connection(
+        "wss://localhost:%d/live" % p.listeners["main"][1], timeout=5,
+        sslopt={"ca_certs": self.pki.bundle, "certfile": self.consumer[0],
+                "keyfile": self.consumer[1]})
+    self.addCleanup(c.close)
+    for i in range(20):
+      c.send("tick %d" % i)
+      self.assertEqual(c.recv(), "tick %d" % i)
+    big = os.urandom(200000)
+    c.send_binary(big)
+    self.assertEqual(c.recv(), big)
+    path, headers = up.requests[0]
+    self.assertEqual(path, "/live")
+    self.assertIn("Account=%s" % CONSUMER, headers["x-forwarded-client-cert"])
+    self.assertEqual(headers["x-forwarded-proto"], "https")
+    self.assertEqual(p.metrics().get("outrigger_downstream_tunnels_active", listener="main"), 1)
+    c.close()
+    self.wait_until(lambda: p.metrics().get("outrigger_downstream_tunnels_active",
+                                            listener="main") == 0, 5, msg="tunnel closed")
+
+
 class TlsMetrics(TlsCase):
   @unittest.skipUnless(shutil.which("promtool"), "promtool is installed by make deps")
   def test_tls_metrics_pass_promtool(self):
