@@ -591,11 +591,16 @@ asio::awaitable<void> DownstreamConnection::send_local(Exchange& ex, int status,
 }
 
 // The upstream-to-client half of a tunnel runs in its own coroutine; tunnel() waits for it.
+// A half that ends for good (an error, a timeout, a TLS side) cancels the other's pending I/O
+// and sets its stop flag, which the other checks between operations: a cancel reaches only an
+// operation already pending.
 struct DownstreamConnection::TunnelBack {
   explicit TunnelBack(asio::io_context& io) : wake(io) {}
   asio::steady_timer wake;
   bool done = false;
-  uint64_t bytes = 0;  // written to the client
+  bool stop_forth = false;  // client to upstream (tunnel())
+  bool stop_back = false;   // upstream to client (tunnel_back())
+  uint64_t bytes = 0;       // written to the client
 };
 
 asio::awaitable<void> DownstreamConnection::tunnel(Exchange& ex, upstream::Connection& up,
@@ -618,13 +623,13 @@ asio::awaitable<void> DownstreamConnection::tunnel(Exchange& ex, upstream::Conne
   for (;;) {
     if (n > 0) {
       auto [ec, w] = co_await us_write(up, asio::buffer(rbuf_->data + at, n));
-      if (ec) break;
+      if (ec || back->stop_forth || timed_out_) break;
       ex.bytes_received += n;
       arm(Timeout::kStream, idle);
     }
     auto [ec, r] = co_await ds_read(asio::buffer(rbuf_->data + at, base::kBufferSize - at));
-    if (ec || r == 0) {
-      clean_end = !ec && !timed_out_;
+    if (ec || r == 0 || back->stop_forth || timed_out_) {
+      clean_end = !ec && r == 0 && !back->stop_forth && !timed_out_;
       break;
     }
     n = r;
@@ -635,7 +640,8 @@ asio::awaitable<void> DownstreamConnection::tunnel(Exchange& ex, upstream::Conne
   if (clean_end && !up.tls) {
     up.socket.shutdown(tcp::socket::shutdown_send, ec);  // the client's half-close, passed on
   } else {
-    up.socket.cancel(ec);  // ends the other half too
+    back->stop_back = true;  // ends the other half too
+    up.socket.cancel(ec);
   }
   for (int waits = 0; !back->done && waits < 1'000'000; ++waits) {
     back->wake.expires_at(Clock::time_point::max());
@@ -656,13 +662,13 @@ asio::awaitable<void> DownstreamConnection::tunnel_back(Exchange& ex, upstream::
   for (;;) {
     if (n > 0) {
       auto [ec, w] = co_await ds_write(asio::buffer(p, n));
-      if (ec) break;
+      if (ec || back->stop_back || timed_out_) break;
       back->bytes += n;
       arm(Timeout::kStream, idle);
     }
     auto [ec, r] = co_await us_read(up, asio::buffer(ex.ubuf->data, base::kBufferSize));
-    if (ec || r == 0) {
-      clean_end = !ec && !timed_out_;
+    if (ec || r == 0 || back->stop_back || timed_out_) {
+      clean_end = !ec && r == 0 && !back->stop_back && !timed_out_;
       break;
     }
     p = ex.ubuf->data;
@@ -674,7 +680,8 @@ asio::awaitable<void> DownstreamConnection::tunnel_back(Exchange& ex, upstream::
   if (clean_end && !tls_) {
     socket_->shutdown(tcp::socket::shutdown_send, ec);  // the upstream's half-close, passed on
   } else {
-    socket_->cancel(ec);  // ends the other half too
+    back->stop_forth = true;  // ends the other half too
+    socket_->cancel(ec);
   }
 }
 
