@@ -43,6 +43,8 @@ class WsUpstream:
 
     async def handler(ws, path=None):
       self.requests.append((ws.path, {k.lower(): v for k, v in ws.request_headers.raw_items()}))
+      if ws.path == "/greet":
+        await ws.send("welcome")  # right behind the 101, often in the same segment
       async for msg in ws:
         if msg == "close":
           await ws.close(code=4000, reason="asked to")
@@ -173,6 +175,27 @@ class WebSocketTunnel(ProxyTestCase):
                             OSError)):
       c.recv()
     self.assertEqual([e["status"] for e in p.access_log if "status" in e], [101])
+
+  def test_bytes_on_either_side_of_the_101_are_not_lost(self):
+    """A frame the client sends with its handshake (before the 101) reaches the upstream, and
+    one the upstream sends right behind its 101 reaches the client."""
+    p, _ = self.proxy_to(self.ws_up.address)
+    hs = [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"),
+          ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")]
+    mask = b"\x01\x02\x03\x04"
+    payload = b"early"
+    frame = bytes([0x81, 0x80 | len(payload)]) + mask + bytes(
+        b ^ mask[i % 4] for i, b in enumerate(payload))
+    c = RawConn(p.addr("main"))
+    self.addCleanup(c.close)
+    c.send(build_request("GET", "/greet", hs) + frame)
+    head = c.read_head(keep_interim=True)
+    self.assertEqual(head.status, 101)
+    want = b"\x81\x07welcome" + b"\x81\x05early"  # the greeting, then the echo
+    deadline = time.monotonic() + 5
+    while len(c.buf) < len(want) and time.monotonic() < deadline:
+      c._fill(deadline)
+    self.assertEqual(bytes(c.buf[:len(want)]), want)
 
   def test_upstream_that_does_not_switch_answers_as_usual(self):
     up = self.start_upstream("plain")  # answers every request with 200, no upgrade
