@@ -576,38 +576,30 @@ std::string Registry::render_prometheus() const {
 
   // Downstream, per listener.
   if (n_listeners > 0) {
-    constexpr std::string_view kActive = "outrigger_downstream_connections_active";
-    w.family(kActive, "gauge", "Open downstream connections.");
-    for (size_t id = 0; id < n_listeners; ++id) {
-      w.series(kActive, "", {{"listener", name_of(listeners_, id, 0)}});
-      w.value(ls[id].cx_active);
-    }
-    constexpr std::string_view kTotal = "outrigger_downstream_connections_total";
-    w.family(kTotal, "counter", "Downstream connections accepted.");
-    for (size_t id = 0; id < n_listeners; ++id) {
-      w.series(kTotal, "", {{"listener", name_of(listeners_, id, 0)}});
-      w.value(ls[id].cx_total);
-    }
-    constexpr std::string_view kNoRoute = "outrigger_downstream_no_route_total";
-    w.family(kNoRoute, "counter", "Downstream requests answered 404 because no route matched.");
-    for (size_t id = 0; id < n_listeners; ++id) {
-      w.series(kNoRoute, "", {{"listener", name_of(listeners_, id, 0)}});
-      w.value(ls[id].no_route);
-    }
-    constexpr std::string_view kUpgrade = "outrigger_downstream_upgrades_refused_total";
-    w.family(kUpgrade, "counter",
-             "Downstream WebSocket handshakes refused: with a body (400), or routed to a cluster "
-             "that is not http1 (501).");
-    for (size_t id = 0; id < n_listeners; ++id) {
-      w.series(kUpgrade, "", {{"listener", name_of(listeners_, id, 0)}});
-      w.value(ls[id].upgrade_refused);
-    }
-    constexpr std::string_view kTunnels = "outrigger_downstream_tunnels_active";
-    w.family(kTunnels, "gauge", "WebSocket connections joined to their upstream (after a 101).");
-    for (size_t id = 0; id < n_listeners; ++id) {
-      w.series(kTunnels, "", {{"listener", name_of(listeners_, id, 0)}});
-      w.value(ls[id].tunnels_active);
-    }
+    // One series per listener, its value from that listener's sums.
+    auto per_listener = [&](std::string_view name, std::string_view type, std::string_view help,
+                            auto value_of) {
+      w.family(name, type, help);
+      for (size_t id = 0; id < n_listeners; ++id) {
+        w.series(name, "", {{"listener", name_of(listeners_, id, 0)}});
+        w.value(value_of(ls[id]));
+      }
+    };
+    per_listener("outrigger_downstream_connections_active", "gauge",
+                 "Open downstream connections.", [](const ListenerSum& l) { return l.cx_active; });
+    per_listener("outrigger_downstream_connections_total", "counter",
+                 "Downstream connections accepted.",
+                 [](const ListenerSum& l) { return l.cx_total; });
+    per_listener("outrigger_downstream_no_route_total", "counter",
+                 "Downstream requests answered 404 because no route matched.",
+                 [](const ListenerSum& l) { return l.no_route; });
+    per_listener("outrigger_downstream_upgrades_refused_total", "counter",
+                 "Downstream WebSocket handshakes refused: with a body (400), or routed to a "
+                 "cluster that is not http1 (501).",
+                 [](const ListenerSum& l) { return l.upgrade_refused; });
+    per_listener("outrigger_downstream_tunnels_active", "gauge",
+                 "WebSocket connections joined to their upstream (after a 101).",
+                 [](const ListenerSum& l) { return l.tunnels_active; });
     constexpr std::string_view kBad = "outrigger_downstream_bad_requests_total";
     w.family(kBad, "counter", "Downstream requests rejected with 400, by reason.");
     for (size_t id = 0; id < n_listeners; ++id) {
@@ -618,12 +610,9 @@ std::string Registry::render_prometheus() const {
         w.value(ls[id].bad[i]);
       }
     }
-    constexpr std::string_view kH2c = "outrigger_downstream_h2_connections_total";
-    w.family(kH2c, "counter", "Downstream connections that spoke HTTP/2 (ALPN h2 or h2c).");
-    for (size_t id = 0; id < n_listeners; ++id) {
-      w.series(kH2c, "", {{"listener", name_of(listeners_, id, 0)}});
-      w.value(ls[id].h2_connections);
-    }
+    per_listener("outrigger_downstream_h2_connections_total", "counter",
+                 "Downstream connections that spoke HTTP/2 (ALPN h2 or h2c).",
+                 [](const ListenerSum& l) { return l.h2_connections; });
     constexpr std::string_view kH2 = "outrigger_downstream_h2_events_total";
     w.family(kH2, "counter",
              "HTTP/2 streams and the limits and protocol errors that reset streams or ended "
