@@ -1983,7 +1983,21 @@ protocol_chosen:
     int& local_status = last_status;
     std::string_view& local_reason = last_reason;
     const auto attempt_start = Clock::now();
-    if (!co_await acquire(ep, true, attempt_start)) {
+    // A pooled connection, the common case, without the acquire() coroutine (its frame and
+    // resumption cost about 300 instructions; bench/RESULTS.md, session 14).
+    bool acquired = false;
+    up = pool.take_idle(ep, attempt_start);
+    if (up) {
+      reused = true;
+      cs.cx_reused.inc();
+      fail_connect = false;
+      fail_extra = {};
+      adopted_h2 = false;
+      acquired = true;
+    } else {
+      acquired = co_await acquire(ep, true, attempt_start);
+    }
+    if (!acquired) {
       if (!fail_connect) co_return co_await fail_final(fail_status, fail_reason, fail_extra);
       outcome.result = upstream::AttemptResult::kConnectFailure;
       local_status = fail_status;
