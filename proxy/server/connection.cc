@@ -108,7 +108,7 @@ bool asks_websocket(const http::RequestHead& rq) {
 struct Pieces {
   char* p;
   Pieces& operator<<(std::string_view v) {
-    std::memcpy(p, v.data(), v.size());
+    if (!v.empty()) std::memcpy(p, v.data(), v.size());  // (an empty view may hold nullptr)
     p += v.size();
     return *this;
   }
