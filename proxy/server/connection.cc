@@ -1153,23 +1153,29 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   auto drop_upstream = [&](bool reusable, Clock::time_point now = {}) {
     if (up) pool.release(std::move(up), reusable, now != Clock::time_point{} ? now : Clock::now());
   };
-  // allow_idle: a pooled connection may serve; also, with protocol auto-by-alpn, a new connection
-  // to an endpoint of unknown protocol that negotiates h2 goes to the H2Pool (returns true with
-  // adopted_h2 set and up null). Without it the endpoint is taken to speak HTTP/1.1.
-  // now: the caller's clock reading, taken just before (for the idle check: allow_idle only).
-  auto acquire = [&](const tcp::endpoint& ep, bool allow_idle,
-                     Clock::time_point now) -> asio::awaitable<bool> {
+  // A pooled connection to `ep`, when one is idle and alive; `now`: the caller's clock reading,
+  // taken just before (for the idle check). A plain call: the common case needs no coroutine
+  // (acquire()'s frame and resumption cost about 300 instructions; bench/RESULTS.md, session 14).
+  // This and the small helpers of the response head's loop are forced inline: called out of
+  // line from the coroutine they cost about 1 % of an HTTP/1.1 request.
+  auto take_pooled = [&](const tcp::endpoint& ep,
+                         Clock::time_point now) __attribute__((always_inline)) -> bool {
     fail_connect = false;
     fail_extra = {};
     adopted_h2 = false;
-    if (allow_idle) {
-      up = pool.take_idle(ep, now);
-      reused = up != nullptr;
-      if (up) {
-        cs.cx_reused.inc();
-        co_return true;
-      }
-    }
+    up = pool.take_idle(ep, now);
+    reused = up != nullptr;
+    if (reused) cs.cx_reused.inc();
+    return reused;
+  };
+  // A new connection to `ep` (or a pooled one that comes back while waiting for room).
+  // adopt_h2: with protocol auto-by-alpn, a new connection to an endpoint of unknown protocol
+  // that negotiates h2 goes to the H2Pool (returns true with adopted_h2 set and up null).
+  // Without it the endpoint is taken to speak HTTP/1.1.
+  auto acquire = [&](const tcp::endpoint& ep, bool adopt_h2) -> asio::awaitable<bool> {
+    fail_connect = false;
+    fail_extra = {};
+    adopted_h2 = false;
     reused = false;
     if (!pool.reserve_new()) {
       // Waiting for a pooled connection is Envoy's "pending request".
@@ -1307,7 +1313,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
         const std::string_view alpn = tls::negotiated_alpn(net::native(*up->tls));
         const AlpnSeen now = alpn == "h2" ? AlpnSeen::kHttp2 : AlpnSeen::kHttp1;
         cs.alpn[alpn == "h2" ? 0 : alpn.empty() ? 2 : 1].inc();
-        const AlpnSeen before = allow_idle ? rt.alpn_of(ep) : AlpnSeen::kHttp1;
+        const AlpnSeen before = adopt_h2 ? rt.alpn_of(ep) : AlpnSeen::kHttp1;
         if (before != AlpnSeen::kUnknown && before != now) {
           rt.set_alpn(ep, AlpnSeen::kUnknown);
           count_error(stats::UpstreamError::kAlpnChanged);
@@ -1417,8 +1423,9 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   };
 
   // Reads the next response head from the upstream into ex.resp.
-  // Reading a response head is a loop of head_step() and reads. head_step() parses what the
-  // buffer holds: the outcome, or nullopt when more bytes are needed (there is room for them).
+  // Reading a response head is head_begin(), then a loop of head_step() and reads. head_step()
+  // parses what the buffer holds and returns the outcome, or nullopt when more bytes are needed:
+  // then there is room for them, time left before `deadline`, and the `kind` timeout is armed.
   auto head_begin = [&] {
     if (ex.ubuf == nullptr) {
       ex.ubuf = worker_.buffers().get();
@@ -1427,7 +1434,8 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
     ex.parser.reset();
     ex.parser.set_limits({base::kBufferSize, http::kMaxHeaders});
   };
-  auto head_step = [&]() -> std::optional<ReadHead> {
+  auto head_step = [&](Timeout kind, Clock::time_point deadline)
+                       __attribute__((always_inline)) -> std::optional<ReadHead> {
     if (ex.uend > ex.ubeg) {
       const auto r = ex.parser.parse_response({ex.ubuf->data + ex.ubeg, ex.uend - ex.ubeg},
                                               rq.is_head, &ex.resp);
@@ -1443,6 +1451,17 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
       ex.ubeg = 0;
     }
     if (ex.uend == base::kBufferSize) return ReadHead::kTooLarge;
+    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return ReadHead::kTimeout;
+    arm(kind, left);
+    return std::nullopt;
+  };
+  // After a read: the outcome when it ended the head's reading, else nullopt (bytes added).
+  auto head_read = [&](const boost::system::error_code& ec, size_t n)
+                       __attribute__((always_inline)) -> std::optional<ReadHead> {
+    disarm();
+    if (ec || n == 0) return timed_out_ ? ReadHead::kTimeout : ReadHead::kClosed;
+    ex.uend += n;
     return std::nullopt;
   };
   // The whole loop as a coroutine, for the rare waits (100-continue). The response head's own
@@ -1450,15 +1469,10 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   auto read_head = [&](Timeout kind, Clock::time_point deadline) -> asio::awaitable<ReadHead> {
     head_begin();
     for (;;) {
-      if (const auto r = head_step()) co_return *r;
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) co_return ReadHead::kTimeout;
-      arm(kind, left);
+      if (const auto r = head_step(kind, deadline)) co_return *r;
       auto [ec, n] =
           co_await us_read(*up, asio::buffer(ex.ubuf->data + ex.uend, base::kBufferSize - ex.uend));
-      disarm();
-      if (ec || n == 0) co_return timed_out_ ? ReadHead::kTimeout : ReadHead::kClosed;
-      ex.uend += n;
+      if (const auto r = head_read(ec, n)) co_return *r;
     }
   };
   // The response buffer goes back to the pool on every exit path.
@@ -1491,10 +1505,17 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   upstream::LbPick pick;
   ex.cluster_name = cc.name;
   ex.upstream_h2 = cluster.h2;
-  auto attempts_header = [&](std::string& out) {
+  // The attempts so far (1 + retries), counted in the exchange and written in its attempts_text,
+  // which views may point to until the head is written.
+  auto attempts_text = [&]() __attribute__((always_inline)) -> std::string_view {
     ex.attempts = retries + 1;
+    char* const n = ex.attempts_text;
+    const auto end = std::to_chars(n, n + sizeof ex.attempts_text, ex.attempts).ptr;
+    return {n, static_cast<size_t>(end - n)};
+  };
+  auto attempts_header = [&](std::string& out) {
     out += "x-outrigger-attempts: "sv;
-    append_uint(out, retries + 1);
+    out += attempts_text();
     out += "\r\n"sv;
   };
   // The same two fields for a head handed to an HTTP/2 stream as fields: x-request-id unless
@@ -1502,10 +1523,7 @@ asio::awaitable<bool> DownstreamConnection::forward(Exchange& ex, const Snapshot
   // Views: the bytes stay valid until the head is written (attempts_text is the exchange's).
   auto add_id_and_attempts = [&](std::vector<h2::Field>& f, bool upstream_gave_id) {
     if (!upstream_gave_id && ex.id_in_response) f.push_back({"x-request-id", ex.request_id_view});
-    ex.attempts = retries + 1;
-    char* const n = ex.attempts_text;
-    const auto end = std::to_chars(n, n + sizeof ex.attempts_text, retries + 1).ptr;
-    f.push_back({"x-outrigger-attempts", std::string_view(n, static_cast<size_t>(end - n))});
+    f.push_back({"x-outrigger-attempts", attempts_text()});
   };
   // A local error after at least one attempt: the failure of the last one.
   auto fail_final = [&](int status, std::string_view reason,
@@ -2022,20 +2040,8 @@ protocol_chosen:
     int& local_status = last_status;
     std::string_view& local_reason = last_reason;
     const auto attempt_start = Clock::now();
-    // A pooled connection, the common case, without the acquire() coroutine (its frame and
-    // resumption cost about 300 instructions; bench/RESULTS.md, session 14).
-    bool acquired = false;
-    up = pool.take_idle(ep, attempt_start);
-    if (up) {
-      reused = true;
-      cs.cx_reused.inc();
-      fail_connect = false;
-      fail_extra = {};
-      adopted_h2 = false;
-      acquired = true;
-    } else {
-      acquired = co_await acquire(ep, true, attempt_start);
-    }
+    bool acquired = take_pooled(ep, attempt_start);
+    if (!acquired) acquired = co_await acquire(ep, true);
     if (!acquired) {
       if (!fail_connect) co_return co_await fail_final(fail_status, fail_reason, fail_extra);
       outcome.result = upstream::AttemptResult::kConnectFailure;
@@ -2159,28 +2165,17 @@ protocol_chosen:
                                      policy != nullptr ? policy->per_try_timeout : milliseconds(0));
       bool stale_replayed = false;
       for (int interim = 0; !have_head; ++interim) {
-        ReadHead rh = ReadHead::kGot;
+        // read_head()'s loop, written out: a coroutine call per response cost ~250 instructions.
+        std::optional<ReadHead> got;
         head_begin();
-        for (;;) {
-          if (const auto r = head_step()) {
-            rh = *r;
-            break;
-          }
-          const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-          if (left.count() <= 0) {
-            rh = ReadHead::kTimeout;
-            break;
-          }
-          arm(Timeout::kResponse, left);
+        while (!got) {
+          got = head_step(Timeout::kResponse, deadline);
+          if (got) break;
           auto [ec, n] = co_await us_read(
               *up, asio::buffer(ex.ubuf->data + ex.uend, base::kBufferSize - ex.uend));
-          disarm();
-          if (ec || n == 0) {
-            rh = timed_out_ ? ReadHead::kTimeout : ReadHead::kClosed;
-            break;
-          }
-          ex.uend += n;
+          got = head_read(ec, n);
         }
+        const ReadHead rh = *got;
         if (rh == ReadHead::kTimeout) {
           const bool per_try = deadline < request_deadline;
           outcome.result = upstream::AttemptResult::kPerTryTimeout;
@@ -2200,7 +2195,7 @@ protocol_chosen:
           stale_replayed = true;
           active_upstream_ = nullptr;
           drop_upstream(false);
-          if (!co_await acquire(ep, false, Clock::time_point{})) {  // no idle one: unused
+          if (!co_await acquire(ep, false)) {
             rt.lb.on_request_end(pick);
             co_return co_await fail_final(fail_status, fail_reason, fail_extra);
           }
@@ -2286,41 +2281,6 @@ protocol_chosen:
   cs.rq[static_cast<size_t>(stats::code_class(rs.status))].inc();
   ex.ubeg += rs.head_bytes;
 
-  // The upstream switched to the WebSocket protocol: the client gets the 101, then the two
-  // connections are joined until they close. Neither is reused.
-  if (rs.status == 101) {
-    std::string& h = ex.out;
-    h.clear();
-    h += "HTTP/1.1 101 "sv;
-    h += rs.reason;
-    h += "\r\n"sv;
-    append_forwardable(h, rs);
-    h += "connection: upgrade\r\n"sv;
-    if (const http::Header* u = rs.find(http::HeaderKind::kUpgrade)) {
-      h += "upgrade: "sv;
-      h += u->value;
-      h += "\r\n"sv;
-    }
-    if (ex.id_in_response && rs.find(http::HeaderKind::kXRequestId) == nullptr) {
-      h += "x-request-id: "sv;
-      h += ex.request_id_view;
-      h += "\r\n"sv;
-    }
-    attempts_header(h);
-    h += "\r\n"sv;
-    arm(Timeout::kStream, stream_idle);
-    auto [ec, n] = co_await ds_write(asio::buffer(h));
-    disarm();
-    ex.bytes_sent += n;
-    if (!ec) {
-      const size_t from_client = rend_ > head_end ? rend_ - head_end : 0;
-      co_await tunnel(ex, *up, stream_idle, from_client);
-    }
-    active_upstream_ = nullptr;
-    drop_upstream(false);
-    co_return false;
-  }
-
   // 7. The downstream response head.
   const bool client_11 = rq.version_minor == 1;
   bool downstream_keep = rq.keep_alive && !close_ && request_complete;
@@ -2366,30 +2326,51 @@ protocol_chosen:
       return line_size;
     });
     append_forwardable(h, rs);
-    ex.attempts = retries + 1;
-    char attempts[12];
-    const std::string_view attempts_text(
-        attempts, static_cast<size_t>(std::to_chars(attempts, attempts + sizeof attempts,
-                                                    ex.attempts).ptr - attempts));
+    const std::string_view attempts = attempts_text();
     constexpr std::string_view kChunked = "transfer-encoding: chunked\r\n",
-                               kId = "x-request-id: ", kAttempts = "x-outrigger-attempts: ";
-    const std::string_view connection = !downstream_keep ? "connection: close\r\n"sv
-                                        : !client_11     ? "connection: keep-alive\r\n"sv
-                                                         : std::string_view();
+                               kId = "x-request-id: ", kAttempts = "x-outrigger-attempts: ",
+                               kUpgrade = "upgrade: ";
+    // A 101 (only a WebSocket handshake's gets here) names the protocol switched to.
+    const http::Header* upgrade =
+        rs.status == 101 ? rs.find(http::HeaderKind::kUpgrade) : nullptr;
+    const std::string_view connection = rs.status == 101  ? "connection: upgrade\r\n"sv
+                                        : !downstream_keep ? "connection: close\r\n"sv
+                                        : !client_11       ? "connection: keep-alive\r\n"sv
+                                                           : std::string_view();
     const bool give_id =
         ex.id_in_response && rs.find(http::HeaderKind::kXRequestId) == nullptr;
     const size_t at = h.size();
     const size_t n = (chunk_out ? kChunked.size() : 0) +
                      (give_id ? kId.size() + ex.request_id_view.size() + 2 : 0) +
-                     kAttempts.size() + attempts_text.size() + 2 + connection.size() + 2;
+                     kAttempts.size() + attempts.size() + 2 + connection.size() +
+                     (upgrade ? kUpgrade.size() + upgrade->value.size() + 2 : 0) + 2;
     h.resize_and_overwrite(at + n, [&](char* p, size_t) {
       Pieces w{p + at};
       if (chunk_out) w << kChunked;
       if (give_id) w << kId << ex.request_id_view << "\r\n"sv;
-      w << kAttempts << attempts_text << "\r\n"sv << connection << "\r\n"sv;
+      w << kAttempts << attempts << "\r\n"sv << connection;
+      if (upgrade) w << kUpgrade << upgrade->value << "\r\n"sv;
+      w << "\r\n"sv;
       assert(static_cast<size_t>(w.p - p) == at + n);
       return at + n;
     });
+  }
+
+  // The upstream switched to the WebSocket protocol: the client gets the 101 head, then the two
+  // connections are joined until they close. Neither is reused. (An HTTP/2 stream never gets
+  // here: only an HTTP/1.1 handshake is let through with a 101.)
+  if (rs.status == 101) {
+    arm(Timeout::kStream, stream_idle);
+    auto [ec, n] = co_await ds_write(asio::buffer(h));
+    disarm();
+    ex.bytes_sent += n;
+    if (!ec) {
+      const size_t from_client = rend_ > head_end ? rend_ - head_end : 0;
+      co_await tunnel(ex, *up, stream_idle, from_client);
+    }
+    active_upstream_ = nullptr;
+    drop_upstream(false);
+    co_return false;
   }
 
   // 8. Stream the response body.
